@@ -1,0 +1,1 @@
+//! L2 order books and Binance depth synchronisation. Being written.

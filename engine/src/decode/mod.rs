@@ -1,0 +1,1 @@
+//! Binance market-data decoders (simd-json). Being written.
