@@ -1,12 +1,15 @@
 //! tape's sans-IO core.
 //!
-//! Bytes and `now` go in, events come out: nothing in this crate reads a clock, a socket, a
-//! file or an environment variable, which is what makes a journal replay bit-exact.
+//! Bytes and `now` go in, events come out: nothing in this crate's core reads a clock, a
+//! socket, a file or an environment variable, which is what makes a journal replay bit-exact.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod book;
 pub mod decode;
+pub mod engine;
 pub mod fixed;
+pub mod input;
 pub mod instrument;
 pub mod msg;
+pub mod output;

@@ -1,1 +1,156 @@
-fn main() {}
+//! `tape`: the command-line front end of the tape engine.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tape_engine::instrument::Market;
+use tape_tools::{dump, import, replay};
+
+#[derive(Parser)]
+#[command(
+    name = "tape",
+    version,
+    about = "Low-latency market-data and trading-state engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Convert capture files into a journal, keeping each frame's recorded receive time.
+    Import {
+        /// Capture format.
+        #[arg(long, value_enum)]
+        format: import::Format,
+        /// Capture files; several are merged by receive time.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// cryptofeed REST snapshot file(s) (`*.http.*`), merged by receive time.
+        #[arg(long)]
+        http: Vec<PathBuf>,
+        /// Market, if the file name or URL does not tell (spot, usdm, coinm).
+        #[arg(long, value_parser = parse_market)]
+        market: Option<Market>,
+        /// Symbol of an hftbacktest file's inline snapshot, if no stream names it.
+        #[arg(long)]
+        symbol: Option<String>,
+        /// Output journal directory (must not hold a journal already).
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        /// Journal segment size in MiB.
+        #[arg(long, default_value_t = 64)]
+        segment_mib: u64,
+    },
+    /// Drive every record of a journal through the engine and print a summary.
+    Replay {
+        /// Journal directory.
+        journal: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a journal's records.
+    Dump {
+        /// Journal directory.
+        journal: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// First sequence number to print.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Print at most this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Print at most this many payload bytes per record (human format).
+        #[arg(long, default_value_t = 160)]
+        width: usize,
+    },
+    /// Check every checksum and the sequence continuity; exit non-zero on damage.
+    Verify {
+        /// Journal directory.
+        journal: PathBuf,
+    },
+}
+
+fn parse_market(s: &str) -> Result<Market, String> {
+    Market::parse(s).ok_or_else(|| format!("unknown market {s:?} (spot, usdm, coinm)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("tape: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Import {
+            format,
+            files,
+            http,
+            market,
+            symbol,
+            out,
+            segment_mib,
+        } => {
+            let opts = import::ImportOptions {
+                format,
+                files,
+                http,
+                market,
+                symbol,
+            };
+            let jopts = tape_journal::JournalOptions {
+                segment_size: segment_mib.saturating_mul(1 << 20),
+                ..tape_journal::JournalOptions::default()
+            };
+            let report = dump::write_import_with(&opts, &out, jopts)?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Replay { journal, json } => {
+            let (summary, _) = replay::replay(&journal)?;
+            if json {
+                let mut stdout = std::io::stdout().lock();
+                serde_json::to_writer_pretty(&mut stdout, &summary)?;
+                writeln!(stdout).context("stdout")?;
+            } else {
+                replay::print_human(&summary);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Dump {
+            journal,
+            json,
+            from,
+            limit,
+            width,
+        } => {
+            dump::dump(&journal, json, from, limit, width)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Verify { journal } => dump::verify(&journal),
+    }
+}

@@ -1,0 +1,61 @@
+//! Decode one frame of each hot kind: tape's simd-json decoder (into fixed-point events)
+//! against serde_json and sonic-rs into typed structs with borrowed `&str` fields.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tape_bench::{peer, SPOT_BOOK_TICKER, SPOT_TRADE, USDM_DEPTH20};
+use tape_engine::decode::{DecodeCtx, Decoder};
+use tape_engine::instrument::{Market, Registry};
+
+/// One group per frame kind: tape, then the peers on the same bytes.
+macro_rules! frame_group {
+    ($c:expr, $name:expr, $frame:expr, $market:expr, $peer:ty) => {{
+        let frame: &str = $frame;
+        let mut g = $c.benchmark_group(concat!("decode/", $name));
+        g.throughput(Throughput::Elements(1));
+        let mut registry = Registry::default();
+        registry
+            .register($market, "BTCUSDT", 8, 8)
+            .expect("register BTCUSDT");
+        let mut dec = Decoder::new();
+        let ctx = DecodeCtx {
+            market: $market,
+            auto_register: false,
+        };
+        dec.decode_frame(frame.as_bytes(), ctx, &mut registry)
+            .expect("fixture frame decodes");
+        g.bench_function("tape", |b| {
+            b.iter(|| {
+                let m = dec
+                    .decode_frame(black_box(frame.as_bytes()), ctx, &mut registry)
+                    .expect("decodes");
+                black_box(&m);
+            })
+        });
+        g.bench_function("serde_json", |b| {
+            b.iter(|| {
+                let m: peer::Combined<'_, $peer> =
+                    serde_json::from_str(black_box(frame)).expect("serde_json decodes");
+                black_box(&m.data);
+            })
+        });
+        g.bench_function("sonic_rs", |b| {
+            b.iter(|| {
+                let m: peer::Combined<'_, $peer> =
+                    sonic_rs::from_str(black_box(frame)).expect("sonic-rs decodes");
+                black_box(&m.data);
+            })
+        });
+        g.finish();
+    }};
+}
+
+fn decode(c: &mut Criterion) {
+    frame_group!(c, "book_ticker", SPOT_BOOK_TICKER, Market::Spot, peer::BookTicker<'_>);
+    frame_group!(c, "trade", SPOT_TRADE, Market::Spot, peer::Trade<'_>);
+    frame_group!(c, "depth20", USDM_DEPTH20, Market::UsdM, peer::Depth<'_>);
+}
+
+criterion_group!(benches, decode);
+criterion_main!(benches);

@@ -1,0 +1,446 @@
+//! The engine state machine: journal records in, [`Output`]s out.
+//!
+//! Live mode and replay both call [`Engine::handle_record`] with the record's receive time;
+//! the engine never reads a clock, so the same records always give the same outputs (and the
+//! same [`Digest`]).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::book::{BookEvent, BookSync, SyncLimits};
+use crate::decode::{DecodeCtx, Decoder};
+use crate::input::{Nanos, RecordKind, SourceDef, SourceId, MAX_SOURCES};
+use crate::instrument::{InstrumentId, Market, Registry};
+use crate::msg::{BookTicker, MarketMsg};
+use crate::output::{Bbo, Digest, Error, Event, Output};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Register symbols seen in frames that were not configured (with the default scale).
+    pub auto_register: bool,
+    /// Limits on each book's buffer of not-yet-applied diffs.
+    pub sync_limits: SyncLimits,
+    /// Instruments with explicit scales: (market, symbol, price scale, quantity scale).
+    pub instruments: Vec<(Market, String, u8, u8)>,
+    /// Most outputs held before the oldest are dropped (and counted); the io layer drains
+    /// the queue after every input, so this only bounds a caller that forgets to.
+    pub max_queued_outputs: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            auto_register: true,
+            sync_limits: SyncLimits::default(),
+            instruments: Vec::new(),
+            max_queued_outputs: 1 << 20,
+        }
+    }
+}
+
+/// Counters for the replay summary and `/status`. Maps are ordered so output is deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Records handled, all kinds.
+    pub records: u64,
+    /// Decoded messages by kind (`depth`, `snapshot`, `trade`, ...).
+    pub messages: MessageCounts,
+    /// Errors by code.
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Outputs produced.
+    pub outputs: u64,
+    /// Outputs dropped because the caller did not drain the queue.
+    pub outputs_dropped: u64,
+    /// bookTicker oracle checks: a bookTicker whose `u` equals the book's last applied id.
+    pub bbo_checks: u64,
+    /// Of those, how many disagreed with the book's top.
+    pub bbo_mismatches: u64,
+}
+
+/// Names of the message kinds counted in [`MessageCounts`], in index order.
+pub const MESSAGE_KINDS: [&str; 8] = [
+    "depth",
+    "snapshot",
+    "trade",
+    "agg_trade",
+    "book_ticker",
+    "ticker",
+    "mini_ticker",
+    "unknown",
+];
+
+/// Decoded messages by kind: a fixed array, so counting costs an increment on the hot path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageCounts([u64; MESSAGE_KINDS.len()]);
+
+impl MessageCounts {
+    /// `(kind, count)` for every kind seen at least once, in [`MESSAGE_KINDS`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        MESSAGE_KINDS
+            .iter()
+            .zip(self.0.iter())
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (*k, *n))
+    }
+
+    /// The count for one kind name.
+    pub fn get(&self, kind: &str) -> u64 {
+        MESSAGE_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.0[i])
+    }
+}
+
+/// How many bookTickers per instrument may wait for the book to catch up with them.
+pub const MAX_PENDING_ORACLE: usize = 64;
+
+struct Source {
+    def: SourceDef,
+    /// For snapshot sources: the instrument their symbol names.
+    instrument: Option<InstrumentId>,
+}
+
+/// The engine: decoders, registry, books, counters and the output queue.
+pub struct Engine {
+    cfg: EngineConfig,
+    registry: Registry,
+    decoder: Decoder,
+    sources: Vec<Option<Source>>,
+    books: Vec<Option<BookSync>>,
+    last_bbo: Vec<Option<Bbo>>,
+    /// Per instrument: bookTickers ahead of the book (ascending `u`, at most
+    /// [`MAX_PENDING_ORACLE`]), each checked when the book reaches its `u`.
+    pending_oracle: Vec<VecDeque<BookTicker>>,
+    book_events: Vec<BookEvent>,
+    out: VecDeque<Output>,
+    digest: Digest,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// A new engine.
+    ///
+    /// # Errors
+    /// A configured instrument that the registry refuses (bad symbol or scale, duplicate).
+    pub fn new(cfg: EngineConfig) -> Result<Engine, crate::instrument::RegistryError> {
+        let mut registry = Registry::default();
+        for (market, symbol, ps, qs) in &cfg.instruments {
+            registry.register(*market, symbol, *ps, *qs)?;
+        }
+        Ok(Engine {
+            cfg,
+            registry,
+            decoder: Decoder::new(),
+            sources: Vec::new(),
+            books: Vec::new(),
+            last_bbo: Vec::new(),
+            pending_oracle: Vec::new(),
+            book_events: Vec::with_capacity(4096),
+            out: VecDeque::with_capacity(4096),
+            digest: Digest::default(),
+            stats: EngineStats::default(),
+        })
+    }
+
+    /// Handles one input record. Failures are counted, emitted as [`Event::Error`] and
+    /// returned; the engine stays usable either way.
+    ///
+    /// # Errors
+    /// The [`Error`] this record caused, if any.
+    pub fn handle_record(
+        &mut self,
+        now: Nanos,
+        source: u32,
+        kind: u16,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        self.stats.records += 1;
+        let res = match RecordKind::from_u16(kind) {
+            Some(RecordKind::SourceDef) => self.define_source(source, payload),
+            Some(RecordKind::WsFrame) => self.handle_frame(now, source, payload),
+            Some(RecordKind::RestSnapshot) => self.handle_snapshot(now, source, payload),
+            None => Err(Error::UnknownKind {
+                source_id: source,
+                kind,
+            }),
+        };
+        if let Err(e) = &res {
+            *self.stats.errors.entry(e.code()).or_default() += 1;
+            self.emit(now, Event::Error(e.clone()));
+        }
+        res
+    }
+
+    /// The next output, oldest first.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The running digest over every output produced so far.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// The instrument registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The book of an instrument, if any depth data was seen for it.
+    pub fn book(&self, id: InstrumentId) -> Option<&BookSync> {
+        self.books.get(id.0 as usize)?.as_ref()
+    }
+
+    /// All books, in instrument order.
+    pub fn books(&self) -> impl Iterator<Item = &BookSync> {
+        self.books.iter().flatten()
+    }
+
+    /// The definition of a source, if it was declared.
+    pub fn source(&self, id: SourceId) -> Option<&SourceDef> {
+        Some(&self.sources.get(id.0 as usize)?.as_ref()?.def)
+    }
+
+    fn define_source(&mut self, source: u32, payload: &[u8]) -> Result<(), Error> {
+        let bad = |message: String| Error::BadSourceDef {
+            source_id: source,
+            message,
+        };
+        if source >= MAX_SOURCES {
+            return Err(bad(format!("source id above {}", MAX_SOURCES - 1)));
+        }
+        let def = SourceDef::parse(payload).map_err(|e| bad(e.to_string()))?;
+        let registered = match (&def.symbol, def.scales) {
+            (Some(sym), Some((ps, qs))) => Some(self.registry.register(def.market, sym, ps, qs)),
+            (Some(sym), None) => Some(self.registry.lookup_or_register(def.market, sym.as_bytes())),
+            (None, _) => None,
+        };
+        let instrument = registered.transpose().map_err(|e| Error::Registry {
+            source_id: source,
+            message: e.to_string(),
+        })?;
+        let idx = source as usize;
+        if self.sources.len() <= idx {
+            self.sources.resize_with(idx + 1, || None);
+        }
+        if let Some(old) = &self.sources[idx] {
+            if old.def != def {
+                return Err(bad("redefined with a different meaning".into()));
+            }
+        }
+        self.sources[idx] = Some(Source { def, instrument });
+        Ok(())
+    }
+
+    fn source_info(&self, source: u32) -> Result<(Market, Option<InstrumentId>), Error> {
+        match self.sources.get(source as usize) {
+            Some(Some(s)) => Ok((s.def.market, s.instrument)),
+            _ => Err(Error::UnknownSource(source)),
+        }
+    }
+
+    fn handle_frame(&mut self, now: Nanos, source: u32, payload: &[u8]) -> Result<(), Error> {
+        let (market, _) = self.source_info(source)?;
+        let ctx = DecodeCtx {
+            market,
+            auto_register: self.cfg.auto_register,
+        };
+        let msg = self
+            .decoder
+            .decode_frame(payload, ctx, &mut self.registry)
+            .map_err(|err| Error::Decode {
+                source_id: SourceId(source),
+                err,
+            })?;
+        self.stats.messages.0[msg_kind(&msg)] += 1;
+        match msg {
+            MarketMsg::Depth(d) => {
+                let id = d.instrument;
+                let book = book_slot(&mut self.books, id, market, &self.cfg.sync_limits);
+                book.on_diff(&d, &mut self.book_events);
+                self.flush_book_events(now, id);
+            }
+            MarketMsg::Snapshot(s) => {
+                // The decoder never yields snapshots from frames; handled for completeness.
+                let id = s.instrument;
+                let book = book_slot(&mut self.books, id, market, &self.cfg.sync_limits);
+                book.on_snapshot(&s, &mut self.book_events);
+                self.flush_book_events(now, id);
+            }
+            MarketMsg::Trade(t) => self.emit(now, Event::Trade(t)),
+            MarketMsg::AggTrade(t) => self.emit(now, Event::AggTrade(t)),
+            MarketMsg::BookTicker(t) => {
+                self.check_oracle(&t);
+                self.emit(now, Event::BookTicker(t));
+            }
+            MarketMsg::Ticker(t) => self.emit(now, Event::Ticker(t)),
+            MarketMsg::Unknown => {}
+        }
+        Ok(())
+    }
+
+    fn handle_snapshot(&mut self, now: Nanos, source: u32, payload: &[u8]) -> Result<(), Error> {
+        let (market, instrument) = self.source_info(source)?;
+        let id = instrument.ok_or(Error::SnapshotWithoutSymbol(source))?;
+        let snap = self
+            .decoder
+            .decode_snapshot(payload, id, &self.registry)
+            .map_err(|err| Error::Decode {
+                source_id: SourceId(source),
+                err,
+            })?;
+        self.stats.messages.0[1] += 1;
+        let book = book_slot(&mut self.books, id, market, &self.cfg.sync_limits);
+        book.on_snapshot(&snap, &mut self.book_events);
+        self.flush_book_events(now, id);
+        Ok(())
+    }
+
+    /// Moves the book's events to the output queue, then a [`Bbo`] if the top changed.
+    fn flush_book_events(&mut self, now: Nanos, id: InstrumentId) {
+        let mut events = std::mem::take(&mut self.book_events);
+        for ev in events.drain(..) {
+            self.emit(now, Event::Book(ev));
+        }
+        self.book_events = events;
+        let Some(Some(book)) = self.books.get(id.0 as usize) else {
+            return;
+        };
+        let idx = id.0 as usize;
+        if self.last_bbo.len() <= idx {
+            self.last_bbo.resize(idx + 1, None);
+        }
+        let bbo = if book.is_synced() {
+            Some(Bbo {
+                instrument: id,
+                update_id: book.last_update_id().unwrap_or(0),
+                bid: book.book().best_bid(),
+                ask: book.book().best_ask(),
+            })
+        } else {
+            None
+        };
+        let changed = match (&self.last_bbo[idx], &bbo) {
+            (Some(a), Some(b)) => a.bid != b.bid || a.ask != b.ask,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        self.last_bbo[idx] = bbo;
+        if let (true, Some(b)) = (changed, bbo) {
+            self.emit(now, Event::Bbo(b));
+        }
+        self.check_pending_oracle(id);
+    }
+
+    /// The exchange's bookTicker is an independent oracle for the book: when its `u` equals
+    /// an applied depth id, the tops must agree exactly. A bookTicker often arrives a few
+    /// frames before the depth event with the same `u` (separate streams), so those ahead of
+    /// the book wait in a small bounded queue.
+    fn check_oracle(&mut self, t: &BookTicker) {
+        let idx = t.instrument.0 as usize;
+        let Some(Some(book)) = self.books.get(idx) else {
+            return;
+        };
+        let last = book.last_update_id();
+        if book.is_synced() && last == Some(t.update_id) {
+            self.compare_oracle(t);
+        } else if last.is_none_or(|u| t.update_id > u) {
+            if self.pending_oracle.len() <= idx {
+                self.pending_oracle.resize_with(idx + 1, VecDeque::new);
+            }
+            let q = &mut self.pending_oracle[idx];
+            if q.back().is_some_and(|b| b.update_id >= t.update_id) {
+                return; // out of order: not an oracle we can place
+            }
+            if q.len() == MAX_PENDING_ORACLE {
+                q.pop_front();
+            }
+            q.push_back(*t);
+        }
+    }
+
+    /// Checks the waiting bookTickers the book has now caught up with.
+    fn check_pending_oracle(&mut self, id: InstrumentId) {
+        let idx = id.0 as usize;
+        let Some(Some(book)) = self.books.get(idx) else {
+            return;
+        };
+        let Some(last) = book.last_update_id().filter(|_| book.is_synced()) else {
+            return;
+        };
+        let Some(q) = self.pending_oracle.get_mut(idx) else {
+            return;
+        };
+        let mut hit = None;
+        while let Some(front) = q.front() {
+            if front.update_id > last {
+                break;
+            }
+            let t = q.pop_front().expect("front exists");
+            if t.update_id == last {
+                hit = Some(t);
+            }
+        }
+        if let Some(t) = hit {
+            self.compare_oracle(&t);
+        }
+    }
+
+    fn compare_oracle(&mut self, t: &BookTicker) {
+        let Some(Some(book)) = self.books.get(t.instrument.0 as usize) else {
+            return;
+        };
+        self.stats.bbo_checks += 1;
+        let (bid, ask) = (book.book().best_bid(), book.book().best_ask());
+        let agree = bid.is_some_and(|b| b.price == t.bid_price && b.qty == t.bid_qty)
+            && ask.is_some_and(|a| a.price == t.ask_price && a.qty == t.ask_qty);
+        if !agree {
+            self.stats.bbo_mismatches += 1;
+        }
+    }
+
+    fn emit(&mut self, now: Nanos, event: Event) {
+        let out = Output { recv: now, event };
+        self.digest.update(&out);
+        self.stats.outputs += 1;
+        if self.out.len() >= self.cfg.max_queued_outputs {
+            self.out.pop_front();
+            self.stats.outputs_dropped += 1;
+        }
+        self.out.push_back(out);
+    }
+}
+
+fn book_slot<'a>(
+    books: &'a mut Vec<Option<BookSync>>,
+    id: InstrumentId,
+    market: Market,
+    limits: &SyncLimits,
+) -> &'a mut BookSync {
+    let idx = id.0 as usize;
+    if books.len() <= idx {
+        books.resize_with(idx + 1, || None);
+    }
+    books[idx].get_or_insert_with(|| BookSync::new(id, market, *limits))
+}
+
+/// Index into [`MESSAGE_KINDS`].
+fn msg_kind(m: &MarketMsg<'_>) -> usize {
+    match m {
+        MarketMsg::Depth(_) => 0,
+        MarketMsg::Snapshot(_) => 1,
+        MarketMsg::Trade(_) => 2,
+        MarketMsg::AggTrade(_) => 3,
+        MarketMsg::BookTicker(_) => 4,
+        MarketMsg::Ticker(t) if t.mini => 6,
+        MarketMsg::Ticker(_) => 5,
+        MarketMsg::Unknown => 7,
+    }
+}

@@ -1,0 +1,210 @@
+//! What goes into the engine: journal record kinds, sources, and receive time.
+//!
+//! Every input is a journal record `(recv time, source, kind, raw bytes)`. A source is a
+//! stream of inputs with one meaning (an exchange WebSocket connection, the REST snapshots of
+//! one symbol); it is declared by a [`RecordKind::SourceDef`] record in the same journal, so a
+//! journal is self-describing and replays without outside configuration.
+
+/// Receive time in nanoseconds, stamped once by the io layer (or read back from the journal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Nanos(pub u64);
+
+/// A journal source id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceId(pub u32);
+
+/// Highest accepted source id + 1; sources are indexed densely.
+pub const MAX_SOURCES: u32 = 4096;
+
+/// The kind of a journal record; stored as a `u16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u16)]
+pub enum RecordKind {
+    /// Declares a source: payload is a [`SourceDef`] in its text form.
+    SourceDef = 1,
+    /// One WebSocket text frame from an exchange market-data stream.
+    WsFrame = 2,
+    /// One REST depth snapshot response body.
+    RestSnapshot = 3,
+}
+
+impl RecordKind {
+    /// The kind for a stored `u16`, if known.
+    pub fn from_u16(v: u16) -> Option<RecordKind> {
+        match v {
+            1 => Some(RecordKind::SourceDef),
+            2 => Some(RecordKind::WsFrame),
+            3 => Some(RecordKind::RestSnapshot),
+            _ => None,
+        }
+    }
+
+    /// Stable lower-case name, for dumps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::SourceDef => "source_def",
+            RecordKind::WsFrame => "ws_frame",
+            RecordKind::RestSnapshot => "rest_snapshot",
+        }
+    }
+}
+
+use crate::instrument::Market;
+
+/// What a source carries. Text form (the journal payload), one line of `key=value` pairs:
+/// `tape-source/1 market=usdm symbol=BTCUSDT price_scale=2 qty_scale=3 name=rest`. `symbol`
+/// is required for REST snapshot sources (spot snapshots do not name their symbol);
+/// `price_scale`/`qty_scale` (0 to 18, both or neither) register the symbol with those
+/// scales; `name` is free text without spaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDef {
+    /// Market whose rules decode and sequence this source.
+    pub market: Market,
+    /// The symbol, for single-symbol sources.
+    pub symbol: Option<String>,
+    /// `(price scale, quantity scale)` of `symbol`, when known.
+    pub scales: Option<(u8, u8)>,
+    /// A label for humans.
+    pub name: String,
+}
+
+const SOURCE_DEF_MAGIC: &str = "tape-source/1";
+
+/// Why a source definition could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceDefError {
+    /// Not UTF-8, or not starting with `tape-source/1`.
+    #[error("not a tape-source/1 definition")]
+    Format,
+    /// `market=` missing or unknown.
+    #[error("missing or unknown market in source definition")]
+    Market,
+    /// A scale that is not a number from 0 to 18, or only one of the two.
+    #[error("bad price_scale/qty_scale in source definition")]
+    Scale,
+    /// A `key=value` pair that is not understood.
+    #[error("unknown key {0:?} in source definition")]
+    UnknownKey(String),
+}
+
+impl SourceDef {
+    /// The journal payload for this definition.
+    pub fn to_text(&self) -> String {
+        let mut s = format!("{SOURCE_DEF_MAGIC} market={}", self.market);
+        if let Some(sym) = &self.symbol {
+            s.push_str(" symbol=");
+            s.push_str(sym);
+        }
+        if let Some((p, q)) = self.scales {
+            s.push_str(&format!(" price_scale={p} qty_scale={q}"));
+        }
+        if !self.name.is_empty() {
+            s.push_str(" name=");
+            s.push_str(&self.name.replace(char::is_whitespace, "_"));
+        }
+        s
+    }
+
+    /// Parses [`SourceDef::to_text`] output.
+    ///
+    /// # Errors
+    /// [`SourceDefError`] for anything else.
+    pub fn parse(payload: &[u8]) -> Result<SourceDef, SourceDefError> {
+        let text = std::str::from_utf8(payload).map_err(|_| SourceDefError::Format)?;
+        let mut parts = text.split_ascii_whitespace();
+        if parts.next() != Some(SOURCE_DEF_MAGIC) {
+            return Err(SourceDefError::Format);
+        }
+        let (mut market, mut symbol, mut name) = (None, None, String::new());
+        let (mut ps, mut qs) = (None, None);
+        let scale = |v: &str| -> Result<u8, SourceDefError> {
+            v.parse::<u8>()
+                .ok()
+                .filter(|s| *s <= crate::fixed::MAX_SCALE)
+                .ok_or(SourceDefError::Scale)
+        };
+        for part in parts {
+            match part.split_once('=') {
+                Some(("market", v)) => {
+                    market = Some(Market::parse(v).ok_or(SourceDefError::Market)?)
+                }
+                Some(("symbol", v)) => symbol = Some(v.to_owned()),
+                Some(("name", v)) => name = v.to_owned(),
+                Some(("price_scale", v)) => ps = Some(scale(v)?),
+                Some(("qty_scale", v)) => qs = Some(scale(v)?),
+                _ => return Err(SourceDefError::UnknownKey(part.chars().take(64).collect())),
+            }
+        }
+        let scales = match (ps, qs) {
+            (Some(p), Some(q)) => Some((p, q)),
+            (None, None) => None,
+            _ => return Err(SourceDefError::Scale),
+        };
+        Ok(SourceDef {
+            market: market.ok_or(SourceDefError::Market)?,
+            symbol,
+            scales,
+            name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_def_round_trip() {
+        let d = SourceDef {
+            market: Market::CoinM,
+            symbol: Some("BTCUSD_PERP".into()),
+            scales: Some((1, 0)),
+            name: "rest snapshots".into(),
+        };
+        let text = d.to_text();
+        assert_eq!(
+            text,
+            "tape-source/1 market=coinm symbol=BTCUSD_PERP price_scale=1 qty_scale=0 name=rest_snapshots"
+        );
+        let back = SourceDef::parse(text.as_bytes()).unwrap();
+        assert_eq!(back.symbol, d.symbol);
+        assert_eq!(back.market, Market::CoinM);
+        assert_eq!(back.name, "rest_snapshots");
+        assert_eq!(back.scales, Some((1, 0)));
+    }
+
+    #[test]
+    fn source_def_rejects_garbage() {
+        assert_eq!(SourceDef::parse(b""), Err(SourceDefError::Format));
+        assert_eq!(SourceDef::parse(&[0xff, 0xfe]), Err(SourceDefError::Format));
+        assert_eq!(
+            SourceDef::parse(b"tape-source/1 symbol=X"),
+            Err(SourceDefError::Market)
+        );
+        assert_eq!(
+            SourceDef::parse(b"tape-source/1 market=mars"),
+            Err(SourceDefError::Market)
+        );
+        for bad in [
+            "price_scale=19 qty_scale=2",
+            "price_scale=2",
+            "price_scale=x qty_scale=1",
+        ] {
+            let text = format!("tape-source/1 market=spot symbol=A {bad}");
+            assert_eq!(
+                SourceDef::parse(text.as_bytes()),
+                Err(SourceDefError::Scale),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            SourceDef::parse(b"tape-source/1 market=spot bogus"),
+            Err(SourceDefError::UnknownKey(_))
+        ));
+        for k in 0..=u16::MAX {
+            if let Some(rk) = RecordKind::from_u16(k) {
+                assert_eq!(rk as u16, k);
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! What comes out of the engine, and the digest that proves two runs produced the same.
+
+use crate::book::BookEvent;
+use crate::decode::DecodeError;
+use crate::fixed::{Decimal, Price, Qty};
+use crate::input::{Nanos, SourceId};
+use crate::instrument::InstrumentId;
+use crate::msg::{AggTrade, BookTicker, Level, Ticker, Trade};
+
+/// One engine output, stamped with the receive time of the input that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Receive time of the input record that produced this output.
+    pub recv: Nanos,
+    /// What happened.
+    pub event: Event,
+}
+
+/// Best bid and ask of a synced book, emitted when either changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bbo {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Final update id of the depth event that produced this top of book.
+    pub update_id: u64,
+    /// Best bid, if any.
+    pub bid: Option<Level>,
+    /// Best ask, if any.
+    pub ask: Option<Level>,
+}
+
+/// Why an input was rejected. Counted by [`Error::code`]; the engine carries on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The frame did not decode.
+    #[error("source {}: {err}", .source_id.0)]
+    Decode {
+        /// Source of the frame.
+        source_id: SourceId,
+        /// The decoder's error.
+        err: DecodeError,
+    },
+    /// A record named a source that was never defined.
+    #[error("record from undefined source {0}")]
+    UnknownSource(u32),
+    /// A source definition that could not be parsed or conflicts with an earlier one.
+    #[error("source {source_id}: bad definition: {message}")]
+    BadSourceDef {
+        /// The source id.
+        source_id: u32,
+        /// What was wrong.
+        message: String,
+    },
+    /// A record kind this engine does not know.
+    #[error("source {source_id}: unknown record kind {kind}")]
+    UnknownKind {
+        /// The source id.
+        source_id: u32,
+        /// The stored kind.
+        kind: u16,
+    },
+    /// A REST snapshot from a source that names no symbol.
+    #[error("source {0}: snapshot source has no symbol")]
+    SnapshotWithoutSymbol(u32),
+    /// The symbol of a snapshot source could not be registered.
+    #[error("source {source_id}: {message}")]
+    Registry {
+        /// The source id.
+        source_id: u32,
+        /// The registry's message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// A stable short name, for counting errors by kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Decode { err, .. } => err.code(),
+            Error::UnknownSource(_) => "unknown_source",
+            Error::BadSourceDef { .. } => "bad_source_def",
+            Error::UnknownKind { .. } => "unknown_kind",
+            Error::SnapshotWithoutSymbol(_) => "snapshot_without_symbol",
+            Error::Registry { .. } => "registry",
+        }
+    }
+}
+
+/// Every kind of engine output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A book changed state or content.
+    Book(BookEvent),
+    /// The top of a synced book changed.
+    Bbo(Bbo),
+    /// A trade.
+    Trade(Trade),
+    /// An aggregate trade.
+    AggTrade(AggTrade),
+    /// The exchange's own best bid/ask stream.
+    BookTicker(BookTicker),
+    /// 24h statistics.
+    Ticker(Ticker),
+    /// An input was rejected.
+    Error(Error),
+}
+
+/// A running hash over every output in order: equal digests mean equal output sequences.
+///
+/// Each output is encoded canonically (explicit little-endian fields, a tag per variant) and
+/// folded with xxh3 seeded by the previous digest; no `Hash` impl or memory layout leaks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Digest {
+    value: u64,
+    count: u64,
+}
+
+impl Digest {
+    /// The digest value.
+    pub fn value(&self) -> u64 {
+        self.value
+    }
+
+    /// How many outputs were folded in.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Folds one output into the digest.
+    pub fn update(&mut self, out: &Output) {
+        let mut enc = Enc::default();
+        enc.u64(out.recv.0);
+        encode_event(&mut enc, &out.event);
+        self.value = xxhash_rust::xxh3::xxh3_64_with_seed(enc.bytes(), self.value);
+        self.count += 1;
+    }
+}
+
+/// A fixed stack buffer for canonical encodings; long strings are hashed, not copied.
+struct Enc {
+    buf: [u8; 192],
+    len: usize,
+}
+
+impl Default for Enc {
+    fn default() -> Self {
+        Enc {
+            buf: [0; 192],
+            len: 0,
+        }
+    }
+}
+
+impl Enc {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    fn raw(&mut self, b: &[u8]) {
+        // Every encoding below is far shorter than the buffer; strings go through `str`.
+        let end = (self.len + b.len()).min(self.buf.len());
+        let n = end - self.len;
+        self.buf[self.len..end].copy_from_slice(&b[..n]);
+        self.len = end;
+    }
+    fn u8(&mut self, v: u8) {
+        self.raw(&[v]);
+    }
+    fn u64(&mut self, v: u64) {
+        self.raw(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.raw(&v.to_le_bytes());
+    }
+    fn bool(&mut self, v: bool) {
+        self.u8(u8::from(v));
+    }
+    fn opt(&mut self, v: Option<u64>) {
+        match v {
+            Some(x) => {
+                self.u8(1);
+                self.u64(x);
+            }
+            None => self.u8(0),
+        }
+    }
+    fn inst(&mut self, i: InstrumentId) {
+        self.raw(&i.0.to_le_bytes());
+    }
+    fn price(&mut self, p: Price) {
+        self.i64(p.0);
+    }
+    fn qty(&mut self, q: Qty) {
+        self.i64(q.0);
+    }
+    fn dec(&mut self, d: Decimal) {
+        self.i64(d.mantissa);
+        self.u8(d.scale);
+    }
+    fn level(&mut self, l: Option<Level>) {
+        match l {
+            Some(l) => {
+                self.u8(1);
+                self.price(l.price);
+                self.qty(l.qty);
+            }
+            None => self.u8(0),
+        }
+    }
+    fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.u64(xxhash_rust::xxh3::xxh3_64(s.as_bytes()));
+    }
+}
+
+fn encode_event(e: &mut Enc, ev: &Event) {
+    match ev {
+        Event::Book(b) => {
+            e.u8(1);
+            crate::book::encode_book_event(b, &mut |bytes| e.raw(bytes));
+        }
+        Event::Bbo(b) => {
+            e.u8(2);
+            e.inst(b.instrument);
+            e.u64(b.update_id);
+            e.level(b.bid);
+            e.level(b.ask);
+        }
+        Event::Trade(t) => {
+            e.u8(3);
+            e.inst(t.instrument);
+            e.u64(t.event_time_ms);
+            e.u64(t.trade_time_ms);
+            e.u64(t.trade_id);
+            e.price(t.price);
+            e.qty(t.qty);
+            e.bool(t.buyer_is_maker);
+            e.opt(t.buyer_order_id);
+            e.opt(t.seller_order_id);
+            e.bool(t.is_market);
+        }
+        Event::AggTrade(t) => {
+            e.u8(4);
+            e.inst(t.instrument);
+            e.u64(t.event_time_ms);
+            e.u64(t.trade_time_ms);
+            e.u64(t.agg_id);
+            e.u64(t.first_trade_id);
+            e.u64(t.last_trade_id);
+            e.price(t.price);
+            e.qty(t.qty);
+            e.bool(t.buyer_is_maker);
+        }
+        Event::BookTicker(t) => {
+            e.u8(5);
+            e.inst(t.instrument);
+            e.u64(t.update_id);
+            e.opt(t.event_time_ms);
+            e.opt(t.transact_time_ms);
+            e.price(t.bid_price);
+            e.qty(t.bid_qty);
+            e.price(t.ask_price);
+            e.qty(t.ask_qty);
+        }
+        Event::Ticker(t) => {
+            e.u8(6);
+            e.inst(t.instrument);
+            e.bool(t.mini);
+            e.u64(t.event_time_ms);
+            e.price(t.last);
+            e.price(t.open);
+            e.price(t.high);
+            e.price(t.low);
+            e.price(t.price_change);
+            match t.price_change_pct {
+                Some(d) => {
+                    e.u8(1);
+                    e.dec(d);
+                }
+                None => e.u8(0),
+            }
+            e.dec(t.volume);
+            e.dec(t.quote_volume);
+        }
+        Event::Error(err) => {
+            e.u8(7);
+            e.str(&err.to_string());
+        }
+    }
+}

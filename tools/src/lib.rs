@@ -1,0 +1,7 @@
+//! The library behind the `tape` binary: import, replay, dump and verify, usable from tests
+//! and benchmarks.
+#![forbid(unsafe_code)]
+
+pub mod dump;
+pub mod import;
+pub mod replay;

@@ -1,0 +1,187 @@
+//! The `tape` binary's contract: clear one-line errors, dump, and verify catching damage.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn tape(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tape"))
+        .args(args)
+        .output()
+        .expect("tape runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn small_journal(dir: &Path) -> PathBuf {
+    let out = dir.join("j");
+    let src = root().join("fixtures/hftbacktest/spot_ethusdt_20240808.first1000lines.txt");
+    let o = tape(&[
+        "import",
+        "--format",
+        "hftbacktest",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn bad_paths_give_one_line_errors_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope");
+    for args in [
+        vec!["replay", missing.to_str().unwrap()],
+        vec!["dump", missing.to_str().unwrap()],
+        vec!["verify", missing.to_str().unwrap()],
+        vec![
+            "import",
+            "--format",
+            "hftbacktest",
+            missing.to_str().unwrap(),
+            "-o",
+            tmp.path().join("out").to_str().unwrap(),
+        ],
+    ] {
+        let o = tape(&args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = stderr(&o);
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {err}"
+        );
+        assert!(err.contains("nope"), "{args:?}: names the path: {err}");
+    }
+}
+
+#[test]
+fn unknown_format_and_unknown_market_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = tape(&["import", "--format", "parquet", "x", "-o", "y"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("parquet"), "{}", stderr(&o));
+
+    // A capture whose name does not tell the market.
+    let f = tmp.path().join("capture.txt");
+    std::fs::write(&f, "1 {\"stream\":\"btcusdt@trade\",\"data\":{}}\n").unwrap();
+    let o = tape(&[
+        "import",
+        "--format",
+        "hftbacktest",
+        f.to_str().unwrap(),
+        "-o",
+        tmp.path().join("o").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--market"), "{}", stderr(&o));
+
+    // A malformed line is reported with its line number.
+    let f = tmp.path().join("spot_bad.txt");
+    std::fs::write(&f, "1 {}\nnot-a-timestamp {}\n").unwrap();
+    let o = tape(&[
+        "import",
+        "--format",
+        "hftbacktest",
+        f.to_str().unwrap(),
+        "-o",
+        tmp.path().join("o2").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("spot_bad.txt:2"), "{}", stderr(&o));
+}
+
+#[test]
+fn import_refuses_to_overwrite_a_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = small_journal(tmp.path());
+    let src = root().join("fixtures/hftbacktest/spot_ethusdt_20240808.first1000lines.txt");
+    let o = tape(&[
+        "import",
+        "--format",
+        "hftbacktest",
+        src.to_str().unwrap(),
+        "-o",
+        j.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+}
+
+#[test]
+fn dump_prints_every_record_and_seeks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = small_journal(tmp.path());
+    let o = tape(&["dump", "--json", j.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // 2 source definitions + 1000 captured lines.
+    assert_eq!(lines.len(), 1002);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["seq"], i as u64);
+    }
+    assert_eq!(lines[0]["kind"], "source_def");
+    assert!(lines
+        .iter()
+        .any(|l| l["kind"] == "rest_snapshot"
+            && l["payload"].as_str().unwrap().contains("lastUpdateId")));
+
+    let o = tape(&["dump", "--from", "500", "--limit", "3", j.to_str().unwrap()]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    let seqs: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(seqs, ["500", "501", "502"]);
+}
+
+#[test]
+fn verify_passes_a_clean_journal_and_catches_a_flipped_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = small_journal(tmp.path());
+    let o = tape(&["verify", j.to_str().unwrap()]);
+    assert!(o.status.success(), "clean journal verifies: {}", stderr(&o));
+
+    // Flip one byte inside a payload in the middle of the journal.
+    let seg = segment_files(&j).into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let needle = b"\"depthUpdate\"";
+    let hits: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    let at = hits[hits.len() / 2] + 3;
+    bytes[at] ^= 0x20;
+    std::fs::write(&seg, &bytes).unwrap();
+    let o = tape(&["verify", j.to_str().unwrap()]);
+    assert!(!o.status.success(), "damage must fail verify");
+    let out = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    assert!(out.contains("checksum") || out.contains("corrupt"), "{out}");
+}
