@@ -52,7 +52,13 @@ macro_rules! frame_group {
 }
 
 fn decode(c: &mut Criterion) {
-    frame_group!(c, "book_ticker", SPOT_BOOK_TICKER, Market::Spot, peer::BookTicker<'_>);
+    frame_group!(
+        c,
+        "book_ticker",
+        SPOT_BOOK_TICKER,
+        Market::Spot,
+        peer::BookTicker<'_>
+    );
     frame_group!(c, "trade", SPOT_TRADE, Market::Spot, peer::Trade<'_>);
     frame_group!(c, "depth20", USDM_DEPTH20, Market::UsdM, peer::Depth<'_>);
 }

@@ -12,6 +12,32 @@ use crate::input::{Nanos, RecordKind, SourceDef, SourceId, MAX_SOURCES};
 use crate::instrument::{InstrumentId, Market, Registry};
 use crate::msg::{BookTicker, MarketMsg};
 use crate::output::{Bbo, Digest, Error, Event, Output};
+use crate::ticker::TradeStats;
+
+/// A stage boundary inside [`Engine::handle_record_probed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The frame or snapshot has been decoded.
+    Decoded,
+    /// Its effects (book, outputs) have been applied.
+    Applied,
+}
+
+/// Receives stage boundaries so the io layer can time them; the core itself never reads a
+/// clock. [`NoProbe`] compiles to nothing.
+pub trait Probe {
+    /// Called once per stage boundary reached by the record being handled.
+    fn mark(&mut self, stage: Stage);
+}
+
+/// A probe that records nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProbe;
+
+impl Probe for NoProbe {
+    #[inline(always)]
+    fn mark(&mut self, _: Stage) {}
+}
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -20,6 +46,9 @@ pub struct EngineConfig {
     pub auto_register: bool,
     /// Limits on each book's buffer of not-yet-applied diffs.
     pub sync_limits: SyncLimits,
+    /// Publish rolling 24h statistics computed from trades for instruments whose feed has no
+    /// exchange ticker stream.
+    pub derive_tickers: bool,
     /// Instruments with explicit scales: (market, symbol, price scale, quantity scale).
     pub instruments: Vec<(Market, String, u8, u8)>,
     /// Most outputs held before the oldest are dropped (and counted); the io layer drains
@@ -31,6 +60,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             auto_register: true,
+            derive_tickers: true,
             sync_limits: SyncLimits::default(),
             instruments: Vec::new(),
             max_queued_outputs: 1 << 20,
@@ -112,6 +142,11 @@ pub struct Engine {
     /// Per instrument: bookTickers ahead of the book (ascending `u`, at most
     /// [`MAX_PENDING_ORACLE`]), each checked when the book reaches its `u`.
     pending_oracle: Vec<VecDeque<BookTicker>>,
+    /// Per instrument: trade statistics for derived tickers (`None` once the exchange's own
+    /// ticker was seen, or before the first trade).
+    trade_stats: Vec<Option<TradeStats>>,
+    /// Per instrument: an exchange ticker stream exists, so nothing is derived.
+    has_exchange_ticker: Vec<bool>,
     book_events: Vec<BookEvent>,
     out: VecDeque<Output>,
     digest: Digest,
@@ -136,6 +171,8 @@ impl Engine {
             books: Vec::new(),
             last_bbo: Vec::new(),
             pending_oracle: Vec::new(),
+            trade_stats: Vec::new(),
+            has_exchange_ticker: Vec::new(),
             book_events: Vec::with_capacity(4096),
             out: VecDeque::with_capacity(4096),
             digest: Digest::default(),
@@ -155,11 +192,26 @@ impl Engine {
         kind: u16,
         payload: &[u8],
     ) -> Result<(), Error> {
+        self.handle_record_probed(now, source, kind, payload, &mut NoProbe)
+    }
+
+    /// [`Engine::handle_record`], telling `probe` when decoding and applying end.
+    ///
+    /// # Errors
+    /// As [`Engine::handle_record`].
+    pub fn handle_record_probed<P: Probe>(
+        &mut self,
+        now: Nanos,
+        source: u32,
+        kind: u16,
+        payload: &[u8],
+        probe: &mut P,
+    ) -> Result<(), Error> {
         self.stats.records += 1;
         let res = match RecordKind::from_u16(kind) {
             Some(RecordKind::SourceDef) => self.define_source(source, payload),
-            Some(RecordKind::WsFrame) => self.handle_frame(now, source, payload),
-            Some(RecordKind::RestSnapshot) => self.handle_snapshot(now, source, payload),
+            Some(RecordKind::WsFrame) => self.handle_frame(now, source, payload, probe),
+            Some(RecordKind::RestSnapshot) => self.handle_snapshot(now, source, payload, probe),
             None => Err(Error::UnknownKind {
                 source_id: source,
                 kind,
@@ -246,7 +298,13 @@ impl Engine {
         }
     }
 
-    fn handle_frame(&mut self, now: Nanos, source: u32, payload: &[u8]) -> Result<(), Error> {
+    fn handle_frame<P: Probe>(
+        &mut self,
+        now: Nanos,
+        source: u32,
+        payload: &[u8],
+        probe: &mut P,
+    ) -> Result<(), Error> {
         let (market, _) = self.source_info(source)?;
         let ctx = DecodeCtx {
             market,
@@ -259,6 +317,7 @@ impl Engine {
                 source_id: SourceId(source),
                 err,
             })?;
+        probe.mark(Stage::Decoded);
         self.stats.messages.0[msg_kind(&msg)] += 1;
         match msg {
             MarketMsg::Depth(d) => {
@@ -274,19 +333,70 @@ impl Engine {
                 book.on_snapshot(&s, &mut self.book_events);
                 self.flush_book_events(now, id);
             }
-            MarketMsg::Trade(t) => self.emit(now, Event::Trade(t)),
-            MarketMsg::AggTrade(t) => self.emit(now, Event::AggTrade(t)),
+            MarketMsg::Trade(t) => {
+                self.emit(now, Event::Trade(t));
+                self.derive_ticker(now, &t);
+            }
+            MarketMsg::AggTrade(t) => {
+                self.emit(now, Event::AggTrade(t));
+                let as_trade = crate::msg::Trade {
+                    instrument: t.instrument,
+                    event_time_ms: t.event_time_ms,
+                    trade_time_ms: t.trade_time_ms,
+                    trade_id: t.agg_id,
+                    price: t.price,
+                    qty: t.qty,
+                    buyer_is_maker: t.buyer_is_maker,
+                    buyer_order_id: None,
+                    seller_order_id: None,
+                    is_market: true,
+                };
+                self.derive_ticker(now, &as_trade);
+            }
             MarketMsg::BookTicker(t) => {
                 self.check_oracle(&t);
                 self.emit(now, Event::BookTicker(t));
             }
-            MarketMsg::Ticker(t) => self.emit(now, Event::Ticker(t)),
+            MarketMsg::Ticker(t) => {
+                let idx = t.instrument.0 as usize;
+                if self.has_exchange_ticker.len() <= idx {
+                    self.has_exchange_ticker.resize(idx + 1, false);
+                }
+                self.has_exchange_ticker[idx] = true;
+                if let Some(slot) = self.trade_stats.get_mut(idx) {
+                    *slot = None;
+                }
+                self.emit(now, Event::Ticker(t));
+            }
             MarketMsg::Unknown => {}
         }
+        probe.mark(Stage::Applied);
         Ok(())
     }
 
-    fn handle_snapshot(&mut self, now: Nanos, source: u32, payload: &[u8]) -> Result<(), Error> {
+    /// Rolling 24h statistics from trades, for instruments with no exchange ticker stream.
+    fn derive_ticker(&mut self, now: Nanos, t: &crate::msg::Trade) {
+        let idx = t.instrument.0 as usize;
+        if !self.cfg.derive_tickers || self.has_exchange_ticker.get(idx).copied().unwrap_or(false) {
+            return;
+        }
+        if self.trade_stats.len() <= idx {
+            self.trade_stats.resize_with(idx + 1, || None);
+        }
+        let inst = self.registry.get(t.instrument);
+        let stats = self.trade_stats[idx].get_or_insert_with(TradeStats::default);
+        if let Some(ticker) = stats.on_trade(t, inst) {
+            self.emit(now, Event::Ticker(ticker));
+        }
+    }
+
+    fn handle_snapshot<P: Probe>(
+        &mut self,
+        now: Nanos,
+        source: u32,
+        payload: &[u8],
+        probe: &mut P,
+    ) -> Result<(), Error> {
         let (market, instrument) = self.source_info(source)?;
         let id = instrument.ok_or(Error::SnapshotWithoutSymbol(source))?;
         let snap = self
@@ -296,10 +406,12 @@ impl Engine {
                 source_id: SourceId(source),
                 err,
             })?;
+        probe.mark(Stage::Decoded);
         self.stats.messages.0[1] += 1;
         let book = book_slot(&mut self.books, id, market, &self.cfg.sync_limits);
         book.on_snapshot(&snap, &mut self.book_events);
         self.flush_book_events(now, id);
+        probe.mark(Stage::Applied);
         Ok(())
     }
 

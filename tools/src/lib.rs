@@ -2,6 +2,8 @@
 //! and benchmarks.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod dump;
 pub mod import;
 pub mod replay;
+pub mod run;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tape_engine::instrument::Market;
-use tape_tools::{dump, import, replay};
+use tape_tools::{dump, import, replay, run};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Serve market data over WebSocket, fed by a journal replay (default: the bundled
+    /// session at recorded pace, in a loop) until SIGINT/SIGTERM.
+    Run(run::RunArgs),
     /// Convert capture files into a journal, keeping each frame's recorded receive time.
     Import {
         /// Capture format.
@@ -106,6 +109,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
+        Cmd::Run(args) => {
+            run::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Import {
             format,
             files,

@@ -1,0 +1,367 @@
+//! The WebSocket phase of a connection: reading frames until `WouldBlock`, echoing, sending,
+//! close handshakes in both directions, and failing the connection on protocol errors.
+
+use std::io;
+use std::mem;
+
+use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tungstenite::protocol::{CloseFrame, Message, Role, WebSocketConfig, WebSocketContext};
+
+use super::{truncate_utf8, Conn, Endpoint, Env, Next, Phase, Step, MAX_CLOSE_REASON_BYTES};
+use crate::net::transport::Transport;
+use crate::net::{NetConfig, NetEvent, NetStats, SendResult};
+
+/// Read buffer of a client-endpoint connection; small because the client protocol is small.
+const CLIENT_READ_BUFFER_BYTES: usize = 8 * 1024;
+/// Read buffer of an echo connection; Autobahn pushes megabytes through it.
+const ECHO_READ_BUFFER_BYTES: usize = 64 * 1024;
+
+pub(super) struct Ws {
+    pub(super) ctx: WebSocketContext,
+    pub(super) endpoint: Endpoint,
+    /// Output waits in user space (tungstenite's or rustls' buffer).
+    pub(super) pending: bool,
+    /// A close frame was sent or received: no data messages either way any more.
+    pub(super) closing: bool,
+    /// The input is no longer trusted (protocol error): flush our close frame, then linger.
+    pub(super) failing: bool,
+    /// Echo only: a message waiting for room in the write buffer; reading pauses meanwhile.
+    pub(super) stash: Option<Message>,
+}
+
+impl Ws {
+    /// A WebSocket on `endpoint` whose first bytes (sent right behind the request) are
+    /// `leftover`.
+    pub(super) fn new(leftover: Vec<u8>, endpoint: Endpoint, cfg: &NetConfig) -> Ws {
+        Ws {
+            ctx: WebSocketContext::from_partially_read(
+                leftover,
+                Role::Server,
+                Some(ws_config(cfg, endpoint)),
+            ),
+            endpoint,
+            pending: false,
+            closing: false,
+            failing: false,
+            stash: None,
+        }
+    }
+}
+
+impl Conn {
+    /// Queues a text message on an open client WebSocket and tries to flush it.
+    pub(crate) fn send(&mut self, msg: Message, env: &mut Env) -> (SendResult, Step) {
+        let Phase::Ws(ws) = &mut self.phase else {
+            return (SendResult::Closed, Step::Keep);
+        };
+        if ws.endpoint != Endpoint::Client || ws.closing || !self.open {
+            return (SendResult::Closed, Step::Keep);
+        }
+        match ws.ctx.write(&mut self.io, msg) {
+            Ok(()) => {}
+            Err(WsError::WriteBufferFull(_)) => {
+                env.stats.send_refused += 1;
+                return (SendResult::Refused, Step::Keep);
+            }
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return (SendResult::Closed, self.fail_now(env, e)),
+        }
+        env.stats.messages_out += 1;
+        match ws.ctx.flush(&mut self.io) {
+            Ok(()) => {
+                // Whoever saw Buffered/Refused earlier is waiting for this.
+                if mem::take(&mut ws.pending) {
+                    env.out.push(NetEvent::Writable { conn: self.id });
+                }
+                (SendResult::Sent, Step::Keep)
+            }
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                ws.pending = true;
+                (SendResult::Buffered, Step::Keep)
+            }
+            Err(e) => (SendResult::Closed, self.fail_now(env, e)),
+        }
+    }
+
+    /// Sends a WebSocket ping (heartbeat). A full write buffer skips it: the peer is behind.
+    pub(crate) fn ping(&mut self, env: &mut Env) -> Step {
+        let Phase::Ws(ws) = &mut self.phase else {
+            return Step::Keep;
+        };
+        if ws.closing {
+            return Step::Keep;
+        }
+        match ws
+            .ctx
+            .write(&mut self.io, Message::Ping(Default::default()))
+        {
+            Ok(()) | Err(WsError::WriteBufferFull(_)) => {}
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return self.fail_now(env, e),
+        }
+        self.drive(env)
+    }
+
+    /// Starts the WebSocket close handshake with `code`; a connection that is not a WebSocket
+    /// yet is dropped instead (nothing was promised to it).
+    pub(crate) fn close(&mut self, code: u16, reason: &str, env: &mut Env) -> Step {
+        match &mut self.phase {
+            Phase::Ws(ws) if !ws.closing => {
+                let reason = truncate_utf8(reason, MAX_CLOSE_REASON_BYTES);
+                self.close = Some((Some(code), reason.to_owned()));
+                ws.closing = true;
+                ws.stash = None;
+                self.deadline = env.now.saturating_add(env.cfg.close_timeout_ns);
+                let frame = CloseFrame {
+                    code: code.into(),
+                    reason: reason.into(),
+                };
+                match ws.ctx.close(&mut self.io, Some(frame)) {
+                    Ok(()) => {}
+                    Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return self.fail_now(env, e),
+                }
+                self.drive(env)
+            }
+            Phase::Head { .. } | Phase::AwaitResponse { .. } | Phase::Upgrading { .. } => {
+                self.remove(env)
+            }
+            _ => Step::Keep,
+        }
+    }
+
+    pub(super) fn drive_ws(&mut self, env: &mut Env) -> Next {
+        let before = self.io.bytes_in;
+        let res = self.pump_ws(env);
+        if self.io.bytes_in != before {
+            self.last_heard = env.now;
+        }
+        match res {
+            Ok(next) => next,
+            Err(e) => self.on_ws_error(env, e),
+        }
+    }
+
+    /// Echo retry, read until `WouldBlock`, flush.
+    // tungstenite's error is large; it only travels on the cold failure path.
+    #[allow(clippy::result_large_err)]
+    fn pump_ws(&mut self, env: &mut Env) -> Result<Next, WsError> {
+        let Conn {
+            id,
+            io,
+            phase,
+            open,
+            close,
+            deadline,
+            ..
+        } = self;
+        let Phase::Ws(ws) = phase else {
+            return Ok(Next::Remove);
+        };
+        if let Some(msg) = ws.stash.take() {
+            let was_pending = ws.pending;
+            echo(ws, io, msg, env.stats)?;
+            if ws.stash.is_some() && !was_pending {
+                // It does not fit even in an empty buffer: it never will.
+                return Err(too_big());
+            }
+        }
+        while !ws.failing && ws.stash.is_none() {
+            match ws.ctx.read(io) {
+                Ok(Message::Text(text)) => {
+                    env.stats.messages_in += 1;
+                    match ws.endpoint {
+                        Endpoint::Client if !ws.closing => {
+                            env.out.push(NetEvent::Text { conn: *id, text })
+                        }
+                        Endpoint::Client => {}
+                        Endpoint::Echo => echo(ws, io, Message::Text(text), env.stats)?,
+                    }
+                }
+                Ok(Message::Binary(data)) => {
+                    env.stats.messages_in += 1;
+                    match ws.endpoint {
+                        Endpoint::Client if !ws.closing => env.out.push(NetEvent::Binary {
+                            conn: *id,
+                            len: data.len(),
+                        }),
+                        Endpoint::Client => {}
+                        Endpoint::Echo => echo(ws, io, Message::Binary(data), env.stats)?,
+                    }
+                }
+                Ok(Message::Close(frame)) => {
+                    // Either the peer starts the close handshake (tungstenite queues the echo
+                    // of its frame) or it answers ours; the next read finishes the handshake.
+                    if !ws.closing {
+                        ws.closing = true;
+                        ws.stash = None;
+                        *close = Some(match frame {
+                            Some(f) => (Some(f.code.into()), f.reason.to_string()),
+                            None => (None, String::new()),
+                        });
+                    }
+                    if mem::take(open) {
+                        let (code, reason) = close.clone().unwrap_or_default();
+                        env.out.push(NetEvent::Closed {
+                            conn: *id,
+                            code,
+                            reason,
+                        });
+                    }
+                    *deadline = env.now.saturating_add(env.cfg.close_timeout_ns);
+                }
+                // Pings are answered by tungstenite (flushed below); pongs only prove liveness.
+                Ok(_) => {}
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        match ws.ctx.flush(io) {
+            Ok(()) => {
+                if mem::take(&mut ws.pending) && *open && !ws.closing {
+                    env.out.push(NetEvent::Writable { conn: *id });
+                }
+            }
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => ws.pending = true,
+            Err(e) => return Err(e),
+        }
+        Ok(if ws.failing && !ws.pending {
+            Next::Drain
+        } else if ws.stash.is_some() && !ws.pending {
+            // Everything flushed: the stashed echo fits now, and reading resumes behind it.
+            Next::Again
+        } else {
+            Next::Wait
+        })
+    }
+
+    fn on_ws_error(&mut self, env: &mut Env, err: WsError) -> Next {
+        match err {
+            // The close handshake is complete and our last frame is written.
+            WsError::ConnectionClosed | WsError::AlreadyClosed => Next::Finish,
+            WsError::Capacity(_) => self.fail(env, 1009, "message too big"),
+            WsError::Utf8(_) => self.fail(env, 1007, "invalid UTF-8"),
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                env.stats.io_errors += 1;
+                self.set_close(None, "connection closed without a close frame");
+                Next::Remove
+            }
+            WsError::Protocol(p) => self.fail(env, 1002, &p.to_string()),
+            WsError::Io(e) => {
+                self.count_io_error(env);
+                self.set_close(None, &e.to_string());
+                Next::Remove
+            }
+            other => {
+                env.stats.io_errors += 1;
+                self.set_close(None, &other.to_string());
+                Next::Remove
+            }
+        }
+    }
+
+    /// Fails the WebSocket: close frame with `code`, no more reading, then linger.
+    fn fail(&mut self, env: &mut Env, code: u16, reason: &str) -> Next {
+        env.stats.protocol_errors += 1;
+        let reason = truncate_utf8(reason, MAX_CLOSE_REASON_BYTES);
+        let Phase::Ws(ws) = &mut self.phase else {
+            return Next::Remove;
+        };
+        let already_closing = mem::replace(&mut ws.closing, true);
+        ws.failing = true;
+        ws.stash = None;
+        if !already_closing {
+            self.close = Some((Some(code), reason.to_owned()));
+        }
+        self.deadline = env.now.saturating_add(env.cfg.close_timeout_ns);
+        self.report_closed(env);
+        let Phase::Ws(ws) = &mut self.phase else {
+            return Next::Remove;
+        };
+        if ws.ctx.can_write() {
+            let frame = CloseFrame {
+                code: code.into(),
+                reason: reason.to_owned().into(),
+            };
+            match ws.ctx.close(&mut self.io, Some(frame)) {
+                Ok(()) | Err(WsError::ConnectionClosed) => {}
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Next::Remove,
+            }
+        }
+        Next::Again
+    }
+
+    /// Handles an error from an API call (send/ping/close) with the full machinery.
+    fn fail_now(&mut self, env: &mut Env, err: WsError) -> Step {
+        match self.on_ws_error(env, err) {
+            Next::Remove => self.remove(env),
+            Next::Drain => {
+                self.enter_draining(env, true);
+                self.drive(env)
+            }
+            Next::Finish => {
+                self.enter_draining(env, false);
+                self.drive(env)
+            }
+            Next::Again | Next::Wait => self.drive(env),
+        }
+    }
+}
+
+/// Echoes one message; a full write buffer stashes it (and pauses reading) instead.
+#[allow(clippy::result_large_err)]
+fn echo(
+    ws: &mut Ws,
+    io: &mut Transport,
+    msg: Message,
+    stats: &mut NetStats,
+) -> Result<(), WsError> {
+    if !ws.ctx.can_write() {
+        return Ok(());
+    }
+    match ws.ctx.write(io, msg) {
+        Ok(()) => {}
+        Err(WsError::WriteBufferFull(msg)) => {
+            ws.stash = Some(msg);
+            return Ok(());
+        }
+        Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => ws.pending = true,
+        Err(e) => return Err(e),
+    }
+    stats.messages_out += 1;
+    Ok(())
+}
+
+fn too_big() -> WsError {
+    WsError::Capacity(CapacityError::MessageTooLong {
+        size: 0,
+        max_size: 0,
+    })
+}
+
+/// tungstenite limits for an endpoint. Frames are written straight through (no batching
+/// threshold) so each `send` reaches the kernel at once; the write buffer cap is the
+/// back-pressure bound.
+fn ws_config(cfg: &NetConfig, endpoint: Endpoint) -> WebSocketConfig {
+    let (max_message, read_buffer, write_limit) = match endpoint {
+        Endpoint::Client => (
+            cfg.max_message_bytes,
+            CLIENT_READ_BUFFER_BYTES,
+            cfg.write_buffer_limit,
+        ),
+        // An echo must always fit in an empty buffer, or the connection would stall.
+        Endpoint::Echo => (
+            cfg.echo_max_message_bytes,
+            ECHO_READ_BUFFER_BYTES,
+            cfg.write_buffer_limit
+                .max(cfg.echo_max_message_bytes.saturating_add(64)),
+        ),
+    };
+    WebSocketConfig::default()
+        .read_buffer_size(read_buffer)
+        .write_buffer_size(0)
+        .max_write_buffer_size(write_limit.max(1))
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}

@@ -1,0 +1,192 @@
+//! A non-blocking WebSocket + HTTP/1.1 server transport driven from a caller-owned mio `Poll`.
+//!
+//! This is the I/O edge of the engine, not part of its sans-IO core: the engine thread owns a
+//! `mio::Poll`, hands every event whose token [`NetServer::owns`] to
+//! [`NetServer::handle_event`], calls [`NetServer::tick`] once per loop iteration, and acts on
+//! the [`NetEvent`]s that come out. There is no thread per client and no call here ever blocks.
+//!
+//! What lives where:
+//! - `http`: request-head parsing (httparse, bounded) and response bytes, sans-IO.
+//! - `transport`: the byte stream, plain TCP or rustls over TCP, non-blocking `Read`/`Write`.
+//! - `conn`: one connection's state machine (head, upgrade, WebSocket, lingering close).
+//! - `server`: accepting, tokens, connection ids, deadlines and the public API.
+//! - `tls`: loading a rustls server configuration from PEM files.
+//!
+//! Every connection's failure closes that connection only and is counted in [`NetStats`].
+
+mod conn;
+mod http;
+mod server;
+mod tls;
+mod transport;
+
+pub use server::NetServer;
+pub use tls::{load_tls_config, TlsConfigError};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Nanoseconds in a second, for the timeouts in [`NetConfig`].
+pub const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// Identifies one connection for as long as it lives; never reused for a later connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub usize);
+
+/// Configuration of a [`NetServer`].
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Path of the client WebSocket endpoint (`/ws`).
+    pub ws_path: String,
+    /// Path of an echo WebSocket endpoint on the same stack (for Autobahn); `None` disables it.
+    /// Echo connections are served internally and produce no [`NetEvent`]s.
+    pub echo_path: Option<String>,
+    /// Hard cap on open sockets (any phase). Connections beyond it are accepted and dropped at
+    /// once, counted in [`NetStats::rejected_over_cap`].
+    pub max_sockets: usize,
+    /// Largest WebSocket message (and frame) accepted on `ws_path`; bigger closes with 1009.
+    pub max_message_bytes: usize,
+    /// Largest message (and frame) accepted on the echo endpoint.
+    pub echo_max_message_bytes: usize,
+    /// Largest HTTP request head; bigger is answered with 431 and closed.
+    pub max_http_request_bytes: usize,
+    /// Bytes a connection may hold in user space, unsent, before [`NetServer::send`] refuses.
+    pub write_buffer_limit: usize,
+    /// Time from accept to a complete upgrade (or an HTTP response) before the socket is dropped.
+    pub handshake_timeout_ns: u64,
+    /// Time a closing connection (close handshake, flushing a response, lingering close) may
+    /// take before the socket is dropped.
+    pub close_timeout_ns: u64,
+    /// Serve TLS (`wss://`, `https://`) with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            ws_path: "/ws".to_owned(),
+            echo_path: None,
+            max_sockets: 1024,
+            max_message_bytes: 64 * 1024,
+            // Autobahn 9.x sends 16 MiB messages; leave room for frame overhead.
+            echo_max_message_bytes: 16 * 1024 * 1024 + 64 * 1024,
+            max_http_request_bytes: 8 * 1024,
+            write_buffer_limit: 1024 * 1024,
+            handshake_timeout_ns: 10 * NS_PER_SEC,
+            close_timeout_ns: 5 * NS_PER_SEC,
+            tls: None,
+        }
+    }
+}
+
+/// Something the caller has to know or act on. Produced by [`NetServer::handle_event`] and
+/// [`NetServer::tick`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetEvent {
+    /// A complete HTTP request that is not a WebSocket handshake on `ws_path`/`echo_path`
+    /// (including a plain `GET` on `ws_path`, and an upgrade request on any other path).
+    /// Answer it with [`NetServer::respond_http`]; the connection is closed after the response
+    /// (or dropped at the handshake deadline if it never comes).
+    Http {
+        /// The connection to answer on.
+        conn: ConnId,
+        /// Request method (`GET`, `HEAD`, ...).
+        method: String,
+        /// Path without the query.
+        path: String,
+        /// Raw query string after `?`, empty if none.
+        query: String,
+        /// The `Authorization` header, if any.
+        authorization: Option<String>,
+    },
+    /// A WebSocket connection on `ws_path` completed its opening handshake.
+    Open {
+        /// The new connection.
+        conn: ConnId,
+        /// The request path (`ws_path`).
+        path: String,
+        /// Raw query string of the upgrade request (e.g. `token=...`).
+        query: String,
+        /// The peer's address.
+        peer: SocketAddr,
+    },
+    /// A complete text message from a client.
+    Text {
+        /// The sender.
+        conn: ConnId,
+        /// The message; shares tungstenite's receive buffer, no copy.
+        text: tungstenite::Utf8Bytes,
+    },
+    /// A complete binary message from a client (the client protocol is text-only).
+    Binary {
+        /// The sender.
+        conn: ConnId,
+        /// Message length in bytes.
+        len: usize,
+    },
+    /// A connection that had unsent data buffered (a `send` returned
+    /// [`SendResult::Buffered`] or [`SendResult::Refused`]) has now flushed all of it.
+    Writable {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// An [`NetEvent::Open`]ed connection is gone; emitted exactly once per `Open`.
+    Closed {
+        /// The connection; its id is dead from now on.
+        conn: ConnId,
+        /// The close code: the peer's when the peer closed, ours when we closed or failed the
+        /// connection (1009, 1002, 1007, ...), `None` when it was dropped without one.
+        code: Option<u16>,
+        /// The matching reason, or what went wrong.
+        reason: String,
+    },
+}
+
+/// What [`NetServer::send`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendResult {
+    /// All of it is in the kernel.
+    Sent,
+    /// Accepted, but part of it (or earlier data) waits in user space: expect
+    /// [`NetEvent::Writable`] when it drains.
+    Buffered,
+    /// Over `write_buffer_limit`: nothing was queued. The connection stays open.
+    Refused,
+    /// No such open WebSocket connection (closed, closing, unknown, or not a WebSocket).
+    Closed,
+}
+
+/// Counters since [`NetServer::bind`]. Plain data: copy it into metrics as needed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Sockets accepted (including those dropped over the cap).
+    pub accepted: u64,
+    /// Sockets dropped at accept because `max_sockets` were open.
+    pub rejected_over_cap: u64,
+    /// `accept` failures other than `WouldBlock` (e.g. out of file descriptors).
+    pub accept_errors: u64,
+    /// Non-upgrade HTTP requests delivered as [`NetEvent::Http`].
+    pub http_requests: u64,
+    /// Successful WebSocket upgrades (client and echo endpoints).
+    pub upgrades: u64,
+    /// Malformed or oversized request heads, refused upgrades (400/431) and handshake timeouts.
+    pub handshake_failures: u64,
+    /// WebSocket protocol violations: bad frames, invalid UTF-8, messages over the limit.
+    pub protocol_errors: u64,
+    /// Connections failed by TLS (handshake failure, bad records).
+    pub tls_errors: u64,
+    /// Connections dropped on an I/O error (reset, broken pipe, EOF without a close frame).
+    pub io_errors: u64,
+    /// Connections dropped at a handshake or closing deadline.
+    pub timeouts: u64,
+    /// [`NetServer::send`] calls answered [`SendResult::Refused`].
+    pub send_refused: u64,
+    /// WebSocket data messages received.
+    pub messages_in: u64,
+    /// WebSocket data messages queued for sending (including echoes).
+    pub messages_out: u64,
+    /// Raw socket bytes read (TLS records included).
+    pub bytes_in: u64,
+    /// Raw socket bytes written (TLS records included).
+    pub bytes_out: u64,
+}

@@ -1,0 +1,401 @@
+//! [`NetServer`]: the listener, the connection table, tokens, ids and deadlines.
+
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+
+use mio::event::Event;
+use mio::net::TcpListener;
+use mio::{Interest, Registry, Token};
+use rustls::ServerConnection;
+use tungstenite::protocol::Message;
+use tungstenite::Utf8Bytes;
+
+use super::conn::{Conn, Env, Step};
+use super::transport::Transport;
+use super::{ConnId, NetConfig, NetEvent, NetStats, SendResult};
+
+/// Low bits of a [`ConnId`] name the slot, high bits its generation, so an id is never reused.
+const SLOT_BITS: u32 = usize::BITS / 2;
+const SLOT_MASK: usize = (1 << SLOT_BITS) - 1;
+
+struct Slot {
+    generation: usize,
+    conn: Option<Box<Conn>>,
+}
+
+/// A non-blocking WebSocket + HTTP server on a caller-owned mio `Poll`.
+///
+/// The listener is registered under `first_token`; connections get tokens
+/// `first_token + 1 ..= first_token + max_sockets` ([`NetServer::owns`] tells). Every method
+/// returns at once; output that cannot be written now waits in a bounded per-connection buffer
+/// and goes out on later readiness events.
+pub struct NetServer {
+    listener: TcpListener,
+    listening: bool,
+    local_addr: SocketAddr,
+    cfg: NetConfig,
+    first_token: usize,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    count: usize,
+    stats: NetStats,
+    /// Events raised outside `handle_event`/`tick` (e.g. a `send` that hit a dead socket),
+    /// handed out at the start of the next one.
+    deferred: Vec<NetEvent>,
+    /// Latest `now_ns` seen; deadlines set by API calls without a clock start from it.
+    now: u64,
+    /// Earliest connection deadline (`u64::MAX` if none), so `tick` is O(1) until then.
+    next_deadline: u64,
+    /// `accept` failed with something other than `WouldBlock` (e.g. EMFILE): retry from `tick`
+    /// since no new readiness edge may come.
+    accept_retry: bool,
+}
+
+impl NetServer {
+    /// Binds a listener on `addr` and registers it under `first_token`.
+    ///
+    /// # Errors
+    /// Binding or registering the listener failed.
+    pub fn bind(
+        addr: SocketAddr,
+        mut cfg: NetConfig,
+        registry: &Registry,
+        first_token: usize,
+    ) -> io::Result<NetServer> {
+        cfg.max_sockets = cfg.max_sockets.min(SLOT_MASK);
+        if first_token.checked_add(cfg.max_sockets).is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "first_token + max_sockets overflows the token space",
+            ));
+        }
+        let mut listener = TcpListener::bind(addr)?;
+        registry.register(&mut listener, Token(first_token), Interest::READABLE)?;
+        let local_addr = listener.local_addr()?;
+        Ok(NetServer {
+            listener,
+            listening: true,
+            local_addr,
+            cfg,
+            first_token,
+            slots: Vec::new(),
+            free: Vec::new(),
+            count: 0,
+            stats: NetStats::default(),
+            deferred: Vec::new(),
+            now: 0,
+            next_deadline: u64::MAX,
+            accept_retry: false,
+        })
+    }
+
+    /// The address the listener is bound to (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// True for the listener's token and every token a connection may get.
+    pub fn owns(&self, token: Token) -> bool {
+        token
+            .0
+            .checked_sub(self.first_token)
+            .is_some_and(|off| off <= self.cfg.max_sockets)
+    }
+
+    /// Handles one mio event for a token this server [`owns`](Self::owns): accepts, reads,
+    /// writes, and appends what happened to `out`.
+    pub fn handle_event(
+        &mut self,
+        registry: &Registry,
+        event: &Event,
+        now_ns: u64,
+        out: &mut Vec<NetEvent>,
+    ) {
+        self.now = self.now.max(now_ns);
+        out.append(&mut self.deferred);
+        let token = event.token();
+        if token.0 == self.first_token {
+            if self.listening {
+                self.accept(registry);
+            }
+            return;
+        }
+        let Some(slot) = self.slot_of(token) else {
+            return;
+        };
+        self.with_conn(registry, slot, Some(out), |conn, env| ((), conn.drive(env)));
+    }
+
+    /// Queues `msg` as one text frame on an open client WebSocket and tries to write it now.
+    /// The payload is shared, not copied, until it is framed into the connection's buffer.
+    pub fn send(&mut self, registry: &Registry, conn: ConnId, msg: Utf8Bytes) -> SendResult {
+        let Some(slot) = self.slot_of_id(conn) else {
+            return SendResult::Closed;
+        };
+        self.with_conn(registry, slot, None, |c, env| {
+            c.send(Message::Text(msg), env)
+        })
+        .unwrap_or(SendResult::Closed)
+    }
+
+    /// True while `conn` has output waiting for the socket (a [`NetEvent::Writable`] follows
+    /// when it drains).
+    pub fn write_pending(&self, conn: ConnId) -> bool {
+        self.conn(conn).is_some_and(|c| c.write_pending())
+    }
+
+    /// Sends a WebSocket ping on `conn` (heartbeats); skipped if its write buffer is full.
+    pub fn ping(&mut self, registry: &Registry, conn: ConnId) {
+        if let Some(slot) = self.slot_of_id(conn) {
+            self.with_conn(registry, slot, None, |c, env| ((), c.ping(env)));
+        }
+    }
+
+    /// Starts the close handshake on `conn` with `code` and `reason` (cut to 123 bytes).
+    /// `Closed` follows when the peer answers, or at the closing deadline (`close_timeout_ns`
+    /// after the latest `now_ns` seen). A connection still in its HTTP phase is just dropped.
+    pub fn close(&mut self, registry: &Registry, conn: ConnId, code: u16, reason: &str) {
+        if let Some(slot) = self.slot_of_id(conn) {
+            self.with_conn(registry, slot, None, |c, env| {
+                ((), c.close(code, reason, env))
+            });
+        }
+    }
+
+    /// Answers the request of a [`NetEvent::Http`] (HTTP/1.1, `Content-Length`,
+    /// `Connection: close`; no body for `HEAD`), then closes after the flush. Ignored for a
+    /// connection with no pending request.
+    pub fn respond_http(
+        &mut self,
+        registry: &Registry,
+        conn: ConnId,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+    ) {
+        if let Some(slot) = self.slot_of_id(conn) {
+            self.with_conn(registry, slot, None, |c, env| {
+                ((), c.respond(status, content_type, body, env))
+            });
+        }
+    }
+
+    /// Drives timeouts (handshake and closing deadlines) and retries a failed `accept`. Cheap
+    /// until the earliest deadline; call it once per loop iteration.
+    pub fn tick(&mut self, registry: &Registry, now_ns: u64, out: &mut Vec<NetEvent>) {
+        self.now = self.now.max(now_ns);
+        out.append(&mut self.deferred);
+        if self.accept_retry && self.listening {
+            self.accept(registry);
+        }
+        if self.now < self.next_deadline {
+            return;
+        }
+        let mut next = u64::MAX;
+        for slot in 0..self.slots.len() {
+            let Some(conn) = self.slots[slot].conn.as_mut() else {
+                continue;
+            };
+            if conn.deadline == 0 {
+                continue;
+            }
+            if conn.deadline > self.now {
+                next = next.min(conn.deadline);
+                continue;
+            }
+            let mut env = Env {
+                cfg: &self.cfg,
+                stats: &mut self.stats,
+                out,
+                now: self.now,
+            };
+            conn.expire(&mut env);
+            self.free_slot(registry, slot);
+        }
+        self.next_deadline = next;
+    }
+
+    /// When bytes last arrived on WebSocket `conn` (ns, as passed in `now_ns`).
+    pub fn last_heard(&self, conn: ConnId) -> Option<u64> {
+        self.conn(conn).and_then(|c| c.last_heard())
+    }
+
+    /// Stops accepting, starts a 1001 close on every WebSocket and drops connections still in
+    /// their HTTP phase. Keep polling (and ticking) until [`connection_count`] is 0 or a
+    /// deadline of your own passes.
+    ///
+    /// [`connection_count`]: Self::connection_count
+    pub fn shutdown(&mut self, registry: &Registry) {
+        if mem::take(&mut self.listening) {
+            let _ = registry.deregister(&mut self.listener);
+        }
+        for slot in 0..self.slots.len() {
+            self.with_conn(registry, slot, None, |c, env| {
+                ((), c.close(1001, "server shutting down", env))
+            });
+        }
+    }
+
+    /// Open sockets, in any phase (handshaking, open, closing, lingering).
+    pub fn connection_count(&self) -> usize {
+        self.count
+    }
+
+    /// Counters since bind.
+    pub fn stats(&self) -> &NetStats {
+        &self.stats
+    }
+
+    fn accept(&mut self, registry: &Registry) {
+        self.accept_retry = false;
+        loop {
+            let (sock, peer) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue
+                }
+                Err(_) => {
+                    self.stats.accept_errors += 1;
+                    self.accept_retry = true;
+                    return;
+                }
+            };
+            self.stats.accepted += 1;
+            if self.count >= self.cfg.max_sockets {
+                self.stats.rejected_over_cap += 1;
+                continue;
+            }
+            // Latency over throughput: small frames must not wait for Nagle.
+            let _ = sock.set_nodelay(true);
+            let io = match &self.cfg.tls {
+                None => Transport::plain(sock),
+                Some(tls) => match ServerConnection::new(tls.clone()) {
+                    Ok(tc) => Transport::tls(sock, tc),
+                    Err(_) => {
+                        self.stats.tls_errors += 1;
+                        continue;
+                    }
+                },
+            };
+            let slot = match self.free.pop() {
+                Some(slot) => slot,
+                None => {
+                    self.slots.push(Slot {
+                        generation: 0,
+                        conn: None,
+                    });
+                    self.slots.len() - 1
+                }
+            };
+            let generation = self.slots[slot].generation & SLOT_MASK;
+            let id = ConnId((generation << SLOT_BITS) | slot);
+            let deadline = self.now.saturating_add(self.cfg.handshake_timeout_ns);
+            let mut conn = Box::new(Conn::new(id, peer, io, deadline));
+            let token = Token(self.first_token + 1 + slot);
+            if registry
+                .register(conn.io.socket_mut(), token, Interest::READABLE)
+                .is_err()
+            {
+                self.stats.accept_errors += 1;
+                self.free.push(slot);
+                continue;
+            }
+            self.slots[slot].conn = Some(conn);
+            self.count += 1;
+            self.next_deadline = self.next_deadline.min(deadline);
+        }
+    }
+
+    /// Runs `f` on the connection in `slot` (events to `out`, or deferred), then applies the
+    /// outcome: byte counters, interest re-registration, deadline, or removal.
+    fn with_conn<R>(
+        &mut self,
+        registry: &Registry,
+        slot: usize,
+        out: Option<&mut Vec<NetEvent>>,
+        f: impl FnOnce(&mut Conn, &mut Env) -> (R, Step),
+    ) -> Option<R> {
+        let NetServer {
+            slots,
+            cfg,
+            stats,
+            deferred,
+            now,
+            next_deadline,
+            first_token,
+            ..
+        } = self;
+        let conn = slots.get_mut(slot)?.conn.as_mut()?;
+        let out = out.unwrap_or(deferred);
+        let mut env = Env {
+            cfg,
+            stats,
+            out,
+            now: *now,
+        };
+        let (result, mut step) = f(conn, &mut env);
+        if step == Step::Keep {
+            let want = conn.interest();
+            if want != conn.registered {
+                let token = Token(*first_token + 1 + slot);
+                match registry.reregister(conn.io.socket_mut(), token, want) {
+                    Ok(()) => conn.registered = want,
+                    Err(_) => {
+                        env.stats.io_errors += 1;
+                        step = conn.remove(&mut env);
+                    }
+                }
+            }
+            if conn.deadline != 0 {
+                *next_deadline = (*next_deadline).min(conn.deadline);
+            }
+        }
+        stats.bytes_in += mem::take(&mut conn.io.bytes_in);
+        stats.bytes_out += mem::take(&mut conn.io.bytes_out);
+        if step == Step::Remove {
+            self.free_slot(registry, slot);
+        }
+        Some(result)
+    }
+
+    fn free_slot(&mut self, registry: &Registry, slot: usize) {
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
+        if let Some(mut conn) = s.conn.take() {
+            let _ = registry.deregister(conn.io.socket_mut());
+            self.stats.bytes_in += mem::take(&mut conn.io.bytes_in);
+            self.stats.bytes_out += mem::take(&mut conn.io.bytes_out);
+            s.generation = s.generation.wrapping_add(1);
+            self.free.push(slot);
+            self.count -= 1;
+        }
+    }
+
+    fn slot_of(&self, token: Token) -> Option<usize> {
+        let slot = token.0.checked_sub(self.first_token)?.checked_sub(1)?;
+        (slot < self.slots.len()).then_some(slot)
+    }
+
+    fn slot_of_id(&self, id: ConnId) -> Option<usize> {
+        let slot = id.0 & SLOT_MASK;
+        self.conn(id).map(|_| slot)
+    }
+
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.slots
+            .get(id.0 & SLOT_MASK)?
+            .conn
+            .as_deref()
+            .filter(|c| c.id == id)
+    }
+}

@@ -1,0 +1,500 @@
+//! The engine thread: one mio `Poll` driving the feed, the client server and timers.
+//!
+//! This is the io layer around the sans-IO core. Per iteration it reads the clock once for
+//! the loop, polls sockets (zero timeout when spinning, until the next deadline when
+//! blocking), hands socket events to the [`Hub`], feeds due records through the [`Engine`]
+//! (timing each stage), fans outputs out, writes what the sockets accept, and runs timers.
+//! Nothing here blocks on a client: a client that cannot keep up is conflated, then closed.
+
+mod feed;
+mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::{Events, Poll};
+
+pub use feed::{FeedPoll, FeedRecord, ReplayFeed};
+pub use status::StatusLine;
+
+use crate::engine::{Engine, EngineConfig, Probe, Stage};
+use crate::input::Nanos;
+use crate::metrics::{Latency, LatencyLog, LatencyStage};
+use crate::net::{NetConfig, NetEvent, NetServer, SendResult};
+use crate::server::{Action, ConnId, Hub, HubConfig};
+
+/// How the loop waits when there is nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleStrategy {
+    /// Zero-timeout polls; never sleeps (one core at 100 %).
+    Spin,
+    /// Zero-timeout polls with a yield between empty iterations.
+    Yield,
+    /// Sleeps in the poll until the next socket event or deadline.
+    Block,
+}
+
+/// Everything the node needs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Transport settings.
+    pub net: NetConfig,
+    /// Client protocol settings.
+    pub hub: HubConfig,
+    /// Engine core settings.
+    pub engine: EngineConfig,
+    /// Idle strategy.
+    pub idle: IdleStrategy,
+    /// Journal replayed as the feed.
+    pub journal: PathBuf,
+    /// Replay pace (1 = recorded, N = N× faster, 0 = as fast as possible).
+    pub speed: u32,
+    /// Replay the journal again when it ends.
+    pub repeat: bool,
+    /// Latency interval log, if any.
+    pub latency_log: Option<PathBuf>,
+    /// Interval of the latency log and of rate computations, ns.
+    pub interval_ns: u64,
+}
+
+/// Most feed records handled per loop iteration, so sockets are served between batches
+/// even when replaying as fast as possible.
+pub const FEED_BATCH: usize = 64;
+
+/// How often hub/net timers run.
+const TIMER_PERIOD_NS: u64 = 50_000_000;
+
+/// Longest a blocking poll sleeps, so timers and the stop flag are checked.
+const MAX_BLOCK_NS: u64 = 100_000_000;
+
+/// How long shutdown waits for clients to complete their close handshakes.
+const SHUTDOWN_GRACE_NS: u64 = 2_000_000_000;
+
+/// The wall clock, read as ns since the Unix epoch but advancing monotonically.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    base_unix_ns: u64,
+    base: Instant,
+}
+
+impl Default for WallClock {
+    fn default() -> Self {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        WallClock {
+            base_unix_ns: unix,
+            base: Instant::now(),
+        }
+    }
+}
+
+impl WallClock {
+    /// Now, in ns since the Unix epoch.
+    #[inline]
+    pub fn now(&self) -> u64 {
+        self.base_unix_ns + self.base.elapsed().as_nanos() as u64
+    }
+}
+
+/// Times the stages inside [`Engine::handle_record_probed`].
+struct StageTimer<'a> {
+    clock: &'a WallClock,
+    last: u64,
+    latency: &'a mut Latency,
+}
+
+impl Probe for StageTimer<'_> {
+    fn mark(&mut self, stage: Stage) {
+        let t = self.clock.now();
+        let s = match stage {
+            Stage::Decoded => LatencyStage::Decode,
+            Stage::Applied => LatencyStage::Apply,
+        };
+        self.latency.record(s, t.saturating_sub(self.last));
+        self.last = t;
+    }
+}
+
+/// Counters of the loop itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Loop iterations.
+    pub iterations: u64,
+    /// Feed records handled.
+    pub records: u64,
+    /// Records the engine rejected (counted by code in the engine's stats).
+    pub record_errors: u64,
+    /// Feed passes started.
+    pub passes: u64,
+    /// Messages written to client sockets.
+    pub sent: u64,
+    /// Sends refused by a full socket buffer (the message stays with the hub).
+    pub send_refused: u64,
+}
+
+/// The running engine: feed, core, client server, metrics.
+pub struct Node {
+    cfg: NodeConfig,
+    poll: Poll,
+    events: Events,
+    net: NetServer,
+    hub: Hub,
+    engine: Engine,
+    feed: ReplayFeed,
+    clock: WallClock,
+    started_ns: u64,
+    latency: Latency,
+    log: Option<LatencyLog>,
+    log_interval_start: u64,
+    net_events: Vec<NetEvent>,
+    actions: Vec<Action>,
+    /// Receive times of records handled this iteration whose outputs reached the hub.
+    pending_wire: Vec<u64>,
+    stats: LoopStats,
+    rates: status::Rates,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("listen", &self.net.local_addr())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn net_conn(c: ConnId) -> crate::net::ConnId {
+    crate::net::ConnId(c.0)
+}
+
+fn hub_conn(c: crate::net::ConnId) -> ConnId {
+    ConnId(c.0)
+}
+
+impl Node {
+    /// Binds the listener, opens the feed and the latency log.
+    ///
+    /// # Errors
+    /// Bind failures, an unreadable journal, an invalid engine config, an uncreatable log.
+    pub fn bind(cfg: NodeConfig) -> std::io::Result<Node> {
+        let poll = Poll::new()?;
+        let net = NetServer::bind(cfg.listen, cfg.net.clone(), poll.registry(), 0)?;
+        let feed = ReplayFeed::open(&cfg.journal, cfg.speed, cfg.repeat)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", cfg.journal.display())))?;
+        let engine = Engine::new(cfg.engine.clone()).map_err(std::io::Error::other)?;
+        let clock = WallClock::default();
+        let started_ns = clock.now();
+        let log = match &cfg.latency_log {
+            Some(p) => Some(
+                LatencyLog::create(p, started_ns as f64 / 1e9)
+                    .map_err(|e| std::io::Error::other(format!("{}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
+        Ok(Node {
+            hub: Hub::new(cfg.hub.clone()),
+            cfg,
+            poll,
+            events: Events::with_capacity(1024),
+            net,
+            engine,
+            feed,
+            clock,
+            started_ns,
+            latency: Latency::default(),
+            log,
+            log_interval_start: started_ns,
+            net_events: Vec::with_capacity(256),
+            actions: Vec::new(),
+            pending_wire: Vec::with_capacity(FEED_BATCH),
+            stats: LoopStats::default(),
+            rates: status::Rates::default(),
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.net.local_addr()
+    }
+
+    /// Runs until `stop` is set (then closes every client with 1001 and returns) or the feed
+    /// finishes without looping and `exit_when_done` is set. `on_status` is called every
+    /// `status_every_ns` (0 = never) with a one-line summary.
+    ///
+    /// # Errors
+    /// Poll failures, a journal that turns unreadable, latency log write failures.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        status_every_ns: u64,
+        mut on_status: impl FnMut(&StatusLine),
+    ) -> std::io::Result<()> {
+        let mut next_timer = self.clock.now();
+        let mut next_status = self.started_ns + status_every_ns;
+        let mut next_feed: u64 = 0;
+        let mut feed_finished = false;
+        let mut stopping_since: Option<u64> = None;
+        loop {
+            let now = self.clock.now();
+            if stop.load(Ordering::Relaxed) && stopping_since.is_none() {
+                self.net.shutdown(self.poll.registry());
+                stopping_since = Some(now);
+            }
+            if let Some(t) = stopping_since {
+                if self.net.connection_count() == 0 || now.saturating_sub(t) > SHUTDOWN_GRACE_NS {
+                    self.flush_latency_log(now)?;
+                    return Ok(());
+                }
+            }
+            let timeout = match self.cfg.idle {
+                IdleStrategy::Spin | IdleStrategy::Yield => Duration::ZERO,
+                IdleStrategy::Block => {
+                    let mut deadline = next_timer.min(now + MAX_BLOCK_NS);
+                    if !feed_finished && stopping_since.is_none() {
+                        deadline = deadline.min(next_feed);
+                    }
+                    Duration::from_nanos(deadline.saturating_sub(now))
+                }
+            };
+            match self.poll.poll(&mut self.events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            self.stats.iterations += 1;
+            let now = self.clock.now();
+            let had_socket_events = !self.events.is_empty();
+            for ev in self.events.iter() {
+                if self.net.owns(ev.token()) {
+                    self.net
+                        .handle_event(self.poll.registry(), ev, now, &mut self.net_events);
+                }
+            }
+            self.dispatch_net_events(now);
+
+            let mut fed = 0;
+            if stopping_since.is_none() && !feed_finished {
+                (fed, next_feed, feed_finished) = self.pump_feed()?;
+            }
+            self.transmit_all(now);
+            if !self.pending_wire.is_empty() {
+                let t = self.clock.now();
+                for recv in self.pending_wire.drain(..) {
+                    self.latency
+                        .record(LatencyStage::TickToWire, t.saturating_sub(recv));
+                }
+            }
+
+            if now >= next_timer {
+                next_timer = now + TIMER_PERIOD_NS;
+                self.run_timers(now);
+                self.rates.sample(now, &self.hub.stats(), &self.stats);
+                if self.log.is_some()
+                    && now.saturating_sub(self.log_interval_start) >= self.cfg.interval_ns
+                {
+                    self.flush_latency_log(now)?;
+                }
+            }
+            if status_every_ns > 0 && now >= next_status {
+                next_status = now + status_every_ns;
+                on_status(&self.status_line(now));
+            }
+            if fed == 0 && !had_socket_events && self.cfg.idle == IdleStrategy::Yield {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Feeds due records through the engine and the hub; returns (records handled, when the
+    /// next one is due, feed finished).
+    fn pump_feed(&mut self) -> std::io::Result<(usize, u64, bool)> {
+        let mut fed = 0;
+        while fed < FEED_BATCH {
+            let t_read = self.clock.now();
+            let polled = self
+                .feed
+                .poll(t_read)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            match polled {
+                FeedPoll::Record(rec) => {
+                    let mut timer = StageTimer {
+                        clock: &self.clock,
+                        last: t_read,
+                        latency: &mut self.latency,
+                    };
+                    if self
+                        .engine
+                        .handle_record_probed(
+                            Nanos(t_read),
+                            rec.source,
+                            rec.kind,
+                            rec.payload,
+                            &mut timer,
+                        )
+                        .is_err()
+                    {
+                        self.stats.record_errors += 1;
+                    }
+                    let t_applied = timer.last;
+                    let before = self.hub.stats_delivered();
+                    while let Some(out) = self.engine.poll_output() {
+                        self.hub.handle_output(&out, &self.engine);
+                    }
+                    let t_fan = self.clock.now();
+                    self.latency
+                        .record(LatencyStage::Fanout, t_fan.saturating_sub(t_applied));
+                    if self.hub.stats_delivered() != before {
+                        self.pending_wire.push(t_read);
+                    }
+                    self.stats.records += 1;
+                    fed += 1;
+                }
+                FeedPoll::NotBefore(due) => return Ok((fed, due, false)),
+                FeedPoll::Restarted => {
+                    // A new pass: the books start over as after a reconnect.
+                    self.engine =
+                        Engine::new(self.cfg.engine.clone()).map_err(std::io::Error::other)?;
+                    self.stats.passes += 1;
+                }
+                FeedPoll::Finished => return Ok((fed, u64::MAX, true)),
+            }
+        }
+        Ok((fed, 0, false))
+    }
+
+    fn dispatch_net_events(&mut self, now: u64) {
+        let now_n = Nanos(now);
+        let mut events = std::mem::take(&mut self.net_events);
+        for ev in events.drain(..) {
+            match ev {
+                NetEvent::Http { conn, path, .. } => {
+                    let (status, ctype, body) = self.http_route(&path, now);
+                    self.net.respond_http(
+                        self.poll.registry(),
+                        conn,
+                        status,
+                        ctype,
+                        body.as_bytes(),
+                    );
+                }
+                NetEvent::Open { conn, query, .. } => {
+                    self.hub.handle_open(now_n, hub_conn(conn), &query);
+                }
+                NetEvent::Text { conn, text } => {
+                    self.hub.handle_heard(now_n, hub_conn(conn));
+                    self.hub
+                        .handle_text(now_n, hub_conn(conn), &text, &self.engine);
+                }
+                NetEvent::Binary { conn, len } => {
+                    self.hub.handle_heard(now_n, hub_conn(conn));
+                    self.hub.handle_binary(now_n, hub_conn(conn), len);
+                }
+                NetEvent::Writable { conn } => self.transmit(now, hub_conn(conn)),
+                NetEvent::Closed { conn, .. } => self.hub.handle_closed(hub_conn(conn)),
+            }
+        }
+        self.net_events = events;
+    }
+
+    fn http_route(&self, path: &str, now: u64) -> (u16, &'static str, String) {
+        match path {
+            "/status" => (200, "application/json", self.status_json(now)),
+            "/metrics" => (
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics_text(now),
+            ),
+            p if p == self.cfg.net.ws_path => (
+                426,
+                "text/plain; charset=utf-8",
+                "426 Upgrade Required: this path speaks WebSocket\n".into(),
+            ),
+            _ => (404, "text/plain; charset=utf-8", "404 Not Found\n".into()),
+        }
+    }
+
+    fn transmit_all(&mut self, now: u64) {
+        while let Some(conn) = self.hub.poll_ready() {
+            self.transmit(now, conn);
+        }
+    }
+
+    /// Moves the hub's messages for `conn` to its socket until either runs dry.
+    fn transmit(&mut self, now: u64, conn: ConnId) {
+        let nc = net_conn(conn);
+        while !self.net.write_pending(nc) {
+            let Some(msg) = self.hub.poll_transmit(Nanos(now), conn, &self.engine) else {
+                return;
+            };
+            match self.net.send(self.poll.registry(), nc, msg) {
+                SendResult::Sent => self.stats.sent += 1,
+                SendResult::Buffered => {
+                    self.stats.sent += 1;
+                    return;
+                }
+                SendResult::Refused => {
+                    // Not reached while write_pending is checked first; counted if it is.
+                    self.stats.send_refused += 1;
+                    return;
+                }
+                SendResult::Closed => return,
+            }
+        }
+    }
+
+    fn run_timers(&mut self, now: u64) {
+        // Pongs and other control frames count as activity for the heartbeat.
+        for c in self.hub.connections() {
+            if let Some(heard) = self.net.last_heard(net_conn(c)) {
+                self.hub.handle_heard(Nanos(heard), c);
+            }
+        }
+        let mut actions = std::mem::take(&mut self.actions);
+        self.hub.handle_timeout(Nanos(now), &mut actions);
+        for a in actions.drain(..) {
+            match a {
+                Action::Ping(c) => self.net.ping(self.poll.registry(), net_conn(c)),
+                Action::Close { conn, code, reason } => {
+                    // Let the last queued message (e.g. the 4003 error) go out first.
+                    self.transmit(now, conn);
+                    self.net
+                        .close(self.poll.registry(), net_conn(conn), code, &reason);
+                }
+            }
+        }
+        self.actions = actions;
+        self.net
+            .tick(self.poll.registry(), now, &mut self.net_events);
+        self.dispatch_net_events(now);
+    }
+
+    fn flush_latency_log(&mut self, now: u64) -> std::io::Result<()> {
+        if let Some(log) = &mut self.log {
+            let start = self.log_interval_start.saturating_sub(self.started_ns) as f64 / 1e9;
+            let len = now.saturating_sub(self.log_interval_start) as f64 / 1e9;
+            self.latency.write_interval(log, start, len)?;
+            self.log_interval_start = now;
+        }
+        Ok(())
+    }
+
+    /// The status line as of now.
+    pub fn status_line_now(&self) -> StatusLine {
+        self.status_line(self.clock.now())
+    }
+
+    /// The engine (for tests and status).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loop counters.
+    pub fn loop_stats(&self) -> LoopStats {
+        self.stats
+    }
+}

@@ -1,0 +1,271 @@
+//! Rolling 24-hour statistics computed from trades, for instruments whose feed has no
+//! exchange ticker stream (the bundled captures record `trade`, not `24hrTicker`).
+//!
+//! Time is the exchange's trade time, never a clock, so replay reproduces every value. The
+//! window is 1440 one-minute buckets (memory is constant whatever the trade rate); a value is
+//! published at most once per exchange second per instrument, like Binance's own ticker.
+
+use crate::fixed::{Decimal, Price, MAX_SCALE};
+use crate::instrument::Instrument;
+use crate::msg::{Ticker, Trade};
+
+const MINUTE_MS: u64 = 60_000;
+const BUCKETS: usize = 1440;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    /// Minute index (`trade_time_ms / 60000`) + 1; 0 marks an empty bucket.
+    minute_plus_one: u64,
+    open: i64,
+    high: i64,
+    low: i64,
+    close: i64,
+    volume: i128,
+    quote_volume: i128,
+}
+
+/// One instrument's rolling window.
+#[derive(Debug, Clone)]
+pub struct TradeStats {
+    buckets: Box<[Bucket; BUCKETS]>,
+    last_second: Option<u64>,
+    newest_minute: u64,
+}
+
+impl Default for TradeStats {
+    fn default() -> Self {
+        TradeStats {
+            buckets: Box::new([Bucket::default(); BUCKETS]),
+            last_second: None,
+            newest_minute: 0,
+        }
+    }
+}
+
+/// Fits an `i128` mantissa at `scale` into a [`Decimal`], dropping fraction digits (toward
+/// zero) only when the value would not fit an `i64` otherwise.
+fn fit(mut v: i128, mut scale: u8) -> Decimal {
+    while (v > i128::from(i64::MAX) || v < i128::from(i64::MIN)) && scale > 0 {
+        v /= 10;
+        scale -= 1;
+    }
+    let mantissa = i64::try_from(v).unwrap_or(if v > 0 { i64::MAX } else { i64::MIN });
+    Decimal { mantissa, scale }
+}
+
+impl TradeStats {
+    /// Folds in a trade; returns a ticker when this trade opens a new exchange second.
+    /// Trades older than the window's newest minute by a day or more are ignored.
+    pub fn on_trade(&mut self, t: &Trade, inst: &Instrument) -> Option<Ticker> {
+        let minute = t.trade_time_ms / MINUTE_MS;
+        if minute.saturating_add(BUCKETS as u64) <= self.newest_minute {
+            return None;
+        }
+        self.newest_minute = self.newest_minute.max(minute);
+        let b = &mut self.buckets[(minute % BUCKETS as u64) as usize];
+        let p = t.price.0;
+        if b.minute_plus_one != minute + 1 {
+            *b = Bucket {
+                minute_plus_one: minute + 1,
+                open: p,
+                high: p,
+                low: p,
+                close: p,
+                volume: 0,
+                quote_volume: 0,
+            };
+        }
+        b.high = b.high.max(p);
+        b.low = b.low.min(p);
+        b.close = p;
+        b.volume = b.volume.saturating_add(i128::from(t.qty.0));
+        b.quote_volume = b
+            .quote_volume
+            .saturating_add(i128::from(p) * i128::from(t.qty.0));
+
+        let second = t.trade_time_ms / 1000;
+        if self.last_second.is_some_and(|s| s >= second) {
+            return None;
+        }
+        self.last_second = Some(second);
+        Some(self.ticker(t, inst))
+    }
+
+    fn ticker(&self, t: &Trade, inst: &Instrument) -> Ticker {
+        let oldest = (self.newest_minute + 1).saturating_sub(BUCKETS as u64);
+        let live = |b: &&Bucket| b.minute_plus_one > oldest;
+        let (mut open_minute, mut open) = (u64::MAX, t.price.0);
+        let (mut high, mut low) = (i64::MIN, i64::MAX);
+        let (mut volume, mut quote) = (0i128, 0i128);
+        for b in self.buckets.iter().filter(live) {
+            if b.minute_plus_one < open_minute {
+                open_minute = b.minute_plus_one;
+                open = b.open;
+            }
+            high = high.max(b.high);
+            low = low.min(b.low);
+            volume = volume.saturating_add(b.volume);
+            quote = quote.saturating_add(b.quote_volume);
+        }
+        let last = t.price.0;
+        let change = last.saturating_sub(open);
+        // Percent with 3 decimals, truncated toward zero: change * 100 * 1000 / open.
+        let pct = if open == 0 {
+            None
+        } else {
+            Some(fit(
+                i128::from(change).saturating_mul(100_000) / i128::from(open),
+                3,
+            ))
+        };
+        let quote_scale = (inst.price_scale + inst.qty_scale).min(MAX_SCALE);
+        Ticker {
+            instrument: t.instrument,
+            mini: false,
+            event_time_ms: t.trade_time_ms,
+            last: Price(last),
+            open: Price(open),
+            high: Price(high),
+            low: Price(low),
+            price_change: Price(change),
+            price_change_pct: pct,
+            volume: fit(volume, inst.qty_scale),
+            quote_volume: fit(quote, quote_scale),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixed::Qty;
+    use crate::instrument::{InstrumentId, Market};
+
+    fn inst() -> Instrument {
+        Instrument {
+            id: InstrumentId(0),
+            symbol: "BTCUSDT".into(),
+            market: Market::UsdM,
+            price_scale: 2,
+            qty_scale: 3,
+        }
+    }
+
+    fn trade(ms: u64, price: i64, qty: i64) -> Trade {
+        Trade {
+            instrument: InstrumentId(0),
+            event_time_ms: ms,
+            trade_time_ms: ms,
+            trade_id: ms,
+            price: Price(price),
+            qty: Qty(qty),
+            buyer_is_maker: false,
+            buyer_order_id: None,
+            seller_order_id: None,
+            is_market: true,
+        }
+    }
+
+    #[test]
+    fn once_per_second_with_window_stats() {
+        let mut s = TradeStats::default();
+        let i = inst();
+        let t0 = 1_723_161_256_000;
+        let a = s
+            .on_trade(&trade(t0, 10_000, 1_000), &i)
+            .expect("first trade publishes");
+        assert_eq!(
+            (a.open.0, a.last.0, a.high.0, a.low.0),
+            (10_000, 10_000, 10_000, 10_000)
+        );
+        assert!(
+            s.on_trade(&trade(t0 + 500, 12_000, 2_000), &i).is_none(),
+            "same second"
+        );
+        let b = s
+            .on_trade(&trade(t0 + 1_000, 9_000, 1_000), &i)
+            .expect("next second");
+        assert_eq!(
+            (b.open.0, b.high.0, b.low.0, b.last.0),
+            (10_000, 12_000, 9_000, 9_000)
+        );
+        assert_eq!(b.price_change.0, -1_000);
+        assert_eq!(
+            b.price_change_pct,
+            Some(Decimal {
+                mantissa: -10_000,
+                scale: 3
+            })
+        );
+        assert_eq!(
+            b.volume,
+            Decimal {
+                mantissa: 4_000,
+                scale: 3
+            }
+        );
+        // 100.00*1.000 + 120.00*2.000 + 90.00*1.000 = 430.00000 at scale 5.
+        assert_eq!(
+            b.quote_volume,
+            Decimal {
+                mantissa: 43_000_000,
+                scale: 5
+            }
+        );
+    }
+
+    #[test]
+    fn trades_older_than_a_day_leave_the_window() {
+        let mut s = TradeStats::default();
+        let i = inst();
+        let t0 = 1_723_161_256_000;
+        s.on_trade(&trade(t0, 50_000, 1_000), &i);
+        let later = s
+            .on_trade(&trade(t0 + 24 * 3600 * 1000 + 60_000, 10_000, 1_000), &i)
+            .unwrap();
+        assert_eq!(
+            (later.open.0, later.high.0, later.volume.mantissa),
+            (10_000, 10_000, 1_000)
+        );
+        assert!(
+            s.on_trade(&trade(t0, 1, 1), &i).is_none(),
+            "a trade from a day ago is ignored"
+        );
+    }
+
+    #[test]
+    fn hostile_trade_times_do_not_panic() {
+        let mut s = TradeStats::default();
+        let i = inst();
+        for (ms, p) in [
+            (0, 100),
+            (1, i64::MAX),
+            (59_999, i64::MIN),
+            (u64::MAX, -1),
+            (0, 0),
+            (u64::MAX / 2, i64::MAX),
+        ] {
+            let _ = s.on_trade(&trade(ms, p, i64::MAX), &i);
+        }
+        let mut s = TradeStats::default();
+        let t = s
+            .on_trade(&trade(0, 100, 1), &i)
+            .expect("first trade publishes");
+        assert_eq!(t.open.0, 100);
+    }
+
+    #[test]
+    fn fit_drops_digits_only_when_needed() {
+        assert_eq!(
+            fit(12_345, 3),
+            Decimal {
+                mantissa: 12_345,
+                scale: 3
+            }
+        );
+        let big = i128::from(i64::MAX) * 100 + 99;
+        let d = fit(big, 4);
+        assert_eq!(d.scale, 2);
+        assert_eq!(d.mantissa, i64::MAX);
+    }
+}

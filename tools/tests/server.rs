@@ -1,0 +1,453 @@
+//! `tape run` over real sockets on 127.0.0.1: WebSocket clients (tungstenite) subscribe and
+//! get well-formed messages consistent with the book; HTTP status and metrics answer; bad
+//! requests get their documented errors; slow clients are conflated and closed; the binary
+//! stops cleanly on SIGTERM. Every wait is bounded.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tape_tools::config::Config;
+use tape_tools::run::node_config;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A node on a background thread; stopped and joined on drop.
+struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.join()
+                .expect("node thread")
+                .expect("node loop ends cleanly");
+        }
+    }
+}
+
+fn start(edit: impl FnOnce(&mut Config)) -> Server {
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.status_interval_secs = 0;
+    cfg.feed.journal = root().join("fixtures/session").display().to_string();
+    cfg.feed.speed = 20;
+    edit(&mut cfg);
+    cfg.validate().unwrap();
+    let ncfg = node_config(&cfg).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut node = tape_engine::node::Node::bind(ncfg)?;
+        tx.send(node.local_addr()).unwrap();
+        node.run(&s2, 0, |_| {})
+    });
+    let addr = rx.recv_timeout(WAIT).expect("node binds");
+    Server {
+        addr,
+        stop,
+        handle: Some(handle),
+    }
+}
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn connect(addr: SocketAddr) -> Ws {
+    let (ws, _) = tungstenite::connect(format!("ws://{addr}/ws")).expect("connect");
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    ws
+}
+
+fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).expect("send");
+}
+
+/// Next JSON text message, within the deadline.
+fn recv(ws: &mut Ws, deadline: Instant) -> Value {
+    loop {
+        assert!(Instant::now() < deadline, "timed out waiting for a message");
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                return serde_json::from_str(t.as_str()).expect("server sends JSON")
+            }
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn dec(v: &Value) -> i128 {
+    // Decimal strings compared exactly, as integers at a common scale of 8.
+    let s = v.as_str().expect("decimal string");
+    let (i, f) = s.split_once('.').unwrap_or((s, ""));
+    let f = format!("{f:0<8}");
+    format!("{i}{}", &f[..8]).parse().unwrap()
+}
+
+#[test]
+fn subscriber_sees_every_channel_consistent_with_the_book() {
+    let srv = start(|_| {});
+    let mut ws = connect(srv.addr);
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":1,"channels":["bbo","trades","ticker","book"],"symbols":["usdm:BTCUSDT"],"depth":1000}),
+    );
+    let deadline = Instant::now() + WAIT;
+    let ack = recv(&mut ws, deadline);
+    assert_eq!(ack["type"], "subscribed", "{ack}");
+    assert_eq!(ack["id"], 1);
+
+    let mut book: [BTreeMap<i128, i128>; 2] = [BTreeMap::new(), BTreeMap::new()];
+    let mut book_seq: Option<u64> = None;
+    let mut book_update_id = 0u64;
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    let mut bbo_checked = 0;
+    while seen.get("book_update").copied().unwrap_or(0) < 30
+        || !["bbo", "trades", "ticker", "book_snapshot"]
+            .iter()
+            .all(|k| seen.contains_key(*k))
+        || bbo_checked < 3
+    {
+        let m = recv(&mut ws, deadline);
+        for k in [
+            "type", "channel", "market", "symbol", "seq", "ts", "recv_ns", "data",
+        ] {
+            assert!(m.get(k).is_some(), "envelope has {k}: {m}");
+        }
+        assert_eq!(m["symbol"], "BTCUSDT");
+        assert_eq!(m["market"], "usdm");
+        let ch = m["channel"].as_str().unwrap().to_owned();
+        let seq = m["seq"].as_u64().unwrap();
+        match (ch.as_str(), m["type"].as_str().unwrap()) {
+            ("book", "snapshot") => {
+                *seen.entry("book_snapshot".into()).or_default() += 1;
+                for (i, side) in ["bids", "asks"].iter().enumerate() {
+                    book[i].clear();
+                    for l in m["data"][side].as_array().unwrap() {
+                        book[i].insert(dec(&l[0]), dec(&l[1]));
+                    }
+                }
+                book_seq = Some(seq);
+                book_update_id = m["data"]["update_id"].as_u64().unwrap();
+            }
+            ("book", "update") => {
+                *seen.entry("book_update".into()).or_default() += 1;
+                if let Some(prev) = book_seq {
+                    assert_eq!(seq, prev + 1, "book seq continuity");
+                    book_seq = Some(seq);
+                    for (i, side) in ["bids", "asks"].iter().enumerate() {
+                        for l in m["data"][side].as_array().unwrap() {
+                            let (p, q) = (dec(&l[0]), dec(&l[1]));
+                            if q == 0 {
+                                book[i].remove(&p);
+                            } else {
+                                book[i].insert(p, q);
+                            }
+                        }
+                    }
+                    book_update_id = m["data"]["update_id"].as_u64().unwrap();
+                }
+            }
+            ("bbo", "update") => {
+                *seen.entry("bbo".into()).or_default() += 1;
+                let d = &m["data"];
+                if book_seq.is_some() && d["update_id"].as_u64() == Some(book_update_id) {
+                    let best_bid = book[0].iter().next_back().map(|(p, q)| (*p, *q));
+                    let best_ask = book[1].iter().next().map(|(p, q)| (*p, *q));
+                    assert_eq!(best_bid, Some((dec(&d["bid"]), dec(&d["bid_qty"]))), "{m}");
+                    assert_eq!(best_ask, Some((dec(&d["ask"]), dec(&d["ask_qty"]))), "{m}");
+                    bbo_checked += 1;
+                }
+            }
+            ("trades", "update") => {
+                *seen.entry("trades".into()).or_default() += 1;
+                let side = m["data"]["side"].as_str().unwrap();
+                assert!(side == "buy" || side == "sell");
+                assert!(dec(&m["data"]["qty"]) > 0);
+            }
+            ("ticker", "update") => {
+                *seen.entry("ticker".into()).or_default() += 1;
+                assert!(dec(&m["data"]["high"]) >= dec(&m["data"]["low"]));
+            }
+            (_, "status") => {
+                *seen.entry("status".into()).or_default() += 1;
+            }
+            other => panic!("unexpected message {other:?}: {m}"),
+        }
+    }
+    // get_book answers with the current top levels.
+    send(
+        &mut ws,
+        json!({"type":"get_book","id":"b","symbol":"usdm:BTCUSDT","depth":3}),
+    );
+    loop {
+        let m = recv(&mut ws, deadline);
+        if m["id"] == "b" {
+            assert_eq!(m["type"], "snapshot", "{m}");
+            assert!(m["data"]["bids"].as_array().unwrap().len() <= 3);
+            break;
+        }
+    }
+}
+
+#[test]
+fn two_hundred_concurrent_clients_each_get_data() {
+    let srv = start(|c| c.limits.max_connections = 250);
+    let mut clients: Vec<Ws> = (0..200).map(|_| connect(srv.addr)).collect();
+    for (i, ws) in clients.iter_mut().enumerate() {
+        send(
+            ws,
+            json!({"type":"subscribe","id":i,"channels":["bbo","trades"],"symbols":["spot:BTCUSDT"]}),
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    for ws in &mut clients {
+        let ack = recv(ws, deadline);
+        assert_eq!(ack["type"], "subscribed", "{ack}");
+        // Then market data: the current bbo, or live updates.
+        let m = recv(ws, deadline);
+        assert!(m["channel"] == "bbo" || m["channel"] == "trades", "{m}");
+    }
+    let (code, body) = http_get(srv.addr, "/status");
+    assert_eq!(code, 200);
+    let st: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(st["connections"], 200, "{st}");
+}
+
+#[test]
+fn status_and_metrics_answer_and_unknown_paths_are_404() {
+    let srv = start(|_| {});
+    let mut ws = connect(srv.addr);
+    send(
+        &mut ws,
+        json!({"type":"subscribe","channels":["bbo"],"symbols":["BTCUSDT"]}),
+    );
+    let deadline = Instant::now() + WAIT;
+    // Wait until data flows so latency histograms have samples.
+    let _ack = recv(&mut ws, deadline);
+    let _ = recv(&mut ws, deadline);
+    let _ = recv(&mut ws, deadline);
+    let (code, body) = http_get(srv.addr, "/status");
+    assert_eq!(code, 200);
+    let st: Value = serde_json::from_str(&body).expect("status is JSON");
+    for stage in ["decode", "apply", "fanout", "tick_to_wire"] {
+        assert!(
+            st["latency_ns"][stage]["count"].as_u64().unwrap() > 0,
+            "{stage}: {st}"
+        );
+        assert!(
+            st["latency_ns"][stage]["p99_ns"].as_u64().unwrap() > 0,
+            "{stage}"
+        );
+    }
+    assert_eq!(st["connections"], 1);
+    assert!(st["subscriptions"]["bbo"].as_u64().unwrap() >= 1, "{st}");
+    let (code, text) = http_get(srv.addr, "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        text.contains("tape_latency_ns{stage=\"tick_to_wire\",quantile=\"0.99\"}"),
+        "{text}"
+    );
+    assert!(text.contains("tape_connections 1"), "{text}");
+    assert_eq!(http_get(srv.addr, "/nope").0, 404);
+}
+
+#[test]
+fn bad_requests_get_documented_errors_and_the_connection_stays() {
+    let srv = start(|c| c.limits.max_message_bytes = 1024);
+    let mut ws = connect(srv.addr);
+    let deadline = Instant::now() + WAIT;
+    let cases = [
+        ("not json".to_owned(), 4004),
+        (json!({"type":"launch","id":2}).to_string(), 4004),
+        (
+            json!({"type":"subscribe","id":3,"channels":["bbo"],"symbols":["NOPEUSDT"]})
+                .to_string(),
+            4005,
+        ),
+        (
+            json!({"type":"subscribe","id":4,"channels":["candles"],"symbols":["BTCUSDT"]})
+                .to_string(),
+            4006,
+        ),
+        (
+            format!(
+                "{{\"type\":\"ping\",\"id\":5,\"pad\":\"{}\"}}",
+                "x".repeat(2000)
+            ),
+            4008,
+        ),
+    ];
+    for (text, code) in cases {
+        ws.send(Message::text(text.clone())).unwrap();
+        let m = recv(&mut ws, deadline);
+        assert_eq!(m["type"], "error", "{text}: {m}");
+        assert_eq!(m["code"], code, "{text}: {m}");
+    }
+    send(&mut ws, json!({"type":"ping","id":"still-open"}));
+    let m = recv(&mut ws, deadline);
+    assert_eq!(m["type"], "pong");
+    assert_eq!(m["id"], "still-open");
+}
+
+#[test]
+fn a_client_that_never_reads_is_conflated_then_closed_and_others_are_served() {
+    let srv = start(|c| {
+        c.feed.speed = 0; // as fast as possible, looping: far more than a stalled client takes
+        c.server.outbound_queue = 16;
+        c.server.slow_client_timeout_ms = 300;
+    });
+    let mut slow = connect(srv.addr);
+    send(
+        &mut slow,
+        json!({"type":"subscribe","channels":["bbo","trades","book"],"symbols":["BTCUSDT","ETHUSDT"]}),
+    );
+    let mut fast = connect(srv.addr);
+    send(
+        &mut fast,
+        json!({"type":"subscribe","channels":["trades"],"symbols":["usdm:BTCUSDT"]}),
+    );
+    let deadline = Instant::now() + WAIT;
+    // The slow client is closed with 4010 while the fast one keeps receiving.
+    let mut fast_msgs = 0;
+    loop {
+        let _ = recv(&mut fast, deadline);
+        fast_msgs += 1;
+        let (_, body) = http_get(srv.addr, "/status");
+        let st: Value = serde_json::from_str(&body).unwrap();
+        if st["slow_clients"]["disconnected_slow"].as_u64().unwrap() >= 1 {
+            assert!(
+                st["slow_clients"]["conflated"].as_u64().unwrap() > 0
+                    || st["slow_clients"]["trades_dropped"].as_u64().unwrap() > 0,
+                "{st}"
+            );
+            break;
+        }
+    }
+    assert!(fast_msgs > 0);
+    // What the stalled client finally reads ends with the 4010 close.
+    if let MaybeTlsStream::Plain(s) = slow.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    let close_code = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no close frame for the slow client"
+        );
+        match slow.read() {
+            Ok(Message::Close(Some(f))) => break u16::from(f.code),
+            Ok(_) => continue,
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                panic!("closed without a close frame")
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    };
+    assert_eq!(close_code, 4010);
+}
+
+#[test]
+fn the_binary_prints_its_url_and_stops_cleanly_on_sigterm() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tape"))
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--status-interval",
+            "1",
+            "--exit-after",
+            "60",
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tape run starts");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("first line names the URL: {first}"))
+        .to_owned();
+    let (mut ws, _) = tungstenite::connect(&url).expect("connect to printed URL");
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    send(&mut ws, json!({"type":"ping","id":1}));
+    let deadline = Instant::now() + WAIT;
+    assert_eq!(recv(&mut ws, deadline)["type"], "pong");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The client sees "going away", and the process exits 0.
+    let code = loop {
+        assert!(Instant::now() < deadline, "no close frame on shutdown");
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => break u16::from(f.code),
+            Ok(_) => continue,
+            Err(e) => panic!("read: {e}"),
+        }
+    };
+    assert_eq!(code, 1001);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait()).ok());
+    let exit = rx
+        .recv_timeout(WAIT)
+        .expect("tape run exits after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit}");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("tape stopped"), "{rest}");
+}
