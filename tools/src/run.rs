@@ -153,6 +153,14 @@ pub fn node_config(cfg: &Config) -> Result<NodeConfig> {
     })
 }
 
+/// Prints a console line; a closed stdout (the reader went away) must not stop the engine.
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(line);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
 /// Runs the engine until SIGINT/SIGTERM (or `--exit-after`).
 ///
 /// # Errors
@@ -188,12 +196,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
         ("wss", "https")
     };
     let addr = node.local_addr();
-    println!("tape serving {}://{addr}{}", scheme.0, cfg.server.ws_path);
-    println!(
+    say(format_args!(
+        "tape serving {}://{addr}{}",
+        scheme.0, cfg.server.ws_path
+    ));
+    say(format_args!(
         "  status  {}://{addr}/status   metrics {}://{addr}/metrics",
         scheme.1, scheme.1
-    );
-    println!(
+    ));
+    say(format_args!(
         "  feed    {} at {}",
         journal.display(),
         match cfg.feed.speed {
@@ -201,17 +212,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
             1 => "recorded pace".to_owned(),
             n => format!("{n}x recorded pace"),
         }
-    );
-    std::io::stdout().flush().ok();
+    ));
     let every = cfg
         .server
         .status_interval_secs
         .saturating_mul(1_000_000_000);
-    node.run(&stop, every, |line| {
-        println!("{line}");
-        std::io::stdout().flush().ok();
-    })
-    .context("engine loop")?;
-    println!("tape stopped: {}", node.status_line_now());
+    node.run(&stop, every, |line| say(format_args!("{line}")))
+        .context("engine loop")?;
+    say(format_args!("tape stopped: {}", node.status_line_now()));
     Ok(())
 }

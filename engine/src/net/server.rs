@@ -139,6 +139,30 @@ impl NetServer {
         .unwrap_or(SendResult::Closed)
     }
 
+    /// Frames `msg` into `conn`'s write buffer without writing it to the socket yet; call
+    /// [`NetServer::flush`] after queueing a connection's messages, so a burst costs one
+    /// syscall instead of one per message. `Sent` means queued; `Refused` and `Closed` as for
+    /// [`NetServer::send`].
+    pub fn queue(&mut self, registry: &Registry, conn: ConnId, msg: Utf8Bytes) -> SendResult {
+        let Some(slot) = self.slot_of_id(conn) else {
+            return SendResult::Closed;
+        };
+        self.with_conn(registry, slot, None, |c, env| {
+            c.queue(Message::Text(msg), env)
+        })
+        .unwrap_or(SendResult::Closed)
+    }
+
+    /// Writes what [`NetServer::queue`] framed for `conn`: `Sent` when all of it reached the
+    /// kernel, `Buffered` when the rest waits for [`NetEvent::Writable`].
+    pub fn flush(&mut self, registry: &Registry, conn: ConnId) -> SendResult {
+        let Some(slot) = self.slot_of_id(conn) else {
+            return SendResult::Closed;
+        };
+        self.with_conn(registry, slot, None, |c, env| c.flush_ws(env))
+            .unwrap_or(SendResult::Closed)
+    }
+
     /// True while `conn` has output waiting for the socket (a [`NetEvent::Writable`] follows
     /// when it drains).
     pub fn write_pending(&self, conn: ConnId) -> bool {

@@ -153,8 +153,6 @@ pub struct Node {
     log_interval_start: u64,
     net_events: Vec<NetEvent>,
     actions: Vec<Action>,
-    /// Receive times of records handled this iteration whose outputs reached the hub.
-    pending_wire: Vec<u64>,
     stats: LoopStats,
     rates: status::Rates,
 }
@@ -211,7 +209,6 @@ impl Node {
             log_interval_start: started_ns,
             net_events: Vec::with_capacity(256),
             actions: Vec::new(),
-            pending_wire: Vec::with_capacity(FEED_BATCH),
             stats: LoopStats::default(),
             rates: status::Rates::default(),
         })
@@ -282,13 +279,6 @@ impl Node {
                 (fed, next_feed, feed_finished) = self.pump_feed()?;
             }
             self.transmit_all(now);
-            if !self.pending_wire.is_empty() {
-                let t = self.clock.now();
-                for recv in self.pending_wire.drain(..) {
-                    self.latency
-                        .record(LatencyStage::TickToWire, t.saturating_sub(recv));
-                }
-            }
 
             if now >= next_timer {
                 next_timer = now + TIMER_PERIOD_NS;
@@ -348,8 +338,13 @@ impl Node {
                     let t_fan = self.clock.now();
                     self.latency
                         .record(LatencyStage::Fanout, t_fan.saturating_sub(t_applied));
+                    // Write this record's messages before the next record: a record's latency
+                    // never waits for a batch.
                     if self.hub.stats_delivered() != before {
-                        self.pending_wire.push(t_read);
+                        self.transmit_all(t_fan);
+                        let t_wire = self.clock.now();
+                        self.latency
+                            .record(LatencyStage::TickToWire, t_wire.saturating_sub(t_read));
                     }
                     self.stats.records += 1;
                     fed += 1;
@@ -424,26 +419,29 @@ impl Node {
         }
     }
 
-    /// Moves the hub's messages for `conn` to its socket until either runs dry.
+    /// Moves the hub's messages for `conn` to its socket until either runs dry: all of them
+    /// framed into the connection's buffer, then one flush (one syscall for the burst).
     fn transmit(&mut self, now: u64, conn: ConnId) {
         let nc = net_conn(conn);
-        while !self.net.write_pending(nc) {
-            let Some(msg) = self.hub.poll_transmit(Nanos(now), conn, &self.engine) else {
-                return;
-            };
-            match self.net.send(self.poll.registry(), nc, msg) {
-                SendResult::Sent => self.stats.sent += 1,
-                SendResult::Buffered => {
-                    self.stats.sent += 1;
-                    return;
-                }
+        if self.net.write_pending(nc) {
+            return; // the socket is full; NetEvent::Writable brings us back
+        }
+        let mut queued = 0u64;
+        while let Some(msg) = self.hub.poll_transmit(Nanos(now), conn, &self.engine) {
+            match self.net.queue(self.poll.registry(), nc, msg) {
+                SendResult::Sent | SendResult::Buffered => queued += 1,
                 SendResult::Refused => {
-                    // Not reached while write_pending is checked first; counted if it is.
+                    // Over the transport's buffer limit: the message is lost for this client,
+                    // counted; the hub's own bound normally keeps us far from this.
                     self.stats.send_refused += 1;
-                    return;
+                    break;
                 }
                 SendResult::Closed => return,
             }
+        }
+        if queued > 0 {
+            self.stats.sent += queued;
+            let _ = self.net.flush(self.poll.registry(), nc);
         }
     }
 

@@ -51,6 +51,17 @@ impl Ws {
 impl Conn {
     /// Queues a text message on an open client WebSocket and tries to flush it.
     pub(crate) fn send(&mut self, msg: Message, env: &mut Env) -> (SendResult, Step) {
+        match self.queue(msg, env) {
+            (SendResult::Sent, Step::Keep) => self.flush_ws(env),
+            other => other,
+        }
+    }
+
+    /// Frames a text message into the connection's write buffer without writing to the
+    /// socket (tungstenite may still write if its buffer passes its own threshold); a later
+    /// [`Conn::flush_ws`] sends everything queued with as few syscalls as possible.
+    /// `Sent` here means "queued".
+    pub(crate) fn queue(&mut self, msg: Message, env: &mut Env) -> (SendResult, Step) {
         let Phase::Ws(ws) = &mut self.phase else {
             return (SendResult::Closed, Step::Keep);
         };
@@ -61,12 +72,22 @@ impl Conn {
             Ok(()) => {}
             Err(WsError::WriteBufferFull(_)) => {
                 env.stats.send_refused += 1;
+                ws.pending = true;
                 return (SendResult::Refused, Step::Keep);
             }
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return (SendResult::Closed, self.fail_now(env, e)),
         }
         env.stats.messages_out += 1;
+        (SendResult::Sent, Step::Keep)
+    }
+
+    /// Writes whatever is queued: `Sent` when all of it reached the kernel, `Buffered` when
+    /// the socket is full (a `Writable` event follows when it drains).
+    pub(crate) fn flush_ws(&mut self, env: &mut Env) -> (SendResult, Step) {
+        let Phase::Ws(ws) = &mut self.phase else {
+            return (SendResult::Closed, Step::Keep);
+        };
         match ws.ctx.flush(&mut self.io) {
             Ok(()) => {
                 // Whoever saw Buffered/Refused earlier is waiting for this.
