@@ -139,6 +139,9 @@ pub struct FeedSection {
     /// Start again from the beginning when the journal ends.
     #[serde(rename = "loop")]
     pub repeat: bool,
+    /// Journal every input the engine handles into this directory (a new journal, or one to
+    /// continue); empty = none.
+    pub record: String,
 }
 
 impl Default for FeedSection {
@@ -147,6 +150,7 @@ impl Default for FeedSection {
             journal: String::new(),
             speed: 1,
             repeat: true,
+            record: String::new(),
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct RunArgs {
     /// Pin the engine thread to this CPU (engine.cpu).
     #[arg(long)]
     pub cpu: Option<i64>,
+    /// Journal every input into this directory before applying it (feed.record).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
     /// HdrHistogram interval log of every stage (engine.latency_log).
     #[arg(long)]
     pub latency_log: Option<PathBuf>,
@@ -79,6 +82,9 @@ pub fn resolve(args: &RunArgs) -> Result<Config> {
     }
     if let Some(v) = args.cpu {
         cfg.engine.cpu = v;
+    }
+    if let Some(v) = &args.record {
+        cfg.feed.record = v.display().to_string();
     }
     if let Some(v) = &args.latency_log {
         cfg.engine.latency_log = v.display().to_string();
@@ -144,6 +150,7 @@ pub fn node_config(cfg: &Config) -> Result<NodeConfig> {
         journal: cfg.journal_path(),
         speed: cfg.feed.speed,
         repeat: cfg.feed.repeat,
+        record: (!cfg.feed.record.is_empty()).then(|| PathBuf::from(&cfg.feed.record)),
         latency_log: (!cfg.engine.latency_log.is_empty())
             .then(|| PathBuf::from(&cfg.engine.latency_log)),
         interval_ns: cfg

@@ -451,3 +451,65 @@ fn the_binary_prints_its_url_and_stops_cleanly_on_sigterm() {
     out.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("tape stopped"), "{rest}");
 }
+
+#[test]
+fn a_recorded_run_replays_to_the_same_digest_and_logs_latency() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("rec");
+    let hlog = tmp.path().join("latency.hlog");
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.status_interval_secs = 0;
+    cfg.feed.journal = root().join("fixtures/session").display().to_string();
+    cfg.feed.speed = 0;
+    cfg.feed.repeat = false;
+    cfg.feed.record = rec.display().to_string();
+    cfg.engine.latency_log = hlog.display().to_string();
+    cfg.engine.latency_log_interval_secs = 1;
+    let ncfg = node_config(&cfg).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
+        tx.send(node.local_addr()).unwrap();
+        node.run(&s2, 0, |_| {}).unwrap();
+        (node.engine().digest(), node.loop_stats().records)
+    });
+    let addr = rx.recv_timeout(WAIT).unwrap();
+    // A client watches while the whole session plays once.
+    let mut ws = connect(addr);
+    send(
+        &mut ws,
+        json!({"type":"subscribe","channels":["bbo"],"symbols":["BTCUSDT"]}),
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, body) = http_get(addr, "/status");
+        let st: Value = serde_json::from_str(&body).unwrap();
+        if st["feed"]["records"] == 8910 {
+            assert!(
+                st["latency_ns"]["journal"]["count"].as_u64().unwrap() >= 8910,
+                "{st}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "feed did not finish: {st}");
+        let _ = recv(&mut ws, deadline);
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(ws);
+    let (live_digest, records) = handle.join().unwrap();
+    assert_eq!(records, 8910);
+    // The recording has the live receive times, so replaying it reproduces the live outputs.
+    let (summary, _) = tape_tools::replay::replay(&rec).unwrap();
+    assert_eq!(summary.records, 8910);
+    assert_eq!(summary.digest, format!("{:016x}", live_digest.value()));
+    assert_eq!(summary.output_events, live_digest.count());
+    // The latency log is a standard HdrHistogram interval log with one tag per stage.
+    let log = std::fs::read_to_string(&hlog).unwrap();
+    assert!(
+        log.contains("Tag=tick_to_wire,") && log.contains("Tag=journal,"),
+        "{log}"
+    );
+}

@@ -55,6 +55,8 @@ pub struct NodeConfig {
     pub speed: u32,
     /// Replay the journal again when it ends.
     pub repeat: bool,
+    /// Journal every input here (receive time, source, kind, bytes) before it is applied.
+    pub record: Option<PathBuf>,
     /// Latency interval log, if any.
     pub latency_log: Option<PathBuf>,
     /// Interval of the latency log and of rate computations, ns.
@@ -149,6 +151,7 @@ pub struct Node {
     clock: WallClock,
     started_ns: u64,
     latency: Latency,
+    journal: Option<tape_journal::JournalWriter>,
     log: Option<LatencyLog>,
     log_interval_start: u64,
     net_events: Vec<NetEvent>,
@@ -194,7 +197,17 @@ impl Node {
             ),
             None => None,
         };
+        let journal = match &cfg.record {
+            Some(dir) => {
+                let (w, _) =
+                    tape_journal::JournalWriter::open(dir, tape_journal::JournalOptions::default())
+                        .map_err(|e| std::io::Error::other(format!("{}: {e}", dir.display())))?;
+                Some(w)
+            }
+            None => None,
+        };
         Ok(Node {
+            journal,
             hub: Hub::new(cfg.hub.clone()),
             cfg,
             poll,
@@ -245,6 +258,10 @@ impl Node {
             if let Some(t) = stopping_since {
                 if self.net.connection_count() == 0 || now.saturating_sub(t) > SHUTDOWN_GRACE_NS {
                     self.flush_latency_log(now)?;
+                    if let Some(j) = &mut self.journal {
+                        j.flush()
+                            .map_err(|e| std::io::Error::other(format!("journal flush: {e}")))?;
+                    }
                     return Ok(());
                 }
             }
@@ -294,8 +311,14 @@ impl Node {
                 next_status = now + status_every_ns;
                 on_status(&self.status_line(now));
             }
-            if fed == 0 && !had_socket_events && self.cfg.idle == IdleStrategy::Yield {
-                std::thread::yield_now();
+            if fed == 0 && !had_socket_events {
+                // Idle time: fault in journal pages ahead of the writer, off the hot path.
+                if let Some(j) = &mut self.journal {
+                    let _ = j.pretouch();
+                }
+                if self.cfg.idle == IdleStrategy::Yield {
+                    std::thread::yield_now();
+                }
             }
         }
     }
@@ -312,9 +335,19 @@ impl Node {
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             match polled {
                 FeedPoll::Record(rec) => {
+                    let mut t_start = t_read;
+                    if let Some(j) = &mut self.journal {
+                        // Journal before apply: a crash never leaves state the journal
+                        // cannot rebuild. A failing journal stops the engine.
+                        j.append(t_read, rec.source, rec.kind, rec.payload)
+                            .map_err(|e| std::io::Error::other(format!("journal: {e}")))?;
+                        t_start = self.clock.now();
+                        self.latency
+                            .record(LatencyStage::Journal, t_start.saturating_sub(t_read));
+                    }
                     let mut timer = StageTimer {
                         clock: &self.clock,
-                        last: t_read,
+                        last: t_start,
                         latency: &mut self.latency,
                     };
                     if self
