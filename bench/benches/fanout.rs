@@ -55,16 +55,18 @@ fn trade(i: u64) -> Output {
     }
 }
 
-fn hub_with(n: usize, engine: &Engine) -> Hub {
+/// A hub with `conns` subscribed to BTCUSDT trades, their replies drained.
+fn hub_with(conns: impl IntoIterator<Item = ConnId>, engine: &Engine) -> Hub {
+    let conns: Vec<ConnId> = conns.into_iter().collect();
     let mut hub = Hub::new(HubConfig {
-        max_connections: n + 1,
+        max_connections: conns.len() + 1,
         outbound_queue: 1024,
         ..HubConfig::default()
     });
-    for c in 0..n {
-        assert!(hub.handle_open(Nanos(1), ConnId(c), ""));
-        hub.handle_text(Nanos(1), ConnId(c), SUBSCRIBE, engine);
-        while hub.poll_transmit(Nanos(1), ConnId(c), engine).is_some() {}
+    for &c in &conns {
+        assert!(hub.handle_open(Nanos(1), c, ""));
+        hub.handle_text(Nanos(1), c, SUBSCRIBE, engine);
+        while hub.poll_transmit(Nanos(1), c, engine).is_some() {}
     }
     hub
 }
@@ -73,7 +75,7 @@ fn hub_only(c: &mut Criterion) {
     let engine = engine();
     let mut g = c.benchmark_group("fanout/hub");
     for n in [100usize, 1000] {
-        let mut hub = hub_with(n, &engine);
+        let mut hub = hub_with((0..n).map(ConnId), &engine);
         let mut i = 0;
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
@@ -184,15 +186,7 @@ fn socket(c: &mut Criterion) {
         .expect("bind");
         let (stop, reader, conns) = clients(n, &mut net, &mut poll);
         // The real connections subscribe in the hub directly (hub ids = transport ids).
-        let mut hub = Hub::new(HubConfig {
-            max_connections: n + 1,
-            outbound_queue: 1024,
-            ..HubConfig::default()
-        });
-        for &cid in &conns {
-            assert!(hub.handle_open(Nanos(1), cid, ""));
-            hub.handle_text(Nanos(1), cid, SUBSCRIBE, &engine);
-        }
+        let mut hub = hub_with(conns, &engine);
         let mut events = Events::with_capacity(1024);
         let mut out = Vec::new();
         let mut i = 0;

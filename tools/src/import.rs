@@ -216,6 +216,14 @@ fn merge(files: Vec<FileRecords>) -> Vec<ImportRecord> {
     out
 }
 
+/// The file name, as a label for the sources it defines.
+fn file_label(path: &Path, fallback: &str) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(fallback)
+        .to_owned()
+}
+
 fn market_from_name(path: &Path) -> Option<Market> {
     let name = path.file_name()?.to_str()?.to_ascii_lowercase();
     let prefix = name.split(['_', '.', '-']).next()?;
@@ -272,11 +280,7 @@ fn hftbacktest(
             path.display()
         )
         })?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("capture")
-        .to_owned();
+    let name = file_label(path, "capture");
     let ws = sources.id_for(market, None, &name);
     // First pass: lines and the symbol (for the inline snapshot, which names none on spot).
     let mut lines = Vec::new();
@@ -356,11 +360,7 @@ fn cryptofeed_ws(
                 path.display()
             )
         })?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("capture")
-        .to_owned();
+    let name = file_label(path, "capture");
     let ws = sources.id_for(market, None, &name);
     let mut records = Vec::new();
     for (no, line) in lines {
@@ -394,11 +394,7 @@ fn cryptofeed_http(
     sources: &mut Sources,
     skipped: &mut u64,
 ) -> Result<FileRecords> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("http")
-        .to_owned();
+    let name = file_label(path, "http");
     let mut records = Vec::new();
     for (no, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
