@@ -300,7 +300,9 @@ impl Node {
             if now >= next_timer {
                 next_timer = now + TIMER_PERIOD_NS;
                 self.run_timers(now);
-                self.rates.sample(now, &self.hub.stats(), &self.stats);
+                if self.rates.due(now) {
+                    self.rates.sample(now, &self.hub.stats(), &self.stats);
+                }
                 if self.log.is_some()
                     && now.saturating_sub(self.log_interval_start) >= self.cfg.interval_ns
                 {

@@ -20,6 +20,12 @@ pub(super) struct Rates {
 const RATE_WINDOW_NS: u64 = 1_000_000_000;
 
 impl Rates {
+    /// True when a new window should be sampled; checked before building [`HubStats`], which
+    /// walks every connection and so must not run on every timer tick.
+    pub(super) fn due(&self, now: u64) -> bool {
+        self.window_start == 0 || now.saturating_sub(self.window_start) >= RATE_WINDOW_NS
+    }
+
     pub(super) fn sample(&mut self, now: u64, hub: &HubStats, lp: &LoopStats) {
         let cur = (hub.requests, lp.sent, lp.records);
         if self.window_start == 0 {
