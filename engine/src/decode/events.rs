@@ -12,10 +12,10 @@ use crate::msg::{
 
 /// The instrument named by `s`, with its price and quantity scales.
 #[derive(Clone, Copy)]
-struct Inst {
-    id: InstrumentId,
-    price_scale: u8,
-    qty_scale: u8,
+pub(super) struct Inst {
+    pub id: InstrumentId,
+    pub price_scale: u8,
+    pub qty_scale: u8,
 }
 
 /// Everything needed to turn `s` into an instrument.
@@ -31,11 +31,19 @@ pub(super) struct Resolver<'r> {
 impl Resolver<'_> {
     fn instrument(&mut self, f: &Fields<'_, '_>) -> Result<Inst, DecodeError> {
         let s = f.str(k!(b's'), "s")?;
+        self.symbol(f.event, s)
+    }
+
+    /// The instrument of symbol `s` in a frame of type `event`. Shared by the tape path and
+    /// the fast path, so both look up, auto-register and fail identically. Calling it again
+    /// with the same arguments returns the same result and changes nothing more.
+    #[inline]
+    pub(super) fn symbol(&mut self, event: &'static str, s: &str) -> Result<Inst, DecodeError> {
         let (market, sym) = (self.ctx.market, s.as_bytes());
         let id = match self.cache.get(market, sym, self.registry) {
             Some(id) => id,
             None => {
-                let id = self.lookup(f.event, s)?;
+                let id = self.lookup(event, s)?;
                 self.cache.put(market, sym, id);
                 id
             }

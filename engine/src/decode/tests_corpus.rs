@@ -12,7 +12,7 @@ use super::tests::{registry, FRAMES, USDM_DEPTH};
 use super::*;
 use crate::fixed::{Price, Qty};
 
-fn fixtures_dir() -> PathBuf {
+pub(super) fn fixtures_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("TAPE_FIXTURES_REAL") {
         return PathBuf::from(dir);
     }

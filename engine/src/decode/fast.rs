@@ -1,0 +1,603 @@
+//! A strictly validating fast path in front of simd-json for the hot frame shapes.
+//!
+//! simd-json's tape construction is about two thirds of the cost of a small frame, and
+//! `bookTicker`, `trade` and `depthUpdate` frames use a tiny subset of JSON. This module
+//! tokenizes that subset in one left-to-right pass (objects with string keys, strings without
+//! escapes, unsigned integers, `true`/`false`/`null`, and `[["price","qty"],..]` level arrays,
+//! with any JSON whitespace between tokens) and builds the same [`MarketMsg`] the tape path
+//! would.
+//!
+//! It never decides anything the tape path might decide differently: whenever a frame leaves
+//! that subset, or would make the tape path fail before the symbol lookup, it answers `None`
+//! ("not mine") and the caller runs the tape path unchanged. Checks mirror
+//! [`super::events`] field by field, numbers go through the same [`super::number::fixed`],
+//! and the symbol goes through the same [`Resolver`], so an accepted frame decodes exactly
+//! as the tape path would decode it. Duplicate keys follow the tape path's rule: the last one
+//! wins. The only error it returns itself is the resolver's, which the tape path would return
+//! identically; any later problem (a bad decimal) is left to the tape path, whose repeated
+//! lookup finds the same instrument without changing the registry again.
+
+use super::events::Resolver;
+use super::number::fixed;
+use super::{DecodeError, MAX_FRAME_BYTES};
+use crate::fixed::{Price, Qty};
+use crate::msg::{BookTicker, DepthUpdate, Level, MarketMsg, Trade};
+
+/// Byte ranges of one level's price and quantity strings in the frame.
+pub(super) type LevelSpan = [u32; 4];
+
+/// A field value as scanned; strings and level arrays stay as byte ranges into the frame.
+#[derive(Clone, Copy, Default)]
+enum Val {
+    #[default]
+    Absent,
+    Str(u32, u32),
+    Int(u64),
+    Bool(bool),
+    Null,
+    /// `first` and `count` in the level-span buffer.
+    Levels(u32, u32),
+}
+
+/// The keys the three fast-path events read; every other key is skipped like the tape path's
+/// `Fields` ignores it for these events.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum F {
+    LowE,
+    UpE,
+    S,
+    UpU,
+    LowU,
+    UpT,
+    Pu,
+    LowB,
+    LowA,
+    UpB,
+    UpA,
+    LowT,
+    P,
+    Q,
+    M,
+    X,
+}
+
+const TRACKED: usize = F::X as usize + 1;
+
+#[inline]
+fn tracked(key: &[u8]) -> Option<F> {
+    let &[c] = key else {
+        return (key == b"pu").then_some(F::Pu);
+    };
+    Some(match c {
+        b'e' => F::LowE,
+        b'E' => F::UpE,
+        b's' => F::S,
+        b'U' => F::UpU,
+        b'u' => F::LowU,
+        b'T' => F::UpT,
+        b'b' => F::LowB,
+        b'a' => F::LowA,
+        b'B' => F::UpB,
+        b'A' => F::UpA,
+        b't' => F::LowT,
+        b'p' => F::P,
+        b'q' => F::Q,
+        b'm' => F::M,
+        b'X' => F::X,
+        _ => return None,
+    })
+}
+
+/// The scanned event object.
+struct Rec {
+    v: [Val; TRACKED],
+}
+
+impl Rec {
+    #[inline]
+    fn get(&self, f: F) -> Val {
+        self.v[f as usize]
+    }
+}
+
+/// A cursor over the frame. Every method returns `None` when the bytes leave the subset.
+struct Cur<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cur<'_> {
+    #[inline(always)]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// Skips whitespace, then consumes `c`.
+    #[inline(always)]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        if *self.b.get(self.i)? != c {
+            return None;
+        }
+        self.i += 1;
+        Some(())
+    }
+
+    /// Skips whitespace and returns the next byte without consuming it.
+    #[inline(always)]
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    /// A string whose opening quote was consumed: ASCII from 0x20 up, without `\`, so its
+    /// bytes are exactly the decoded string simd-json would produce. Returns its byte range.
+    ///
+    /// Scans eight bytes at a time (SWAR): most strings are a few bytes to a few words, and a
+    /// byte loop was the largest cost of the whole fast path.
+    #[inline(always)]
+    fn str_body(&mut self) -> Option<(usize, usize)> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HI: u64 = 0x8080_8080_8080_8080;
+        // High bit of each byte of `x` that is zero. Exact for the lowest such byte, which
+        // is the only one used (borrows only propagate upwards).
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HI;
+        let start = self.i;
+        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+            let v = u64::from_le_bytes(chunk.try_into().ok()?);
+            // Quote, backslash, control byte (< 0x20) or non-ASCII (high bit).
+            let special = zero(v ^ (ONES * u64::from(b'"')))
+                | zero(v ^ (ONES * u64::from(b'\\')))
+                | (v.wrapping_sub(ONES * 0x20) & !v & HI)
+                | (v & HI);
+            if special == 0 {
+                self.i += 8;
+                continue;
+            }
+            let at = self.i + (special.trailing_zeros() / 8) as usize;
+            return self.str_end(start, at);
+        }
+        while let Some(&c) = self.b.get(self.i) {
+            if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
+                return self.str_end(start, self.i);
+            }
+            self.i += 1;
+        }
+        None
+    }
+
+    /// The first special byte of a string is at `at`: the closing quote, or something the
+    /// tape path must judge (escapes, control bytes, non-ASCII and so all UTF-8 questions).
+    #[inline(always)]
+    fn str_end(&mut self, start: usize, at: usize) -> Option<(usize, usize)> {
+        if *self.b.get(at)? != b'"' {
+            return None;
+        }
+        self.i = at + 1;
+        Some((start, at))
+    }
+
+    /// A string value, opening quote included.
+    #[inline(always)]
+    fn string(&mut self) -> Option<(usize, usize)> {
+        self.eat(b'"')?;
+        self.str_body()
+    }
+
+    /// An unsigned integer of at most 19 digits (below `u64::MAX`, so simd-json reads the
+    /// same value). A leading zero ends the number; whatever follows it must then be a
+    /// delimiter, so `01`, `0.5`, `1e3` and `1.0` all fail at the caller's next token.
+    #[inline(always)]
+    fn uint(&mut self) -> Option<u64> {
+        let first = self.b.get(self.i)?.wrapping_sub(b'0');
+        if first > 9 {
+            return None;
+        }
+        self.i += 1;
+        if first == 0 {
+            return Some(0);
+        }
+        let mut v = u64::from(first);
+        let mut digits = 1;
+        while let Some(&c) = self.b.get(self.i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            digits += 1;
+            if digits > 19 {
+                return None;
+            }
+            v = v * 10 + u64::from(d);
+            self.i += 1;
+        }
+        Some(v)
+    }
+
+    /// Consumes the literal `word` (`true`, `false`, `null`).
+    #[inline(always)]
+    fn lit(&mut self, word: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + word.len())? != word {
+            return None;
+        }
+        self.i += word.len();
+        Some(())
+    }
+
+    /// A simple value: string, unsigned integer, bool or null.
+    #[inline(always)]
+    fn simple(&mut self) -> Option<Val> {
+        Some(match self.peek()? {
+            b'"' => {
+                let (s, e) = self.string()?;
+                Val::Str(s as u32, e as u32)
+            }
+            b't' => {
+                self.lit(b"true")?;
+                Val::Bool(true)
+            }
+            b'f' => {
+                self.lit(b"false")?;
+                Val::Bool(false)
+            }
+            b'n' => {
+                self.lit(b"null")?;
+                Val::Null
+            }
+            _ => Val::Int(self.uint()?),
+        })
+    }
+
+    /// `[["price","qty"],..]`, spans appended to `spans`; returns `Val::Levels`.
+    fn levels(&mut self, spans: &mut Vec<LevelSpan>) -> Option<Val> {
+        self.eat(b'[')?;
+        let first = spans.len();
+        if self.peek()? == b']' {
+            self.i += 1;
+        } else {
+            loop {
+                self.eat(b'[')?;
+                let (ps, pe) = self.string()?;
+                self.eat(b',')?;
+                let (qs, qe) = self.string()?;
+                self.eat(b']')?;
+                spans.push([ps as u32, pe as u32, qs as u32, qe as u32]);
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        Some(Val::Levels(first as u32, (spans.len() - first) as u32))
+    }
+
+    /// After a member's value: `,` (more members follow; returns true) or `}` (false).
+    #[inline(always)]
+    fn member_end(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                Some(true)
+            }
+            b'}' => {
+                self.i += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// A member's key and colon.
+    #[inline(always)]
+    fn key(&mut self) -> Option<(usize, usize)> {
+        let k = self.string()?;
+        self.eat(b':')?;
+        Some(k)
+    }
+
+    /// The event object, `{` included, into `rec`. Tracked keys are recorded (last one wins,
+    /// like the tape path's `Fields`); `b`/`a` may hold level arrays; others are skipped.
+    /// A `bare` event (the root) must not hold `stream` or `data`: with both, the tape path
+    /// would read it as a wrapper, whatever their order and values.
+    fn event(&mut self, rec: &mut Rec, spans: &mut Vec<LevelSpan>, bare: bool) -> Option<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            let (ks, ke) = self.key()?;
+            let key = &self.b[ks..ke];
+            match tracked(key) {
+                Some(f @ (F::LowB | F::LowA)) if self.peek()? == b'[' => {
+                    rec.v[f as usize] = self.levels(spans)?;
+                }
+                Some(f) => rec.v[f as usize] = self.simple()?,
+                None if bare && (key == b"stream" || key == b"data") => return None,
+                None => {
+                    self.simple()?;
+                }
+            }
+            if !self.member_end()? {
+                return Some(());
+            }
+        }
+    }
+
+    /// The whole frame: a combined-stream wrapper or a bare event object, then only
+    /// whitespace. Returns `None` for anything else.
+    fn frame(&mut self, rec: &mut Rec, spans: &mut Vec<LevelSpan>) -> Option<()> {
+        self.eat(b'{')?;
+        let open = self.i - 1;
+        let (ks, ke) = self.key()?;
+        let first = &self.b[ks..ke];
+        if first == b"stream" || first == b"data" {
+            self.i = open + 1;
+            let (mut stream, mut data) = (false, false);
+            loop {
+                let (ks, ke) = self.key()?;
+                match &self.b[ks..ke] {
+                    // The tape path accepts any `stream` value; plain strings are all we see.
+                    b"stream" => {
+                        self.string()?;
+                        stream = true;
+                    }
+                    // A second `data` would replace the first: left to the tape path.
+                    b"data" if !data => {
+                        self.event(rec, spans, false)?;
+                        data = true;
+                    }
+                    b"data" => return None,
+                    _ => {
+                        self.simple()?;
+                    }
+                }
+                if !self.member_end()? {
+                    break;
+                }
+            }
+            // Without both the tape path reads the root as the event.
+            if !(stream && data) {
+                return None;
+            }
+        } else {
+            self.i = open;
+            self.event(rec, spans, true)?;
+        }
+        self.ws();
+        (self.i == self.b.len()).then_some(())
+    }
+}
+
+/// Frames the fast path judged: the tape path's result for them, or `None`.
+pub(super) fn decode(
+    frame: &[u8],
+    res: &mut Resolver<'_>,
+    spans: &mut Vec<LevelSpan>,
+    bids: &mut Vec<Level>,
+    asks: &mut Vec<Level>,
+) -> Option<Result<MarketMsg<'static>, DecodeError>> {
+    if frame.is_empty() || frame.len() > MAX_FRAME_BYTES {
+        return None;
+    }
+    spans.clear();
+    let mut rec = Rec {
+        v: [Val::Absent; TRACKED],
+    };
+    Cur { b: frame, i: 0 }.frame(&mut rec, spans)?;
+    let kind = match rec.get(F::LowE) {
+        Val::Str(s, e) => match &frame[s as usize..e as usize] {
+            b"depthUpdate" => Kind::Depth,
+            b"trade" => Kind::Trade,
+            b"bookTicker" => Kind::BookTicker,
+            _ => return None,
+        },
+        // Spot bookTicker: no `e`, but `u` and `s` (of any type, as in `decode_event`).
+        Val::Absent
+            if !matches!(rec.get(F::LowU), Val::Absent)
+                && !matches!(rec.get(F::S), Val::Absent) =>
+        {
+            Kind::BookTicker
+        }
+        _ => return None,
+    };
+    let ev = Ev {
+        rec: &rec,
+        frame,
+        market_is_futures: res.ctx.market.is_futures(),
+    };
+    match kind {
+        Kind::BookTicker => ev.book_ticker(res),
+        Kind::Trade => ev.trade(res),
+        Kind::Depth => ev.depth(res, spans, bids, asks),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Depth,
+    Trade,
+    BookTicker,
+}
+
+/// The scanned event with the checks of [`super::events`], in the same order. `None` is
+/// "hand over to the tape path".
+struct Ev<'r, 'f> {
+    rec: &'r Rec,
+    frame: &'f [u8],
+    market_is_futures: bool,
+}
+
+impl Ev<'_, '_> {
+    /// `Fields::u64`: a required unsigned integer.
+    #[inline]
+    fn u64(&self, f: F) -> Option<u64> {
+        match self.rec.get(f) {
+            Val::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// `Fields::opt_u64`.
+    #[inline]
+    fn opt_u64(&self, f: F) -> Option<Option<u64>> {
+        match self.rec.get(f) {
+            Val::Absent => Some(None),
+            Val::Int(v) => Some(Some(v)),
+            _ => None,
+        }
+    }
+
+    /// `events::market_u64`: required on futures, optional on spot.
+    #[inline]
+    fn market_u64(&self, f: F) -> Option<Option<u64>> {
+        match self.opt_u64(f)? {
+            None if self.market_is_futures => None,
+            v => Some(v),
+        }
+    }
+
+    #[inline]
+    fn bytes(&self, f: F) -> Option<&[u8]> {
+        match self.rec.get(f) {
+            Val::Str(s, e) => self.frame.get(s as usize..e as usize),
+            _ => None,
+        }
+    }
+
+    /// `Fields::fixed`; a decimal the tape path would reject is handed over.
+    #[inline]
+    fn fixed(&self, f: F, scale: u8) -> Option<i64> {
+        fixed(self.bytes(f)?, scale).ok()
+    }
+
+    /// `Resolver::instrument` on `s`: its error is exactly the tape path's.
+    #[inline]
+    fn inst(
+        &self,
+        res: &mut Resolver<'_>,
+        event: &'static str,
+    ) -> Option<Result<super::events::Inst, DecodeError>> {
+        // ASCII by construction, so this cannot fail; `?` keeps it panic-free anyway.
+        let s = std::str::from_utf8(self.bytes(F::S)?).ok()?;
+        Some(res.symbol(event, s))
+    }
+
+    fn book_ticker(
+        &self,
+        res: &mut Resolver<'_>,
+    ) -> Option<Result<MarketMsg<'static>, DecodeError>> {
+        let update_id = self.u64(F::LowU)?;
+        let event_time_ms = self.market_u64(F::UpE)?;
+        let transact_time_ms = self.market_u64(F::UpT)?;
+        let inst = match self.inst(res, "bookTicker")? {
+            Ok(i) => i,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(MarketMsg::BookTicker(BookTicker {
+            instrument: inst.id,
+            update_id,
+            event_time_ms,
+            transact_time_ms,
+            bid_price: Price(self.fixed(F::LowB, inst.price_scale)?),
+            bid_qty: Qty(self.fixed(F::UpB, inst.qty_scale)?),
+            ask_price: Price(self.fixed(F::LowA, inst.price_scale)?),
+            ask_qty: Qty(self.fixed(F::UpA, inst.qty_scale)?),
+        })))
+    }
+
+    fn trade(&self, res: &mut Resolver<'_>) -> Option<Result<MarketMsg<'static>, DecodeError>> {
+        let event_time_ms = self.u64(F::UpE)?;
+        let trade_time_ms = self.u64(F::UpT)?;
+        let trade_id = self.u64(F::LowT)?;
+        let Val::Bool(buyer_is_maker) = self.rec.get(F::M) else {
+            return None;
+        };
+        let buyer_order_id = self.opt_u64(F::LowB)?;
+        let seller_order_id = self.opt_u64(F::LowA)?;
+        let is_market = match self.rec.get(F::X) {
+            Val::Absent => true,
+            Val::Str(..) => self.bytes(F::X)? == b"MARKET",
+            _ => return None,
+        };
+        let inst = match self.inst(res, "trade")? {
+            Ok(i) => i,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(MarketMsg::Trade(Trade {
+            instrument: inst.id,
+            event_time_ms,
+            trade_time_ms,
+            trade_id,
+            price: Price(self.fixed(F::P, inst.price_scale)?),
+            qty: Qty(self.fixed(F::Q, inst.qty_scale)?),
+            buyer_is_maker,
+            buyer_order_id,
+            seller_order_id,
+            is_market,
+        })))
+    }
+
+    fn depth(
+        &self,
+        res: &mut Resolver<'_>,
+        spans: &[LevelSpan],
+        bids: &mut Vec<Level>,
+        asks: &mut Vec<Level>,
+    ) -> Option<Result<MarketMsg<'static>, DecodeError>> {
+        let event_time_ms = self.u64(F::UpE)?;
+        let first_update_id = self.u64(F::UpU)?;
+        let final_update_id = self.u64(F::LowU)?;
+        let transact_time_ms = self.market_u64(F::UpT)?;
+        let prev_final_update_id = self.market_u64(F::Pu)?;
+        let inst = match self.inst(res, "depthUpdate")? {
+            Ok(i) => i,
+            Err(e) => return Some(Err(e)),
+        };
+        self.levels(F::LowB, spans, inst.price_scale, inst.qty_scale, bids)?;
+        self.levels(F::LowA, spans, inst.price_scale, inst.qty_scale, asks)?;
+        Some(Ok(MarketMsg::Depth(DepthUpdate {
+            instrument: inst.id,
+            event_time_ms,
+            transact_time_ms,
+            first_update_id,
+            final_update_id,
+            prev_final_update_id,
+            bids: &[],
+            asks: &[],
+        })))
+    }
+
+    /// `Fields::levels`: `out` cleared, then every level in order.
+    fn levels(
+        &self,
+        f: F,
+        spans: &[LevelSpan],
+        price_scale: u8,
+        qty_scale: u8,
+        out: &mut Vec<Level>,
+    ) -> Option<()> {
+        out.clear();
+        let Val::Levels(first, count) = self.rec.get(f) else {
+            return None;
+        };
+        let spans = spans.get(first as usize..(first + count) as usize)?;
+        out.reserve(spans.len());
+        for &[ps, pe, qs, qe] in spans {
+            let price = fixed(self.frame.get(ps as usize..pe as usize)?, price_scale).ok()?;
+            let qty = fixed(self.frame.get(qs as usize..qe as usize)?, qty_scale).ok()?;
+            out.push(Level {
+                price: Price(price),
+                qty: Qty(qty),
+            });
+        }
+        Some(())
+    }
+}
