@@ -21,17 +21,25 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn small_journal(dir: &Path) -> PathBuf {
-    let out = dir.join("j");
-    let src = root().join("fixtures/hftbacktest/spot_ethusdt_20240808.first1000lines.txt");
-    let o = tape(&[
+/// `tape import --format hftbacktest SRC -o OUT`.
+fn import_hft(src: &Path, out: &Path) -> Output {
+    tape(&[
         "import",
         "--format",
         "hftbacktest",
         src.to_str().unwrap(),
         "-o",
         out.to_str().unwrap(),
-    ]);
+    ])
+}
+
+fn eth_slice() -> PathBuf {
+    root().join("fixtures/hftbacktest/spot_ethusdt_20240808.first1000lines.txt")
+}
+
+fn small_journal(dir: &Path) -> PathBuf {
+    let out = dir.join("j");
+    let o = import_hft(&eth_slice(), &out);
     assert!(o.status.success(), "{}", stderr(&o));
     out
 }
@@ -54,14 +62,6 @@ fn bad_paths_give_one_line_errors_naming_the_file() {
         vec!["replay", missing.to_str().unwrap()],
         vec!["dump", missing.to_str().unwrap()],
         vec!["verify", missing.to_str().unwrap()],
-        vec![
-            "import",
-            "--format",
-            "hftbacktest",
-            missing.to_str().unwrap(),
-            "-o",
-            tmp.path().join("out").to_str().unwrap(),
-        ],
     ] {
         let o = tape(&args);
         assert!(!o.status.success(), "{args:?} should fail");
@@ -73,6 +73,11 @@ fn bad_paths_give_one_line_errors_naming_the_file() {
         );
         assert!(err.contains("nope"), "{args:?}: names the path: {err}");
     }
+    let o = import_hft(&missing, &tmp.path().join("out"));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "import: one line: {err}");
+    assert!(err.contains("nope"), "import names the path: {err}");
 }
 
 #[test]
@@ -85,28 +90,14 @@ fn unknown_format_and_unknown_market_are_refused() {
     // A capture whose name does not tell the market.
     let f = tmp.path().join("capture.txt");
     std::fs::write(&f, "1 {\"stream\":\"btcusdt@trade\",\"data\":{}}\n").unwrap();
-    let o = tape(&[
-        "import",
-        "--format",
-        "hftbacktest",
-        f.to_str().unwrap(),
-        "-o",
-        tmp.path().join("o").to_str().unwrap(),
-    ]);
+    let o = import_hft(&f, &tmp.path().join("o"));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--market"), "{}", stderr(&o));
 
     // A malformed line is reported with its line number.
     let f = tmp.path().join("spot_bad.txt");
     std::fs::write(&f, "1 {}\nnot-a-timestamp {}\n").unwrap();
-    let o = tape(&[
-        "import",
-        "--format",
-        "hftbacktest",
-        f.to_str().unwrap(),
-        "-o",
-        tmp.path().join("o2").to_str().unwrap(),
-    ]);
+    let o = import_hft(&f, &tmp.path().join("o2"));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("spot_bad.txt:2"), "{}", stderr(&o));
 }
@@ -115,15 +106,7 @@ fn unknown_format_and_unknown_market_are_refused() {
 fn import_refuses_to_overwrite_a_journal() {
     let tmp = tempfile::tempdir().unwrap();
     let j = small_journal(tmp.path());
-    let src = root().join("fixtures/hftbacktest/spot_ethusdt_20240808.first1000lines.txt");
-    let o = tape(&[
-        "import",
-        "--format",
-        "hftbacktest",
-        src.to_str().unwrap(),
-        "-o",
-        j.to_str().unwrap(),
-    ]);
+    let o = import_hft(&eth_slice(), &j);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
 }

@@ -481,14 +481,18 @@ impl Node {
     }
 
     fn run_timers(&mut self, now: u64) {
-        // Pongs and other control frames count as activity for the heartbeat.
-        for c in self.hub.connections() {
-            if let Some(heard) = self.net.last_heard(net_conn(c)) {
-                self.hub.handle_heard(Nanos(heard), c);
-            }
-        }
+        // Only when a hub deadline (heartbeat, slow consumer) or action is due: walking every
+        // connection on each tick would be O(clients) work on the engine thread for nothing.
         let mut actions = std::mem::take(&mut self.actions);
-        self.hub.handle_timeout(Nanos(now), &mut actions);
+        if self.hub.poll_timeout().is_some_and(|t| t.0 <= now) {
+            // Pongs and other control frames count as activity for the heartbeat.
+            for c in self.hub.connections() {
+                if let Some(heard) = self.net.last_heard(net_conn(c)) {
+                    self.hub.handle_heard(Nanos(heard), c);
+                }
+            }
+            self.hub.handle_timeout(Nanos(now), &mut actions);
+        }
         for a in actions.drain(..) {
             match a {
                 Action::Ping(c) => self.net.ping(self.poll.registry(), net_conn(c)),
