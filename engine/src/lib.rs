@@ -11,6 +11,7 @@ pub mod engine;
 pub mod fixed;
 pub mod input;
 pub mod instrument;
+pub mod live;
 pub mod metrics;
 pub mod msg;
 pub mod net;
