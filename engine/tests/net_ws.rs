@@ -347,3 +347,57 @@ fn echo_endpoint_echoes_text_and_binary_silently() {
     let st = h.stats();
     assert_eq!((st.upgrades, st.messages_in, st.messages_out), (1, 2, 2));
 }
+
+#[test]
+fn prefix_paths_upgrade_and_abort_drops_without_a_close_frame() {
+    let cfg = NetConfig {
+        ws_path: "/stream".into(),
+        ws_path_prefix: Some("/ws/".into()),
+        ..NetConfig::default()
+    };
+    let h = Harness::start(cfg, echo_handler());
+    let mut ws = ws_client(h.addr(), "/ws/btcusdt@trade");
+    let id = match h.wait_event("Open", |e| matches!(e, NetEvent::Open { .. })) {
+        NetEvent::Open { conn, path, .. } => {
+            assert_eq!(path, "/ws/btcusdt@trade");
+            conn
+        }
+        _ => unreachable!(),
+    };
+    // Outside the prefix an upgrade request is plain HTTP for the caller.
+    let resp = http_exchange(h.addr(), upgrade_request("/wsx").as_bytes());
+    assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+
+    h.run(move |s, r| s.abort(r, id));
+    assert_eq!(closed_event(&h, id), (None, "aborted".to_owned()));
+    match ws.read() {
+        Err(WsError::Protocol(_)) | Err(WsError::Io(_)) => {}
+        other => panic!("expected an abrupt end, got {other:?}"),
+    }
+    h.wait_until("sockets gone", |s| s.connection_count() == 0);
+}
+
+#[test]
+fn extra_response_headers_are_sanitised() {
+    let handler: Handler = Box::new(|s, r, ev| {
+        if let NetEvent::Http { conn, .. } = ev {
+            s.respond_http_with(
+                r,
+                *conn,
+                503,
+                "application/json",
+                &[("Retry-After", "1"), ("X-Evil", "a\r\nSet-Cookie: x")],
+                b"{}",
+            );
+        }
+    });
+    let h = Harness::start(NetConfig::default(), handler);
+    let resp = http_exchange(h.addr(), b"GET /depth HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        resp.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{resp}"
+    );
+    assert!(resp.contains("\r\nRetry-After: 1\r\n"), "{resp}");
+    assert!(resp.contains("\r\nX-Evil: aSet-Cookie: x\r\n"), "{resp}");
+    assert!(resp.ends_with("\r\n\r\n{}"), "{resp}");
+}

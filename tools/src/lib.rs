@@ -1,5 +1,5 @@
-//! The library behind the `tape` binary: import, replay, dump and verify, usable from tests
-//! and benchmarks.
+//! The library behind the `tape` binary: import, replay, dump, verify and the venue
+//! simulator, usable from tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -7,3 +7,4 @@ pub mod dump;
 pub mod import;
 pub mod replay;
 pub mod run;
+pub mod sim;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tape_engine::instrument::Market;
-use tape_tools::{dump, import, replay, run};
+use tape_tools::{dump, import, replay, run, sim};
 
 #[derive(Parser)]
 #[command(
@@ -80,6 +80,9 @@ enum Cmd {
         /// Journal directory.
         journal: PathBuf,
     },
+    /// A local Binance: replay a journal over the real WebSocket/REST protocol (TLS with a
+    /// self-signed certificate), with injectable faults, until SIGINT/SIGTERM.
+    VenueSim(sim::cli::SimArgs),
 }
 
 fn parse_market(s: &str) -> Result<Market, String> {
@@ -159,5 +162,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Verify { journal } => dump::verify(&journal),
+        Cmd::VenueSim(args) => {
+            sim::cli::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

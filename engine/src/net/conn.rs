@@ -193,11 +193,19 @@ impl Conn {
         Step::Remove
     }
 
+    /// Drops the socket without any goodbye (fault injection); the owner removes it.
+    pub(crate) fn abort(&mut self, env: &mut Env) -> Step {
+        self.set_close(None, "aborted");
+        self.report_closed(env);
+        Step::Remove
+    }
+
     /// Answers a pending [`NetEvent::Http`]; ignored in any other phase.
     pub(crate) fn respond(
         &mut self,
         status: u16,
         content_type: &str,
+        extra_headers: &str,
         body: &[u8],
         env: &mut Env,
     ) -> Step {
@@ -205,7 +213,7 @@ impl Conn {
             return Step::Keep;
         };
         self.phase = Phase::Responding {
-            out: http::response(status, content_type, body, head_only, ""),
+            out: http::response(status, content_type, body, head_only, extra_headers),
             pos: 0,
         };
         self.deadline = env.now.saturating_add(env.cfg.close_timeout_ns);
@@ -253,7 +261,9 @@ impl Conn {
         // the WebSocket path goes to the caller like any other request (e.g. for a 426).
         let endpoint = if !head.upgrade_websocket {
             None
-        } else if head.path == env.cfg.ws_path {
+        } else if head.path == env.cfg.ws_path
+            || (env.cfg.ws_path_prefix.as_deref()).is_some_and(|p| head.path.starts_with(p))
+        {
             Some(Endpoint::Client)
         } else if env.cfg.echo_path.as_deref() == Some(head.path.as_str()) {
             Some(Endpoint::Echo)

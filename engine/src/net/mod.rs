@@ -38,6 +38,9 @@ pub struct ConnId(pub usize);
 pub struct NetConfig {
     /// Path of the client WebSocket endpoint (`/ws`).
     pub ws_path: String,
+    /// Upgrade requests on any path starting with this prefix are client WebSockets too (e.g.
+    /// `/ws/` for streams named in the path); [`NetEvent::Open`] carries the full path.
+    pub ws_path_prefix: Option<String>,
     /// Path of an echo WebSocket endpoint on the same stack (for Autobahn); `None` disables it.
     /// Echo connections are served internally and produce no [`NetEvent`]s.
     pub echo_path: Option<String>,
@@ -65,6 +68,7 @@ impl Default for NetConfig {
     fn default() -> Self {
         NetConfig {
             ws_path: "/ws".to_owned(),
+            ws_path_prefix: None,
             echo_path: None,
             max_sockets: 1024,
             max_message_bytes: 64 * 1024,
@@ -99,11 +103,12 @@ pub enum NetEvent {
         /// The `Authorization` header, if any.
         authorization: Option<String>,
     },
-    /// A WebSocket connection on `ws_path` completed its opening handshake.
+    /// A WebSocket connection on `ws_path` (or under `ws_path_prefix`) completed its opening
+    /// handshake.
     Open {
         /// The new connection.
         conn: ConnId,
-        /// The request path (`ws_path`).
+        /// The request path (`ws_path`, or a path under `ws_path_prefix`).
         path: String,
         /// Raw query string of the upgrade request (e.g. `token=...`).
         query: String,

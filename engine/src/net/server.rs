@@ -198,10 +198,39 @@ impl NetServer {
         content_type: &str,
         body: &[u8],
     ) {
+        self.respond_http_with(registry, conn, status, content_type, &[], body);
+    }
+
+    /// [`NetServer::respond_http`] with extra response headers (e.g. `Retry-After`). Control
+    /// characters are removed from names and values, so they cannot inject headers.
+    pub fn respond_http_with(
+        &mut self,
+        registry: &Registry,
+        conn: ConnId,
+        status: u16,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) {
+        let mut extra = String::new();
+        for (name, value) in headers {
+            let clean = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
+            extra.push_str(&format!("{}: {}\r\n", clean(name), clean(value)));
+        }
         if let Some(slot) = self.slot_of_id(conn) {
             self.with_conn(registry, slot, None, |c, env| {
-                ((), c.respond(status, content_type, body, env))
+                ((), c.respond(status, content_type, &extra, body, env))
             });
+        }
+    }
+
+    /// Drops `conn` at once, in any phase: no close frame, no TLS close_notify, no lingering;
+    /// the peer sees the TCP connection end abruptly. A [`NetEvent::Closed`] with no code
+    /// follows (from the next `handle_event`/`tick`) if the connection was open. For fault
+    /// injection and for peers that must not get a goodbye.
+    pub fn abort(&mut self, registry: &Registry, conn: ConnId) {
+        if let Some(slot) = self.slot_of_id(conn) {
+            self.with_conn(registry, slot, None, |c, env| ((), c.abort(env)));
         }
     }
 

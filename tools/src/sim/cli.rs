@@ -1,0 +1,142 @@
+//! `tape venue-sim`: start a [`VenueSim`], print its endpoints, run until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::{ScheduledFault, SimConfig, VenueSim};
+
+/// Flags of `tape venue-sim`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Journal directory or capture file (hftbacktest, cryptofeed); default: the bundled
+    /// session.
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Pace: 1 recorded, N times faster, 0 as fast as the clients read.
+    #[arg(long, default_value_t = 1)]
+    pub speed: u32,
+    /// Play the journal once (default: close streams with 1001 at the end and start over).
+    #[arg(long)]
+    pub once: bool,
+    /// Start the timeline now instead of when the first stream client connects.
+    #[arg(long)]
+    pub start_now: bool,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen: IpAddr,
+    /// Ports: spot P, usdm P+1, coinm P+2; 0 = ephemeral ports.
+    #[arg(long, default_value_t = 0)]
+    pub port_base: u16,
+    /// Where cert.pem and key.pem are kept (default: $TMPDIR/tape-venue-sim).
+    #[arg(long)]
+    pub cert_dir: Option<PathBuf>,
+    /// Serve ws:// and http:// instead of wss:// and https://.
+    #[arg(long)]
+    pub plain: bool,
+    /// Scheduled fault `[MARKET:]KIND@SECONDS` (timeline offset); repeatable. KIND: drop,
+    /// close, gap[=N], stall=MS, malformed, truncate, refuse-snapshot[=N].
+    #[arg(long = "fault")]
+    pub faults: Vec<ScheduledFault>,
+    /// Seconds between pings; clients silent for 3 intervals are dropped.
+    #[arg(long, default_value_t = 20)]
+    pub ping_interval: u64,
+    /// Close connections older than this many seconds with 1001 (Binance: 86400).
+    #[arg(long)]
+    pub max_connection_secs: Option<u64>,
+    /// Stop by itself after this many seconds (tests, demos).
+    #[arg(long)]
+    pub exit_after: Option<u64>,
+}
+
+impl SimArgs {
+    /// The simulator settings these flags describe.
+    pub fn config(&self) -> SimConfig {
+        let d = SimConfig::default();
+        SimConfig {
+            journal: self.journal.clone().unwrap_or(d.journal),
+            speed: self.speed,
+            repeat: !self.once,
+            start_on_connect: !self.start_now,
+            listen_ip: self.listen,
+            tls: !self.plain,
+            cert_dir: self.cert_dir.clone().unwrap_or(d.cert_dir),
+            faults: self.faults.clone(),
+            ping_interval: Duration::from_secs(self.ping_interval.max(1)),
+            max_connection_age: self.max_connection_secs.map(Duration::from_secs),
+            ..d
+        }
+        .with_port_base(self.port_base)
+    }
+}
+
+/// Prints a console line; a closed stdout must not stop the sim.
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(line);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
+/// Runs `tape venue-sim` until SIGINT/SIGTERM (or `--exit-after`).
+///
+/// # Errors
+/// Bad input, certificate trouble, ports that cannot be bound.
+pub fn run(args: &SimArgs) -> Result<()> {
+    let cfg = args.config();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("install signal handler")?;
+    }
+    let sim = VenueSim::start(cfg.clone())?;
+    let pace = match cfg.speed {
+        0 => "full speed".to_owned(),
+        1 => "recorded pace".to_owned(),
+        n => format!("{n}x recorded pace"),
+    };
+    say(format_args!(
+        "tape venue-sim: {} at {pace}, {}",
+        cfg.journal.display(),
+        if cfg.repeat { "repeating" } else { "once" }
+    ));
+    for e in sim.endpoints() {
+        say(format_args!(
+            "  {:<5}  {}  {}  {}",
+            e.market.as_str(),
+            e.ws_url,
+            e.rest_url,
+            e.symbols.join(",")
+        ));
+    }
+    if let Some(ca) = sim.ca_path() {
+        say(format_args!("  CA certificate: {}", ca.display()));
+    }
+    // An exit time past what the clock can hold means never.
+    let deadline = args
+        .exit_after
+        .and_then(|s| Instant::now().checked_add(Duration::from_secs(s)));
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = sim.stats();
+    sim.stop();
+    say(format_args!(
+        "tape venue-sim stopped: passes={} position={}/{} frames_sent={} clients_total={} \
+         snapshots_served={} snapshots_refused={} faults={} bad_requests={}",
+        s.passes,
+        s.position,
+        s.records,
+        s.frames_sent,
+        s.clients_total,
+        s.snapshots_served,
+        s.snapshots_refused,
+        s.faults_applied,
+        s.bad_requests
+    ));
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Faults the venue simulator can inject, and their text forms (`gap=3`, `usdm:drop@12.5`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tape_engine::instrument::Market;
+
+/// Something going wrong at the venue. See `docs/venue-sim.md` for what clients observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every stream connection is dropped without a close frame (the TCP connection just ends).
+    Drop,
+    /// Every stream connection is closed with 1001, like Binance's 24-hour disconnect.
+    Close,
+    /// The next N depth frames of each symbol change the venue's book but are not sent.
+    Gap(u32),
+    /// Nothing at all is sent for this long; frames due meanwhile go out late, in order.
+    Stall(Duration),
+    /// Every stream client gets one frame of invalid JSON and one with mistyped fields.
+    Malformed,
+    /// The next frame is sent cut in half, instead of whole.
+    Truncate,
+    /// The next N REST depth requests are answered 503 with `Retry-After: 1`.
+    RefuseSnapshot(u32),
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Drop => f.write_str("drop"),
+            Fault::Close => f.write_str("close"),
+            Fault::Gap(n) => write!(f, "gap={n}"),
+            Fault::Stall(d) => write!(f, "stall={}", d.as_millis()),
+            Fault::Malformed => f.write_str("malformed"),
+            Fault::Truncate => f.write_str("truncate"),
+            Fault::RefuseSnapshot(n) => write!(f, "refuse-snapshot={n}"),
+        }
+    }
+}
+
+impl FromStr for Fault {
+    type Err = String;
+
+    /// `drop`, `close`, `gap[=N]`, `stall=MS`, `malformed`, `truncate`, `refuse-snapshot[=N]`.
+    fn from_str(s: &str) -> Result<Fault, String> {
+        let (kind, arg) = match s.split_once('=') {
+            Some((k, a)) => (k, Some(a)),
+            None => (s, None),
+        };
+        let count = |default: u32| -> Result<u32, String> {
+            match arg {
+                None => Ok(default),
+                Some(a) => a
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{kind}: expected a positive count, got {a:?}")),
+            }
+        };
+        let no_arg = |f: Fault| match arg {
+            None => Ok(f),
+            Some(_) => Err(format!("{kind} takes no argument")),
+        };
+        match kind {
+            "drop" => no_arg(Fault::Drop),
+            "close" => no_arg(Fault::Close),
+            "malformed" => no_arg(Fault::Malformed),
+            "truncate" => no_arg(Fault::Truncate),
+            "gap" => Ok(Fault::Gap(count(1)?)),
+            "refuse-snapshot" => Ok(Fault::RefuseSnapshot(count(1)?)),
+            "stall" => {
+                let ms = arg
+                    .and_then(|a| a.parse::<u64>().ok())
+                    .ok_or_else(|| "stall needs a duration in ms: stall=MS".to_owned())?;
+                Ok(Fault::Stall(Duration::from_millis(ms)))
+            }
+            _ => Err(format!(
+                "unknown fault {kind:?} (drop, close, gap[=N], stall=MS, malformed, truncate, \
+                 refuse-snapshot[=N])"
+            )),
+        }
+    }
+}
+
+/// A fault due at a timeline offset: it fires just before the first record recorded at least
+/// `at` after the journal's first record, in every pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledFault {
+    /// Offset into the recorded timeline.
+    pub at: Duration,
+    /// Only this market's listener (`None`: all of them).
+    pub market: Option<Market>,
+    /// What happens.
+    pub fault: Fault,
+}
+
+impl FromStr for ScheduledFault {
+    type Err = String;
+
+    /// `[MARKET:]KIND@SECONDS`, e.g. `drop@5`, `usdm:gap=3@12.5`, `stall=800@2`.
+    fn from_str(s: &str) -> Result<ScheduledFault, String> {
+        let (spec, secs) = s
+            .rsplit_once('@')
+            .ok_or_else(|| format!("{s:?}: expected [MARKET:]KIND@SECONDS"))?;
+        let (market, kind) = match spec.split_once(':') {
+            Some((m, k)) => (
+                Some(Market::parse(m).ok_or_else(|| format!("{s:?}: unknown market {m:?}"))?),
+                k,
+            ),
+            None => (None, spec),
+        };
+        Ok(ScheduledFault {
+            at: parse_secs(secs).ok_or_else(|| format!("{s:?}: bad offset {secs:?} (seconds)"))?,
+            market,
+            fault: kind.parse().map_err(|e| format!("{s:?}: {e}"))?,
+        })
+    }
+}
+
+/// `SECONDS[.FRACTION]` into a `Duration`, by digits (fraction digits past ns are cut).
+fn parse_secs(s: &str) -> Option<Duration> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) {
+        return None;
+    }
+    let nanos = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0'));
+    Some(Duration::new(int.parse().ok()?, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_and_print_back() {
+        for (text, fault) in [
+            ("drop", Fault::Drop),
+            ("close", Fault::Close),
+            ("gap", Fault::Gap(1)),
+            ("gap=4", Fault::Gap(4)),
+            ("stall=250", Fault::Stall(Duration::from_millis(250))),
+            ("malformed", Fault::Malformed),
+            ("truncate", Fault::Truncate),
+            ("refuse-snapshot", Fault::RefuseSnapshot(1)),
+            ("refuse-snapshot=2", Fault::RefuseSnapshot(2)),
+        ] {
+            assert_eq!(text.parse::<Fault>(), Ok(fault), "{text}");
+            assert_eq!(fault.to_string().parse::<Fault>(), Ok(fault));
+        }
+        for bad in ["", "boom", "gap=0", "gap=x", "stall", "stall=-1", "drop=1"] {
+            assert!(bad.parse::<Fault>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedules_parse_with_optional_market() {
+        assert_eq!(
+            "usdm:gap=3@12.5".parse::<ScheduledFault>(),
+            Ok(ScheduledFault {
+                at: Duration::from_millis(12_500),
+                market: Some(Market::UsdM),
+                fault: Fault::Gap(3)
+            })
+        );
+        let s: ScheduledFault = "stall=800@2".parse().unwrap();
+        assert_eq!((s.at, s.market), (Duration::from_secs(2), None));
+        for bad in [
+            "drop",
+            "drop@",
+            "drop@x",
+            "mars:drop@1",
+            "drop@-1",
+            "nope@1",
+        ] {
+            assert!(bad.parse::<ScheduledFault>().is_err(), "{bad}");
+        }
+        assert_eq!(parse_secs("0.0000000019"), Some(Duration::from_nanos(1)));
+    }
+}
