@@ -13,6 +13,7 @@ use crate::instrument::{InstrumentId, Market, Registry};
 use crate::msg::{BookTicker, MarketMsg};
 use crate::output::{Bbo, Digest, Error, Event, Output};
 use crate::ticker::TradeStats;
+use crate::venue::{LinkEvent, VenueStatus};
 
 /// A stage boundary inside [`Engine::handle_record_probed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +148,10 @@ pub struct Engine {
     trade_stats: Vec<Option<TradeStats>>,
     /// Per instrument: an exchange ticker stream exists, so nothing is derived.
     has_exchange_ticker: Vec<bool>,
+    /// Per instrument: the source whose diffs feed its book (`u32::MAX` before any).
+    book_source: Vec<u32>,
+    /// Per source: the status of the connection behind it, once a link record was seen.
+    venues: Vec<Option<VenueStatus>>,
     book_events: Vec<BookEvent>,
     out: VecDeque<Output>,
     digest: Digest,
@@ -173,6 +178,8 @@ impl Engine {
             pending_oracle: Vec::new(),
             trade_stats: Vec::new(),
             has_exchange_ticker: Vec::new(),
+            book_source: Vec::new(),
+            venues: Vec::new(),
             book_events: Vec::with_capacity(4096),
             out: VecDeque::with_capacity(4096),
             digest: Digest::default(),
@@ -212,6 +219,7 @@ impl Engine {
             Some(RecordKind::SourceDef) => self.define_source(source, payload),
             Some(RecordKind::WsFrame) => self.handle_frame(now, source, payload, probe),
             Some(RecordKind::RestSnapshot) => self.handle_snapshot(now, source, payload, probe),
+            Some(RecordKind::Link) => self.handle_link(now, source, payload),
             None => Err(Error::UnknownKind {
                 source_id: source,
                 kind,
@@ -253,6 +261,19 @@ impl Engine {
     /// All books, in instrument order.
     pub fn books(&self) -> impl Iterator<Item = &BookSync> {
         self.books.iter().flatten()
+    }
+
+    /// The status of every venue connection seen in link records, in source order.
+    pub fn venues(&self) -> impl Iterator<Item = &VenueStatus> {
+        self.venues.iter().flatten()
+    }
+
+    /// The source whose diffs feed an instrument's book, if any.
+    pub fn book_source(&self, id: InstrumentId) -> Option<SourceId> {
+        self.book_source
+            .get(id.0 as usize)
+            .filter(|s| **s != u32::MAX)
+            .map(|s| SourceId(*s))
     }
 
     /// The definition of a source, if it was declared.
@@ -322,9 +343,18 @@ impl Engine {
         match msg {
             MarketMsg::Depth(d) => {
                 let id = d.instrument;
+                let idx = id.0 as usize;
+                if self.book_source.len() <= idx {
+                    self.book_source.resize(idx + 1, u32::MAX);
+                }
+                let previous = std::mem::replace(&mut self.book_source[idx], source);
                 let book = book_slot(&mut self.books, id, market, &self.cfg.sync_limits);
                 book.on_diff(&d, &mut self.book_events);
                 self.flush_book_events(now, id);
+                if previous != source {
+                    self.refresh_venue(now, previous);
+                    self.refresh_venue(now, source);
+                }
             }
             MarketMsg::Snapshot(s) => {
                 // The decoder never yields snapshots from frames; handled for completeness.
@@ -415,13 +445,106 @@ impl Engine {
         Ok(())
     }
 
+    /// A connection changed state. `down` clears every book it fed, so nothing stale is ever
+    /// served as live; they sync again from scratch when frames flow again.
+    fn handle_link(&mut self, now: Nanos, source: u32, payload: &[u8]) -> Result<(), Error> {
+        self.source_info(source)?;
+        let ev = LinkEvent::parse(payload).map_err(|err| Error::BadLink {
+            source_id: source,
+            err,
+        })?;
+        if matches!(ev, LinkEvent::Down { .. }) {
+            for idx in 0..self.book_source.len() {
+                if self.book_source[idx] != source {
+                    continue;
+                }
+                let Some(Some(book)) = self.books.get_mut(idx) else {
+                    continue;
+                };
+                book.reset();
+                if let Some(q) = self.pending_oracle.get_mut(idx) {
+                    q.clear();
+                }
+                let instrument = book.instrument();
+                self.book_events.push(BookEvent::ResyncRequested {
+                    instrument,
+                    reason: crate::book::ResyncReason::Disconnected,
+                });
+                self.flush_book_events(now, instrument);
+            }
+        }
+        let idx = source as usize;
+        if self.venues.len() <= idx {
+            self.venues.resize_with(idx + 1, || None);
+        }
+        if self.venues[idx].is_none() {
+            let def = &self.sources[idx]
+                .as_ref()
+                .expect("source_info checked it")
+                .def;
+            self.venues[idx] = Some(VenueStatus::new(
+                SourceId(source),
+                def.name.clone(),
+                def.market,
+            ));
+        }
+        let (books, synced) = self.count_books(source);
+        let v = self.venues[idx].as_mut().expect("just set");
+        v.on_link(now.0, &ev);
+        v.on_books(now.0, books, synced);
+        let out = Event::Venue(v.clone());
+        self.emit(now, out);
+        Ok(())
+    }
+
+    /// (books fed by `source`, how many of them are synced).
+    fn count_books(&self, source: u32) -> (u32, u32) {
+        let (mut books, mut synced) = (0, 0);
+        for (idx, s) in self.book_source.iter().enumerate() {
+            if *s == source {
+                books += 1;
+                if let Some(Some(b)) = self.books.get(idx) {
+                    synced += u32::from(b.is_synced());
+                }
+            }
+        }
+        (books, synced)
+    }
+
+    /// Re-counts the books of a venue connection; emits its status if that changed it.
+    fn refresh_venue(&mut self, now: Nanos, source: u32) {
+        if !matches!(self.venues.get(source as usize), Some(Some(_))) {
+            return;
+        }
+        let (books, synced) = self.count_books(source);
+        let v = self.venues[source as usize].as_mut().expect("checked");
+        if v.on_books(now.0, books, synced) {
+            let out = Event::Venue(v.clone());
+            self.emit(now, out);
+        }
+    }
+
     /// Moves the book's events to the output queue, then a [`Bbo`] if the top changed.
     fn flush_book_events(&mut self, now: Nanos, id: InstrumentId) {
         let mut events = std::mem::take(&mut self.book_events);
+        let mut sync_changed = false;
         for ev in events.drain(..) {
+            sync_changed |= matches!(
+                ev,
+                BookEvent::Synced { .. }
+                    | BookEvent::Gap { .. }
+                    | BookEvent::Crossed { .. }
+                    | BookEvent::StaleSnapshot { .. }
+                    | BookEvent::ResyncRequested { .. }
+            );
             self.emit(now, Event::Book(ev));
         }
         self.book_events = events;
+        if sync_changed && !self.venues.is_empty() {
+            if let Some(&src) = self.book_source.get(id.0 as usize) {
+                self.refresh_venue(now, src);
+            }
+        }
         let Some(Some(book)) = self.books.get(id.0 as usize) else {
             return;
         };

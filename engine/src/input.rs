@@ -26,6 +26,9 @@ pub enum RecordKind {
     WsFrame = 2,
     /// One REST depth snapshot response body.
     RestSnapshot = 3,
+    /// A change in a feed connection's state (see [`crate::venue::LinkEvent`]), on the
+    /// connection's own source.
+    Link = 4,
 }
 
 impl RecordKind {
@@ -35,6 +38,7 @@ impl RecordKind {
             1 => Some(RecordKind::SourceDef),
             2 => Some(RecordKind::WsFrame),
             3 => Some(RecordKind::RestSnapshot),
+            4 => Some(RecordKind::Link),
             _ => None,
         }
     }
@@ -45,6 +49,7 @@ impl RecordKind {
             RecordKind::SourceDef => "source_def",
             RecordKind::WsFrame => "ws_frame",
             RecordKind::RestSnapshot => "rest_snapshot",
+            RecordKind::Link => "link",
         }
     }
 }

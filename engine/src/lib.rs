@@ -19,3 +19,4 @@ pub mod node;
 pub mod output;
 pub mod server;
 pub mod ticker;
+pub mod venue;

@@ -59,6 +59,14 @@ pub enum Error {
         /// The stored kind.
         kind: u16,
     },
+    /// A link record that could not be parsed.
+    #[error("source {source_id}: {err}")]
+    BadLink {
+        /// The source id.
+        source_id: u32,
+        /// What was wrong.
+        err: crate::venue::LinkError,
+    },
     /// A REST snapshot from a source that names no symbol.
     #[error("source {0}: snapshot source has no symbol")]
     SnapshotWithoutSymbol(u32),
@@ -80,6 +88,7 @@ impl Error {
             Error::UnknownSource(_) => "unknown_source",
             Error::BadSourceDef { .. } => "bad_source_def",
             Error::UnknownKind { .. } => "unknown_kind",
+            Error::BadLink { .. } => "bad_link",
             Error::SnapshotWithoutSymbol(_) => "snapshot_without_symbol",
             Error::Registry { .. } => "registry",
         }
@@ -103,6 +112,8 @@ pub enum Event {
     Ticker(Ticker),
     /// An input was rejected.
     Error(Error),
+    /// A venue connection's status changed.
+    Venue(crate::venue::VenueStatus),
 }
 
 /// A running hash over every output in order: equal digests mean equal output sequences.
@@ -284,6 +295,10 @@ fn encode_event(e: &mut Enc, ev: &Event) {
         Event::Error(err) => {
             e.u8(7);
             e.str(&err.to_string());
+        }
+        Event::Venue(v) => {
+            e.u8(8);
+            v.encode(&mut |bytes| e.raw(bytes));
         }
     }
 }

@@ -18,6 +18,28 @@ pub struct Config {
     pub engine: EngineSection,
     /// Where market data comes from.
     pub feed: FeedSection,
+    /// Live venue connections: reconnects, timeouts, snapshots, TLS trust.
+    pub live: LiveSection,
+    /// The venue simulator that `tape run` starts in-process when no venue is configured.
+    pub sim: SimSection,
+    /// Venue connections (`[[venue]]`, one per combined stream); any makes the feed live.
+    #[serde(rename = "venue", skip_serializing_if = "Vec::is_empty")]
+    pub venues: Vec<VenueSection>,
+}
+
+/// Which feed `tape run` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedKind {
+    /// `live` when `[[venue]]`s are configured, else `replay` when `feed.journal` is set,
+    /// else `sim`.
+    Auto,
+    /// The venue simulator in-process, reached through the real TLS client.
+    Sim,
+    /// A journal replay.
+    Replay,
+    /// The configured venues.
+    Live,
 }
 
 /// `[server]`.
@@ -132,6 +154,8 @@ impl Default for EngineSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeedSection {
+    /// `auto`, `sim`, `replay` or `live`.
+    pub source: FeedKind,
     /// Journal to replay; empty = the bundled session.
     pub journal: String,
     /// Replay pace: 1 = recorded pace, N = N times faster, 0 = as fast as possible.
@@ -147,10 +171,137 @@ pub struct FeedSection {
 impl Default for FeedSection {
     fn default() -> Self {
         FeedSection {
+            source: FeedKind::Auto,
             journal: String::new(),
             speed: 1,
             repeat: true,
             record: String::new(),
+        }
+    }
+}
+
+/// `[live]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveSection {
+    /// First reconnect delay ceiling, ms; doubles per failed attempt (full jitter).
+    pub reconnect_initial_ms: u64,
+    /// Reconnect delay cap, ms.
+    pub reconnect_max_ms: u64,
+    /// Time from the start of an attempt to an open WebSocket, ms.
+    pub connect_timeout_ms: u64,
+    /// Silence after which a venue connection is dropped as stalled, ms (a ping goes out at
+    /// a third of it).
+    pub stall_timeout_ms: u64,
+    /// Largest frame accepted from a venue, bytes.
+    pub max_frame_bytes: usize,
+    /// Least time between two REST snapshot requests to one venue, ms.
+    pub snapshot_min_interval_ms: u64,
+    /// A snapshot request taking longer fails, ms.
+    pub snapshot_timeout_ms: u64,
+    /// First retry delay after a failed snapshot, ms (doubles up to reconnect_max_ms).
+    pub snapshot_retry_ms: u64,
+    /// Largest snapshot body accepted, bytes.
+    pub max_snapshot_bytes: usize,
+    /// Trust the Mozilla root certificates (webpki-roots).
+    pub webpki_roots: bool,
+    /// Extra CA certificates (PEM) to trust; empty = none.
+    pub ca_file: String,
+}
+
+impl Default for LiveSection {
+    fn default() -> Self {
+        LiveSection {
+            reconnect_initial_ms: 1_000,
+            reconnect_max_ms: 30_000,
+            connect_timeout_ms: 10_000,
+            stall_timeout_ms: 30_000,
+            max_frame_bytes: 4 << 20,
+            snapshot_min_interval_ms: 1_000,
+            snapshot_timeout_ms: 10_000,
+            snapshot_retry_ms: 1_000,
+            max_snapshot_bytes: 16 << 20,
+            webpki_roots: true,
+            ca_file: String::new(),
+        }
+    }
+}
+
+/// `[[venue]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VenueSection {
+    /// Name in status and in the journal (no spaces).
+    pub name: String,
+    /// `spot`, `usdm` or `coinm`.
+    pub market: String,
+    /// Combined-stream endpoint, e.g. `wss://fstream.binance.com/stream`.
+    pub ws_url: String,
+    /// REST base for depth snapshots, e.g. `https://fapi.binance.com`.
+    pub rest_url: String,
+    /// Symbols (any case).
+    pub symbols: Vec<String>,
+    /// Streams per symbol.
+    #[serde(default = "default_streams")]
+    pub streams: Vec<String>,
+    /// Levels per side of REST snapshots.
+    #[serde(default = "default_snapshot_limit")]
+    pub snapshot_limit: u32,
+    /// Price/quantity scales of symbols, e.g. `{ BTCUSDT = [2, 3] }`; others use 8.
+    #[serde(default)]
+    pub scales: std::collections::BTreeMap<String, [u8; 2]>,
+}
+
+fn default_streams() -> Vec<String> {
+    ["depth@100ms", "trade", "bookTicker", "ticker"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_snapshot_limit() -> u32 {
+    1000
+}
+
+/// Streams a venue may subscribe to.
+pub const STREAMS: [&str; 11] = [
+    "depth",
+    "depth@0ms",
+    "depth@100ms",
+    "depth@250ms",
+    "depth@500ms",
+    "depth@1000ms",
+    "trade",
+    "aggTrade",
+    "bookTicker",
+    "ticker",
+    "miniTicker",
+];
+
+/// `[sim]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimSection {
+    /// Journal or capture file the simulator serves; empty = the bundled session.
+    pub journal: String,
+    /// Pace: 1 = recorded, N = N times faster, 0 = as fast as possible.
+    pub speed: u32,
+    /// Start again (closing every stream with 1001) when the journal ends.
+    #[serde(rename = "loop")]
+    pub repeat: bool,
+    /// Directory for the simulator's self-signed certificate; empty = a temporary one.
+    pub cert_dir: String,
+    /// Faults to inject, `KIND@SECONDS` (see docs/venue-sim.md).
+    pub faults: Vec<String>,
+}
+
+impl Default for SimSection {
+    fn default() -> Self {
+        SimSection {
+            journal: String::new(),
+            speed: 1,
+            repeat: true,
+            cert_dir: String::new(),
+            faults: Vec::new(),
         }
     }
 }
@@ -205,7 +356,81 @@ impl Config {
         if self.engine.latency_log_interval_secs == 0 {
             bail!("engine.latency_log_interval_secs must be at least 1");
         }
+        let lv = &self.live;
+        if lv.reconnect_initial_ms == 0 || lv.reconnect_max_ms < lv.reconnect_initial_ms {
+            bail!("live.reconnect_initial_ms must be >= 1 and <= live.reconnect_max_ms");
+        }
+        if lv.connect_timeout_ms == 0 || lv.stall_timeout_ms < 3 || lv.snapshot_timeout_ms == 0 {
+            bail!("live: connect_timeout_ms, snapshot_timeout_ms >= 1 and stall_timeout_ms >= 3");
+        }
+        if lv.max_frame_bytes < 1024 || lv.max_snapshot_bytes < 1024 {
+            bail!("live: max_frame_bytes and max_snapshot_bytes must be at least 1024");
+        }
+        if lv.snapshot_retry_ms == 0 {
+            bail!("live.snapshot_retry_ms must be at least 1");
+        }
+        if self.feed.source == FeedKind::Live && self.venues.is_empty() {
+            bail!("feed.source = \"live\" needs at least one [[venue]]");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, v) in self.venues.iter().enumerate() {
+            let at = format!("venue[{i}] ({:?})", v.name);
+            if v.name.is_empty() || v.name.contains(char::is_whitespace) || !names.insert(&v.name) {
+                bail!("{at}: name must be non-empty, unique, without spaces");
+            }
+            if tape_engine::instrument::Market::parse(&v.market).is_none() {
+                bail!(
+                    "{at}: market must be spot, usdm or coinm, not {:?}",
+                    v.market
+                );
+            }
+            tape_engine::live::WsUrl::parse(&v.ws_url)
+                .map_err(|e| anyhow::anyhow!("{at}: ws_url: {e}"))?;
+            if !(v.rest_url.starts_with("https://") || v.rest_url.starts_with("http://")) {
+                bail!("{at}: rest_url must be an https:// (or http://) URL");
+            }
+            if v.symbols.is_empty() {
+                bail!("{at}: symbols must name at least one symbol");
+            }
+            for sym in &v.symbols {
+                if sym.is_empty()
+                    || sym.len() > 32
+                    || !sym.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    bail!("{at}: bad symbol {sym:?}");
+                }
+            }
+            if v.streams.is_empty() {
+                bail!("{at}: streams must not be empty");
+            }
+            for st in &v.streams {
+                if !STREAMS.contains(&st.as_str()) {
+                    bail!(
+                        "{at}: unknown stream {st:?} (one of {})",
+                        STREAMS.join(", ")
+                    );
+                }
+            }
+            if !(5..=5000).contains(&v.snapshot_limit) {
+                bail!("{at}: snapshot_limit must be 5 to 5000");
+            }
+            for (sym, [p, q]) in &v.scales {
+                if *p > 18 || *q > 18 || !v.symbols.iter().any(|s| s.eq_ignore_ascii_case(sym)) {
+                    bail!("{at}: scales.{sym}: scales 0 to 18, for a listed symbol");
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The feed `tape run` uses.
+    pub fn feed_kind(&self) -> FeedKind {
+        match self.feed.source {
+            FeedKind::Auto if !self.venues.is_empty() => FeedKind::Live,
+            FeedKind::Auto if !self.feed.journal.is_empty() => FeedKind::Replay,
+            FeedKind::Auto => FeedKind::Sim,
+            other => other,
+        }
     }
 
     /// The journal to replay: the configured one, or the bundled session.

@@ -23,9 +23,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve market data over WebSocket, fed by a journal replay (default: the bundled
-    /// session at recorded pace, in a loop) until SIGINT/SIGTERM.
+    /// Serve market data over WebSocket until SIGINT/SIGTERM, fed by the configured venues,
+    /// a journal replay, or (the default) the venue simulator started in-process on loopback
+    /// and reached over TLS.
     Run(run::RunArgs),
+    /// Connect to the configured venues (or the simulator) and journal every input, serving
+    /// no client.
+    Record(run::RecordArgs),
     /// Convert capture files into a journal, keeping each frame's recorded receive time.
     Import {
         /// Capture format.
@@ -114,6 +118,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Run(args) => {
             run::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Record(args) => {
+            run::record(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Import {

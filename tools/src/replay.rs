@@ -98,6 +98,7 @@ fn event_kind(e: &Event) -> &'static str {
         Event::BookTicker(_) => "book_ticker",
         Event::Ticker(_) => "ticker",
         Event::Error(_) => "error",
+        Event::Venue(_) => "venue",
     }
 }
 

@@ -1,5 +1,7 @@
-//! `tape run`: the engine as a server, fed by a journal replay (the bundled session by
-//! default), until SIGINT/SIGTERM.
+//! `tape run` and `tape record`: the engine fed by live venues, by the venue simulator
+//! in-process (the default: the bundled session served over wss and reached through the real
+//! TLS client), or by a journal replay; serving clients (`run`) or only journaling (`record`),
+//! until SIGINT/SIGTERM.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,11 +11,14 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use tape_engine::engine::EngineConfig;
+use tape_engine::instrument::Market;
+use tape_engine::live::{client_tls_config, LiveConfig, VenueSpec};
 use tape_engine::net::{load_tls_config, NetConfig};
-use tape_engine::node::{IdleStrategy, Node, NodeConfig};
+use tape_engine::node::{FeedSource, IdleStrategy, Node, NodeConfig};
 use tape_engine::server::HubConfig;
 
-use crate::config::{Config, Idle};
+use crate::config::{Config, FeedKind, Idle};
+use crate::sim::{ScheduledFault, SimConfig, SimHandle, VenueSim};
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Default, Clone, clap::Args)]
@@ -24,13 +29,14 @@ pub struct RunArgs {
     /// Listen address (server.listen), e.g. 127.0.0.1:0 for a free port.
     #[arg(long)]
     pub listen: Option<String>,
-    /// Journal to replay (feed.journal); default: the bundled session.
+    /// Journal to replay (feed.journal) instead of the simulator.
     #[arg(long)]
     pub journal: Option<PathBuf>,
-    /// Replay pace (feed.speed): 1 recorded, N times faster, 0 as fast as possible.
+    /// Pace of the replay or simulator (feed.speed, sim.speed): 1 recorded, N times faster,
+    /// 0 as fast as possible.
     #[arg(long)]
     pub speed: Option<u32>,
-    /// Play the journal once instead of looping (feed.loop = false).
+    /// Play the journal once instead of looping (feed.loop, sim.loop = false).
     #[arg(long)]
     pub once: bool,
     /// Idle strategy (engine.idle).
@@ -73,9 +79,11 @@ pub fn resolve(args: &RunArgs) -> Result<Config> {
     }
     if let Some(v) = args.speed {
         cfg.feed.speed = v;
+        cfg.sim.speed = v;
     }
     if args.once {
         cfg.feed.repeat = false;
+        cfg.sim.repeat = false;
     }
     if let Some(v) = args.idle {
         cfg.engine.idle = v;
@@ -99,11 +107,135 @@ pub fn resolve(args: &RunArgs) -> Result<Config> {
     Ok(cfg)
 }
 
-/// Builds the node configuration.
+/// The live-feed settings for `venues`, trusting `extra_ca` besides `[live]`'s choices.
+///
+/// # Errors
+/// An unreadable CA file.
+pub fn live_config(
+    cfg: &Config,
+    venues: Vec<VenueSpec>,
+    extra_ca: Option<&std::path::Path>,
+) -> Result<LiveConfig> {
+    let lv = &cfg.live;
+    let ca = match (extra_ca, lv.ca_file.is_empty()) {
+        (Some(p), _) => Some(p.to_owned()),
+        (None, false) => Some(PathBuf::from(&lv.ca_file)),
+        (None, true) => None,
+    };
+    let tls = client_tls_config(lv.webpki_roots || ca.is_none(), ca.as_deref())
+        .map_err(|e| anyhow::anyhow!("live TLS: {e}"))?;
+    let ms = |v: u64| v.saturating_mul(1_000_000);
+    Ok(LiveConfig {
+        venues,
+        tls,
+        reconnect_initial_ns: ms(lv.reconnect_initial_ms),
+        reconnect_max_ns: ms(lv.reconnect_max_ms),
+        connect_timeout_ns: ms(lv.connect_timeout_ms),
+        stall_timeout_ns: ms(lv.stall_timeout_ms),
+        max_frame_bytes: lv.max_frame_bytes,
+        snapshot_min_interval_ns: ms(lv.snapshot_min_interval_ms),
+        snapshot_timeout_ns: ms(lv.snapshot_timeout_ms),
+        snapshot_retry_ns: ms(lv.snapshot_retry_ms),
+        max_snapshot_bytes: lv.max_snapshot_bytes,
+        jitter_seed: std::process::id().into(),
+    })
+}
+
+/// The `[[venue]]`s as the engine takes them.
+pub fn venue_specs(cfg: &Config) -> Vec<VenueSpec> {
+    cfg.venues
+        .iter()
+        .map(|v| VenueSpec {
+            name: v.name.clone(),
+            market: Market::parse(&v.market).unwrap_or(Market::Spot),
+            ws_url: v.ws_url.clone(),
+            rest_url: v.rest_url.trim_end_matches('/').to_owned(),
+            symbols: v.symbols.iter().map(|s| s.to_ascii_uppercase()).collect(),
+            streams: v.streams.clone(),
+            snapshot_limit: v.snapshot_limit,
+            scales: v
+                .scales
+                .iter()
+                .map(|(s, [p, q])| (s.to_ascii_uppercase(), *p, *q))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The simulator settings of `[sim]`.
+///
+/// # Errors
+/// A fault that does not parse.
+pub fn sim_config(cfg: &Config) -> Result<SimConfig> {
+    let s = &cfg.sim;
+    let mut c = SimConfig::default();
+    if !s.journal.is_empty() {
+        c.journal = PathBuf::from(&s.journal);
+    }
+    c.speed = s.speed;
+    c.repeat = s.repeat;
+    if !s.cert_dir.is_empty() {
+        c.cert_dir = PathBuf::from(&s.cert_dir);
+    }
+    c.faults = s
+        .faults
+        .iter()
+        .map(|f| {
+            f.parse::<ScheduledFault>()
+                .map_err(|e| anyhow::anyhow!("sim.faults: {f:?}: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    Ok(c)
+}
+
+/// One venue per market a simulator serves: all its symbols, every stream kind it can
+/// carry, the scales it recorded.
+pub fn sim_venues(sim: &SimHandle) -> Vec<VenueSpec> {
+    sim.endpoints()
+        .iter()
+        .map(|e| VenueSpec {
+            name: format!("sim-{}", e.market.as_str()),
+            market: e.market,
+            ws_url: e.ws_url.clone(),
+            rest_url: e.rest_url.clone(),
+            symbols: e.symbols.clone(),
+            streams: ["depth@100ms", "trade", "aggTrade", "bookTicker", "ticker"]
+                .map(String::from)
+                .to_vec(),
+            snapshot_limit: 1000,
+            scales: e
+                .scales
+                .iter()
+                .map(|(sym, (p, q))| (sym.clone(), *p, *q))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Starts the venue simulator of `[sim]` and returns it with its venues.
+///
+/// # Errors
+/// The simulator could not start (bad journal, ports, certificate directory).
+pub fn start_sim(cfg: &Config) -> Result<(SimHandle, Vec<VenueSpec>)> {
+    let sim = VenueSim::start(sim_config(cfg)?)?;
+    let venues = sim_venues(&sim);
+    Ok((sim, venues))
+}
+
+/// Builds the node configuration. For a live feed the venues are given (from the config or
+/// from a simulator) with the CA to trust besides the configured ones.
 ///
 /// # Errors
 /// TLS files that cannot be loaded.
 pub fn node_config(cfg: &Config) -> Result<NodeConfig> {
+    node_config_with(cfg, None)
+}
+
+/// [`node_config`] with a live feed instead of the configured one.
+///
+/// # Errors
+/// TLS files that cannot be loaded.
+pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeConfig> {
     let s = &cfg.server;
     let l = &cfg.limits;
     let tls = if s.tls_cert.is_empty() {
@@ -115,8 +247,19 @@ pub fn node_config(cfg: &Config) -> Result<NodeConfig> {
         )
     };
     let listen: SocketAddr = s.listen.parse().context("server.listen")?;
+    let feed = match live {
+        Some(l) => FeedSource::Live(Box::new(l)),
+        None if cfg.feed_kind() == FeedKind::Live => {
+            FeedSource::Live(Box::new(live_config(cfg, venue_specs(cfg), None)?))
+        }
+        None => FeedSource::Replay {
+            journal: cfg.journal_path(),
+            speed: cfg.feed.speed,
+            repeat: cfg.feed.repeat,
+        },
+    };
     Ok(NodeConfig {
-        listen,
+        listen: Some(listen),
         net: NetConfig {
             ws_path: s.ws_path.clone(),
             echo_path: (!s.echo_path.is_empty()).then(|| s.echo_path.clone()),
@@ -147,9 +290,7 @@ pub fn node_config(cfg: &Config) -> Result<NodeConfig> {
             Idle::Yield => IdleStrategy::Yield,
             Idle::Block => IdleStrategy::Block,
         },
-        journal: cfg.journal_path(),
-        speed: cfg.feed.speed,
-        repeat: cfg.feed.repeat,
+        feed,
         record: (!cfg.feed.record.is_empty()).then(|| PathBuf::from(&cfg.feed.record)),
         latency_log: (!cfg.engine.latency_log.is_empty())
             .then(|| PathBuf::from(&cfg.engine.latency_log)),
@@ -168,17 +309,23 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = out.flush();
 }
 
-/// Runs the engine until SIGINT/SIGTERM (or `--exit-after`).
-///
-/// # Errors
-/// Bad settings, bind failures, an unreadable journal, a failing loop.
-pub fn run(args: &RunArgs) -> Result<()> {
-    let cfg = resolve(args)?;
-    let node_cfg = node_config(&cfg)?;
+/// The stop flag, set by SIGINT/SIGTERM and by `--exit-after`.
+fn stop_flag(exit_after: Option<u64>) -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("install signal handler")?;
     }
+    if let Some(secs) = exit_after {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(secs));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    Ok(stop)
+}
+
+fn pin(cfg: &Config) -> Result<()> {
     if cfg.engine.cpu >= 0 {
         let id = core_affinity::CoreId {
             id: usize::try_from(cfg.engine.cpu).unwrap_or(0),
@@ -187,14 +334,56 @@ pub fn run(args: &RunArgs) -> Result<()> {
             bail!("engine.cpu: cannot pin to CPU {}", cfg.engine.cpu);
         }
     }
-    if let Some(secs) = args.exit_after {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_secs(secs));
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        });
+    Ok(())
+}
+
+/// The node configuration for the configured feed, starting the simulator if that is it.
+fn prepare(cfg: &Config) -> Result<(NodeConfig, Option<SimHandle>, String)> {
+    match cfg.feed_kind() {
+        FeedKind::Sim => {
+            let (sim, venues) = start_sim(cfg)?;
+            let mut what = String::from("venue simulator (in-process, TLS):");
+            for v in &venues {
+                what.push_str(&format!(
+                    "\n          {} {}",
+                    v.market.as_str(),
+                    v.stream_url()
+                ));
+            }
+            let live = live_config(cfg, venues, sim.ca_path())?;
+            Ok((node_config_with(cfg, Some(live))?, Some(sim), what))
+        }
+        FeedKind::Live => {
+            let mut what = String::from("live venues:");
+            for v in venue_specs(cfg) {
+                what.push_str(&format!("\n          {} {}", v.name, v.stream_url()));
+            }
+            Ok((node_config(cfg)?, None, what))
+        }
+        FeedKind::Replay | FeedKind::Auto => {
+            let what = format!(
+                "journal {} at {}",
+                cfg.journal_path().display(),
+                match cfg.feed.speed {
+                    0 => "full speed".to_owned(),
+                    1 => "recorded pace".to_owned(),
+                    n => format!("{n}x recorded pace"),
+                }
+            );
+            Ok((node_config(cfg)?, None, what))
+        }
     }
-    let journal = node_cfg.journal.clone();
+}
+
+/// Runs the engine until SIGINT/SIGTERM (or `--exit-after`).
+///
+/// # Errors
+/// Bad settings, bind failures, an unreadable journal, a failing loop.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let cfg = resolve(args)?;
+    let stop = stop_flag(args.exit_after)?;
+    let (node_cfg, sim, what) = prepare(&cfg)?;
+    pin(&cfg)?;
     let mut node =
         Node::bind(node_cfg).with_context(|| format!("cannot start on {}", cfg.server.listen))?;
     let scheme = if cfg.server.tls_cert.is_empty() {
@@ -202,7 +391,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     } else {
         ("wss", "https")
     };
-    let addr = node.local_addr();
+    let addr = node
+        .local_addr()
+        .map_or_else(|| "-".to_owned(), |a| a.to_string());
     say(format_args!(
         "tape serving {}://{addr}{}",
         scheme.0, cfg.server.ws_path
@@ -211,21 +402,97 @@ pub fn run(args: &RunArgs) -> Result<()> {
         "  status  {}://{addr}/status   metrics {}://{addr}/metrics",
         scheme.1, scheme.1
     ));
-    say(format_args!(
-        "  feed    {} at {}",
-        journal.display(),
-        match cfg.feed.speed {
-            0 => "full speed".to_owned(),
-            1 => "recorded pace".to_owned(),
-            n => format!("{n}x recorded pace"),
-        }
-    ));
+    say(format_args!("  feed    {what}"));
+    if cfg.feed_kind() != FeedKind::Replay && cfg.feed.record.is_empty() {
+        say(format_args!(
+            "  journal off: set feed.record (or --record DIR) to journal the live inputs"
+        ));
+    }
     let every = cfg
         .server
         .status_interval_secs
         .saturating_mul(1_000_000_000);
     node.run(&stop, every, |line| say(format_args!("{line}")))
         .context("engine loop")?;
+    let d = node.engine().digest();
     say(format_args!("tape stopped: {}", node.status_line_now()));
+    say(format_args!(
+        "  digest {:016x} over {} outputs, {} records",
+        d.value(),
+        d.count(),
+        node.loop_stats().records
+    ));
+    if let Some(sim) = sim {
+        sim.stop();
+    }
+    Ok(())
+}
+
+/// `tape record`: what `tape run` would do with the same config, journaling every input and
+/// serving no client.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordArgs {
+    /// Config file (TOML) with `[[venue]]`s; without one, the venue simulator is recorded.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Journal directory (feed.record); a new journal, or one of the same config to continue.
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    /// Idle strategy (engine.idle).
+    #[arg(long, value_enum)]
+    pub idle: Option<Idle>,
+    /// Seconds between status lines; 0 = none.
+    #[arg(long)]
+    pub status_interval: Option<u64>,
+    /// Stop by itself after this many seconds.
+    #[arg(long)]
+    pub exit_after: Option<u64>,
+}
+
+/// Runs `tape record`.
+///
+/// # Errors
+/// Bad settings, no journal directory, a replay config, a failing loop or journal.
+pub fn record(args: &RecordArgs) -> Result<()> {
+    let mut cfg = resolve(&RunArgs {
+        config: args.config.clone(),
+        record: args.out.clone(),
+        idle: args.idle,
+        status_interval: args.status_interval,
+        ..RunArgs::default()
+    })?;
+    if cfg.feed.record.is_empty() {
+        bail!("tape record needs a journal directory: --out DIR (or feed.record)");
+    }
+    if cfg.feed_kind() == FeedKind::Replay {
+        bail!("tape record records live venues or the simulator, not a journal replay");
+    }
+    cfg.server.status_interval_secs = args
+        .status_interval
+        .unwrap_or(cfg.server.status_interval_secs);
+    let stop = stop_flag(args.exit_after)?;
+    let (mut node_cfg, sim, what) = prepare(&cfg)?;
+    node_cfg.listen = None;
+    pin(&cfg)?;
+    let mut node = Node::bind(node_cfg).context("cannot start")?;
+    say(format_args!("tape recording {what}"));
+    say(format_args!("  into    {}", cfg.feed.record));
+    let every = cfg
+        .server
+        .status_interval_secs
+        .saturating_mul(1_000_000_000);
+    node.run(&stop, every, |line| say(format_args!("{line}")))
+        .context("engine loop")?;
+    let d = node.engine().digest();
+    say(format_args!(
+        "tape recorded {} records into {}; digest {:016x} over {} outputs",
+        node.loop_stats().records,
+        cfg.feed.record,
+        d.value(),
+        d.count()
+    ));
+    if let Some(sim) = sim {
+        sim.stop();
+    }
     Ok(())
 }

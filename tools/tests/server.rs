@@ -59,7 +59,7 @@ fn start(edit: impl FnOnce(&mut Config)) -> Server {
     let s2 = Arc::clone(&stop);
     let handle = std::thread::spawn(move || {
         let mut node = tape_engine::node::Node::bind(ncfg)?;
-        tx.send(node.local_addr()).unwrap();
+        tx.send(node.local_addr().expect("listening")).unwrap();
         node.run(&s2, 0, |_| {})
     });
     let addr = rx.recv_timeout(WAIT).expect("node binds");
@@ -472,7 +472,7 @@ fn a_recorded_run_replays_to_the_same_digest_and_logs_latency() {
     let s2 = Arc::clone(&stop);
     let handle = std::thread::spawn(move || {
         let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
-        tx.send(node.local_addr()).unwrap();
+        tx.send(node.local_addr().expect("listening")).unwrap();
         node.run(&s2, 0, |_| {}).unwrap();
         (node.engine().digest(), node.loop_stats().records)
     });

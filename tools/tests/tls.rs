@@ -71,7 +71,7 @@ fn wss_and_https_from_the_config_file() {
     let s2 = Arc::clone(&stop);
     let node = std::thread::spawn(move || {
         let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
-        tx.send(node.local_addr()).unwrap();
+        tx.send(node.local_addr().expect("listening")).unwrap();
         node.run(&s2, 0, |_| {})
     });
     let addr = rx.recv_timeout(WAIT).unwrap();

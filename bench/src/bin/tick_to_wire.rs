@@ -60,7 +60,8 @@ fn main() {
     let stop_node = Arc::clone(&stop);
     let node = std::thread::spawn(move || {
         let mut node = tape_engine::node::Node::bind(ncfg).expect("bind");
-        tx.send(node.local_addr()).expect("report address");
+        tx.send(node.local_addr().expect("listening"))
+            .expect("report address");
         node.run(&stop_node, 0, |_| {}).expect("node loop");
         node.status_json(0)
     });

@@ -17,6 +17,9 @@ pub enum ResyncReason {
     StaleSnapshot,
     /// The diff buffer overflowed, so a pending snapshot is probably too old.
     BufferOverflow,
+    /// The connection feeding the book went down: the book was cleared and syncs again from
+    /// scratch once the feed is back (no snapshot is needed before that).
+    Disconnected,
 }
 
 /// What a [`BookSync`](super::BookSync) reports; every variant names its instrument.
@@ -121,6 +124,7 @@ impl ResyncReason {
             ResyncReason::Crossed => "crossed",
             ResyncReason::StaleSnapshot => "stale_snapshot",
             ResyncReason::BufferOverflow => "buffer_overflow",
+            ResyncReason::Disconnected => "disconnected",
         }
     }
 
@@ -131,6 +135,7 @@ impl ResyncReason {
             ResyncReason::Crossed => 2,
             ResyncReason::StaleSnapshot => 3,
             ResyncReason::BufferOverflow => 4,
+            ResyncReason::Disconnected => 5,
         }
     }
 }
@@ -141,7 +146,7 @@ impl ResyncReason {
 /// 5 `ResyncRequested`, 6 `Crossed`, 7 `StaleSnapshot`, 8 `BufferOverflow`), the instrument
 /// id as `u32`, then the fields in declaration order: integers little-endian (`u64`/`i64`),
 /// a side as one byte (0 bid, 1 ask), a reason as one byte (0 initial, 1 gap, 2 crossed,
-/// 3 stale snapshot, 4 buffer overflow). At most 29 bytes, passed in pieces.
+/// 3 stale snapshot, 4 buffer overflow, 5 disconnected). At most 29 bytes, passed in pieces.
 pub fn encode_book_event<F: FnMut(&[u8]) + ?Sized>(ev: &BookEvent, out: &mut F) {
     let mut head = |tag: u8, inst: InstrumentId| {
         out(&[tag]);

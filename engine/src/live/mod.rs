@@ -6,7 +6,31 @@
 //! replay would feed them.
 //!
 //! - `tls`: the rustls client configuration (webpki roots plus an optional extra CA file).
+//! - `https`: a small blocking HTTP/1.1 GET client (keep-alive, chunked, bounded everywhere).
+//! - `snapshot`: REST depth snapshots off the engine thread: Binance depth URLs, the sans-IO
+//!   [`SnapshotScheduler`] (dedupe, per-venue rate limit, backoff, expiry) and the
+//!   [`SnapshotFetcher`] helper thread that wakes the engine's mio poll.
+//! - `ws`: one venue WebSocket connection on the engine's mio loop (resolve, TCP, TLS,
+//!   handshake, frames, pings, stall detection).
+//! - `backoff`: reconnect delays, exponential with full jitter.
+//! - `feed`: [`LiveFeed`], every venue connection with its reconnects and snapshots, as a
+//!   queue of journal records for the node.
 
+mod backoff;
+mod feed;
+mod https;
+mod snapshot;
+#[cfg(test)]
+mod testing;
 mod tls;
+mod ws;
 
+pub use backoff::Backoff;
+pub use feed::{LiveConfig, LiveFeed, LiveRecord, VenueIo, VenueSpec};
+pub use https::{HttpClient, HttpError, HttpResponse, Scheme, Url, MAX_HEAD_BYTES};
+pub use snapshot::{
+    depth_url, FetcherOptions, SchedulerConfig, SchedulerCounters, SnapshotDone, SnapshotFetcher,
+    SnapshotJob, SnapshotRequest, SnapshotScheduler, FETCH_QUEUE_LEN,
+};
 pub use tls::{client_tls_config, ClientTlsError};
+pub use ws::WsUrl;

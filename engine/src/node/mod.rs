@@ -19,10 +19,13 @@ use mio::{Events, Poll};
 pub use feed::{FeedPoll, FeedRecord, ReplayFeed};
 pub use status::StatusLine;
 
+use crate::book::{BookEvent, ResyncReason};
 use crate::engine::{Engine, EngineConfig, Probe, Stage};
 use crate::input::Nanos;
+use crate::live::{LiveConfig, LiveFeed};
 use crate::metrics::{Latency, LatencyLog, LatencyStage};
 use crate::net::{NetConfig, NetEvent, NetServer, SendResult};
+use crate::output::Event;
 use crate::server::{Action, ConnId, Hub, HubConfig};
 
 /// How the loop waits when there is nothing to do.
@@ -36,11 +39,27 @@ pub enum IdleStrategy {
     Block,
 }
 
+/// Where the node's market data comes from.
+#[derive(Debug, Clone)]
+pub enum FeedSource {
+    /// A journal replayed against the wall clock.
+    Replay {
+        /// The journal directory.
+        journal: PathBuf,
+        /// Pace: 1 = recorded, N = N× faster, 0 = as fast as possible.
+        speed: u32,
+        /// Replay the journal again when it ends (the engine starts over each pass).
+        repeat: bool,
+    },
+    /// Live exchange connections.
+    Live(Box<LiveConfig>),
+}
+
 /// Everything the node needs.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// Listen address.
-    pub listen: SocketAddr,
+    /// Listen address for clients; `None` serves nobody (`tape record`).
+    pub listen: Option<SocketAddr>,
     /// Transport settings.
     pub net: NetConfig,
     /// Client protocol settings.
@@ -49,12 +68,8 @@ pub struct NodeConfig {
     pub engine: EngineConfig,
     /// Idle strategy.
     pub idle: IdleStrategy,
-    /// Journal replayed as the feed.
-    pub journal: PathBuf,
-    /// Replay pace (1 = recorded, N = N× faster, 0 = as fast as possible).
-    pub speed: u32,
-    /// Replay the journal again when it ends.
-    pub repeat: bool,
+    /// The market data.
+    pub feed: FeedSource,
     /// Journal every input here (receive time, source, kind, bytes) before it is applied.
     pub record: Option<PathBuf>,
     /// Latency interval log, if any.
@@ -131,7 +146,7 @@ pub struct LoopStats {
     pub records: u64,
     /// Records the engine rejected (counted by code in the engine's stats).
     pub record_errors: u64,
-    /// Feed passes started.
+    /// Feed passes started (replay).
     pub passes: u64,
     /// Messages written to client sockets.
     pub sent: u64,
@@ -144,10 +159,10 @@ pub struct Node {
     cfg: NodeConfig,
     poll: Poll,
     events: Events,
-    net: NetServer,
+    net: Option<NetServer>,
     hub: Hub,
     engine: Engine,
-    feed: ReplayFeed,
+    feed: Feed,
     clock: WallClock,
     started_ns: u64,
     latency: Latency,
@@ -163,7 +178,7 @@ pub struct Node {
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("listen", &self.net.local_addr())
+            .field("listen", &self.local_addr())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -177,6 +192,15 @@ fn hub_conn(c: crate::net::ConnId) -> ConnId {
     ConnId(c.0)
 }
 
+/// The node's feed.
+enum Feed {
+    Replay(Box<ReplayFeed>),
+    Live(Box<LiveFeed>),
+}
+
+/// First mio token of the live feed (the client server's tokens stay far below).
+const LIVE_FIRST_TOKEN: usize = 1 << 40;
+
 impl Node {
     /// Binds the listener, opens the feed and the latency log.
     ///
@@ -184,9 +208,25 @@ impl Node {
     /// Bind failures, an unreadable journal, an invalid engine config, an uncreatable log.
     pub fn bind(cfg: NodeConfig) -> std::io::Result<Node> {
         let poll = Poll::new()?;
-        let net = NetServer::bind(cfg.listen, cfg.net.clone(), poll.registry(), 0)?;
-        let feed = ReplayFeed::open(&cfg.journal, cfg.speed, cfg.repeat)
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", cfg.journal.display())))?;
+        let net = match cfg.listen {
+            Some(addr) => Some(NetServer::bind(addr, cfg.net.clone(), poll.registry(), 0)?),
+            None => None,
+        };
+        let feed = match &cfg.feed {
+            FeedSource::Replay {
+                journal,
+                speed,
+                repeat,
+            } => Feed::Replay(Box::new(
+                ReplayFeed::open(journal, *speed, *repeat)
+                    .map_err(|e| std::io::Error::other(format!("{}: {e}", journal.display())))?,
+            )),
+            FeedSource::Live(live) => Feed::Live(Box::new(LiveFeed::new(
+                (**live).clone(),
+                poll.registry(),
+                LIVE_FIRST_TOKEN,
+            )?)),
+        };
         let engine = Engine::new(cfg.engine.clone()).map_err(std::io::Error::other)?;
         let clock = WallClock::default();
         let started_ns = clock.now();
@@ -227,9 +267,9 @@ impl Node {
         })
     }
 
-    /// The bound address (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.net.local_addr()
+    /// The bound address (useful with port 0); `None` when serving nobody.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.net.as_ref().map(NetServer::local_addr)
     }
 
     /// Runs until `stop` is set (then closes every client with 1001 and returns) or the feed
@@ -249,14 +289,27 @@ impl Node {
         let mut next_feed: u64 = 0;
         let mut feed_finished = false;
         let mut stopping_since: Option<u64> = None;
+        if let Feed::Live(live) = &mut self.feed {
+            let clock = self.clock;
+            live.start(self.poll.registry(), &mut || clock.now());
+        }
         loop {
             let now = self.clock.now();
             if stop.load(Ordering::Relaxed) && stopping_since.is_none() {
-                self.net.shutdown(self.poll.registry());
+                if let Some(net) = &mut self.net {
+                    net.shutdown(self.poll.registry());
+                }
+                if let Feed::Live(live) = &mut self.feed {
+                    // The venues' `down` records are journaled and applied like any other.
+                    let clock = self.clock;
+                    live.close_all(self.poll.registry(), &mut || clock.now());
+                    self.pump_live(usize::MAX)?;
+                }
                 stopping_since = Some(now);
             }
             if let Some(t) = stopping_since {
-                if self.net.connection_count() == 0 || now.saturating_sub(t) > SHUTDOWN_GRACE_NS {
+                let open = self.net.as_ref().map_or(0, NetServer::connection_count);
+                if open == 0 || now.saturating_sub(t) > SHUTDOWN_GRACE_NS {
                     self.flush_latency_log(now)?;
                     if let Some(j) = &mut self.journal {
                         j.flush()
@@ -271,6 +324,9 @@ impl Node {
                     let mut deadline = next_timer.min(now + MAX_BLOCK_NS);
                     if !feed_finished && stopping_since.is_none() {
                         deadline = deadline.min(next_feed);
+                        if let Feed::Live(live) = &self.feed {
+                            deadline = deadline.min(live.next_deadline());
+                        }
                     }
                     Duration::from_nanos(deadline.saturating_sub(now))
                 }
@@ -284,9 +340,13 @@ impl Node {
             let now = self.clock.now();
             let had_socket_events = !self.events.is_empty();
             for ev in self.events.iter() {
-                if self.net.owns(ev.token()) {
-                    self.net
-                        .handle_event(self.poll.registry(), ev, now, &mut self.net_events);
+                if let Some(net) = self.net.as_mut().filter(|n| n.owns(ev.token())) {
+                    net.handle_event(self.poll.registry(), ev, now, &mut self.net_events);
+                } else if let Feed::Live(live) = &mut self.feed {
+                    if live.owns(ev.token()) {
+                        let clock = self.clock;
+                        live.handle_event(self.poll.registry(), ev.token(), &mut || clock.now());
+                    }
                 }
             }
             self.dispatch_net_events(now);
@@ -328,60 +388,41 @@ impl Node {
     /// Feeds due records through the engine and the hub; returns (records handled, when the
     /// next one is due, feed finished).
     fn pump_feed(&mut self) -> std::io::Result<(usize, u64, bool)> {
+        if let Feed::Live(live) = &mut self.feed {
+            let clock = self.clock;
+            live.poll(self.poll.registry(), clock.now(), &mut || clock.now());
+            let fed = self.pump_live(FEED_BATCH)?;
+            let more = matches!(&self.feed, Feed::Live(l) if l.queued() > 0);
+            return Ok((fed, if more { 0 } else { u64::MAX }, false));
+        }
+        let Feed::Replay(feed) = &mut self.feed else {
+            unreachable!("live handled above")
+        };
         let mut fed = 0;
         while fed < FEED_BATCH {
             let t_read = self.clock.now();
-            let polled = self
-                .feed
+            let polled = feed
                 .poll(t_read)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             match polled {
                 FeedPoll::Record(rec) => {
-                    let mut t_start = t_read;
-                    if let Some(j) = &mut self.journal {
-                        // Journal before apply: a crash never leaves state the journal
-                        // cannot rebuild. A failing journal stops the engine.
-                        j.append(t_read, rec.source, rec.kind, rec.payload)
-                            .map_err(|e| std::io::Error::other(format!("journal: {e}")))?;
-                        t_start = self.clock.now();
-                        self.latency
-                            .record(LatencyStage::Journal, t_start.saturating_sub(t_read));
-                    }
-                    let mut timer = StageTimer {
-                        clock: &self.clock,
-                        last: t_start,
-                        latency: &mut self.latency,
-                    };
-                    if self
-                        .engine
-                        .handle_record_probed(
-                            Nanos(t_read),
-                            rec.source,
-                            rec.kind,
-                            rec.payload,
-                            &mut timer,
-                        )
-                        .is_err()
-                    {
-                        self.stats.record_errors += 1;
-                    }
-                    let t_applied = timer.last;
-                    let before = self.hub.stats_delivered();
-                    while let Some(out) = self.engine.poll_output() {
-                        self.hub.handle_output(&out, &self.engine);
-                    }
-                    let t_fan = self.clock.now();
-                    self.latency
-                        .record(LatencyStage::Fanout, t_fan.saturating_sub(t_applied));
-                    // Write this record's messages before the next record: a record's latency
-                    // never waits for a batch.
-                    if self.hub.stats_delivered() != before {
-                        self.transmit_all(t_fan);
-                        let t_wire = self.clock.now();
-                        self.latency
-                            .record(LatencyStage::TickToWire, t_wire.saturating_sub(t_read));
-                    }
-                    self.stats.records += 1;
+                    handle_input(
+                        &mut Parts {
+                            clock: &self.clock,
+                            journal: &mut self.journal,
+                            latency: &mut self.latency,
+                            engine: &mut self.engine,
+                            hub: &mut self.hub,
+                            stats: &mut self.stats,
+                            net: &mut self.net,
+                            registry: self.poll.registry(),
+                            live: None,
+                        },
+                        t_read,
+                        rec.source,
+                        rec.kind,
+                        rec.payload,
+                    )?;
                     fed += 1;
                 }
                 FeedPoll::NotBefore(due) => return Ok((fed, due, false)),
@@ -397,6 +438,37 @@ impl Node {
         Ok((fed, 0, false))
     }
 
+    /// Journals and applies up to `max` queued live records (their receive time was stamped
+    /// when they were read from the socket or the snapshot thread).
+    fn pump_live(&mut self, max: usize) -> std::io::Result<usize> {
+        let Feed::Live(live) = &mut self.feed else {
+            return Ok(0);
+        };
+        let mut fed = 0;
+        while fed < max {
+            let Some(rec) = live.pop() else { break };
+            handle_input(
+                &mut Parts {
+                    clock: &self.clock,
+                    journal: &mut self.journal,
+                    latency: &mut self.latency,
+                    engine: &mut self.engine,
+                    hub: &mut self.hub,
+                    stats: &mut self.stats,
+                    net: &mut self.net,
+                    registry: self.poll.registry(),
+                    live: Some(live),
+                },
+                rec.recv,
+                rec.source,
+                rec.kind,
+                &rec.payload,
+            )?;
+            fed += 1;
+        }
+        Ok(fed)
+    }
+
     fn dispatch_net_events(&mut self, now: u64) {
         let now_n = Nanos(now);
         let mut events = std::mem::take(&mut self.net_events);
@@ -404,13 +476,15 @@ impl Node {
             match ev {
                 NetEvent::Http { conn, path, .. } => {
                     let (status, ctype, body) = self.http_route(&path, now);
-                    self.net.respond_http(
-                        self.poll.registry(),
-                        conn,
-                        status,
-                        ctype,
-                        body.as_bytes(),
-                    );
+                    if let Some(net) = &mut self.net {
+                        net.respond_http(
+                            self.poll.registry(),
+                            conn,
+                            status,
+                            ctype,
+                            body.as_bytes(),
+                        );
+                    }
                 }
                 NetEvent::Open { conn, query, .. } => {
                     self.hub.handle_open(now_n, hub_conn(conn), &query);
@@ -449,35 +523,26 @@ impl Node {
     }
 
     fn transmit_all(&mut self, now: u64) {
-        while let Some(conn) = self.hub.poll_ready() {
-            self.transmit(now, conn);
-        }
+        transmit_all(
+            &mut self.hub,
+            &mut self.net,
+            self.poll.registry(),
+            &self.engine,
+            &mut self.stats,
+            now,
+        );
     }
 
-    /// Moves the hub's messages for `conn` to its socket until either runs dry: all of them
-    /// framed into the connection's buffer, then one flush (one syscall for the burst).
     fn transmit(&mut self, now: u64, conn: ConnId) {
-        let nc = net_conn(conn);
-        if self.net.write_pending(nc) {
-            return; // the socket is full; NetEvent::Writable brings us back
-        }
-        let mut queued = 0u64;
-        while let Some(msg) = self.hub.poll_transmit(Nanos(now), conn, &self.engine) {
-            match self.net.queue(self.poll.registry(), nc, msg) {
-                SendResult::Sent | SendResult::Buffered => queued += 1,
-                SendResult::Refused => {
-                    // Over the transport's buffer limit: the message is lost for this client,
-                    // counted; the hub's own bound normally keeps us far from this.
-                    self.stats.send_refused += 1;
-                    break;
-                }
-                SendResult::Closed => return,
-            }
-        }
-        if queued > 0 {
-            self.stats.sent += queued;
-            let _ = self.net.flush(self.poll.registry(), nc);
-        }
+        transmit(
+            &mut self.hub,
+            &mut self.net,
+            self.poll.registry(),
+            &self.engine,
+            &mut self.stats,
+            now,
+            conn,
+        );
     }
 
     fn run_timers(&mut self, now: u64) {
@@ -487,7 +552,7 @@ impl Node {
         if self.hub.poll_timeout().is_some_and(|t| t.0 <= now) {
             // Pongs and other control frames count as activity for the heartbeat.
             for c in self.hub.connections() {
-                if let Some(heard) = self.net.last_heard(net_conn(c)) {
+                if let Some(heard) = self.net.as_ref().and_then(|n| n.last_heard(net_conn(c))) {
                     self.hub.handle_heard(Nanos(heard), c);
                 }
             }
@@ -495,18 +560,24 @@ impl Node {
         }
         for a in actions.drain(..) {
             match a {
-                Action::Ping(c) => self.net.ping(self.poll.registry(), net_conn(c)),
+                Action::Ping(c) => {
+                    if let Some(net) = &mut self.net {
+                        net.ping(self.poll.registry(), net_conn(c));
+                    }
+                }
                 Action::Close { conn, code, reason } => {
                     // Let the last queued message (e.g. the 4003 error) go out first.
                     self.transmit(now, conn);
-                    self.net
-                        .close(self.poll.registry(), net_conn(conn), code, &reason);
+                    if let Some(net) = &mut self.net {
+                        net.close(self.poll.registry(), net_conn(conn), code, &reason);
+                    }
                 }
             }
         }
         self.actions = actions;
-        self.net
-            .tick(self.poll.registry(), now, &mut self.net_events);
+        if let Some(net) = &mut self.net {
+            net.tick(self.poll.registry(), now, &mut self.net_events);
+        }
         self.dispatch_net_events(now);
     }
 
@@ -533,5 +604,128 @@ impl Node {
     /// Loop counters.
     pub fn loop_stats(&self) -> LoopStats {
         self.stats
+    }
+}
+
+/// The parts of a [`Node`] one input touches (split borrows, so the feed can stay borrowed).
+struct Parts<'a> {
+    clock: &'a WallClock,
+    journal: &'a mut Option<tape_journal::JournalWriter>,
+    latency: &'a mut Latency,
+    engine: &'a mut Engine,
+    hub: &'a mut Hub,
+    stats: &'a mut LoopStats,
+    net: &'a mut Option<NetServer>,
+    registry: &'a mio::Registry,
+    live: Option<&'a mut LiveFeed>,
+}
+
+/// One input: journal it (before it changes any state: a crash never leaves state the
+/// journal cannot rebuild; a failing journal stops the engine), apply it, fan its outputs out
+/// and write them before the next input, timing every stage.
+fn handle_input(
+    p: &mut Parts<'_>,
+    t_read: u64,
+    source: u32,
+    kind: u16,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let mut t_start = p.clock.now();
+    if let Some(j) = p.journal.as_mut() {
+        j.append(t_read, source, kind, payload)
+            .map_err(|e| std::io::Error::other(format!("journal: {e}")))?;
+        let t = p.clock.now();
+        p.latency
+            .record(LatencyStage::Journal, t.saturating_sub(t_start));
+        t_start = t;
+    }
+    let mut timer = StageTimer {
+        clock: p.clock,
+        last: t_start,
+        latency: p.latency,
+    };
+    if p.engine
+        .handle_record_probed(Nanos(t_read), source, kind, payload, &mut timer)
+        .is_err()
+    {
+        p.stats.record_errors += 1;
+    }
+    let t_applied = timer.last;
+    let before = p.hub.stats_delivered();
+    while let Some(out) = p.engine.poll_output() {
+        p.hub.handle_output(&out, p.engine);
+        if let (
+            Some(live),
+            Event::Book(BookEvent::ResyncRequested {
+                instrument, reason, ..
+            }),
+        ) = (p.live.as_deref_mut(), &out.event)
+        {
+            if *reason != ResyncReason::Disconnected {
+                let inst = p.engine.registry().get(*instrument);
+                live.want_snapshot(t_read, inst.market, &inst.symbol);
+            }
+        }
+    }
+    let t_fan = p.clock.now();
+    p.latency
+        .record(LatencyStage::Fanout, t_fan.saturating_sub(t_applied));
+    // Write this record's messages before the next record: a record's latency never waits
+    // for a batch.
+    if p.hub.stats_delivered() != before {
+        transmit_all(p.hub, p.net, p.registry, p.engine, p.stats, t_fan);
+        let t_wire = p.clock.now();
+        p.latency
+            .record(LatencyStage::TickToWire, t_wire.saturating_sub(t_read));
+    }
+    p.stats.records += 1;
+    Ok(())
+}
+
+fn transmit_all(
+    hub: &mut Hub,
+    net: &mut Option<NetServer>,
+    registry: &mio::Registry,
+    engine: &Engine,
+    stats: &mut LoopStats,
+    now: u64,
+) {
+    while let Some(conn) = hub.poll_ready() {
+        transmit(hub, net, registry, engine, stats, now, conn);
+    }
+}
+
+/// Moves the hub's messages for `conn` to its socket until either runs dry: all of them framed
+/// into the connection's buffer, then one flush (one syscall for the burst).
+fn transmit(
+    hub: &mut Hub,
+    net: &mut Option<NetServer>,
+    registry: &mio::Registry,
+    engine: &Engine,
+    stats: &mut LoopStats,
+    now: u64,
+    conn: ConnId,
+) {
+    let Some(net) = net.as_mut() else { return };
+    let nc = net_conn(conn);
+    if net.write_pending(nc) {
+        return; // the socket is full; NetEvent::Writable brings us back
+    }
+    let mut queued = 0u64;
+    while let Some(msg) = hub.poll_transmit(Nanos(now), conn, engine) {
+        match net.queue(registry, nc, msg) {
+            SendResult::Sent | SendResult::Buffered => queued += 1,
+            SendResult::Refused => {
+                // Over the transport's buffer limit: the message is lost for this client,
+                // counted; the hub's own bound normally keeps us far from this.
+                stats.send_refused += 1;
+                break;
+            }
+            SendResult::Closed => return,
+        }
+    }
+    if queued > 0 {
+        stats.sent += queued;
+        let _ = net.flush(registry, nc);
     }
 }

@@ -105,7 +105,11 @@ impl Node {
     /// The `/status` document.
     pub fn status_json(&self, now: u64) -> String {
         let hub = self.hub.stats();
-        let net = self.net.stats();
+        let net = self
+            .net
+            .as_ref()
+            .map(|n| n.stats().clone())
+            .unwrap_or_default();
         let mut latency = Map::new();
         for stage in LatencyStage::ALL {
             let s = self.latency.summary(stage);
@@ -142,11 +146,17 @@ impl Node {
             .books()
             .map(|b| {
                 let i = reg.get(b.instrument());
+                let st = b.stats();
                 json!({
                     "market": i.market.as_str(),
                     "symbol": i.symbol,
                     "state": format!("{:?}", b.state()),
                     "last_update_id": b.last_update_id(),
+                    "gaps": st.gaps,
+                    "resyncs": st.resyncs,
+                    "crossed": st.crossed,
+                    "snapshots_loaded": st.snapshots_loaded,
+                    "stale_snapshots": st.stale_snapshots,
                 })
             })
             .collect();
@@ -183,11 +193,15 @@ impl Node {
             "feed": {
                 "records": self.stats.records,
                 "records_per_sec": self.rates.per_sec.2,
-                "passes": self.feed.passes(),
+                "passes": self.feed_passes(),
                 "record_errors": self.stats.record_errors,
                 "engine_errors": engine_errors,
+                "bbo_oracle_checks": self.engine.stats().bbo_checks,
+                "bbo_oracle_mismatches": self.engine.stats().bbo_mismatches,
+                "digest": format!("{:016x}", self.engine.digest().value()),
             },
             "books": books,
+            "venues": self.venues_json(now),
             "net": {
                 "accepted": net.accepted,
                 "rejected_over_cap": net.rejected_over_cap,
@@ -207,10 +221,59 @@ impl Node {
         s
     }
 
+    fn feed_passes(&self) -> u64 {
+        match &self.feed {
+            super::Feed::Replay(f) => f.passes(),
+            super::Feed::Live(_) => 0,
+        }
+    }
+
+    /// Venue connections: the engine's status (from the journaled link records) joined with
+    /// the io figures of the live feed.
+    fn venues_json(&self, now: u64) -> Vec<Value> {
+        let io = match &self.feed {
+            super::Feed::Live(l) => l.venue_io(),
+            super::Feed::Replay(_) => Vec::new(),
+        };
+        self.engine
+            .venues()
+            .map(|v| {
+                let mut doc = json!({
+                    "name": v.name,
+                    "market": v.market.as_str(),
+                    "state": v.state.as_str(),
+                    "reason": v.reason,
+                    "since_s": now.saturating_sub(v.since_ns) / 1_000_000_000,
+                    "attempts": v.attempts,
+                    "connects": v.connects,
+                    "disconnects": v.disconnects,
+                    "backoff_ms": v.backoff_ms,
+                    "books": v.books,
+                    "books_synced": v.books_synced,
+                });
+                if let Some(x) = io.iter().find(|x| x.name == v.name) {
+                    doc["url"] = json!(x.url);
+                    doc["frames"] = json!(x.frames);
+                    doc["bytes"] = json!(x.bytes);
+                    doc["next_attempt_in_ms"] =
+                        json!(x.next_attempt_ns.map(|t| t.saturating_sub(now) / 1_000_000));
+                    doc["snapshots_ok"] = json!(x.snapshots_ok);
+                    doc["snapshots_failed"] = json!(x.snapshots_failed);
+                    doc["last_snapshot_error"] = json!(x.last_snapshot_error);
+                }
+                doc
+            })
+            .collect()
+    }
+
     /// The `/metrics` document (Prometheus text exposition format 0.0.4).
     pub fn metrics_text(&self, now: u64) -> String {
         let hub = self.hub.stats();
-        let net = self.net.stats();
+        let net = self
+            .net
+            .as_ref()
+            .map(|n| n.stats().clone())
+            .unwrap_or_default();
         let mut m = String::with_capacity(4096);
         let mut gauge = |name: &str, help: &str, kind: &str, lines: &[(String, u64)]| {
             let _ = writeln!(m, "# HELP {name} {help}");

@@ -248,7 +248,7 @@ impl Conn {
                 self.mark_behind(now, sh);
                 return;
             }
-            Channel::Bbo | Channel::Ticker => {
+            Channel::Bbo | Channel::Ticker | Channel::Status => {
                 if let Some(slot) = &mut sub.slot {
                     *slot = msg.clone();
                 } else if room {

@@ -8,7 +8,7 @@ use tungstenite::Utf8Bytes;
 use super::conn::{Conn, Popped, Shared};
 use super::json::JsonBuf;
 use super::messages;
-use super::publish::{inst_of, InstState};
+use super::publish::{inst_of, InstState, Subscriber};
 use super::request::{Parser, Request};
 use super::stats::{ConnStats, Counters, HubStats};
 use super::{
@@ -44,6 +44,10 @@ pub struct Hub {
     parser: Parser,
     pub(super) counters: Counters,
     pub(super) sub_counts: [usize; 4],
+    /// Subscribers of the `status` channel, sorted by connection id.
+    pub(super) status_subs: Vec<Subscriber>,
+    /// Per venue source: the last `status` message and its `seq`.
+    pub(super) venues: Vec<Option<(u64, Utf8Bytes)>>,
     sweep: Vec<(ConnId, usize)>,
     pub(super) depths: Vec<usize>,
 }
@@ -68,6 +72,8 @@ impl Hub {
             parser: Parser::default(),
             counters: Counters::default(),
             sub_counts: [0; 4],
+            status_subs: Vec::new(),
+            venues: Vec::new(),
             sweep: Vec::new(),
             depths: Vec::new(),
         }
@@ -163,11 +169,13 @@ impl Hub {
                 channels,
                 instruments,
                 depth,
-            } => self.subscribe(now, idx, id, &channels, &instruments, depth, engine),
+                status,
+            } => self.subscribe(now, idx, id, &channels, &instruments, depth, status, engine),
             Request::Unsubscribe {
                 channels,
                 instruments,
-            } => self.unsubscribe(idx, id, &channels, &instruments, engine),
+                status,
+            } => self.unsubscribe(idx, id, &channels, &instruments, status, engine),
             Request::GetBook { instrument, depth } => {
                 let depth = depth.unwrap_or(self.cfg.default_book_depth);
                 let msg = self.book_now(now, instrument, depth, id, engine);
@@ -454,6 +462,12 @@ impl Hub {
     }
 
     pub(super) fn remove_subscriber(&mut self, key: StreamKey, conn: ConnId) {
+        if key.channel == Channel::Status {
+            if let Ok(pos) = self.status_subs.binary_search_by_key(&conn, |s| s.conn) {
+                self.status_subs.remove(pos);
+            }
+            return;
+        }
         let list = &mut inst_of(&mut self.insts, key.instrument).subs[key.channel.index()];
         if let Ok(pos) = list.binary_search_by_key(&conn, |s| s.conn) {
             list.remove(pos);

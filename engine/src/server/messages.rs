@@ -235,11 +235,14 @@ pub(crate) fn subscriptions<'a>(
     kind: &str,
     id: Option<&str>,
     pairs: impl Iterator<Item = (Channel, &'a Instrument)>,
+    status: bool,
 ) -> Utf8Bytes {
     reply_head(j, kind, id);
     j.raw(",\"subscriptions\":[");
-    for (i, (ch, inst)) in pairs.enumerate() {
-        j.raw(if i == 0 { "{" } else { ",{" });
+    let mut n = 0;
+    for (ch, inst) in pairs {
+        j.raw(if n == 0 { "{" } else { ",{" });
+        n += 1;
         j.raw("\"channel\":\"");
         j.raw(ch.as_str());
         j.raw("\",\"market\":\"");
@@ -248,7 +251,49 @@ pub(crate) fn subscriptions<'a>(
         j.string(&inst.symbol);
         j.raw("}");
     }
+    if status {
+        j.raw(if n == 0 { "{" } else { ",{" });
+        j.raw("\"channel\":\"status\"}");
+    }
     j.raw("]}");
+    j.freeze()
+}
+
+/// A `status` channel message: one venue connection's state.
+pub(crate) fn venue_status(
+    j: &mut JsonBuf,
+    seq: u64,
+    recv: Nanos,
+    v: &crate::venue::VenueStatus,
+) -> Utf8Bytes {
+    j.clear();
+    j.raw("{\"type\":\"update\",\"channel\":\"status\",\"venue\":");
+    j.string(&v.name);
+    j.raw(",\"market\":\"");
+    j.raw(v.market.as_str());
+    j.raw("\",\"seq\":");
+    j.u64(seq);
+    j.raw(",\"ts\":0,\"recv_ns\":");
+    j.u64(recv.0);
+    j.raw(",\"data\":{\"state\":\"");
+    j.raw(v.state.as_str());
+    j.raw("\",\"reason\":");
+    j.string(&v.reason);
+    for (name, val) in [
+        ("attempts", v.attempts),
+        ("connects", v.connects),
+        ("disconnects", v.disconnects),
+        ("backoff_ms", v.backoff_ms),
+        ("books", u64::from(v.books)),
+        ("books_synced", u64::from(v.books_synced)),
+        ("since_ns", v.since_ns),
+    ] {
+        j.raw(",\"");
+        j.raw(name);
+        j.raw("\":");
+        j.u64(val);
+    }
+    j.raw("}}");
     j.freeze()
 }
 

@@ -146,10 +146,13 @@ pub enum Channel {
     Ticker = 2,
     /// L2 book: snapshot, then updates.
     Book = 3,
+    /// Venue connection status (not per instrument: its streams are keyed by the venue's
+    /// source id).
+    Status = 4,
 }
 
 impl Channel {
-    /// Every channel, in index order.
+    /// Every market-data channel (per instrument), in index order.
     pub const ALL: [Channel; 4] = [
         Channel::Bbo,
         Channel::Trades,
@@ -164,12 +167,16 @@ impl Channel {
             Channel::Trades => "trades",
             Channel::Ticker => "ticker",
             Channel::Book => "book",
+            Channel::Status => "status",
         }
     }
 
     /// Parses a protocol name (exact, lower case).
     pub fn parse(s: &str) -> Option<Channel> {
-        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+        match s {
+            "status" => Some(Channel::Status),
+            _ => Channel::ALL.into_iter().find(|c| c.as_str() == s),
+        }
     }
 
     #[inline]

@@ -165,8 +165,37 @@ impl Hub {
                     );
                 }
             }
+            Event::Venue(v) => self.on_venue(recv, v),
             Event::BookTicker(_) | Event::Error(_) => {}
         }
+    }
+
+    /// A venue's status changed: publish it on the `status` channel (latest wins when a
+    /// client is behind).
+    fn on_venue(&mut self, recv: Nanos, v: &crate::venue::VenueStatus) {
+        let src = v.source.0 as usize;
+        if self.venues.len() <= src {
+            self.venues.resize(src + 1, None);
+        }
+        let seq = self.venues[src].as_ref().map_or(0, |(s, _)| *s) + 1;
+        let msg = messages::venue_status(&mut self.json, seq, recv, v);
+        self.venues[src] = Some((seq, msg.clone()));
+        if self.status_subs.is_empty() {
+            return;
+        }
+        self.counters.published += 1;
+        let key = super::subscribe::status_key(src);
+        let subs = std::mem::take(&mut self.status_subs);
+        let (conns, _, mut sh) = self.split();
+        for s in &subs {
+            if let Some(c) = conns[s.slot].as_mut() {
+                c.subs
+                    .entry(key)
+                    .or_insert_with(super::subscribe::status_sub);
+            }
+        }
+        fan_out(conns, &subs, key, &msg, recv, None, &mut sh);
+        self.status_subs = subs;
     }
 
     fn on_book(&mut self, recv: Nanos, ev: &BookEvent, engine: &Engine) {
@@ -209,7 +238,9 @@ impl Hub {
                 ResyncReason::Initial | ResyncReason::Gap | ResyncReason::Crossed => {
                     st.changes.clear()
                 }
-                ResyncReason::StaleSnapshot | ResyncReason::BufferOverflow => {
+                ResyncReason::StaleSnapshot
+                | ResyncReason::BufferOverflow
+                | ResyncReason::Disconnected => {
                     self.announce_stale(id, reason.as_str(), recv, engine)
                 }
             },

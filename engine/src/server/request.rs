@@ -31,11 +31,14 @@ pub(crate) enum Request {
         channels: Vec<Channel>,
         instruments: Vec<InstrumentId>,
         depth: Option<usize>,
+        /// The `status` channel was named (it takes no symbols).
+        status: bool,
     },
     /// `unsubscribe`.
     Unsubscribe {
         channels: Vec<Channel>,
         instruments: Vec<InstrumentId>,
+        status: bool,
     },
     /// `get_book` for one instrument.
     GetBook {
@@ -189,8 +192,15 @@ fn parse_request(nodes: &[Node<'_>], f: &Fields, registry: &Registry) -> Result<
     };
     match kind {
         "subscribe" | "unsubscribe" => {
-            let channels = channels(nodes, f.channels)?;
-            let names = strings(nodes, f.symbols, "symbols")?;
+            let mut channels = channels(nodes, f.channels)?;
+            let status = channels.contains(&Channel::Status);
+            channels.retain(|c| *c != Channel::Status);
+            // `status` alone needs no symbols; with market channels, they name the symbols.
+            let names = if channels.is_empty() {
+                Vec::new()
+            } else {
+                strings(nodes, f.symbols, "symbols")?
+            };
             let mut instruments = Vec::new();
             let mut seen = HashSet::new();
             for name in names {
@@ -206,11 +216,13 @@ fn parse_request(nodes: &[Node<'_>], f: &Fields, registry: &Registry) -> Result<
                     channels,
                     instruments,
                     depth,
+                    status,
                 })
             } else {
                 Ok(Request::Unsubscribe {
                     channels,
                     instruments,
+                    status,
                 })
             }
         }

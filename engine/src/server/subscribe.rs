@@ -21,6 +21,7 @@ impl Hub {
         channels: &[Channel],
         instruments: &[InstrumentId],
         depth: Option<usize>,
+        status: bool,
         engine: &Engine,
     ) {
         let depth = depth.unwrap_or(self.cfg.default_book_depth);
@@ -43,7 +44,7 @@ impl Hub {
         let pairs = channels
             .iter()
             .flat_map(|&ch| instruments.iter().map(move |&i| (ch, registry.get(i))));
-        let reply = messages::subscriptions(&mut self.json, "subscribed", id, pairs);
+        let reply = messages::subscriptions(&mut self.json, "subscribed", id, pairs, status);
         self.conn_mut(idx).consecutive_errors = 0;
         if !self.reply(idx, reply) {
             return;
@@ -52,6 +53,36 @@ impl Hub {
             for &inst in instruments {
                 self.subscribe_one(now, idx, StreamKey::new(ch, inst), depth, engine);
             }
+        }
+        if status {
+            self.subscribe_status(now, idx);
+        }
+    }
+
+    /// Subscribes to every venue's `status` stream, now and later; the last status of each
+    /// known venue follows as initial state.
+    fn subscribe_status(&mut self, now: Nanos, idx: usize) {
+        let conn = self.conn_mut(idx).id;
+        match self.status_subs.binary_search_by_key(&conn, |s| s.conn) {
+            Ok(_) => return, // already subscribed: no new initial state
+            Err(pos) => self.status_subs.insert(
+                pos,
+                Subscriber {
+                    conn,
+                    slot: idx,
+                    depth: 0,
+                },
+            ),
+        }
+        for src in 0..self.venues.len() {
+            let Some((_, msg)) = self.venues[src].clone() else {
+                continue;
+            };
+            let key = status_key(src);
+            let (conns, _, mut sh) = self.split();
+            let c = conns[idx].as_mut().expect("known connection");
+            c.subs.entry(key).or_insert_with(status_sub);
+            c.push(key, &msg, now, &mut sh);
         }
     }
 
@@ -102,7 +133,7 @@ impl Hub {
         let initial = match key.channel {
             Channel::Bbo => self.last_bbo(key.instrument, engine),
             Channel::Ticker => self.last_ticker(key.instrument, engine),
-            Channel::Trades => None,
+            Channel::Trades | Channel::Status => None,
             Channel::Book => {
                 let (conns, _, sh) = self.split();
                 let c = conns[idx].as_mut().expect("known connection");
@@ -125,8 +156,23 @@ impl Hub {
         id: Option<&str>,
         channels: &[Channel],
         instruments: &[InstrumentId],
+        status: bool,
         engine: &Engine,
     ) {
+        if status {
+            let c = self.conn_mut(idx);
+            let conn = c.id;
+            let keys: Vec<StreamKey> = c
+                .subs
+                .keys()
+                .filter(|k| k.channel == Channel::Status)
+                .copied()
+                .collect();
+            for key in keys {
+                self.conn_mut(idx).unsubscribe(key);
+            }
+            self.remove_subscriber(status_key(0), conn);
+        }
         for &ch in channels {
             for &inst in instruments {
                 let key = StreamKey::new(ch, inst);
@@ -141,7 +187,7 @@ impl Hub {
         let pairs = channels
             .iter()
             .flat_map(|&ch| instruments.iter().map(move |&i| (ch, registry.get(i))));
-        let reply = messages::subscriptions(&mut self.json, "unsubscribed", id, pairs);
+        let reply = messages::subscriptions(&mut self.json, "unsubscribed", id, pairs, status);
         self.succeed(idx, reply);
     }
 
@@ -184,5 +230,19 @@ impl Hub {
                 messages::status(&mut self.json, &head, stale.unwrap_or("initial"))
             }
         }
+    }
+}
+
+/// The `status` stream of venue source `src`.
+pub(super) fn status_key(src: usize) -> StreamKey {
+    StreamKey::new(Channel::Status, InstrumentId(src as u32))
+}
+
+/// A connection's entry for a `status` stream.
+pub(super) fn status_sub() -> Sub {
+    Sub {
+        depth: 0,
+        slot: None,
+        snap: Snap::None,
     }
 }

@@ -1,0 +1,383 @@
+//! Connection state of a live feed, as journal records, and the venue status built from it.
+//!
+//! The io layer journals what happens to each exchange connection as a [`RecordKind::Link`]
+//! record on the connection's source (the same source as its frames): an attempt starts, the
+//! WebSocket is up, it went down (and why), the next attempt waits. The engine treats these as
+//! inputs like any other: a `down` clears every book the connection fed (clients see them go
+//! stale) and the venue status changes. Because they are journaled, a replay reproduces the
+//! outputs of a live session with its reconnects exactly.
+//!
+//! [`RecordKind::Link`]: crate::input::RecordKind::Link
+
+use crate::input::SourceId;
+use crate::instrument::Market;
+
+const LINK_MAGIC: &str = "tape-link/1";
+
+/// Longest reason kept from a link record (longer ones are cut at a char boundary).
+pub const MAX_REASON_BYTES: usize = 200;
+
+/// What happened to a feed connection. Text form (the journal payload), one line:
+/// `tape-link/1 event=connecting url=wss://...`, `tape-link/1 event=up`,
+/// `tape-link/1 event=down reason=free text to the end of the line`,
+/// `tape-link/1 event=backoff attempt=3 delay_ms=1234`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A connection attempt starts.
+    Connecting {
+        /// The URL being connected to.
+        url: String,
+    },
+    /// The WebSocket handshake completed; frames follow.
+    Up,
+    /// The connection is gone (closed by the venue, failed, stalled, refused ...).
+    Down {
+        /// Why, for humans.
+        reason: String,
+    },
+    /// The next attempt waits this long.
+    Backoff {
+        /// Consecutive failed attempts so far (1 for the first retry).
+        attempt: u32,
+        /// The delay chosen, ms.
+        delay_ms: u64,
+    },
+}
+
+/// Why a link record could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad link record: {0}")]
+pub struct LinkError(pub &'static str);
+
+impl LinkEvent {
+    /// The journal payload for this event.
+    pub fn to_text(&self) -> String {
+        match self {
+            LinkEvent::Connecting { url } => {
+                format!(
+                    "{LINK_MAGIC} event=connecting url={}",
+                    url.replace(char::is_whitespace, "%20")
+                )
+            }
+            LinkEvent::Up => format!("{LINK_MAGIC} event=up"),
+            LinkEvent::Down { reason } => {
+                format!(
+                    "{LINK_MAGIC} event=down reason={}",
+                    one_line(reason, MAX_REASON_BYTES)
+                )
+            }
+            LinkEvent::Backoff { attempt, delay_ms } => {
+                format!("{LINK_MAGIC} event=backoff attempt={attempt} delay_ms={delay_ms}")
+            }
+        }
+    }
+
+    /// Parses [`LinkEvent::to_text`] output.
+    ///
+    /// # Errors
+    /// [`LinkError`] for anything else.
+    pub fn parse(payload: &[u8]) -> Result<LinkEvent, LinkError> {
+        let text = std::str::from_utf8(payload).map_err(|_| LinkError("not UTF-8"))?;
+        let rest = text
+            .strip_prefix(LINK_MAGIC)
+            .and_then(|r| r.strip_prefix(" event="))
+            .ok_or(LinkError("not a tape-link/1 record"))?;
+        let (event, args) = rest.split_once(' ').unwrap_or((rest, ""));
+        match event {
+            "up" if args.is_empty() => Ok(LinkEvent::Up),
+            "connecting" => {
+                let url = args.strip_prefix("url=").ok_or(LinkError("missing url"))?;
+                Ok(LinkEvent::Connecting {
+                    url: url.to_owned(),
+                })
+            }
+            "down" => {
+                let reason = args
+                    .strip_prefix("reason=")
+                    .ok_or(LinkError("missing reason"))?;
+                Ok(LinkEvent::Down {
+                    reason: one_line(reason, MAX_REASON_BYTES),
+                })
+            }
+            "backoff" => {
+                let (mut attempt, mut delay) = (None, None);
+                for kv in args.split(' ') {
+                    match kv.split_once('=') {
+                        Some(("attempt", v)) => attempt = v.parse().ok(),
+                        Some(("delay_ms", v)) => delay = v.parse().ok(),
+                        _ => return Err(LinkError("unknown backoff field")),
+                    }
+                }
+                Ok(LinkEvent::Backoff {
+                    attempt: attempt.ok_or(LinkError("bad attempt"))?,
+                    delay_ms: delay.ok_or(LinkError("bad delay_ms"))?,
+                })
+            }
+            _ => Err(LinkError("unknown event")),
+        }
+    }
+}
+
+/// `s` on one line (control characters become spaces), cut to at most `max` bytes.
+fn one_line(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for c in s.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Where a venue connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VenueState {
+    /// An attempt is in progress (resolve, TCP, TLS, WebSocket handshake).
+    Connecting,
+    /// Connected, but not every book it feeds is synced yet.
+    Syncing,
+    /// Connected and every book it feeds is synced.
+    Live,
+    /// The connection is down.
+    Down,
+    /// Waiting before the next attempt.
+    BackingOff,
+}
+
+impl VenueState {
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VenueState::Connecting => "connecting",
+            VenueState::Syncing => "syncing",
+            VenueState::Live => "live",
+            VenueState::Down => "down",
+            VenueState::BackingOff => "backing_off",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            VenueState::Connecting => 0,
+            VenueState::Syncing => 1,
+            VenueState::Live => 2,
+            VenueState::Down => 3,
+            VenueState::BackingOff => 4,
+        }
+    }
+}
+
+/// The status of one venue connection (one WebSocket source), emitted as
+/// [`Event::Venue`](crate::output::Event::Venue) whenever its state or book counts change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VenueStatus {
+    /// The connection's source.
+    pub source: SourceId,
+    /// The source's name.
+    pub name: String,
+    /// Its market.
+    pub market: Market,
+    /// Where it stands.
+    pub state: VenueState,
+    /// Why it last went down (empty if never).
+    pub reason: String,
+    /// Connection attempts started.
+    pub attempts: u64,
+    /// Connections established.
+    pub connects: u64,
+    /// Connections lost.
+    pub disconnects: u64,
+    /// The current backoff delay, ms (while backing off).
+    pub backoff_ms: u64,
+    /// Books this connection feeds.
+    pub books: u32,
+    /// Of those, how many are synced.
+    pub books_synced: u32,
+    /// Receive time of the record that last changed `state`, ns.
+    pub since_ns: u64,
+}
+
+impl VenueStatus {
+    /// A fresh status for a source that has not connected yet.
+    pub fn new(source: SourceId, name: String, market: Market) -> VenueStatus {
+        VenueStatus {
+            source,
+            name,
+            market,
+            state: VenueState::Down,
+            reason: String::new(),
+            attempts: 0,
+            connects: 0,
+            disconnects: 0,
+            backoff_ms: 0,
+            books: 0,
+            books_synced: 0,
+            since_ns: 0,
+        }
+    }
+
+    /// Applies a link event at `now` (ns).
+    pub fn on_link(&mut self, now: u64, ev: &LinkEvent) {
+        let state = match ev {
+            LinkEvent::Connecting { .. } => {
+                self.attempts += 1;
+                VenueState::Connecting
+            }
+            LinkEvent::Up => {
+                self.connects += 1;
+                self.backoff_ms = 0;
+                VenueState::Syncing
+            }
+            LinkEvent::Down { reason } => {
+                if matches!(self.state, VenueState::Syncing | VenueState::Live) {
+                    self.disconnects += 1;
+                }
+                self.reason.clone_from(reason);
+                self.books_synced = 0;
+                VenueState::Down
+            }
+            LinkEvent::Backoff { delay_ms, .. } => {
+                self.backoff_ms = *delay_ms;
+                VenueState::BackingOff
+            }
+        };
+        self.set_state(now, state);
+    }
+
+    /// Updates the book counts; a connected venue is `Live` when all its books are synced.
+    /// Returns true if anything changed.
+    pub fn on_books(&mut self, now: u64, books: u32, synced: u32) -> bool {
+        let before = (self.books, self.books_synced, self.state);
+        self.books = books;
+        self.books_synced = synced;
+        if matches!(self.state, VenueState::Syncing | VenueState::Live) {
+            let state = if books > 0 && synced == books {
+                VenueState::Live
+            } else {
+                VenueState::Syncing
+            };
+            self.set_state(now, state);
+        }
+        before != (self.books, self.books_synced, self.state)
+    }
+
+    fn set_state(&mut self, now: u64, state: VenueState) {
+        if state != self.state {
+            self.state = state;
+            self.since_ns = now;
+        }
+    }
+
+    /// Canonical encoding for output digests.
+    pub(crate) fn encode(&self, out: &mut impl FnMut(&[u8])) {
+        out(&self.source.0.to_le_bytes());
+        out(&[self.state.code()]);
+        for v in [
+            self.attempts,
+            self.connects,
+            self.disconnects,
+            self.backoff_ms,
+            u64::from(self.books),
+            u64::from(self.books_synced),
+            self.since_ns,
+        ] {
+            out(&v.to_le_bytes());
+        }
+        out(&xxhash_rust::xxh3::xxh3_64(self.reason.as_bytes()).to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_round_trip() {
+        for ev in [
+            LinkEvent::Connecting {
+                url: "wss://fstream.binance.com/stream?streams=btcusdt@depth@100ms".into(),
+            },
+            LinkEvent::Up,
+            LinkEvent::Down {
+                reason: "closed by venue: 1001 going away".into(),
+            },
+            LinkEvent::Backoff {
+                attempt: 3,
+                delay_ms: 2500,
+            },
+        ] {
+            assert_eq!(LinkEvent::parse(ev.to_text().as_bytes()), Ok(ev));
+        }
+    }
+
+    #[test]
+    fn link_rejects_garbage_and_bounds_reasons() {
+        for bad in [
+            &b""[..],
+            b"\xff",
+            b"tape-link/1",
+            b"tape-link/1 event=sideways",
+            b"tape-link/1 event=up now",
+            b"tape-link/1 event=down",
+            b"tape-link/1 event=backoff attempt=x delay_ms=1",
+            b"tape-link/1 event=backoff attempt=1",
+            b"tape-link/1 event=backoff attempt=1 delay_ms=2 extra=3",
+            b"tape-link/2 event=up",
+        ] {
+            assert!(LinkEvent::parse(bad).is_err(), "{bad:?}");
+        }
+        let long = "é\nx".repeat(500);
+        let text = LinkEvent::Down { reason: long }.to_text();
+        assert!(!text.contains('\n'));
+        match LinkEvent::parse(text.as_bytes()).unwrap() {
+            LinkEvent::Down { reason } => assert!(reason.len() <= MAX_REASON_BYTES),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn status_follows_link_and_books() {
+        let mut s = VenueStatus::new(SourceId(0), "usdm".into(), Market::UsdM);
+        s.on_link(1, &LinkEvent::Connecting { url: "x".into() });
+        assert_eq!(s.state, VenueState::Connecting);
+        s.on_link(2, &LinkEvent::Up);
+        assert_eq!((s.state, s.connects), (VenueState::Syncing, 1));
+        assert!(s.on_books(3, 2, 1));
+        assert_eq!(s.state, VenueState::Syncing);
+        assert!(s.on_books(4, 2, 2));
+        assert_eq!((s.state, s.since_ns), (VenueState::Live, 4));
+        assert!(!s.on_books(5, 2, 2));
+        s.on_link(
+            6,
+            &LinkEvent::Down {
+                reason: "eof".into(),
+            },
+        );
+        assert_eq!(
+            (s.state, s.disconnects, s.books_synced),
+            (VenueState::Down, 1, 0)
+        );
+        // Book counts never make a disconnected venue live.
+        s.on_books(7, 2, 2);
+        assert_eq!(s.state, VenueState::Down);
+        s.on_link(
+            8,
+            &LinkEvent::Backoff {
+                attempt: 1,
+                delay_ms: 700,
+            },
+        );
+        assert_eq!((s.state, s.backoff_ms), (VenueState::BackingOff, 700));
+        // A failed attempt (down without up) is not a disconnect.
+        s.on_link(9, &LinkEvent::Connecting { url: "x".into() });
+        s.on_link(
+            10,
+            &LinkEvent::Down {
+                reason: "refused".into(),
+            },
+        );
+        assert_eq!((s.attempts, s.disconnects), (2, 1));
+    }
+}

@@ -1,0 +1,390 @@
+//! The live feed end to end on loopback: the engine's TLS WebSocket client and REST snapshot
+//! thread against the venue simulator serving the bundled session over wss/https. Books sync
+//! and agree with the exchange's bookTicker; every fault the simulator can inject (drop,
+//! close, gap, stall, malformed and truncated frames, refused snapshots) is survived; a
+//! recorded live session replays to the same digest; an unreachable venue backs off without
+//! spinning. Every wait is bounded.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tape_engine::live::VenueSpec;
+use tape_engine::node::Node;
+use tape_tools::config::{Config, Idle};
+use tape_tools::run::{live_config, node_config_with, sim_venues};
+use tape_tools::sim::{Fault, SimConfig, SimHandle, VenueSim};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A live node on a background thread; `finish` stops it and hands the node back.
+struct Running {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Node>>,
+}
+
+impl Running {
+    fn finish(mut self) -> Node {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().expect("node thread")
+    }
+
+    fn status(&self) -> Value {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("status JSON: {e}: {body}"))
+    }
+
+    /// Polls `/status` until `cond` holds; panics with the last status after `WAIT`.
+    fn wait_for(&self, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let st = self.status();
+            if cond(&st) {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; status: {}",
+                serde_json::to_string_pretty(&st["venues"]).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn sim(edit: impl FnOnce(&mut SimConfig)) -> (SimHandle, tempfile::TempDir) {
+    let certs = tempfile::tempdir().unwrap();
+    let mut c = SimConfig {
+        journal: root().join("fixtures/session"),
+        speed: 10,
+        repeat: false,
+        cert_dir: certs.path().to_owned(),
+        ..SimConfig::default()
+    };
+    edit(&mut c);
+    (VenueSim::start(c).expect("sim starts"), certs)
+}
+
+/// Test-sized reconnect and stall settings.
+fn config(record: Option<&Path>, edit: impl FnOnce(&mut Config)) -> Config {
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.status_interval_secs = 0;
+    cfg.engine.idle = Idle::Block;
+    cfg.live.reconnect_initial_ms = 200;
+    cfg.live.reconnect_max_ms = 1_000;
+    cfg.live.snapshot_min_interval_ms = 50;
+    cfg.live.snapshot_retry_ms = 100;
+    cfg.live.stall_timeout_ms = 3_000;
+    cfg.live.webpki_roots = false;
+    if let Some(r) = record {
+        cfg.feed.record = r.display().to_string();
+    }
+    edit(&mut cfg);
+    cfg.validate().unwrap();
+    cfg
+}
+
+fn start(cfg: &Config, venues: Vec<VenueSpec>, ca: Option<&Path>) -> Running {
+    let live = live_config(cfg, venues, ca).unwrap();
+    let ncfg = node_config_with(cfg, Some(live)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut node = Node::bind(ncfg).expect("node binds");
+        tx.send(node.local_addr().expect("listening")).unwrap();
+        node.run(&s2, 0, |_| {}).expect("node loop ends cleanly");
+        node
+    });
+    let addr = rx.recv_timeout(WAIT).expect("node binds");
+    Running {
+        addr,
+        stop,
+        handle: Some(handle),
+    }
+}
+
+fn start_on(sim: &SimHandle, cfg: &Config) -> Running {
+    start(cfg, sim_venues(sim), sim.ca_path())
+}
+
+fn venues(st: &Value) -> &Vec<Value> {
+    st["venues"].as_array().expect("venues")
+}
+
+fn all_live(st: &Value) -> bool {
+    let v = venues(st);
+    !v.is_empty() && v.iter().all(|v| v["state"] == "live")
+}
+
+fn sum(st: &Value, key: &str) -> u64 {
+    venues(st).iter().map(|v| v[key].as_u64().unwrap()).sum()
+}
+
+fn sum_books(st: &Value, key: &str) -> u64 {
+    st["books"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[key].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn books_sync_over_tls_agree_with_the_oracle_and_the_recording_replays_bit_exactly() {
+    let (sim, _certs) = sim(|c| c.speed = 4);
+    let journal = tempfile::tempdir().unwrap();
+    let rec = journal.path().join("live");
+    // No stall detection: the recorded session ends and the streams fall silent.
+    let node = start_on(
+        &sim,
+        &config(Some(&rec), |c| c.live.stall_timeout_ms = 600_000),
+    );
+    let st = node.wait_for("every venue live", all_live);
+    assert_eq!(venues(&st).len(), 3, "spot, usdm and coinm venues");
+    // Run the session to its end, then stop.
+    let deadline = Instant::now() + WAIT;
+    while !sim.stats().finished {
+        assert!(Instant::now() < deadline, "sim never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = node.wait_for("the last frames", |s| {
+        s["feed"]["records"].as_u64().unwrap() >= 8_000
+    });
+    assert!(all_live(&st));
+    assert!(st["books"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["state"] == "Synced"));
+    // Stopping closes the venues: the `down` records clear the books, journaled too.
+    let node = node.finish();
+    let stats = node.engine().stats().clone();
+    assert!(
+        stats.bbo_checks >= 50,
+        "oracle checks: {}",
+        stats.bbo_checks
+    );
+    assert_eq!(
+        stats.bbo_mismatches, 0,
+        "tape's book agrees with bookTicker"
+    );
+    assert!(
+        stats.errors.is_empty(),
+        "no engine errors: {:?}",
+        stats.errors
+    );
+    assert!(node.engine().books().all(|b| !b.is_synced()));
+    let live_digest = format!("{:016x}", node.engine().digest().value());
+    drop(node);
+
+    let (summary, _) = tape_tools::replay::replay(&rec).unwrap();
+    assert_eq!(
+        summary.digest, live_digest,
+        "replay reproduces the live digest"
+    );
+    assert!(summary.records >= 8_000);
+    sim.stop();
+}
+
+#[test]
+fn drop_and_close_lead_to_reconnect_and_resync() {
+    let (sim, _certs) = sim(|c| c.speed = 2);
+    let node = start_on(&sim, &config(None, |_| {}));
+    node.wait_for("every venue live", all_live);
+
+    sim.inject(Fault::Drop);
+    let st = node.wait_for("reconnected after drop", |s| {
+        sum(s, "disconnects") >= 3 && sum(s, "connects") >= 6 && all_live(s)
+    });
+    assert!(venues(&st)
+        .iter()
+        .all(|v| !v["reason"].as_str().unwrap().is_empty()));
+
+    sim.inject(Fault::Close);
+    let st = node.wait_for("reconnected after close", |s| {
+        sum(s, "disconnects") >= 6 && sum(s, "connects") >= 9 && all_live(s)
+    });
+    assert!(
+        venues(&st)
+            .iter()
+            .any(|v| v["reason"].as_str().unwrap().contains("1001")),
+        "the venue's close code is the reason: {:?}",
+        st["venues"]
+    );
+    let node = node.finish();
+    assert_eq!(node.engine().stats().bbo_mismatches, 0);
+    sim.stop();
+}
+
+#[test]
+fn a_gap_is_detected_and_resynced() {
+    let (sim, _certs) = sim(|c| c.speed = 2);
+    let node = start_on(&sim, &config(None, |_| {}));
+    let st = node.wait_for("every venue live", all_live);
+    let loaded = sum_books(&st, "snapshots_loaded");
+    sim.inject(Fault::Gap(2));
+    node.wait_for("gap, new snapshot, live again", |s| {
+        sum_books(s, "gaps") >= 1 && sum_books(s, "snapshots_loaded") > loaded && all_live(s)
+    });
+    let node = node.finish();
+    assert_eq!(node.engine().stats().bbo_mismatches, 0);
+    sim.stop();
+}
+
+#[test]
+fn malformed_and_truncated_frames_are_counted_and_nothing_crashes() {
+    let (sim, _certs) = sim(|c| c.speed = 2);
+    let node = start_on(&sim, &config(None, |_| {}));
+    node.wait_for("every venue live", all_live);
+    sim.inject(Fault::Malformed);
+    sim.inject(Fault::Truncate);
+    let st = node.wait_for("errors counted, live again", |s| {
+        let errs: u64 = s["feed"]["engine_errors"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        errs >= 6 && all_live(s)
+    });
+    assert!(st["feed"]["record_errors"].as_u64().unwrap() >= 6);
+    node.finish();
+    sim.stop();
+}
+
+#[test]
+fn a_stalled_venue_is_dropped_and_reconnected() {
+    let (sim, _certs) = sim(|c| c.speed = 2);
+    let node = start_on(
+        &sim,
+        &config(None, |c| {
+            c.live.stall_timeout_ms = 600;
+        }),
+    );
+    node.wait_for("every venue live", all_live);
+    sim.inject(Fault::Stall(Duration::from_millis(2_000)));
+    let st = node.wait_for("stall detected, live again", |s| {
+        venues(s).iter().all(|v| {
+            v["reason"].as_str().unwrap().starts_with("stalled")
+                && v["connects"].as_u64() >= Some(2)
+        }) && all_live(s)
+    });
+    assert!(sum(&st, "disconnects") >= 3);
+    node.finish();
+    sim.stop();
+}
+
+#[test]
+fn refused_snapshots_are_retried_until_the_books_sync() {
+    let (sim, _certs) = sim(|c| c.speed = 2);
+    sim.inject(Fault::RefuseSnapshot(4));
+    let node = start_on(&sim, &config(None, |_| {}));
+    let st = node.wait_for("every venue live", all_live);
+    assert!(sum(&st, "snapshots_failed") >= 4, "{:?}", st["venues"]);
+    assert!(venues(&st)
+        .iter()
+        .any(|v| v["last_snapshot_error"].as_str().unwrap().contains("503")));
+    node.finish();
+    sim.stop();
+}
+
+/// CPU time of the calling thread, ms (utime + stime from /proc, 10 ms ticks).
+fn thread_cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields after the command: state is f[0]; utime and stime are fields 14 and 15 of the
+    // whole line, so f[11] and f[12] here.
+    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) * 10
+}
+
+#[test]
+fn an_unreachable_venue_backs_off_without_busy_looping() {
+    // A port with nothing listening.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let venue = VenueSpec {
+        name: "nowhere".into(),
+        market: tape_engine::instrument::Market::UsdM,
+        ws_url: format!("wss://127.0.0.1:{port}/stream"),
+        rest_url: format!("https://127.0.0.1:{port}"),
+        symbols: vec!["BTCUSDT".into()],
+        streams: vec!["depth@100ms".into()],
+        snapshot_limit: 100,
+        scales: vec![],
+    };
+    let cfg = config(None, |c| {
+        c.live.reconnect_initial_ms = 100;
+        c.live.reconnect_max_ms = 400;
+        c.live.webpki_roots = true;
+    });
+    let live = live_config(&cfg, vec![venue], None).unwrap();
+    let ncfg = node_config_with(&cfg, Some(live)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut node = Node::bind(ncfg).expect("node binds");
+        let t0 = Instant::now();
+        let cpu0 = thread_cpu_ms();
+        node.run(&s2, 0, |_| {}).expect("loop");
+        let cpu = thread_cpu_ms() - cpu0;
+        (node, cpu, t0.elapsed())
+    });
+    // Let it fail for a while; the loop must sleep between attempts.
+    std::thread::sleep(Duration::from_millis(3_000));
+    stop.store(true, Ordering::Relaxed);
+    let (node, cpu_ms, wall) = handle.join().unwrap();
+    let v = node.engine().venues().next().expect("venue status").clone();
+    assert_eq!(v.connects, 0);
+    // Ceilings 100, 200, 400, 400, ...: about 10 attempts in 3 s; a busy loop makes thousands.
+    assert!(
+        (3..=60).contains(&v.attempts),
+        "attempts in {wall:?}: {}",
+        v.attempts
+    );
+    assert!(
+        v.reason.contains("connect") || v.reason.contains("refused"),
+        "reason: {}",
+        v.reason
+    );
+    // Blocking idle: far below one core (a spinning loop would use ~3000 ms).
+    assert!(
+        cpu_ms * 4 < wall.as_millis() as u64,
+        "engine thread used {cpu_ms} ms CPU in {wall:?}"
+    );
+}
