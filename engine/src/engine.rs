@@ -453,6 +453,27 @@ impl Engine {
             source_id: source,
             err,
         })?;
+        let idx = source as usize;
+        if self.venues.len() <= idx {
+            self.venues.resize_with(idx + 1, || None);
+        }
+        if self.venues[idx].is_none() {
+            let def = &self.sources[idx]
+                .as_ref()
+                .expect("source_info checked it")
+                .def;
+            self.venues[idx] = Some(VenueStatus::new(
+                SourceId(source),
+                def.name.clone(),
+                def.market,
+            ));
+        }
+        // The venue is down before its books are cleared, so the clearing itself reports no
+        // intermediate state.
+        self.venues[idx]
+            .as_mut()
+            .expect("just set")
+            .on_link(now.0, &ev);
         if matches!(ev, LinkEvent::Down { .. }) {
             for idx in 0..self.book_source.len() {
                 if self.book_source[idx] != source {
@@ -473,24 +494,8 @@ impl Engine {
                 self.flush_book_events(now, instrument);
             }
         }
-        let idx = source as usize;
-        if self.venues.len() <= idx {
-            self.venues.resize_with(idx + 1, || None);
-        }
-        if self.venues[idx].is_none() {
-            let def = &self.sources[idx]
-                .as_ref()
-                .expect("source_info checked it")
-                .def;
-            self.venues[idx] = Some(VenueStatus::new(
-                SourceId(source),
-                def.name.clone(),
-                def.market,
-            ));
-        }
         let (books, synced) = self.count_books(source);
         let v = self.venues[idx].as_mut().expect("just set");
-        v.on_link(now.0, &ev);
         v.on_books(now.0, books, synced);
         let out = Event::Venue(v.clone());
         self.emit(now, out);

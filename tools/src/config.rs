@@ -372,6 +372,11 @@ impl Config {
         if self.feed.source == FeedKind::Live && self.venues.is_empty() {
             bail!("feed.source = \"live\" needs at least one [[venue]]");
         }
+        for f in &self.sim.faults {
+            if let Err(e) = f.parse::<crate::sim::ScheduledFault>() {
+                bail!("sim.faults: {f:?}: {e}");
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for (i, v) in self.venues.iter().enumerate() {
             let at = format!("venue[{i}] ({:?})", v.name);
@@ -471,6 +476,48 @@ mod tests {
         assert_eq!(c.engine.idle, Idle::Spin);
         assert_eq!(c.feed.speed, 0);
         assert!(toml::from_str::<Config>("[engine]\nidle = \"nap\"\n").is_err());
+    }
+
+    #[test]
+    fn example_configs_load_and_are_live() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        for (file, venues) in [("live.toml", 2), ("sim.toml", 3)] {
+            let c = Config::load(&dir.join(file)).unwrap();
+            assert_eq!(c.venues.len(), venues, "{file}");
+            assert_eq!(c.feed_kind(), FeedKind::Live, "{file}");
+        }
+    }
+
+    #[test]
+    fn venue_and_sim_mistakes_are_named() {
+        let base = "[[venue]]\nname = \"a\"\nmarket = \"usdm\"\nws_url = \"wss://h/stream\"\nrest_url = \"https://h\"\nsymbols = [\"BTCUSDT\"]\n";
+        let ok: Config = toml::from_str(base).unwrap();
+        ok.validate().unwrap();
+        assert_eq!(ok.venues[0].streams, default_streams());
+        for (extra, needle) in [
+            ("streams = [\"kline_1m\"]\n", "unknown stream"),
+            ("snapshot_limit = 1\n", "snapshot_limit"),
+            ("scales = { ETHUSDT = [2, 3] }\n", "scales.ETHUSDT"),
+        ] {
+            let c: Config = toml::from_str(&format!("{base}{extra}")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{extra}: {e}");
+        }
+        let two = format!("{base}{base}");
+        let c: Config = toml::from_str(&two).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("unique"));
+        let c: Config =
+            toml::from_str(&base.replace("wss://h/stream", "https://h/stream")).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("ws_url"));
+        let c: Config = toml::from_str(&base.replace("usdm", "options")).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("market"));
+        let c: Config = toml::from_str("[sim]\nfaults = [\"explode@3\"]\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("sim.faults"));
+        let c: Config = toml::from_str("[feed]\nsource = \"live\"\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("[[venue]]"));
+        let c: Config = toml::from_str("[live]\nreconnect_initial_ms = 0\n").unwrap();
+        assert!(c.validate().is_err());
+        assert_eq!(Config::default().feed_kind(), FeedKind::Sim);
     }
 
     /// Every key in docs/config.md's tables exists with the documented default, and every

@@ -388,3 +388,135 @@ fn an_unreachable_venue_backs_off_without_busy_looping() {
         "engine thread used {cpu_ms} ms CPU in {wall:?}"
     );
 }
+
+/// Next JSON text message within the deadline.
+fn recv_json(
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+    deadline: Instant,
+) -> Value {
+    loop {
+        assert!(Instant::now() < deadline, "timed out waiting for a message");
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => return serde_json::from_str(t.as_str()).unwrap(),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+#[test]
+fn tape_run_without_a_config_serves_books_fed_through_the_tls_client_from_the_simulator() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tape"))
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--speed",
+            "4",
+            "--status-interval",
+            "0",
+            "--exit-after",
+            "120",
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tape run starts");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut head = String::new();
+    for _ in 0..3 {
+        out.read_line(&mut head).unwrap();
+    }
+    assert!(head.contains("venue simulator (in-process, TLS)"), "{head}");
+    let url = head
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .unwrap()
+        .to_owned();
+    let (mut ws, _) = tungstenite::connect(&url).expect("connect");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    let deadline = Instant::now() + WAIT;
+    let req =
+        r#"{"type":"subscribe","id":1,"channels":["book","status"],"symbols":["usdm:BTCUSDT"]}"#;
+    ws.send(tungstenite::Message::text(req)).unwrap();
+    let reply = recv_json(&mut ws, deadline);
+    assert_eq!(reply["type"], "subscribed");
+    assert_eq!(reply["subscriptions"][1]["channel"], "status");
+    let (mut snapshot, mut live_status) = (false, false);
+    while !(snapshot && live_status) {
+        let m = recv_json(&mut ws, deadline);
+        match (m["channel"].as_str(), m["type"].as_str()) {
+            (Some("book"), Some("snapshot")) => {
+                assert!(!m["data"]["bids"].as_array().unwrap().is_empty());
+                snapshot = true;
+            }
+            (Some("status"), Some("update")) => {
+                assert!(m["venue"].as_str().unwrap().starts_with("sim-"));
+                live_status |= m["venue"] == "sim-usdm" && m["data"]["state"] == "live";
+            }
+            _ => {}
+        }
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait()).ok());
+    let exit = rx.recv_timeout(WAIT).expect("exits after SIGTERM").unwrap();
+    assert!(exit.success(), "{exit}");
+}
+
+#[test]
+fn tape_record_then_tape_replay_reproduce_the_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sim.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sim]\nspeed = 8\nloop = false\ncert_dir = {:?}\n[live]\nreconnect_initial_ms = 200\n",
+            dir.path().join("certs").display().to_string()
+        ),
+    )
+    .unwrap();
+    let journal = dir.path().join("rec");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tape"))
+        .args(["record", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&journal)
+        .args(["--status-interval", "0", "--exit-after", "5"])
+        .current_dir(root())
+        .output()
+        .expect("tape record runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = stdout
+        .split("digest ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("digest printed: {stdout}"))
+        .to_owned();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tape"))
+        .args(["replay", "--json"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["digest"], digest.as_str());
+    assert!(summary["records"].as_u64().unwrap() > 1_000, "{summary}");
+    assert_eq!(summary["oracle"]["mismatches"], 0, "{summary}");
+}

@@ -456,6 +456,10 @@ impl Hub {
         for key in subs.keys() {
             self.remove_subscriber(*key, conn);
         }
+        // A `status` subscriber holds no stream key until a venue publishes.
+        if let Ok(pos) = self.status_subs.binary_search_by_key(&conn, |s| s.conn) {
+            self.status_subs.remove(pos);
+        }
         self.open -= 1;
         // Put them back for `clear_for_close`, which accounts for slots and snapshots.
         self.conn_mut(idx).subs = subs;

@@ -432,3 +432,117 @@ fn fanout_timing() {
         assert_eq!(h.hub.stats().trades_dropped, 0);
     }
 }
+
+fn link(ev: crate::venue::LinkEvent) -> Rec {
+    rec(WS, RecordKind::Link, ev.to_text())
+}
+
+#[test]
+fn a_lost_connection_marks_its_books_stale_and_the_status_channel_follows_the_venue() {
+    use crate::venue::LinkEvent;
+    let (mut h, id) = test_harness(HubConfig::default());
+    h.open(1);
+    h.send(
+        1,
+        r#"{"type":"subscribe","id":1,"channels":["book","status"],"symbols":["testusdt"]}"#,
+    );
+    let m = h.drain(1);
+    assert_eq!(kinds(&m), ["subscribed:-:-", "status:book:0"]);
+    assert_eq!(
+        m[0]["subscriptions"][1],
+        serde_json::json!({"channel":"status"})
+    );
+    // Status alone needs no symbols.
+    h.open(2);
+    h.send(2, r#"{"type":"subscribe","id":2,"channels":["status"]}"#);
+    assert_eq!(kinds(&h.drain(2)), ["subscribed:-:-"]);
+    // One that leaves before any venue exists leaves nothing behind for its slot's next user.
+    h.open(4);
+    h.send(4, r#"{"type":"subscribe","channels":["status"]}"#);
+    h.hub.handle_closed(ConnId(4));
+    h.open(5);
+
+    h.record(&link(LinkEvent::Connecting {
+        url: "wss://x/stream".into(),
+    }));
+    h.record(&link(LinkEvent::Up));
+    h.record(&depth(
+        101,
+        101,
+        &[("10.00", "1.500")],
+        &[("11.00", "1.000")],
+    ));
+    h.record(&snapshot(100, &[("10.00", "1.000")], &[("11.00", "1.000")]));
+    let m = h.drain(1);
+    let states: Vec<&str> = m
+        .iter()
+        .filter(|m| m["channel"] == "status")
+        .map(|m| m["data"]["state"].as_str().unwrap())
+        .collect();
+    // The second `syncing` reports the book the first diff brought (books 1, synced 0).
+    assert_eq!(states, ["connecting", "syncing", "syncing", "live"]);
+    assert!(m.iter().any(|m| m["type"] == "snapshot"));
+    let last = m.iter().rev().find(|m| m["channel"] == "status").unwrap();
+    assert_eq!(last["seq"], 4);
+    assert_eq!(last["data"]["books"], 1);
+    assert_eq!(last["data"]["books_synced"], 1);
+    assert_eq!(
+        h.drain(2).len(),
+        4,
+        "status-only subscriber sees the same updates"
+    );
+    assert!(h.drain(5).is_empty(), "conn 5 never subscribed");
+
+    // The connection drops: the book is cleared and announced stale, the venue goes down.
+    h.record(&link(LinkEvent::Down {
+        reason: "io: reset".into(),
+    }));
+    assert!(h
+        .engine
+        .book(id)
+        .is_some_and(|b| !b.is_synced() && b.book().best_bid().is_none()));
+    let m = h.drain(1);
+    assert_eq!(kinds(&m), ["status:book:2", "update:status:5"]);
+    assert_eq!(m[0]["data"]["reason"], "disconnected");
+    assert_eq!(m[1]["data"]["state"], "down");
+    assert_eq!(m[1]["data"]["reason"], "io: reset");
+    assert_eq!(m[1]["data"]["disconnects"], 1);
+    h.record(&link(LinkEvent::Backoff {
+        attempt: 1,
+        delay_ms: 250,
+    }));
+    h.record(&link(LinkEvent::Connecting {
+        url: "wss://x/stream".into(),
+    }));
+    h.record(&link(LinkEvent::Up));
+    // A late subscriber gets the current status at once.
+    h.open(3);
+    h.send(3, r#"{"type":"subscribe","channels":["status"]}"#);
+    let m = h.drain(3);
+    assert_eq!(kinds(&m), ["subscribed:-:-", "update:status:8"]);
+    assert_eq!(m[1]["data"]["state"], "syncing");
+    assert_eq!(m[1]["data"]["connects"], 2);
+
+    // After the reconnect the book syncs from scratch.
+    h.record(&depth(200, 200, &[("10.00", "2.000")], &[]));
+    h.record(&snapshot(199, &[("10.00", "1.000")], &[("11.00", "1.000")]));
+    let m = h.drain(1);
+    assert!(m.iter().any(|m| m["type"] == "snapshot"), "{m:?}");
+    assert_eq!(m.last().unwrap()["data"]["state"], "live");
+    // Unsubscribing status stops the updates.
+    assert!(!h.drain(3).is_empty(), "conn 3 followed the resync");
+    h.send(3, r#"{"type":"unsubscribe","id":9,"channels":["status"]}"#);
+    assert_eq!(kinds(&h.drain(3))[0], "unsubscribed:-:-");
+    h.record(&link(LinkEvent::Down {
+        reason: "closed".into(),
+    }));
+    assert!(h.drain(3).is_empty());
+    assert_eq!(h.engine.venues().next().unwrap().disconnects, 2);
+    // A malformed link record is a counted error, nothing more.
+    h.record(&rec(
+        WS,
+        RecordKind::Link,
+        "tape-link/1 event=sideways".into(),
+    ));
+    assert_eq!(h.engine.stats().errors.get("bad_link"), Some(&1));
+}
