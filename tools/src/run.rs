@@ -174,9 +174,12 @@ pub fn sim_config(cfg: &Config) -> Result<SimConfig> {
     }
     c.speed = s.speed;
     c.repeat = s.repeat;
-    if !s.cert_dir.is_empty() {
-        c.cert_dir = PathBuf::from(&s.cert_dir);
-    }
+    c.cert_dir = if s.cert_dir.is_empty() {
+        // Per process: two simulators must never generate into one directory at once.
+        private_cert_dir()
+    } else {
+        PathBuf::from(&s.cert_dir)
+    };
     c.faults = s
         .faults
         .iter()
@@ -186,6 +189,21 @@ pub fn sim_config(cfg: &Config) -> Result<SimConfig> {
         })
         .collect::<Result<_>>()?;
     Ok(c)
+}
+
+/// The certificate directory of an in-process simulator with no `sim.cert_dir`.
+fn private_cert_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("tape-sim-{}", std::process::id()))
+}
+
+/// Stops the simulator and removes its private certificate directory, if it has one.
+fn stop_sim(cfg: &Config, sim: Option<SimHandle>) {
+    if let Some(sim) = sim {
+        sim.stop();
+        if cfg.sim.cert_dir.is_empty() {
+            let _ = std::fs::remove_dir_all(private_cert_dir());
+        }
+    }
 }
 
 /// One venue per market a simulator serves: all its symbols, every stream kind it can
@@ -422,9 +440,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         d.count(),
         node.loop_stats().records
     ));
-    if let Some(sim) = sim {
-        sim.stop();
-    }
+    stop_sim(&cfg, sim);
     Ok(())
 }
 
@@ -491,8 +507,6 @@ pub fn record(args: &RecordArgs) -> Result<()> {
         d.value(),
         d.count()
     ));
-    if let Some(sim) = sim {
-        sim.stop();
-    }
+    stop_sim(&cfg, sim);
     Ok(())
 }
