@@ -342,21 +342,12 @@ impl LiveFeed {
 
     fn connect(&mut self, i: usize, registry: &Registry, clock: &mut impl FnMut() -> u64) {
         let waker = self.waker.clone();
-        let v = &mut self.venues[i];
-        v.next_attempt = u64::MAX;
-        let mut sink = Sink {
-            clock,
-            queue: &mut self.queue,
-            source: v.ws_source,
-            went_down: false,
-        };
-        v.conn.connect(registry, &mut sink, move || {
-            let _ = waker.wake();
+        self.venues[i].next_attempt = u64::MAX;
+        self.drive(i, clock, true, |conn, sink| {
+            conn.connect(registry, sink, move || {
+                let _ = waker.wake();
+            });
         });
-        let down = sink.went_down;
-        if down {
-            self.after_down(i, clock);
-        }
     }
 
     /// True for the waker's token and every connection's.
@@ -387,15 +378,27 @@ impl LiveFeed {
     }
 
     fn progress(&mut self, i: usize, registry: &Registry, clock: &mut impl FnMut() -> u64) {
+        self.drive(i, clock, true, |conn, sink| conn.progress(registry, sink));
+    }
+
+    /// Runs `f` on venue `i`'s connection with a sink into the record queue; a connection
+    /// that went down meanwhile gets its backoff when `retry` is set.
+    fn drive<C: FnMut() -> u64>(
+        &mut self,
+        i: usize,
+        clock: &mut C,
+        retry: bool,
+        f: impl FnOnce(&mut WsConn, &mut Sink<'_, C>),
+    ) {
         let v = &mut self.venues[i];
         let mut sink = Sink {
-            clock,
+            clock: &mut *clock,
             queue: &mut self.queue,
             source: v.ws_source,
             went_down: false,
         };
-        v.conn.progress(registry, &mut sink);
-        if sink.went_down {
+        f(&mut v.conn, &mut sink);
+        if sink.went_down && retry {
             self.after_down(i, clock);
         }
     }
@@ -444,16 +447,7 @@ impl LiveFeed {
                 v.backoff.reset();
             }
             if now >= v.conn.next_deadline() {
-                let mut sink = Sink {
-                    clock,
-                    queue: &mut self.queue,
-                    source: v.ws_source,
-                    went_down: false,
-                };
-                v.conn.on_timer(registry, &mut sink);
-                if sink.went_down {
-                    self.after_down(i, clock);
-                }
+                self.drive(i, clock, true, |conn, sink| conn.on_timer(registry, sink));
             }
         }
         // The scheduler's calls walk its keys: only when something changed or is due.
@@ -554,15 +548,9 @@ impl LiveFeed {
 
     /// Closes every connection (close frames where open); their `down` records are queued.
     pub fn close_all(&mut self, registry: &Registry, clock: &mut impl FnMut() -> u64) {
-        for v in &mut self.venues {
-            v.next_attempt = u64::MAX;
-            let mut sink = Sink {
-                clock,
-                queue: &mut self.queue,
-                source: v.ws_source,
-                went_down: false,
-            };
-            v.conn.close(registry, &mut sink);
+        for i in 0..self.venues.len() {
+            self.venues[i].next_attempt = u64::MAX;
+            self.drive(i, clock, false, |conn, sink| conn.close(registry, sink));
         }
     }
 

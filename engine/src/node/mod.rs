@@ -407,17 +407,7 @@ impl Node {
             match polled {
                 FeedPoll::Record(rec) => {
                     handle_input(
-                        &mut Parts {
-                            clock: &self.clock,
-                            journal: &mut self.journal,
-                            latency: &mut self.latency,
-                            engine: &mut self.engine,
-                            hub: &mut self.hub,
-                            stats: &mut self.stats,
-                            net: &mut self.net,
-                            registry: self.poll.registry(),
-                            live: None,
-                        },
+                        &mut parts!(self, None),
                         t_read,
                         rec.source,
                         rec.kind,
@@ -448,17 +438,7 @@ impl Node {
         while fed < max {
             let Some(rec) = live.pop() else { break };
             handle_input(
-                &mut Parts {
-                    clock: &self.clock,
-                    journal: &mut self.journal,
-                    latency: &mut self.latency,
-                    engine: &mut self.engine,
-                    hub: &mut self.hub,
-                    stats: &mut self.stats,
-                    net: &mut self.net,
-                    registry: self.poll.registry(),
-                    live: Some(live),
-                },
+                &mut parts!(self, Some(live)),
                 rec.recv,
                 rec.source,
                 rec.kind,
@@ -606,6 +586,24 @@ impl Node {
         self.stats
     }
 }
+
+/// The [`Parts`] of a node, borrowed field by field (so its feed may stay borrowed).
+macro_rules! parts {
+    ($node:ident, $live:expr) => {
+        Parts {
+            clock: &$node.clock,
+            journal: &mut $node.journal,
+            latency: &mut $node.latency,
+            engine: &mut $node.engine,
+            hub: &mut $node.hub,
+            stats: &mut $node.stats,
+            net: &mut $node.net,
+            registry: $node.poll.registry(),
+            live: $live,
+        }
+    };
+}
+use parts;
 
 /// The parts of a [`Node`] one input touches (split borrows, so the feed can stay borrowed).
 struct Parts<'a> {
