@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use net_support::*;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use tape_engine::net::{load_tls_config, NetConfig, NetEvent, TlsConfigError};
 use tungstenite::Message;
 
@@ -36,18 +35,8 @@ fn self_signed() -> Pki {
 }
 
 fn client_config(cert: &Path) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    // The same trust set-up as tape's own venue client.
+    tape_engine::live::client_tls_config(false, Some(cert)).unwrap()
 }
 
 fn tls_stream(

@@ -250,8 +250,12 @@ fn drop_and_close_lead_to_reconnect_and_resync() {
 }
 
 #[test]
-fn a_gap_is_detected_and_resynced() {
-    let (sim, _certs) = sim(|c| c.speed = 2);
+fn a_gap_is_detected_and_resynced_and_venue_pings_are_answered() {
+    // The venue pings every 100 ms and drops clients silent for 3 intervals.
+    let (sim, _certs) = sim(|c| {
+        c.speed = 2;
+        c.ping_interval = Duration::from_millis(100);
+    });
     let node = start_on(&sim, &config(None, |_| {}));
     let st = node.wait_for("every venue live", all_live);
     let loaded = sum_books(&st, "snapshots_loaded");
@@ -259,6 +263,9 @@ fn a_gap_is_detected_and_resynced() {
     node.wait_for("gap, new snapshot, live again", |s| {
         sum_books(s, "gaps") >= 1 && sum_books(s, "snapshots_loaded") > loaded && all_live(s)
     });
+    let st = node.status();
+    assert_eq!(sum(&st, "connects"), 3, "no reconnect: {:?}", st["venues"]);
+    assert_eq!(sim.stats().clients_silent, 0, "tape answered every ping");
     let node = node.finish();
     assert_eq!(node.engine().stats().bbo_mismatches, 0);
     sim.stop();

@@ -8,27 +8,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls_pki_types::ServerName;
 use tape_tools::config::Config;
 use tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn client_config(cert: &std::path::Path) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    // The same trust set-up as tape's own venue client.
+    tape_engine::live::client_tls_config(false, Some(cert)).unwrap()
 }
 
 fn tls(

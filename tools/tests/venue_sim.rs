@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls_pki_types::ServerName;
 use serde_json::value::RawValue;
 use tape_engine::book::{BookSync, SyncLimits};
 use tape_engine::decode::{DecodeCtx, Decoder};
@@ -158,18 +157,8 @@ fn start(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
 }
 
 fn client_config(ca: &Path) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    // The same trust set-up as tape's own venue client.
+    tape_engine::live::client_tls_config(false, Some(ca)).unwrap()
 }
 
 impl Sim {
