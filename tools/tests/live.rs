@@ -42,18 +42,22 @@ impl Running {
         self.handle.take().unwrap().join().expect("node thread")
     }
 
-    fn status(&self) -> Value {
+    fn get(&self, path: &str) -> String {
         let mut s = TcpStream::connect(self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         write!(
             s,
-            "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
-        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("status JSON: {e}: {body}"))
+        out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned()
+    }
+
+    fn status(&self) -> Value {
+        let body = self.get("/status");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("status JSON: {e}: {body}"))
     }
 
     /// Polls `/status` until `cond` holds; panics with the last status after `WAIT`.
@@ -224,6 +228,11 @@ fn drop_and_close_lead_to_reconnect_and_resync() {
     let (sim, _certs) = sim(|c| c.speed = 2);
     let node = start_on(&sim, &config(None, |_| {}));
     node.wait_for("every venue live", all_live);
+    let metrics = node.get("/metrics");
+    assert!(
+        metrics.contains("tape_venue_live{venue=\"sim-usdm\"} 1"),
+        "{metrics}"
+    );
 
     sim.inject(Fault::Drop);
     let st = node.wait_for("reconnected after drop", |s| {

@@ -370,6 +370,39 @@ impl Node {
                 ("{direction=\"out\"}".into(), net.bytes_out),
             ],
         );
+        let venues: Vec<_> = self.engine.venues().collect();
+        let label = |v: &crate::venue::VenueStatus| format!("{{venue=\"{}\"}}", v.name);
+        let live: Vec<_> = venues
+            .iter()
+            .map(|v| {
+                let up = v.state == crate::venue::VenueState::Live;
+                (label(v), u64::from(up))
+            })
+            .collect();
+        gauge(
+            "tape_venue_live",
+            "1 when the venue connection is up and every book it feeds is synced.",
+            "gauge",
+            &live,
+        );
+        let mut conns = Vec::new();
+        for v in &venues {
+            let name = &v.name;
+            conns.push((
+                format!("{{venue=\"{name}\",event=\"connect\"}}"),
+                v.connects,
+            ));
+            conns.push((
+                format!("{{venue=\"{name}\",event=\"disconnect\"}}"),
+                v.disconnects,
+            ));
+        }
+        gauge(
+            "tape_venue_connections_total",
+            "Venue connections established and lost.",
+            "counter",
+            &conns,
+        );
         let _ = writeln!(m, "# HELP tape_latency_ns Stage latency in nanoseconds.");
         let _ = writeln!(m, "# TYPE tape_latency_ns summary");
         for stage in LatencyStage::ALL {
