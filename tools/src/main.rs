@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tape_engine::instrument::Market;
-use tape_tools::{dump, import, replay, run, sim};
+use tape_tools::{dump, import, loadgen, replay, run, sim};
 
 #[derive(Parser)]
 #[command(
@@ -87,6 +87,15 @@ enum Cmd {
     /// A local Binance: replay a journal over the real WebSocket/REST protocol (TLS with a
     /// self-signed certificate), with injectable faults, until SIGINT/SIGTERM.
     VenueSim(sim::cli::SimArgs),
+    /// Open N WebSocket clients to a tape server, subscribe them, and measure messages, gaps,
+    /// closes and tick-to-client latency (arrival - recv_ns) for a bounded time.
+    Loadgen {
+        #[command(flatten)]
+        cfg: loadgen::LoadgenConfig,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_market(s: &str) -> Result<Market, String> {
@@ -172,6 +181,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Verify { journal } => dump::verify(&journal),
         Cmd::VenueSim(args) => {
             sim::cli::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Loadgen { cfg, json } => {
+            loadgen::cli(&cfg, json)?;
             Ok(ExitCode::SUCCESS)
         }
     }
