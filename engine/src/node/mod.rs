@@ -152,6 +152,9 @@ pub struct LoopStats {
     pub sent: u64,
     /// Sends refused by a full socket buffer (the message stays with the hub).
     pub send_refused: u64,
+    /// Time spent in loop iterations that had work (socket events or records), ns: the
+    /// engine's busy time, excluding idle polling.
+    pub busy_ns: u64,
 }
 
 /// The running engine: feed, core, client server, metrics.
@@ -372,6 +375,9 @@ impl Node {
             if status_every_ns > 0 && now >= next_status {
                 next_status = now + status_every_ns;
                 on_status(&self.status_line(now));
+            }
+            if fed > 0 || had_socket_events {
+                self.stats.busy_ns += self.clock.now().saturating_sub(now);
             }
             if fed == 0 && !had_socket_events {
                 // Idle time: fault in journal pages ahead of the writer, off the hot path.
