@@ -61,6 +61,13 @@ enum Cmd {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Feed records at their recorded inter-arrival times (see --speed) and print
+        /// per-stage latency percentiles (decode, apply, due to applied) after the summary.
+        #[arg(long)]
+        latency: bool,
+        /// With --latency: 1 = recorded pace, N = N times faster, 0 = as fast as possible.
+        #[arg(long, default_value_t = 1, requires = "latency")]
+        speed: u32,
     },
     /// Print a journal's records.
     Dump {
@@ -157,8 +164,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Replay { journal, json } => {
-            let (summary, _) = replay::replay(&journal)?;
+        Cmd::Replay {
+            journal,
+            json,
+            latency,
+            speed,
+        } => {
+            let opts = replay::ReplayOptions { latency, speed };
+            let (summary, _) = replay::replay_with(&journal, &opts)?;
             if json {
                 let mut stdout = std::io::stdout().lock();
                 serde_json::to_writer_pretty(&mut stdout, &summary)?;

@@ -1,17 +1,121 @@
-//! `tape replay`: every journal record through the engine core, as fast as possible.
+//! `tape replay`: every journal record through the engine core, as fast as possible, or
+//! with `--latency` paced and timed stage by stage.
+//!
+//! # Latency mode
+//!
+//! `tape replay --latency [--speed N] JOURNAL` feeds each record when it is due: at its
+//! recorded inter-arrival time after the first record, divided by N (default 1 = the
+//! recorded pace; 0 = as fast as possible). Waiting sleeps until ~50 us before the due time
+//! and spins for the rest. Each record goes through [`Engine::handle_record_probed`] with a
+//! [`StageTimer`], the probe `tape run` uses, and three stages land in HdrHistograms
+//! (1 ns to 60 s, 3 significant digits):
+//!
+//! - `decode`: decoding one frame or snapshot (records that reach the decoder);
+//! - `apply`: applying it (books, derived state, engine outputs);
+//! - `due_to_applied`: from when the record was due until the engine returned from it, so
+//!   scheduling lateness (sleep overshoot, preemption) plus the engine's processing. At
+//!   speed 0 a record is due when it is read, so this is processing alone.
+//!
+//! The human output adds count, p50, p90, p99, p99.9 and max (ns) per stage after the usual
+//! summary; `--json` adds them under `latency`. The engine still sees every record's
+//! *recorded* receive time, so the digest is the one a plain replay gives.
+//!
+//! To compare two builds on the same recorded session, build each into its own target
+//! directory (`CARGO_TARGET_DIR=/tmp/a cargo build --release -p tape-tools`, the same for
+//! B), then run both on one pinned core, one after the other, a few times each:
+//!
+//! ```sh
+//! taskset -c 1 /tmp/a/release/tape replay --latency --speed 1 --json fixtures/session > a.json
+//! taskset -c 1 /tmp/b/release/tape replay --latency --speed 1 --json fixtures/session > b.json
+//! ```
+//!
+//! and compare p50 and p99 of `decode` and `apply` (the code) and of `due_to_applied` (what
+//! a record waits for in practice). The digests must be equal: if they differ, the builds
+//! do not compute the same thing.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use tape_engine::book::BookEvent;
 use tape_engine::engine::{Engine, EngineConfig};
 use tape_engine::fixed::Scaled;
 use tape_engine::input::Nanos;
+use tape_engine::metrics::{Latency, LatencyStage, StageSummary, MAX_LATENCY_NS, PERCENTILES};
+use tape_engine::node::{StageTimer, WallClock};
 use tape_engine::output::Event;
 use tape_journal::JournalReader;
+
+/// How [`replay_with`] feeds the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// Pace the records and time their stages (see the module docs); otherwise feed them as
+    /// fast as possible with no probe.
+    pub latency: bool,
+    /// With `latency`: 1 = recorded inter-arrival times, N = N times faster, 0 = as fast as
+    /// possible. Ignored otherwise.
+    pub speed: u32,
+}
+
+impl Default for ReplayOptions {
+    /// A plain replay (no pacing, no timing); speed 1 if `latency` is turned on.
+    fn default() -> Self {
+        ReplayOptions {
+            latency: false,
+            speed: 1,
+        }
+    }
+}
+
+/// Percentiles of one stage, ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StagePercentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 90th percentile.
+    pub p90_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// Largest sample.
+    pub max_ns: u64,
+}
+
+impl From<StageSummary> for StagePercentiles {
+    fn from(s: StageSummary) -> Self {
+        let [p50_ns, p90_ns, p99_ns, p999_ns, max_ns] = s.ns;
+        StagePercentiles {
+            count: s.count,
+            p50_ns,
+            p90_ns,
+            p99_ns,
+            p999_ns,
+            max_ns,
+        }
+    }
+}
+
+/// Per-stage latency of a `--latency` replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LatencyReport {
+    /// The pace: 1 = recorded, N = N times faster, 0 = as fast as possible.
+    pub speed: u32,
+    /// Decoding a frame or snapshot.
+    pub decode: StagePercentiles,
+    /// Applying it.
+    pub apply: StagePercentiles,
+    /// From the record's due time until the engine returned from it.
+    pub due_to_applied: StagePercentiles,
+}
+
+/// How long before a record is due the wait stops sleeping and spins.
+const SPIN_NS: u64 = 50_000;
 
 /// The replay summary (`--json` prints it as is).
 #[derive(Debug, Serialize)]
@@ -44,6 +148,9 @@ pub struct Summary {
     pub records_per_sec: f64,
     /// Output events per second of wall time.
     pub events_per_sec: f64,
+    /// Stage percentiles, with `--latency` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyReport>,
 }
 
 /// One book at the end of the replay.
@@ -102,14 +209,112 @@ fn event_kind(e: &Event) -> &'static str {
     }
 }
 
-/// Replays the journal in `dir` through a fresh engine.
+/// Waits until `clock` reads `due`: sleeps while more than [`SPIN_NS`] remain, then spins.
+fn wait_until(clock: &WallClock, due: u64) {
+    loop {
+        let now = clock.now();
+        if now >= due {
+            return;
+        }
+        let left = due - now;
+        if left > SPIN_NS {
+            std::thread::sleep(Duration::from_nanos(left - SPIN_NS));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// The latency state of a `--latency` replay.
+struct Timing {
+    speed: u32,
+    clock: WallClock,
+    stages: Latency,
+    due_to_applied: Histogram<u64>,
+    /// Wall-clock time the first record was due and its recorded receive time.
+    epoch: Option<(u64, u64)>,
+}
+
+impl Timing {
+    fn new(speed: u32) -> Result<Timing> {
+        Ok(Timing {
+            speed,
+            clock: WallClock::default(),
+            stages: Latency::default(),
+            due_to_applied: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+                .context("latency histogram")?,
+            epoch: None,
+        })
+    }
+
+    /// Waits until the record received at `recorded` is due, feeds it through `engine` with a
+    /// stage timer, and records its stages.
+    fn handle(
+        &mut self,
+        engine: &mut Engine,
+        recorded: u64,
+        source: u32,
+        kind: u16,
+        payload: &[u8],
+    ) {
+        let due = if self.speed == 0 {
+            self.clock.now()
+        } else {
+            let (wall, rec0) = *self.epoch.get_or_insert((self.clock.now(), recorded));
+            let offset = recorded.saturating_sub(rec0) / u64::from(self.speed);
+            let due = wall.saturating_add(offset);
+            wait_until(&self.clock, due);
+            due
+        };
+        let start = self.clock.now();
+        let mut timer = StageTimer::new(&self.clock, start, &mut self.stages);
+        // Errors are counted by the engine and appear in the summary; replay goes on.
+        let _ = engine.handle_record_probed(Nanos(recorded), source, kind, payload, &mut timer);
+        let done = self.clock.now();
+        self.due_to_applied
+            .saturating_record(done.saturating_sub(due).clamp(1, MAX_LATENCY_NS));
+    }
+
+    fn report(&self) -> LatencyReport {
+        let h = &self.due_to_applied;
+        let mut ns = [0; 5];
+        if !h.is_empty() {
+            for (slot, p) in ns.iter_mut().zip(PERCENTILES) {
+                *slot = h.value_at_percentile(p);
+            }
+        }
+        LatencyReport {
+            speed: self.speed,
+            decode: self.stages.summary(LatencyStage::Decode).into(),
+            apply: self.stages.summary(LatencyStage::Apply).into(),
+            due_to_applied: StageSummary { count: h.len(), ns }.into(),
+        }
+    }
+}
+
+/// Replays the journal in `dir` through a fresh engine, as fast as possible.
 ///
 /// # Errors
 /// An unreadable or damaged journal.
 pub fn replay(dir: &Path) -> Result<(Summary, Engine)> {
+    replay_with(dir, &ReplayOptions::default())
+}
+
+/// Replays the journal in `dir` through a fresh engine as `opts` says: as fast as possible,
+/// or paced and timed per stage (`opts.latency`, see the module docs). The outputs, and so
+/// the digest, are the same either way.
+///
+/// # Errors
+/// An unreadable or damaged journal.
+pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)> {
     let mut reader = JournalReader::open(dir)
         .with_context(|| format!("{}: cannot open journal", dir.display()))?;
     let mut engine = Engine::new(EngineConfig::default())?;
+    let mut timing = if opts.latency {
+        Some(Timing::new(opts.speed)?)
+    } else {
+        None
+    };
     let mut outputs: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut first, mut last) = (None, None);
     let start = Instant::now();
@@ -117,8 +322,12 @@ pub fn replay(dir: &Path) -> Result<(Summary, Engine)> {
         let rec = rec.with_context(|| format!("{}: damaged journal", dir.display()))?;
         first.get_or_insert(rec.recv_ns);
         last = Some(rec.recv_ns);
-        // Errors are counted by the engine and appear in the summary; replay goes on.
-        let _ = engine.handle_record(Nanos(rec.recv_ns), rec.source, rec.kind, rec.payload);
+        if let Some(t) = timing.as_mut() {
+            t.handle(&mut engine, rec.recv_ns, rec.source, rec.kind, rec.payload);
+        } else {
+            // Errors are counted by the engine and appear in the summary; replay goes on.
+            let _ = engine.handle_record(Nanos(rec.recv_ns), rec.source, rec.kind, rec.payload);
+        }
         while let Some(out) = engine.poll_output() {
             *outputs.entry(event_kind(&out.event)).or_default() += 1;
         }
@@ -190,6 +399,7 @@ pub fn replay(dir: &Path) -> Result<(Summary, Engine)> {
         elapsed_secs: elapsed,
         records_per_sec: per_sec(stats.records),
         events_per_sec: per_sec(digest.count()),
+        latency: timing.as_ref().map(Timing::report),
     };
     Ok((summary, engine))
 }
@@ -251,4 +461,73 @@ pub fn print_human(s: &Summary) {
         s.records_per_sec, s.events_per_sec, s.elapsed_secs
     );
     println!("digest    {} ({} events)", s.digest, s.output_events);
+    if let Some(l) = &s.latency {
+        let pace = match l.speed {
+            0 => "as fast as possible".to_owned(),
+            1 => "recorded pace".to_owned(),
+            n => format!("{n}x recorded pace"),
+        };
+        println!("latency   ns, {pace}");
+        println!(
+            "  {:<15} {:>9} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            "stage", "count", "p50", "p90", "p99", "p99.9", "max"
+        );
+        for (name, p) in [
+            ("decode", &l.decode),
+            ("apply", &l.apply),
+            ("due_to_applied", &l.due_to_applied),
+        ] {
+            println!(
+                "  {:<15} {:>9} {:>10} {:>10} {:>10} {:>10} {:>12}",
+                name, p.count, p.p50_ns, p.p90_ns, p.p99_ns, p.p999_ns, p.max_ns
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("fixtures")
+            .join("session")
+    }
+
+    #[test]
+    fn latency_replay_as_fast_as_possible_keeps_the_digest_and_fills_the_stages() {
+        let (plain, _) = replay(&session()).expect("plain replay");
+        assert!(plain.latency.is_none());
+        let opts = ReplayOptions {
+            latency: true,
+            speed: 0,
+        };
+        let (timed, _) = replay_with(&session(), &opts).expect("latency replay");
+        assert_eq!(timed.digest, plain.digest);
+        assert_eq!(timed.output_events, plain.output_events);
+        assert_eq!(timed.records, plain.records);
+        let lat = timed.latency.expect("latency report");
+        assert_eq!(lat.speed, 0);
+        for (name, s) in [("decode", lat.decode), ("apply", lat.apply)] {
+            assert!(s.count > 0, "{name}: {s:?}");
+            assert!(
+                s.p50_ns > 0 && s.p50_ns <= s.p99_ns && s.p99_ns <= s.max_ns,
+                "{name}: {s:?}"
+            );
+        }
+        // Every record is timed from due to applied, decodable or not.
+        assert_eq!(lat.due_to_applied.count, plain.records);
+    }
+
+    #[test]
+    fn waiting_reaches_the_due_time() {
+        let clock = WallClock::default();
+        let due = clock.now() + 200_000;
+        wait_until(&clock, due);
+        assert!(clock.now() >= due);
+        // A due time in the past returns at once.
+        wait_until(&clock, 0);
+    }
 }

@@ -168,3 +168,72 @@ fn verify_passes_a_clean_journal_and_catches_a_flipped_byte() {
     let out = String::from_utf8_lossy(&o.stdout).to_lowercase();
     assert!(out.contains("checksum") || out.contains("corrupt"), "{out}");
 }
+
+#[test]
+fn replay_latency_prints_stage_percentiles_and_keeps_the_digest() {
+    let session = root().join("fixtures/session");
+    let session = session.to_str().unwrap();
+    let json = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", stderr(o));
+        serde_json::from_slice(&o.stdout).expect("replay --json prints JSON")
+    };
+    let plain = json(&tape(&["replay", "--json", session]));
+    assert!(
+        plain.get("latency").is_none(),
+        "plain replay has no latency: {plain:#}"
+    );
+    // ~28 s of recorded time at 50x: about 0.6 s.
+    let timed = json(&tape(&[
+        "replay",
+        "--latency",
+        "--speed",
+        "50",
+        "--json",
+        session,
+    ]));
+    assert_eq!(timed["digest"], plain["digest"]);
+    let lat = &timed["latency"];
+    assert_eq!(lat["speed"], 50, "{lat:#}");
+    for stage in ["decode", "apply", "due_to_applied"] {
+        let s = &lat[stage];
+        assert!(s["count"].as_u64().unwrap() > 0, "{stage}: {s}");
+        let ps: Vec<u64> = ["p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"]
+            .iter()
+            .map(|k| s[k].as_u64().unwrap_or_else(|| panic!("{stage}.{k}: {s}")))
+            .collect();
+        assert!(
+            ps[0] > 0 && ps.windows(2).all(|w| w[0] <= w[1]),
+            "{stage}: {s}"
+        );
+    }
+    // Paced, not as fast as possible: the records span ~28 s, so at least ~0.5 s.
+    let span_s = (timed["last_recv_ns"].as_u64().unwrap()
+        - timed["first_recv_ns"].as_u64().unwrap()) as f64
+        / 1e9;
+    let elapsed = timed["elapsed_secs"].as_f64().unwrap();
+    assert!(
+        elapsed >= span_s / 50.0 * 0.95,
+        "{elapsed} s for {span_s} s at 50x"
+    );
+
+    // The human output adds the table after the summary.
+    let o = tape(&["replay", "--latency", "--speed", "0", session]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let tail = &out[out.find("digest").expect("digest line")..];
+    for word in [
+        "latency",
+        "as fast as possible",
+        "p99.9",
+        "decode",
+        "apply",
+        "due_to_applied",
+    ] {
+        assert!(tail.contains(word), "{word} after the digest: {out}");
+    }
+
+    // --speed means nothing without --latency.
+    let o = tape(&["replay", "--speed", "2", session]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--latency"), "{}", stderr(&o));
+}

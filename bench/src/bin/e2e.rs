@@ -82,7 +82,8 @@ fn main() {
     let (tx, rx) = std::sync::mpsc::channel();
     let node = std::thread::spawn(move || {
         let mut node = tape_engine::node::Node::bind(ncfg).expect("bind");
-        tx.send(node.local_addr().expect("listening")).expect("report");
+        tx.send(node.local_addr().expect("listening"))
+            .expect("report");
         let cpu0 = loadgen::thread_cpu_ns().unwrap_or(0);
         node.run(&stop_node, 0, |_| {}).expect("node loop");
         let cpu = loadgen::thread_cpu_ns().unwrap_or(0).saturating_sub(cpu0);

@@ -118,11 +118,30 @@ impl WallClock {
     }
 }
 
-/// Times the stages inside [`Engine::handle_record_probed`].
-struct StageTimer<'a> {
+/// Times the stages inside [`Engine::handle_record_probed`]: each [`Stage`] mark records
+/// the time since the previous mark (or since `start_ns`) as [`LatencyStage::Decode`] or
+/// [`LatencyStage::Apply`]. `tape run`'s loop and `tape replay --latency` both use it.
+#[derive(Debug)]
+pub struct StageTimer<'a> {
     clock: &'a WallClock,
     last: u64,
     latency: &'a mut Latency,
+}
+
+impl<'a> StageTimer<'a> {
+    /// A timer whose first stage starts at `start_ns` (a [`WallClock::now`] reading).
+    pub fn new(clock: &'a WallClock, start_ns: u64, latency: &'a mut Latency) -> Self {
+        StageTimer {
+            clock,
+            last: start_ns,
+            latency,
+        }
+    }
+
+    /// The clock reading of the last mark (`start_ns` before any).
+    pub fn last(&self) -> u64 {
+        self.last
+    }
 }
 
 impl Probe for StageTimer<'_> {
@@ -643,18 +662,14 @@ fn handle_input(
             .record(LatencyStage::Journal, t.saturating_sub(t_start));
         t_start = t;
     }
-    let mut timer = StageTimer {
-        clock: p.clock,
-        last: t_start,
-        latency: p.latency,
-    };
+    let mut timer = StageTimer::new(p.clock, t_start, p.latency);
     if p.engine
         .handle_record_probed(Nanos(t_read), source, kind, payload, &mut timer)
         .is_err()
     {
         p.stats.record_errors += 1;
     }
-    let t_applied = timer.last;
+    let t_applied = timer.last();
     let before = p.hub.stats_delivered();
     while let Some(out) = p.engine.poll_output() {
         p.hub.handle_output(&out, p.engine);
