@@ -31,7 +31,7 @@
 //! conflated into a fresh snapshot). A `seq` that goes backwards is a regression.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,7 +47,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 use serde::Serialize;
-use tape_engine::live::{client_tls_config, WsUrl};
+use tape_engine::live::{client_tls_config, ClientStream as Stream, WsUrl};
 use tape_engine::metrics::MAX_LATENCY_NS;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::ClientHandshake;
@@ -328,52 +328,6 @@ impl SeqState {
             }
         } else {
             SeqCheck::Regression
-        }
-    }
-}
-
-/// The byte stream under a WebSocket: plain TCP or rustls over TCP, non-blocking.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    fn socket(&mut self) -> &mut TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &mut s.sock,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => {
-                s.flush()?;
-                while s.conn.wants_write() {
-                    s.conn.write_tls(&mut s.sock)?;
-                }
-                Ok(())
-            }
         }
     }
 }

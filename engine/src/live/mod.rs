@@ -33,4 +33,4 @@ pub use snapshot::{
     SnapshotJob, SnapshotRequest, SnapshotScheduler, FETCH_QUEUE_LEN,
 };
 pub use tls::{client_tls_config, ClientTlsError};
-pub use ws::WsUrl;
+pub use ws::{Stream as ClientStream, WsUrl};

@@ -83,14 +83,19 @@ pub(crate) fn split_authority(authority: &str, default_port: u16) -> Option<(Str
     (!host.is_empty() && port != 0).then(|| (host.to_owned(), port))
 }
 
-/// The byte stream under the WebSocket: plain TCP or rustls over TCP, non-blocking.
-pub(crate) enum Stream {
+/// The byte stream under a client WebSocket: plain TCP or rustls over TCP, non-blocking.
+/// `WouldBlock` means "come back on the next readiness event"; `flush` also pushes out TLS
+/// records rustls still holds.
+pub enum Stream {
+    /// `ws://`.
     Plain(TcpStream),
+    /// `wss://`.
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
 impl Stream {
-    fn socket(&mut self) -> &mut TcpStream {
+    /// The socket, for (de)registration with a mio registry.
+    pub fn socket(&mut self) -> &mut TcpStream {
         match self {
             Stream::Plain(s) => s,
             Stream::Tls(s) => &mut s.sock,
