@@ -149,6 +149,14 @@ fn main() {
         engine_cpu_ns as f64 / 1e9,
         loop_stats.busy_ns as f64 / 1e9
     );
+    let t2w = &status["latency_ns"]["tick_to_wire"];
+    let stage_us = |k: &str| t2w[k].as_u64().unwrap_or(0) as f64 / 1e3;
+    println!(
+        "  engine tick-to-wire us  p50 {:.1}  p99 {:.1}  p99.9 {:.1}  (input read -> last subscriber's write)",
+        stage_us("p50_ns"),
+        stage_us("p99_ns"),
+        stage_us("p999_ns")
+    );
     println!(
         "  client cpu  {:.2} s ({:.0}% of a core)",
         report.cpu_secs, report.cpu_pct
