@@ -16,7 +16,8 @@
 //!
 //!     cargo run --release -p tape-bench --bin e2e -- [rate_per_sec] [clients] [seconds]
 //!
-//! `TAPE_IDLE=block` runs the engine blocking instead of spinning.
+//! `TAPE_IDLE=block` runs the engine blocking instead of spinning; `TAPE_E2E_PLAIN=1` serves
+//! the venue over plain ws/http instead of TLS.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -63,6 +64,7 @@ fn main() {
         speed,
         repeat: true,
         cert_dir: certs.path().to_owned(),
+        tls: std::env::var("TAPE_E2E_PLAIN").is_err(),
         ..SimConfig::default()
     })
     .expect("simulator");
