@@ -7,13 +7,16 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use serde_json::Value;
+use support::root;
 use tape_engine::live::VenueSpec;
 use tape_engine::node::Node;
 use tape_tools::config::{Config, Idle};
@@ -21,13 +24,6 @@ use tape_tools::run::{live_config, node_config_with, sim_venues};
 use tape_tools::sim::{Fault, SimConfig, SimHandle, VenueSim};
 
 const WAIT: Duration = Duration::from_secs(40);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// A live node on a background thread; `finish` stops it and hands the node back.
 struct Running {
@@ -303,7 +299,7 @@ fn malformed_and_truncated_frames_are_counted_and_nothing_crashes() {
 
 #[test]
 fn a_stalled_venue_is_dropped_and_reconnected() {
-    let (sim, _certs) = sim(|c| c.speed = 2);
+    let (sim, _certs) = sim(|c| c.speed = 1);
     let node = start_on(
         &sim,
         &config(None, |c| {

@@ -3,73 +3,21 @@
 //! run is bounded by its own duration.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tape_tools::config::Config;
+mod support;
+
+use support::start;
 use tape_tools::loadgen::{run, LoadgenConfig};
-use tape_tools::run::node_config;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// A node replaying fixtures/session at speed 20 on a background thread; stopped on drop.
-struct Server {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            h.join()
-                .expect("node thread")
-                .expect("node loop ends cleanly");
-        }
-    }
-}
-
-fn start() -> Server {
-    let mut cfg = Config::default();
-    cfg.server.listen = "127.0.0.1:0".into();
-    cfg.server.status_interval_secs = 0;
-    cfg.feed.journal = root().join("fixtures/session").display().to_string();
-    cfg.feed.speed = 20;
-    cfg.validate().unwrap();
-    let ncfg = node_config(&cfg).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let s2 = Arc::clone(&stop);
-    let handle = std::thread::spawn(move || {
-        let mut node = tape_engine::node::Node::bind(ncfg)?;
-        tx.send(node.local_addr().expect("listening")).unwrap();
-        node.run(&s2, 0, |_| {})
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("node binds");
-    Server {
-        addr,
-        stop,
-        handle: Some(handle),
-    }
-}
-
 #[test]
 fn twenty_clients_get_data_without_gaps() {
-    let srv = start();
+    let srv = start(|_| {});
     let cfg = LoadgenConfig {
         url: format!("ws://{}/ws", srv.addr),
         clients: 20,
@@ -105,7 +53,7 @@ fn twenty_clients_get_data_without_gaps() {
 #[test]
 fn the_cli_prints_json_and_writes_an_interval_log() {
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-    let srv = start();
+    let srv = start(|_| {});
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("client.hlog");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tape"))

@@ -6,69 +6,20 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use serde_json::{json, Value};
+use support::{root, start};
 use tape_tools::config::Config;
 use tape_tools::run::node_config;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// A node on a background thread; stopped and joined on drop.
-struct Server {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            h.join()
-                .expect("node thread")
-                .expect("node loop ends cleanly");
-        }
-    }
-}
-
-fn start(edit: impl FnOnce(&mut Config)) -> Server {
-    let mut cfg = Config::default();
-    cfg.server.listen = "127.0.0.1:0".into();
-    cfg.server.status_interval_secs = 0;
-    cfg.feed.journal = root().join("fixtures/session").display().to_string();
-    cfg.feed.speed = 20;
-    edit(&mut cfg);
-    cfg.validate().unwrap();
-    let ncfg = node_config(&cfg).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let s2 = Arc::clone(&stop);
-    let handle = std::thread::spawn(move || {
-        let mut node = tape_engine::node::Node::bind(ncfg)?;
-        tx.send(node.local_addr().expect("listening")).unwrap();
-        node.run(&s2, 0, |_| {})
-    });
-    let addr = rx.recv_timeout(WAIT).expect("node binds");
-    Server {
-        addr,
-        stop,
-        handle: Some(handle),
-    }
-}
 
 type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
