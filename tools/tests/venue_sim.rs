@@ -350,6 +350,8 @@ fn snapshot_bridges_the_stream(sim: &Sim, market: Market, stream: &str, scales: 
         match dec.decode_frame(frame.as_bytes(), ctx, &mut reg).unwrap() {
             MarketMsg::Depth(d) => {
                 book.on_diff(&d, &mut events);
+                // The sim's snapshot is consistent with its stream: it must bridge first time.
+                assert_eq!(book.stats().stale_snapshots, 0, "{market}: {events:?}");
                 if book.is_synced() {
                     let u = book.last_update_id().unwrap();
                     assert_eq!(top5(&book), tops[&u], "{market}: top at u={u}");
@@ -391,12 +393,10 @@ fn snapshot_bridges_the_stream(sim: &Sim, market: Market, stream: &str, scales: 
     assert!(book.stats().gaps == 0 && snapshot_at.is_some());
 }
 
-/// Known failure (issue 4 stays open): a client that joins the running timeline sometimes
-/// receives no frame at all (the read times out), about 1 run in 2 here. It looks like the
-/// same defect as the ignored post-stall test in `live.rs`: clients (re)connecting mid-session
-/// getting nothing. Run with `cargo test -p tape-tools --test venue_sim -- --ignored`.
+/// The late USD-M client often fetches its snapshot before the next diff exists, so the
+/// snapshot's `lastUpdateId` is the `pu` of the first diff it can see (`U > L`): this test
+/// pins that such a snapshot bridges (see `BookSync`), instead of being called stale forever.
 #[test]
-#[ignore = "late-joining client sometimes gets no frames, open in issue 4"]
 fn snapshots_are_503_before_sync_then_bridge_the_stream() {
     // 3x keeps the session (~9 s) running while the second client joins, even on a loaded
     // machine; at 10x it could end first and the late client would get nothing.

@@ -7,10 +7,16 @@
 //! | rule | spot | USD-M / COIN-M |
 //! |---|---|---|
 //! | diff covered by the snapshot (dropped) | `u <= L` | `u < L` |
-//! | first applied diff bridges the snapshot | `U <= L+1 <= u` | `U <= L <= u` |
+//! | first applied diff bridges the snapshot | `U <= L+1 <= u` | `U <= L <= u`, or `pu == L` |
 //! | continuity once synced | `U == prev_u + 1` | `pu == prev_u` |
 //!
 //! Decisions beyond Binance's text:
+//!
+//! * **A futures diff whose `pu` equals the snapshot's `L`** bridges it even though `U > L`:
+//!   the snapshot ends exactly where that diff's predecessor ended, so nothing is missing.
+//!   Binance's text alone would call such a snapshot stale and fetch another one; a snapshot
+//!   taken while the stream is quiet (a stalled or freshly reconnected venue) lands on that
+//!   boundary every time, and refetching would never converge.
 //!
 //! * **Snapshot while synced** is ignored and counted ([`SyncStats::snapshots_ignored`]): a
 //!   live book whose continuity has been checked on every diff is authoritative, and such a
@@ -149,11 +155,12 @@ fn covered(futures: bool, snap: u64, u: u64) -> bool {
     }
 }
 
-/// True when a diff starting at `first` (and not covered) bridges a snapshot at `snap`.
+/// True when a diff starting at `first` after `prev` (and not covered) bridges a snapshot at
+/// `snap`.
 #[inline]
-fn bridges(futures: bool, snap: u64, first: u64) -> bool {
+fn bridges(futures: bool, snap: u64, first: u64, prev: Option<u64>) -> bool {
     if futures {
-        first <= snap
+        first <= snap || prev == Some(snap)
     } else {
         // U <= L + 1 without overflowing at u64::MAX.
         first.saturating_sub(1) <= snap
@@ -312,7 +319,12 @@ impl BookSync {
             Phase::SnapshotLoaded { snapshot_id } => {
                 if covered(self.futures, snapshot_id, d.final_update_id) {
                     self.stats.diffs_stale += 1;
-                } else if bridges(self.futures, snapshot_id, d.first_update_id) {
+                } else if bridges(
+                    self.futures,
+                    snapshot_id,
+                    d.first_update_id,
+                    d.prev_final_update_id,
+                ) {
                     self.apply_silent(d.bids, d.asks);
                     self.stats.diffs_applied += 1;
                     if self.check_crossed(out) {
@@ -385,7 +397,7 @@ impl BookSync {
         }
         match self.pending.front() {
             None => self.phase = Phase::SnapshotLoaded { snapshot_id: snap },
-            Some(p) if !bridges(self.futures, snap, p.first) => {
+            Some(p) if !bridges(self.futures, snap, p.first, p.prev) => {
                 let first = p.first;
                 self.stale_snapshot(snap, first, out);
             }

@@ -290,6 +290,44 @@ fn futures_bridging_diff_after_snapshot() {
 }
 
 #[test]
+fn futures_diff_continuing_the_snapshot_bridges_it() {
+    // The snapshot ends exactly where the next diff's predecessor ended (`pu == L`), with
+    // `U > L` because futures ids are not contiguous: nothing is missing, so it syncs.
+    // Buffered before the snapshot:
+    let mut s = futures();
+    let d = fd(1065, 1070, 1060, &[(100, 0)], &[]);
+    feed(&mut s, &d);
+    assert_eq!(
+        feed_snap(&mut s, 1060, SNAP_BIDS, SNAP_ASKS),
+        vec![synced(1070)]
+    );
+    assert_eq!(s.book().qty_at(Side::Bid, Price(100)), None);
+    // Arriving after it:
+    let mut s = futures();
+    assert!(feed_snap(&mut s, 1060, SNAP_BIDS, SNAP_ASKS).is_empty());
+    assert_eq!(feed(&mut s, &d), vec![synced(1070)]);
+    assert_eq!(s.stats().stale_snapshots, 0);
+    // A `pu` one short of the snapshot is still a hole.
+    let mut s = futures();
+    assert!(feed_snap(&mut s, 1061, SNAP_BIDS, SNAP_ASKS).is_empty());
+    let ev = feed(&mut s, &d);
+    assert_eq!(
+        ev[0],
+        BookEvent::StaleSnapshot {
+            instrument: INST,
+            last_update_id: 1061,
+            first_buffered: 1065,
+        }
+    );
+    // Spot has no `pu`: its rule is unchanged (`U <= L + 1`).
+    let mut s = spot();
+    assert!(feed_snap(&mut s, 99, SNAP_BIDS, SNAP_ASKS).is_empty());
+    assert_eq!(s.stats().stale_snapshots, 0);
+    feed(&mut s, &sd(101, 105, &[], &[]));
+    assert_eq!(s.stats().stale_snapshots, 1);
+}
+
+#[test]
 fn stale_snapshot_with_buffered_diffs() {
     for (mut s, d, stale_id, good_id) in [
         (spot(), sd(101, 105, &[], &[]), 99, 103),
