@@ -8,9 +8,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::book::{BookEvent, BookSync, SyncLimits};
 use crate::decode::{DecodeCtx, Decoder};
+use crate::desk::{Desk, DeskError, DeskSetup, SetupError};
+use crate::fixed::{Price, Qty};
 use crate::input::{Nanos, RecordKind, SourceDef, SourceId, MAX_SOURCES};
 use crate::instrument::{InstrumentId, Market, Registry};
-use crate::msg::{BookTicker, MarketMsg};
+use crate::msg::{BookTicker, Level, MarketMsg};
 use crate::output::{Bbo, Digest, Error, Event, Output};
 use crate::ticker::TradeStats;
 use crate::venue::{LinkEvent, VenueStatus};
@@ -156,6 +158,8 @@ pub struct Engine {
     out: VecDeque<Output>,
     digest: Digest,
     stats: EngineStats,
+    /// The trading desk, once a [`RecordKind::DeskSetup`] record created it.
+    desk: Option<Box<Desk>>,
 }
 
 impl Engine {
@@ -184,6 +188,7 @@ impl Engine {
             out: VecDeque::with_capacity(4096),
             digest: Digest::default(),
             stats: EngineStats::default(),
+            desk: None,
         })
     }
 
@@ -220,6 +225,8 @@ impl Engine {
             Some(RecordKind::WsFrame) => self.handle_frame(now, source, payload, probe),
             Some(RecordKind::RestSnapshot) => self.handle_snapshot(now, source, payload, probe),
             Some(RecordKind::Link) => self.handle_link(now, source, payload),
+            Some(RecordKind::DeskSetup) => self.handle_desk_setup(payload),
+            Some(RecordKind::Client) => self.handle_client(now, payload),
             None => Err(Error::UnknownKind {
                 source_id: source,
                 kind,
@@ -266,6 +273,51 @@ impl Engine {
     /// The status of every venue connection seen in link records, in source order.
     pub fn venues(&self) -> impl Iterator<Item = &VenueStatus> {
         self.venues.iter().flatten()
+    }
+
+    /// The trading desk, if the journal set one up.
+    pub fn desk(&self) -> Option<&Desk> {
+        self.desk.as_deref()
+    }
+
+    /// The trading desk, mutably (for rendering snapshots; queries change no state).
+    pub fn desk_mut(&mut self) -> Option<&mut Desk> {
+        self.desk.as_deref_mut()
+    }
+
+    /// A desk setup: creates the desk (a second, identical setup is a no-op; a different one
+    /// is refused, as the accounts already exist).
+    fn handle_desk_setup(&mut self, payload: &[u8]) -> Result<(), Error> {
+        let setup = DeskSetup::parse(payload).map_err(|e| Error::Desk(e.into()))?;
+        match &self.desk {
+            Some(d) if *d.setup() == setup => Ok(()),
+            Some(_) => Err(Error::Desk(DeskError::Setup(SetupError::Syntax(
+                "a different desk setup is already in force".into(),
+            )))),
+            None => {
+                let desk = Desk::new(setup).map_err(|e| Error::Desk(e.into()))?;
+                self.desk = Some(Box::new(desk));
+                Ok(())
+            }
+        }
+    }
+
+    fn handle_client(&mut self, now: Nanos, payload: &[u8]) -> Result<(), Error> {
+        let desk = self
+            .desk
+            .as_deref_mut()
+            .ok_or(Error::Desk(DeskError::NoDesk))?;
+        let res = desk
+            .handle_client(now, payload, &self.registry)
+            .map_err(Error::Desk);
+        self.flush_desk(now);
+        res
+    }
+
+    fn flush_desk(&mut self, now: Nanos) {
+        while let Some(m) = self.desk.as_deref_mut().and_then(Desk::poll_msg) {
+            self.emit(now, Event::Private(m));
+        }
     }
 
     /// The source whose diffs feed an instrument's book, if any.
@@ -351,6 +403,7 @@ impl Engine {
                 let book = book_slot(&mut self.books, id, market, &self.cfg.sync_limits);
                 book.on_diff(&d, &mut self.book_events);
                 self.flush_book_events(now, id);
+                self.desk_book(now, id);
                 if previous != source {
                     self.refresh_venue(now, previous);
                     self.refresh_venue(now, source);
@@ -366,6 +419,7 @@ impl Engine {
             MarketMsg::Trade(t) => {
                 self.emit(now, Event::Trade(t));
                 self.derive_ticker(now, &t);
+                self.desk_trade(now, t.instrument, t.price, t.qty);
             }
             MarketMsg::AggTrade(t) => {
                 self.emit(now, Event::AggTrade(t));
@@ -382,6 +436,7 @@ impl Engine {
                     is_market: true,
                 };
                 self.derive_ticker(now, &as_trade);
+                self.desk_trade(now, t.instrument, t.price, t.qty);
             }
             MarketMsg::BookTicker(t) => {
                 self.check_oracle(&t);
@@ -402,6 +457,24 @@ impl Engine {
         }
         probe.mark(Stage::Applied);
         Ok(())
+    }
+
+    /// A book changed: the desk's marks, triggers and paper venue follow it while it is synced.
+    fn desk_book(&mut self, now: Nanos, id: InstrumentId) {
+        let Some(desk) = self.desk.as_deref_mut() else {
+            return;
+        };
+        if let Some(b) = self.books[id.0 as usize].as_ref().filter(|b| b.is_synced()) {
+            desk.on_book(now, id, b.book(), &self.registry);
+            self.flush_desk(now);
+        }
+    }
+
+    fn desk_trade(&mut self, now: Nanos, id: InstrumentId, price: Price, qty: Qty) {
+        if let Some(desk) = self.desk.as_deref_mut() {
+            desk.on_trade(now, id, Level { price, qty }, &self.registry);
+            self.flush_desk(now);
+        }
     }
 
     /// Rolling 24h statistics from trades, for instruments with no exchange ticker stream.
@@ -441,6 +514,7 @@ impl Engine {
         let book = book_slot(&mut self.books, id, market, &self.cfg.sync_limits);
         book.on_snapshot(&snap, &mut self.book_events);
         self.flush_book_events(now, id);
+        self.desk_book(now, id);
         probe.mark(Stage::Applied);
         Ok(())
     }

@@ -29,7 +29,18 @@ pub enum RecordKind {
     /// A change in a feed connection's state (see [`crate::venue::LinkEvent`]), on the
     /// connection's own source.
     Link = 4,
+    /// The trading desk's setup (users, risk limits, paper fees; see
+    /// [`crate::desk::DeskSetup`]), on [`CLIENT_SOURCE`]. Written once when a node with
+    /// accounts starts, so the journal replays without the configuration.
+    DeskSetup = 5,
+    /// A client session event or command (login, private subscribe, order entry, publish;
+    /// see [`crate::desk::ClientRecord`]), on [`CLIENT_SOURCE`].
+    Client = 6,
 }
+
+/// The source id of client records ([`RecordKind::DeskSetup`], [`RecordKind::Client`]): not a
+/// feed, so it needs no [`RecordKind::SourceDef`].
+pub const CLIENT_SOURCE: u32 = u32::MAX;
 
 impl RecordKind {
     /// The kind for a stored `u16`, if known.
@@ -39,6 +50,8 @@ impl RecordKind {
             2 => Some(RecordKind::WsFrame),
             3 => Some(RecordKind::RestSnapshot),
             4 => Some(RecordKind::Link),
+            5 => Some(RecordKind::DeskSetup),
+            6 => Some(RecordKind::Client),
             _ => None,
         }
     }
@@ -50,6 +63,8 @@ impl RecordKind {
             RecordKind::WsFrame => "ws_frame",
             RecordKind::RestSnapshot => "rest_snapshot",
             RecordKind::Link => "link",
+            RecordKind::DeskSetup => "desk_setup",
+            RecordKind::Client => "client",
         }
     }
 }

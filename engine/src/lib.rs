@@ -6,8 +6,10 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod auth;
 pub mod book;
 pub mod decode;
+pub mod desk;
 pub mod engine;
 pub mod fixed;
 pub mod input;

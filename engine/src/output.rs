@@ -70,6 +70,9 @@ pub enum Error {
     /// A REST snapshot from a source that names no symbol.
     #[error("source {0}: snapshot source has no symbol")]
     SnapshotWithoutSymbol(u32),
+    /// A client record or desk setup was refused.
+    #[error("client record: {0}")]
+    Desk(crate::desk::DeskError),
     /// The symbol of a snapshot source could not be registered.
     #[error("source {source_id}: {message}")]
     Registry {
@@ -91,6 +94,7 @@ impl Error {
             Error::BadLink { .. } => "bad_link",
             Error::SnapshotWithoutSymbol(_) => "snapshot_without_symbol",
             Error::Registry { .. } => "registry",
+            Error::Desk(e) => e.code(),
         }
     }
 }
@@ -114,6 +118,8 @@ pub enum Event {
     Error(Error),
     /// A venue connection's status changed.
     Venue(crate::venue::VenueStatus),
+    /// A reply or private-channel message of the trading desk.
+    Private(crate::desk::PrivateMsg),
 }
 
 /// A running hash over every output in order: equal digests mean equal output sequences.
@@ -299,6 +305,13 @@ fn encode_event(e: &mut Enc, ev: &Event) {
         Event::Venue(v) => {
             e.u8(8);
             v.encode(&mut |bytes| e.raw(bytes));
+        }
+        Event::Private(m) => {
+            e.u8(9);
+            e.u8(m.channel as u8);
+            e.opt(m.conn);
+            e.str(&m.user);
+            e.str(&m.json);
         }
     }
 }

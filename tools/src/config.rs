@@ -25,6 +25,169 @@ pub struct Config {
     /// Venue connections (`[[venue]]`, one per combined stream); any makes the feed live.
     #[serde(rename = "venue", skip_serializing_if = "Vec::is_empty")]
     pub venues: Vec<VenueSection>,
+    /// Client authentication (JWT HS256).
+    pub auth: AuthSection,
+    /// The trading desk every configured user gets an account on.
+    pub desk: DeskSection,
+    /// Users (`[[user]]`); any turns on authentication, private channels and the desk.
+    #[serde(rename = "user", skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserSection>,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// Environment variable holding the HS256 secret (used when `secret` is empty).
+    pub secret_env: String,
+    /// The secret itself (for tests and examples; prefer `secret_env`).
+    pub secret: String,
+    /// Clock skew tolerated on `exp`/`nbf`, seconds.
+    pub leeway_secs: u64,
+    /// Open connections per user unless the user sets `max_connections`.
+    pub max_connections_per_user: usize,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            secret_env: "TAPE_JWT_SECRET".into(),
+            secret: String::new(),
+            leeway_secs: 30,
+            max_connections_per_user: 5,
+        }
+    }
+}
+
+/// `[[user]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSection {
+    /// The name a token's `sub` must carry.
+    pub name: String,
+    /// Any of `viewer`, `trader`, `publisher`, `admin`.
+    pub roles: Vec<String>,
+    /// Open connections allowed; 0 = `auth.max_connections_per_user`.
+    #[serde(default)]
+    pub max_connections: usize,
+}
+
+/// `[desk]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeskSection {
+    /// Asset the portfolio is summarised in.
+    pub quote_asset: String,
+    /// What marks positions: `mid` or `last`.
+    pub mark: String,
+    /// Paper venue maker fee, basis points.
+    pub maker_fee_bps: i64,
+    /// Paper venue taker fee, basis points.
+    pub taker_fee_bps: i64,
+    /// Largest quantity of one order (decimal); empty = no limit.
+    pub max_order_qty: String,
+    /// Largest notional of one order (quote asset, decimal); empty = no limit.
+    pub max_order_notional: String,
+    /// Largest absolute position per instrument (decimal); empty = no limit.
+    pub max_position: String,
+    /// Most live orders per user; 0 = no limit.
+    pub max_open_orders: u32,
+    /// Most orders per second per user; 0 = no limit.
+    pub max_orders_per_sec: u32,
+    /// Drawdown of PnL equity from its peak that raises an alert (decimal); empty = none.
+    pub max_drawdown: String,
+}
+
+impl Default for DeskSection {
+    fn default() -> Self {
+        DeskSection {
+            quote_asset: "USDT".into(),
+            mark: "mid".into(),
+            maker_fee_bps: 2,
+            taker_fee_bps: 4,
+            max_order_qty: String::new(),
+            max_order_notional: String::new(),
+            max_position: String::new(),
+            max_open_orders: 0,
+            max_orders_per_sec: 0,
+            max_drawdown: String::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The desk setup, when users are configured. Validated like the journal record.
+    ///
+    /// # Errors
+    /// A desk key with a bad value.
+    pub fn desk_setup(&self) -> Result<Option<tape_engine::desk::DeskSetup>> {
+        if self.users.is_empty() {
+            return Ok(None);
+        }
+        let d = &self.desk;
+        let mut text = String::from("tape-desk/1\n");
+        for u in &self.users {
+            text.push_str(&format!("user={}\n", u.name));
+        }
+        text.push_str(&format!(
+            "quote_asset={}\nmark={}\nmaker_fee_bps={}\ntaker_fee_bps={}\n",
+            d.quote_asset, d.mark, d.maker_fee_bps, d.taker_fee_bps
+        ));
+        for (k, v) in [
+            ("max_order_qty", &d.max_order_qty),
+            ("max_order_notional", &d.max_order_notional),
+            ("max_position", &d.max_position),
+            ("max_drawdown", &d.max_drawdown),
+        ] {
+            if !v.is_empty() {
+                text.push_str(&format!("{k}={v}\n"));
+            }
+        }
+        for (k, v) in [
+            ("max_open_orders", d.max_open_orders),
+            ("max_orders_per_sec", d.max_orders_per_sec),
+        ] {
+            if v > 0 {
+                text.push_str(&format!("{k}={v}\n"));
+            }
+        }
+        let setup = tape_engine::desk::DeskSetup::parse(text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("desk setup: ", "desk.")))?;
+        Ok(Some(setup))
+    }
+
+    /// The authentication settings, when users are configured: the secret from `auth.secret`
+    /// or else the environment variable `auth.secret_env`.
+    ///
+    /// # Errors
+    /// No secret, a short one, a bad user name or role.
+    pub fn auth_config(&self) -> Result<Option<tape_engine::auth::AuthConfig>> {
+        use tape_engine::auth::{AuthConfig, Authenticator, Roles, UserDef};
+        if self.users.is_empty() {
+            return Ok(None);
+        }
+        let a = &self.auth;
+        let secret = if a.secret.is_empty() {
+            AuthConfig::secret_from_env(&a.secret_env).map_err(|e| anyhow::anyhow!("auth: {e}"))?
+        } else {
+            a.secret.clone().into_bytes()
+        };
+        let mut users = Vec::new();
+        for u in &self.users {
+            let roles = Roles::from_names(u.roles.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?;
+            users.push(UserDef {
+                name: u.name.clone(),
+                roles,
+                max_connections: (u.max_connections > 0).then_some(u.max_connections),
+            });
+        }
+        let mut cfg = AuthConfig::new(secret, users);
+        cfg.leeway_s = a.leeway_secs;
+        cfg.max_connections_per_user = a.max_connections_per_user;
+        Authenticator::new(cfg.clone()).map_err(|e| anyhow::anyhow!("auth: {e}"))?;
+        Ok(Some(cfg))
+    }
 }
 
 /// Which feed `tape run` uses.
@@ -368,6 +531,11 @@ impl Config {
         }
         if lv.snapshot_retry_ms == 0 {
             bail!("live.snapshot_retry_ms must be at least 1");
+        }
+        self.desk_setup()?;
+        for u in &self.users {
+            tape_engine::auth::Roles::from_names(u.roles.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?;
         }
         if self.feed.source == FeedKind::Live && self.venues.is_empty() {
             bail!("feed.source = \"live\" needs at least one [[venue]]");

@@ -41,6 +41,7 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tape_engine::book::BookEvent;
+use tape_engine::desk::PrivateChannel;
 use tape_engine::engine::{Engine, EngineConfig};
 use tape_engine::fixed::Scaled;
 use tape_engine::input::Nanos;
@@ -206,6 +207,15 @@ fn event_kind(e: &Event) -> &'static str {
         Event::Ticker(_) => "ticker",
         Event::Error(_) => "error",
         Event::Venue(_) => "venue",
+        Event::Private(m) => match m.channel {
+            PrivateChannel::Reply => "private_reply",
+            PrivateChannel::Orders => "private_orders",
+            PrivateChannel::Positions => "private_positions",
+            PrivateChannel::Portfolio => "private_portfolio",
+            PrivateChannel::RiskAlerts => "private_risk_alerts",
+            PrivateChannel::Signal => "private_signal",
+            PrivateChannel::BotStatus => "private_bot_status",
+        },
     }
 }
 

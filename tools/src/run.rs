@@ -316,6 +316,8 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
             .engine
             .latency_log_interval_secs
             .saturating_mul(1_000_000_000),
+        auth: cfg.auth_config()?,
+        desk: cfg.desk_setup()?,
     })
 }
 

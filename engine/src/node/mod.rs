@@ -76,6 +76,12 @@ pub struct NodeConfig {
     pub latency_log: Option<PathBuf>,
     /// Interval of the latency log and of rate computations, ns.
     pub interval_ns: u64,
+    /// Client authentication (JWT HS256, users and roles); `None` refuses `auth` and every
+    /// private request.
+    pub auth: Option<crate::auth::AuthConfig>,
+    /// The trading desk (accounts of the users, risk limits, paper venue); journaled as the
+    /// first client record so replays rebuild it.
+    pub desk: Option<crate::desk::DeskSetup>,
 }
 
 /// Most feed records handled per loop iteration, so sockets are served between batches
@@ -268,9 +274,15 @@ impl Node {
             }
             None => None,
         };
+        let mut hub = Hub::new(cfg.hub.clone());
+        if let Some(a) = &cfg.auth {
+            hub.set_authenticator(
+                crate::auth::Authenticator::new(a.clone()).map_err(std::io::Error::other)?,
+            );
+        }
         Ok(Node {
             journal,
-            hub: Hub::new(cfg.hub.clone()),
+            hub,
             cfg,
             poll,
             events: Events::with_capacity(1024),
@@ -311,6 +323,7 @@ impl Node {
         let mut next_feed: u64 = 0;
         let mut feed_finished = false;
         let mut stopping_since: Option<u64> = None;
+        self.feed_desk_setup()?;
         if let Feed::Live(live) = &mut self.feed {
             let clock = self.clock;
             live.start(self.poll.registry(), &mut || clock.now());
@@ -371,7 +384,7 @@ impl Node {
                     }
                 }
             }
-            self.dispatch_net_events(now);
+            self.dispatch_net_events(now)?;
 
             let mut fed = 0;
             if stopping_since.is_none() && !feed_finished {
@@ -381,7 +394,7 @@ impl Node {
 
             if now >= next_timer {
                 next_timer = now + TIMER_PERIOD_NS;
-                self.run_timers(now);
+                self.run_timers(now)?;
                 if self.rates.due(now) {
                     self.rates.sample(now, &self.hub.stats(), &self.stats);
                 }
@@ -446,6 +459,16 @@ impl Node {
                     self.engine =
                         Engine::new(self.cfg.engine.clone()).map_err(std::io::Error::other)?;
                     self.stats.passes += 1;
+                    if let Some(setup) = &self.cfg.desk {
+                        let payload = setup.to_payload();
+                        handle_input(
+                            &mut parts!(self, None),
+                            self.clock.now(),
+                            crate::input::CLIENT_SOURCE,
+                            crate::input::RecordKind::DeskSetup as u16,
+                            payload.as_bytes(),
+                        )?;
+                    }
                 }
                 FeedPoll::Finished => return Ok((fed, u64::MAX, true)),
             }
@@ -474,13 +497,50 @@ impl Node {
         Ok(fed)
     }
 
-    fn dispatch_net_events(&mut self, now: u64) {
+    /// Journals and applies the desk setup (if configured) as a client record.
+    fn feed_desk_setup(&mut self) -> std::io::Result<()> {
+        let Some(setup) = &self.cfg.desk else {
+            return Ok(());
+        };
+        let payload = setup.to_payload();
+        let now = self.clock.now();
+        handle_input(
+            &mut parts!(self, None),
+            now,
+            crate::input::CLIENT_SOURCE,
+            crate::input::RecordKind::DeskSetup as u16,
+            payload.as_bytes(),
+        )
+    }
+
+    /// Journals and applies the client records the hub produced (logins, private
+    /// subscriptions, order entry), in order.
+    fn drain_client_records(&mut self, now: u64) -> std::io::Result<()> {
+        while let Some((kind, payload)) = self.hub.poll_record() {
+            handle_input(
+                &mut parts!(self, None),
+                now,
+                crate::input::CLIENT_SOURCE,
+                kind,
+                &payload,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn dispatch_net_events(&mut self, now: u64) -> std::io::Result<()> {
         let now_n = Nanos(now);
         let mut events = std::mem::take(&mut self.net_events);
         for ev in events.drain(..) {
             match ev {
-                NetEvent::Http { conn, path, .. } => {
-                    let (status, ctype, body) = self.http_route(&path, now);
+                NetEvent::Http {
+                    conn,
+                    path,
+                    authorization,
+                    ..
+                } => {
+                    let (status, ctype, body) =
+                        self.http_route(&path, authorization.as_deref(), now);
                     if let Some(net) = &mut self.net {
                         net.respond_http(
                             self.poll.registry(),
@@ -493,25 +553,73 @@ impl Node {
                 }
                 NetEvent::Open { conn, query, .. } => {
                     self.hub.handle_open(now_n, hub_conn(conn), &query);
+                    self.drain_client_records(now)?;
                 }
                 NetEvent::Text { conn, text } => {
                     self.hub.handle_heard(now_n, hub_conn(conn));
                     self.hub
                         .handle_text(now_n, hub_conn(conn), &text, &self.engine);
+                    self.drain_client_records(now)?;
                 }
                 NetEvent::Binary { conn, len } => {
                     self.hub.handle_heard(now_n, hub_conn(conn));
                     self.hub.handle_binary(now_n, hub_conn(conn), len);
                 }
                 NetEvent::Writable { conn } => self.transmit(now, hub_conn(conn)),
-                NetEvent::Closed { conn, .. } => self.hub.handle_closed(hub_conn(conn)),
+                NetEvent::Closed { conn, .. } => {
+                    self.hub.handle_closed(hub_conn(conn));
+                    self.drain_client_records(now)?;
+                }
             }
         }
         self.net_events = events;
+        Ok(())
     }
 
-    fn http_route(&self, path: &str, now: u64) -> (u16, &'static str, String) {
+    /// `GET /api/orders|positions|portfolio` with `Authorization: Bearer`: the same JSON as
+    /// `get_orders`/`get_positions`/`get_portfolio`.
+    fn api_route(&mut self, what: &str, authorization: Option<&str>, now: u64) -> (u16, String) {
+        let err = |status: u16, msg: &str| {
+            let mut s = String::from("{\"error\":");
+            crate::server::json::escape_json_string(&mut s, msg);
+            s.push('}');
+            (status, s)
+        };
+        let user =
+            match self
+                .hub
+                .authorize_http(authorization, crate::auth::Role::Viewer, Nanos(now))
+            {
+                Ok(u) => u,
+                Err((status, msg)) => return err(status, &msg),
+            };
+        let Some(desk) = self.engine.desk() else {
+            return err(404, "no trading desk is configured");
+        };
+        let mut j = crate::server::json::JsonBuf::new();
+        let registry = self.engine.registry();
+        let body = match what {
+            "orders" => desk.orders_json(&mut j, &user, None, Nanos(now), registry),
+            "positions" => desk.positions_json(&mut j, &user, None, Nanos(now), registry),
+            _ => desk.portfolio_json(&mut j, &user, None, Nanos(now)),
+        };
+        match body {
+            Some(b) => (200, b),
+            None => err(404, "this user has no account on the desk"),
+        }
+    }
+
+    fn http_route(
+        &mut self,
+        path: &str,
+        authorization: Option<&str>,
+        now: u64,
+    ) -> (u16, &'static str, String) {
         match path {
+            "/api/orders" | "/api/positions" | "/api/portfolio" => {
+                let (status, body) = self.api_route(&path[5..], authorization, now);
+                (status, "application/json", body)
+            }
             "/status" => (200, "application/json", self.status_json(now)),
             "/metrics" => (
                 200,
@@ -550,7 +658,7 @@ impl Node {
         );
     }
 
-    fn run_timers(&mut self, now: u64) {
+    fn run_timers(&mut self, now: u64) -> std::io::Result<()> {
         // Only when a hub deadline (heartbeat, slow consumer) or action is due: walking every
         // connection on each tick would be O(clients) work on the engine thread for nothing.
         let mut actions = std::mem::take(&mut self.actions);
@@ -583,7 +691,7 @@ impl Node {
         if let Some(net) = &mut self.net {
             net.tick(self.poll.registry(), now, &mut self.net_events);
         }
-        self.dispatch_net_events(now);
+        self.dispatch_net_events(now)
     }
 
     fn flush_latency_log(&mut self, now: u64) -> std::io::Result<()> {

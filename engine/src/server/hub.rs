@@ -8,6 +8,7 @@ use tungstenite::Utf8Bytes;
 use super::conn::{Conn, Popped, Shared};
 use super::json::JsonBuf;
 use super::messages;
+use super::private::PrivateState;
 use super::publish::{inst_of, InstState, Subscriber};
 use super::request::{Parser, Request};
 use super::stats::{ConnStats, Counters, HubStats};
@@ -50,6 +51,8 @@ pub struct Hub {
     pub(super) venues: Vec<Option<(u64, Utf8Bytes)>>,
     sweep: Vec<(ConnId, usize)>,
     pub(super) depths: Vec<usize>,
+    /// Sessions, private subscriptions, client records (see `private.rs`).
+    pub(super) private: PrivateState,
 }
 
 impl Hub {
@@ -76,6 +79,7 @@ impl Hub {
             venues: Vec::new(),
             sweep: Vec::new(),
             depths: Vec::new(),
+            private: PrivateState::default(),
         }
     }
 
@@ -84,13 +88,13 @@ impl Hub {
         &self.cfg
     }
 
-    /// A new connection. `query` is the upgrade request's query string (`token=...` is
-    /// reserved for private channels and ignored for now).
+    /// A new connection. `query` is the upgrade request's query string: a `token=` in it
+    /// authenticates the session at once (see [`Hub::set_authenticator`]).
     ///
     /// Returns false when it is refused: over `max_connections` (error 4003 queued, then a
-    /// `Close` action), or `conn` is already open (a transport bug; nothing is queued).
+    /// `Close` action), a bad token (4001) or over its user's connection limit (4003), or
+    /// `conn` is already open (a transport bug; nothing is queued).
     pub fn handle_open(&mut self, now: Nanos, conn: ConnId, query: &str) -> bool {
-        let _ = query;
         if self.ids.contains_key(&conn) {
             return false;
         }
@@ -134,7 +138,7 @@ impl Hub {
         }
         self.open += 1;
         self.next_check = self.next_check.min(ping_at);
-        true
+        self.auth_at_open(now, idx, query)
     }
 
     /// A text frame (a request) from `conn`. Replies and errors are queued to it.
@@ -170,12 +174,32 @@ impl Hub {
                 instruments,
                 depth,
                 status,
-            } => self.subscribe(now, idx, id, &channels, &instruments, depth, status, engine),
+                private,
+            } => {
+                if !private.is_empty() {
+                    self.private_subscribe(idx, id, &private, true, text);
+                }
+                if !channels.is_empty() || status || private.is_empty() {
+                    self.subscribe(now, idx, id, &channels, &instruments, depth, status, engine);
+                }
+            }
             Request::Unsubscribe {
                 channels,
                 instruments,
                 status,
-            } => self.unsubscribe(idx, id, &channels, &instruments, status, engine),
+                private,
+            } => {
+                if !private.is_empty() {
+                    self.private_subscribe(idx, id, &private, false, text);
+                }
+                if !channels.is_empty() || status || private.is_empty() {
+                    self.unsubscribe(idx, id, &channels, &instruments, status, engine);
+                }
+            }
+            Request::Auth { token } => {
+                self.authenticate(now, idx, id, &token, false);
+            }
+            Request::Private(kind) => self.private_request(now, idx, id, kind, text, engine),
             Request::GetBook { instrument, depth } => {
                 let depth = depth.unwrap_or(self.cfg.default_book_depth);
                 let msg = self.book_now(now, instrument, depth, id, engine);
@@ -212,6 +236,7 @@ impl Hub {
         let Some(idx) = self.ids.remove(&conn) else {
             return;
         };
+        self.end_session(conn);
         self.detach(idx);
         self.conns[idx] = None;
         self.free.push(idx);
@@ -367,7 +392,7 @@ impl Hub {
         }
     }
 
-    fn live(&self, conn: ConnId) -> Option<usize> {
+    pub(super) fn live(&self, conn: ConnId) -> Option<usize> {
         let idx = *self.ids.get(&conn)?;
         (!self.conns[idx].as_ref()?.closing).then_some(idx)
     }
@@ -425,7 +450,7 @@ impl Hub {
     }
 
     /// Decides to close a connection: it stops receiving channel data at once.
-    fn close(&mut self, idx: usize, code: u16, reason: String, keep_replies: bool) {
+    pub(super) fn close(&mut self, idx: usize, code: u16, reason: String, keep_replies: bool) {
         if self.conn_mut(idx).closing {
             return;
         }

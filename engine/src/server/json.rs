@@ -32,7 +32,6 @@ impl JsonBuf {
     }
 
     /// The text so far.
-    #[cfg(test)]
     pub(crate) fn as_str(&self) -> &str {
         &self.buf
     }
@@ -90,6 +89,13 @@ impl JsonBuf {
         escape_into(&mut self.buf, s);
         self.buf.push('"');
     }
+}
+
+/// Appends `s` to `out` as a quoted JSON string.
+pub(crate) fn escape_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    escape_into(out, s);
+    out.push('"');
 }
 
 /// Appends `s` to `out` with JSON string escaping (no surrounding quotes).

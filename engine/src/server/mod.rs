@@ -30,8 +30,9 @@
 
 mod conn;
 mod hub;
-mod json;
+pub(crate) mod json;
 mod messages;
+mod private;
 mod publish;
 mod request;
 mod stats;
@@ -39,6 +40,8 @@ mod subscribe;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_private;
 #[cfg(test)]
 mod tests_replay;
 #[cfg(test)]
@@ -48,6 +51,7 @@ mod tests_util;
 
 pub use conn::ConnCounters;
 pub use hub::Hub;
+pub use private::{PrivateStats, CLOSE_UNAUTHORIZED};
 pub use request::MAX_ID_BYTES;
 pub use stats::{ConnStats, Disconnects, HubStats};
 pub use tungstenite::Utf8Bytes;

@@ -113,6 +113,7 @@ impl Hub {
     pub fn handle_output(&mut self, out: &Output, engine: &Engine) {
         let recv = out.recv;
         match &out.event {
+            Event::Private(m) => self.on_private(m),
             Event::Book(ev) => self.on_book(recv, ev, engine),
             Event::Bbo(b) => {
                 let st = inst_of(&mut self.insts, b.instrument);

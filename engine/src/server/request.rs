@@ -10,6 +10,7 @@ use simd_json::{Buffers, Node, StaticNode, Tape, INPUT_PADDING};
 
 use super::json::quoted;
 use super::{Channel, MAX_BOOK_DEPTH};
+use crate::desk::PrivateChannel;
 use crate::instrument::{InstrumentId, Market, Registry};
 
 /// Longest string `id` accepted, in bytes.
@@ -33,13 +34,21 @@ pub(crate) enum Request {
         depth: Option<usize>,
         /// The `status` channel was named (it takes no symbols).
         status: bool,
+        /// Private channels named (they take no symbols and need a session).
+        private: Vec<PrivateChannel>,
     },
     /// `unsubscribe`.
     Unsubscribe {
         channels: Vec<Channel>,
         instruments: Vec<InstrumentId>,
         status: bool,
+        private: Vec<PrivateChannel>,
     },
+    /// `auth` with a token.
+    Auth { token: String },
+    /// A request the trading desk answers (order entry, publish: journaled and applied by
+    /// the engine) or reads (`get_*`).
+    Private(PrivateKind),
     /// `get_book` for one instrument.
     GetBook {
         instrument: InstrumentId,
@@ -48,6 +57,24 @@ pub(crate) enum Request {
     /// `ping`.
     Ping,
 }
+
+/// Requests that need an authenticated session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PrivateKind {
+    /// `place_order`, `place_oco`, `place_trailing`, `cancel_order` (role `trader`).
+    Order,
+    /// `publish` (role `publisher`).
+    Publish,
+    /// `get_orders`.
+    GetOrders,
+    /// `get_positions`.
+    GetPositions,
+    /// `get_portfolio`.
+    GetPortfolio,
+}
+
+/// Longest token accepted in an `auth` request, bytes.
+const MAX_TOKEN_BYTES: usize = 4096;
 
 /// A refused request: the error code and a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +166,7 @@ struct Fields {
     symbols: Option<usize>,
     symbol: Option<usize>,
     depth: Option<usize>,
+    token: Option<usize>,
 }
 
 fn parse_nodes(nodes: &[Node<'_>], registry: &Registry) -> Parsed {
@@ -162,6 +190,7 @@ fn parse_nodes(nodes: &[Node<'_>], registry: &Registry) -> Parsed {
             "symbols" => &mut f.symbols,
             "symbol" => &mut f.symbol,
             "depth" => &mut f.depth,
+            "token" => &mut f.token,
             _ => {
                 p += 1 + span(v);
                 continue;
@@ -192,7 +221,7 @@ fn parse_request(nodes: &[Node<'_>], f: &Fields, registry: &Registry) -> Result<
     };
     match kind {
         "subscribe" | "unsubscribe" => {
-            let mut channels = channels(nodes, f.channels)?;
+            let (mut channels, private) = channels(nodes, f.channels)?;
             let status = channels.contains(&Channel::Status);
             channels.retain(|c| *c != Channel::Status);
             // `status` alone needs no symbols; with market channels, they name the symbols.
@@ -217,12 +246,14 @@ fn parse_request(nodes: &[Node<'_>], f: &Fields, registry: &Registry) -> Result<
                     instruments,
                     depth,
                     status,
+                    private,
                 })
             } else {
                 Ok(Request::Unsubscribe {
                     channels,
                     instruments,
                     status,
+                    private,
                 })
             }
         }
@@ -258,6 +289,23 @@ fn parse_request(nodes: &[Node<'_>], f: &Fields, registry: &Registry) -> Result<
             })
         }
         "ping" => Ok(Request::Ping),
+        "auth" => match f.token.map(|i| &nodes[i]) {
+            Some(Node::String(t)) if !t.is_empty() && t.len() <= MAX_TOKEN_BYTES => {
+                Ok(Request::Auth {
+                    token: (*t).to_owned(),
+                })
+            }
+            _ => Err(invalid(format!(
+                "\"token\" must be a non-empty string of at most {MAX_TOKEN_BYTES} bytes"
+            ))),
+        },
+        "place_order" | "place_oco" | "place_trailing" | "cancel_order" => {
+            Ok(Request::Private(PrivateKind::Order))
+        }
+        "publish" => Ok(Request::Private(PrivateKind::Publish)),
+        "get_orders" => Ok(Request::Private(PrivateKind::GetOrders)),
+        "get_positions" => Ok(Request::Private(PrivateKind::GetPositions)),
+        "get_portfolio" => Ok(Request::Private(PrivateKind::GetPortfolio)),
         other => Err(invalid(format!("unknown type {}", show(other)))),
     }
 }
@@ -285,16 +333,27 @@ fn strings<'a>(
         .collect()
 }
 
-fn channels(nodes: &[Node<'_>], at: Option<usize>) -> Result<Vec<Channel>, ReqError> {
+/// The market (and `status`) channels named, and the private ones, each deduplicated.
+fn channels(
+    nodes: &[Node<'_>],
+    at: Option<usize>,
+) -> Result<(Vec<Channel>, Vec<PrivateChannel>), ReqError> {
     let mut out = Vec::with_capacity(Channel::ALL.len());
+    let mut private = Vec::new();
     for name in strings(nodes, at, "channels")? {
+        if let Some(p) = PrivateChannel::parse(name) {
+            if !private.contains(&p) {
+                private.push(p);
+            }
+            continue;
+        }
         let ch = Channel::parse(name)
             .ok_or_else(|| ReqError::new(E_CHANNEL, format!("unknown channel {}", show(name))))?;
         if !out.contains(&ch) {
             out.push(ch);
         }
     }
-    Ok(out)
+    Ok((out, private))
 }
 
 fn depth(nodes: &[Node<'_>], at: Option<usize>) -> Result<Option<usize>, ReqError> {

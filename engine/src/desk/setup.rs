@@ -1,0 +1,250 @@
+//! [`DeskSetup`]: the users and account settings, as a journal record.
+//!
+//! Text form (record kind 5), one `key=value` per line after the magic line:
+//!
+//! ```text
+//! tape-desk/1
+//! user=alice
+//! user=bob
+//! quote_asset=USDT
+//! mark=mid
+//! maker_fee_bps=2
+//! taker_fee_bps=4
+//! max_order_qty=1.5
+//! max_order_notional=100000
+//! max_position=3
+//! max_open_orders=50
+//! max_orders_per_sec=10
+//! max_drawdown=5000
+//! ```
+//!
+//! Limits that are absent are off. Rendering then parsing gives the same setup.
+
+use std::fmt::Write as _;
+
+use crate::account::{AccountConfig, Asset, Gateway, MarkSource, Money, PaperConfig, RiskLimits};
+use crate::fixed::{parse_decimal, Decimal};
+
+/// Most users one desk holds.
+pub const MAX_USERS: usize = 1024;
+
+const MAGIC: &str = "tape-desk/1";
+
+/// Why a setup was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    /// The text is not a setup record.
+    #[error("desk setup: {0}")]
+    Syntax(String),
+    /// A key has a bad value.
+    #[error("desk setup: {key}: {message}")]
+    Value {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The account layer refused a user.
+    #[error("desk setup: user {0:?}: {1}")]
+    User(String, String),
+}
+
+/// The desk's users and the settings each of their accounts gets (paper venue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeskSetup {
+    /// User names, in configuration order (no duplicates).
+    pub users: Vec<String>,
+    /// Asset the portfolio is summarised in.
+    pub quote_asset: String,
+    /// What marks positions.
+    pub mark: MarkSource,
+    /// Paper venue maker fee, basis points.
+    pub maker_fee_bps: i64,
+    /// Paper venue taker fee, basis points.
+    pub taker_fee_bps: i64,
+    /// Largest quantity of one order.
+    pub max_order_qty: Option<Decimal>,
+    /// Largest notional of one order (quote asset).
+    pub max_order_notional: Option<Money>,
+    /// Largest absolute position per instrument.
+    pub max_position: Option<Decimal>,
+    /// Most live orders at once.
+    pub max_open_orders: Option<u32>,
+    /// Most orders per second.
+    pub max_orders_per_sec: Option<u32>,
+    /// Largest drawdown of PnL equity from its peak (alert only).
+    pub max_drawdown: Option<Money>,
+}
+
+impl Default for DeskSetup {
+    fn default() -> Self {
+        let paper = PaperConfig::default();
+        DeskSetup {
+            users: Vec::new(),
+            quote_asset: "USDT".into(),
+            mark: MarkSource::Mid,
+            maker_fee_bps: paper.maker_fee_bps,
+            taker_fee_bps: paper.taker_fee_bps,
+            max_order_qty: None,
+            max_order_notional: None,
+            max_position: None,
+            max_open_orders: None,
+            max_orders_per_sec: None,
+            max_drawdown: None,
+        }
+    }
+}
+
+impl DeskSetup {
+    /// The account settings every user gets.
+    pub fn account_config(&self) -> AccountConfig {
+        AccountConfig {
+            quote_asset: Asset::new(&self.quote_asset).ok(),
+            mark_source: self.mark,
+            risk: RiskLimits {
+                max_order_qty: self.max_order_qty,
+                max_order_notional: self.max_order_notional,
+                max_position: self.max_position,
+                max_open_orders: self.max_open_orders,
+                max_orders_per_sec: self.max_orders_per_sec,
+                max_drawdown: self.max_drawdown,
+                ..RiskLimits::default()
+            },
+            gateway: Gateway::Paper(PaperConfig {
+                maker_fee_bps: self.maker_fee_bps,
+                taker_fee_bps: self.taker_fee_bps,
+                ..PaperConfig::default()
+            }),
+            ..AccountConfig::default()
+        }
+    }
+
+    /// The record text.
+    pub fn to_payload(&self) -> String {
+        let mut s = String::from(MAGIC);
+        s.push('\n');
+        for u in &self.users {
+            let _ = writeln!(s, "user={u}");
+        }
+        let mark = match self.mark {
+            MarkSource::Mid => "mid",
+            MarkSource::Last => "last",
+        };
+        let _ = writeln!(s, "quote_asset={}", self.quote_asset);
+        let _ = writeln!(s, "mark={mark}");
+        let _ = writeln!(s, "maker_fee_bps={}", self.maker_fee_bps);
+        let _ = writeln!(s, "taker_fee_bps={}", self.taker_fee_bps);
+        let mut opt = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                let _ = writeln!(s, "{k}={v}");
+            }
+        };
+        opt("max_order_qty", self.max_order_qty.map(|d| d.to_string()));
+        opt(
+            "max_order_notional",
+            self.max_order_notional.map(|m| m.to_string()),
+        );
+        opt("max_position", self.max_position.map(|d| d.to_string()));
+        opt(
+            "max_open_orders",
+            self.max_open_orders.map(|v| v.to_string()),
+        );
+        opt(
+            "max_orders_per_sec",
+            self.max_orders_per_sec.map(|v| v.to_string()),
+        );
+        opt("max_drawdown", self.max_drawdown.map(|m| m.to_string()));
+        s
+    }
+
+    /// Parses the record text. Never panics.
+    ///
+    /// # Errors
+    /// A [`SetupError`] naming the line or key.
+    pub fn parse(payload: &[u8]) -> Result<DeskSetup, SetupError> {
+        let text =
+            std::str::from_utf8(payload).map_err(|_| SetupError::Syntax("not UTF-8".into()))?;
+        let mut lines = text.lines();
+        if lines.next() != Some(MAGIC) {
+            return Err(SetupError::Syntax(format!("must start with {MAGIC}")));
+        }
+        let mut s = DeskSetup::default();
+        for line in lines.filter(|l| !l.is_empty()) {
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| SetupError::Syntax("a line without '='".into()))?;
+            let bad = |m: &str| SetupError::Value {
+                key: k.chars().take(40).collect(),
+                message: m.into(),
+            };
+            match k {
+                "user" => {
+                    if s.users.iter().any(|u| u == v) {
+                        return Err(bad("duplicate user"));
+                    }
+                    if s.users.len() >= MAX_USERS {
+                        return Err(bad("too many users"));
+                    }
+                    s.users.push(v.to_owned());
+                }
+                "quote_asset" => {
+                    Asset::new(v).map_err(|e| bad(&e.to_string()))?;
+                    s.quote_asset = v.to_owned();
+                }
+                "mark" => {
+                    s.mark = match v {
+                        "mid" => MarkSource::Mid,
+                        "last" => MarkSource::Last,
+                        _ => return Err(bad("must be mid or last")),
+                    }
+                }
+                "maker_fee_bps" | "taker_fee_bps" => {
+                    let bps: i64 = v.parse().map_err(|_| bad("not an integer"))?;
+                    if !(-10_000..=10_000).contains(&bps) {
+                        return Err(bad("must be within -10000..=10000"));
+                    }
+                    if k == "maker_fee_bps" {
+                        s.maker_fee_bps = bps;
+                    } else {
+                        s.taker_fee_bps = bps;
+                    }
+                }
+                "max_order_qty" | "max_position" => {
+                    let d = parse_decimal(v.as_bytes()).map_err(|e| bad(&e.to_string()))?;
+                    if d.mantissa <= 0 {
+                        return Err(bad("must be positive"));
+                    }
+                    if k == "max_order_qty" {
+                        s.max_order_qty = Some(d);
+                    } else {
+                        s.max_position = Some(d);
+                    }
+                }
+                "max_order_notional" | "max_drawdown" => {
+                    let m = Money::parse(v.as_bytes()).map_err(|e| bad(&e.to_string()))?;
+                    if m.0 <= 0 {
+                        return Err(bad("must be positive"));
+                    }
+                    if k == "max_order_notional" {
+                        s.max_order_notional = Some(m);
+                    } else {
+                        s.max_drawdown = Some(m);
+                    }
+                }
+                "max_open_orders" | "max_orders_per_sec" => {
+                    let n: u32 = v.parse().map_err(|_| bad("not a positive integer"))?;
+                    if n == 0 {
+                        return Err(bad("must be at least 1"));
+                    }
+                    if k == "max_open_orders" {
+                        s.max_open_orders = Some(n);
+                    } else {
+                        s.max_orders_per_sec = Some(n);
+                    }
+                }
+                _ => return Err(bad("unknown key")),
+            }
+        }
+        Ok(s)
+    }
+}

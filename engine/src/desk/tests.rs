@@ -1,0 +1,1 @@
+//! Desk unit tests: records, commands, rendering and determinism.
