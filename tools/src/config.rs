@@ -654,6 +654,31 @@ mod tests {
             assert_eq!(c.venues.len(), venues, "{file}");
             assert_eq!(c.feed_kind(), FeedKind::Live, "{file}");
         }
+        let c = Config::load(&dir.join("desk.toml")).unwrap();
+        let setup = c.desk_setup().unwrap().unwrap();
+        assert_eq!(setup.users, ["alice", "bob", "signals", "dashboard"]);
+        assert_eq!(setup.max_open_orders, Some(50));
+        assert_eq!(c.users[3].max_connections, 20);
+    }
+
+    #[test]
+    fn desk_and_user_mistakes_are_named() {
+        let user = "[[user]]\nname = \"a\"\nroles = [\"trader\"]\n";
+        for (extra, needle) in [
+            ("[desk]\nmax_order_qty = \"x\"\n", "max_order_qty"),
+            ("[desk]\nmark = \"vwap\"\n", "mark"),
+            ("[[user]]\nname = \"b\"\nroles = [\"god\"]\n", "god"),
+            ("[[user]]\nname = \"a\"\nroles = []\n", "duplicate"),
+        ] {
+            let c: Config = toml::from_str(&format!("{user}{extra}")).unwrap();
+            let e = format!("{:#}", c.validate().unwrap_err());
+            assert!(e.contains(needle), "{extra}: {e}");
+        }
+        // No secret anywhere: named when the node is configured.
+        let mut c: Config = toml::from_str(user).unwrap();
+        c.auth.secret_env = "TAPE_TEST_SURELY_UNSET_VARIABLE".into();
+        let e = format!("{:#}", c.auth_config().unwrap_err());
+        assert!(e.contains("TAPE_TEST_SURELY_UNSET_VARIABLE"), "{e}");
     }
 
     #[test]

@@ -103,6 +103,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print a client token (JWT HS256) for a user of the config, signed with its
+    /// `[auth]` secret.
+    Token {
+        /// The config file with `[auth]` and `[[user]]`.
+        #[arg(long)]
+        config: PathBuf,
+        /// The user (a `[[user]]` name).
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds from now (the `exp` claim).
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
 }
 
 fn parse_market(s: &str) -> Result<Market, String> {
@@ -198,6 +211,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Loadgen { cfg, json } => {
             loadgen::cli(&cfg, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Token {
+            config,
+            user,
+            ttl_secs,
+        } => {
+            let cfg = tape_tools::config::Config::load(&config)?;
+            let Some(auth) = cfg.auth_config()? else {
+                anyhow::bail!("{}: no [[user]] is configured", config.display());
+            };
+            if !auth.users.iter().any(|u| u.name == user) {
+                anyhow::bail!("{}: no [[user]] named {user:?}", config.display());
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let token = tape_engine::auth::token_for(&auth.secret, &user, now + ttl_secs);
+            println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -237,3 +237,45 @@ fn replay_latency_prints_stage_percentiles_and_keeps_the_digest() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--latency"), "{}", stderr(&o));
 }
+
+#[test]
+fn token_mints_a_jwt_the_configured_authenticator_accepts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("tape.toml");
+    std::fs::write(
+        &cfg,
+        "[auth]\nsecret = \"a-secret-for-the-cli-test-of-32-bytes-or-more\"\n\
+         [[user]]\nname = \"alice\"\nroles = [\"trader\"]\n",
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let out = tape(&[
+        "token",
+        "--config",
+        c,
+        "--user",
+        "alice",
+        "--ttl-secs",
+        "60",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = String::from_utf8(out.stdout).unwrap();
+    let auth = tape_tools::config::Config::load(&cfg)
+        .unwrap()
+        .auth_config()
+        .unwrap()
+        .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let p = tape_engine::auth::Authenticator::new(auth)
+        .unwrap()
+        .verify(token.trim(), now_ms)
+        .unwrap();
+    assert!(p.roles.contains(tape_engine::auth::Role::Trader));
+    // An unknown user is an error naming it.
+    let out = tape(&["token", "--config", c, "--user", "mallory"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("mallory"), "{}", stderr(&out));
+}

@@ -1,0 +1,253 @@
+//! Private sessions over real WebSockets on loopback: a trader authenticates, places a
+//! bracket order on the paper venue while the bundled session plays, watches it fill, sees
+//! positions and portfolio move and a leg close the position; a risk violation is refused
+//! with a `risk_alert`; another user sees none of it; the per-user connection limit holds;
+//! `/api/*` answers with a Bearer token; and the recorded journal replays to the same digest.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::root;
+use tape_engine::auth::token_for;
+use tape_tools::config::{Config, UserSection};
+use tape_tools::run::node_config;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+const WAIT: Duration = Duration::from_secs(30);
+const SECRET: &str = "an-integration-test-secret-of-at-least-32-bytes";
+const EXP: u64 = 4_000_000_000;
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn connect(addr: SocketAddr, query: &str) -> Ws {
+    let (ws, _) = tungstenite::connect(format!("ws://{addr}/ws{query}")).expect("connect");
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+    }
+    ws
+}
+
+fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).expect("send");
+}
+
+/// The next JSON message, or `Err(close code)` when the server closes.
+fn next(ws: &mut Ws, deadline: Instant) -> Result<Value, Option<u16>> {
+    loop {
+        assert!(Instant::now() < deadline, "timed out waiting for a message");
+        match ws.read() {
+            Ok(Message::Text(t)) => return Ok(serde_json::from_str(t.as_str()).expect("JSON")),
+            Ok(Message::Close(c)) => return Err(c.map(|c| u16::from(c.code))),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(tungstenite::Error::ConnectionClosed) => return Err(None),
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Reads until `pred` matches; returns everything read, the match last.
+fn until(ws: &mut Ws, deadline: Instant, mut pred: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let m = next(ws, deadline).unwrap_or_else(|c| panic!("closed ({c:?}) after {seen:?}"));
+        let hit = pred(&m);
+        seen.push(m);
+        if hit {
+            return seen;
+        }
+    }
+}
+
+fn update<'a>(m: &'a Value, channel: &str) -> Option<&'a Value> {
+    (m["type"] == "update" && m["channel"] == channel).then(|| &m["data"])
+}
+
+fn http_get(addr: SocketAddr, path: &str, bearer: Option<&str>) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).expect("JSON body"))
+}
+
+/// Price string at scale 2 to cents.
+fn cents(v: &Value) -> i64 {
+    let s = v.as_str().expect("decimal string");
+    let (i, f) = s.split_once('.').unwrap();
+    i.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap()
+}
+
+#[test]
+fn bracket_order_risk_alert_isolation_limits_and_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("rec");
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.status_interval_secs = 0;
+    cfg.feed.journal = root().join("fixtures/session").display().to_string();
+    cfg.feed.speed = 1; // the bundled session is 12 s of market data
+    cfg.feed.repeat = false;
+    cfg.feed.record = rec.display().to_string();
+    cfg.auth.secret = SECRET.into();
+    cfg.auth.max_connections_per_user = 2;
+    cfg.desk.max_order_qty = "1".into();
+    for (name, role) in [("alice", "trader"), ("bob", "trader")] {
+        cfg.users.push(UserSection {
+            name: name.into(),
+            roles: vec![role.into()],
+            max_connections: 0,
+        });
+    }
+    cfg.validate().unwrap();
+    let ncfg = node_config(&cfg).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
+        tx.send(node.local_addr().expect("listening")).unwrap();
+        node.run(&s2, 0, |_| {}).unwrap();
+        node.engine().digest()
+    });
+    let addr = rx.recv_timeout(WAIT).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let alice_token = token_for(SECRET.as_bytes(), "alice", EXP);
+    let bob_token = token_for(SECRET.as_bytes(), "bob", EXP);
+
+    // Alice by URL token, Bob by an `auth` request; a forged token is closed with 4001.
+    let mut alice = connect(addr, &format!("?token={alice_token}"));
+    assert_eq!(next(&mut alice, deadline).unwrap()["type"], "authenticated");
+    let mut bob = connect(addr, "");
+    send(&mut bob, json!({"type":"auth","id":1,"token":bob_token}));
+    assert_eq!(next(&mut bob, deadline).unwrap()["user"], "bob");
+    let mut forged = connect(addr, &format!("?token={}x", &alice_token));
+    assert_eq!(next(&mut forged, deadline).unwrap()["code"], 4001);
+    assert_eq!(next(&mut forged, deadline).unwrap_err(), Some(4001));
+
+    for ws in [&mut alice, &mut bob] {
+        send(
+            ws,
+            json!({"type":"subscribe","id":"p","channels":["orders","positions","portfolio","risk_alerts"]}),
+        );
+        until(ws, deadline, |m| m["type"] == "subscribed");
+    }
+    // Wait for a live USD-M BTCUSDT book.
+    send(
+        &mut alice,
+        json!({"type":"subscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
+    );
+    let seen = until(&mut alice, deadline, |m| {
+        update(m, "bbo").is_some_and(|d| d["bid"].is_string() && d["ask"].is_string())
+    });
+    let bbo = update(seen.last().unwrap(), "bbo").unwrap();
+    let mid = (cents(&bbo["bid"]) + cents(&bbo["ask"])) / 2;
+    send(
+        &mut alice,
+        json!({"type":"unsubscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
+    );
+    let (tp, sl) = (mid + 100, mid - 100);
+    let px = |c: i64| format!("{}.{:02}", c / 100, c % 100);
+    send(
+        &mut alice,
+        json!({"type":"place_order","id":7,"symbol":"usdm:BTCUSDT","side":"buy",
+               "order_type":"market","qty":"0.010","take_profit":px(tp),"stop_loss":px(sl)}),
+    );
+    let mut log = until(&mut alice, deadline, |m| {
+        update(m, "positions").is_some_and(|d| d["side"] == "long")
+    });
+    let ack = log.iter().find(|m| m["type"] == "ack").expect("an ack");
+    assert_eq!(ack["id"], 7);
+    let entry = ack["client_order_id"].as_str().unwrap().to_owned();
+    assert!(log.iter().any(|m| update(m, "orders")
+        .is_some_and(|d| d["client_order_id"] == entry.as_str() && d["status"] == "filled")));
+
+    // Over the quantity limit: refused, with an alert on risk_alerts.
+    send(
+        &mut alice,
+        json!({"type":"place_order","id":8,"symbol":"usdm:BTCUSDT","side":"buy",
+               "order_type":"limit","price":"1000.00","qty":"5.000"}),
+    );
+    let got = until(&mut alice, deadline, |m| update(m, "risk_alerts").is_some());
+    let err = got
+        .iter()
+        .find(|m| m["type"] == "error")
+        .expect("an error reply");
+    assert_eq!(
+        (err["code"].clone(), err["id"].clone()),
+        (json!(4021), json!(8))
+    );
+    let alert = update(got.last().unwrap(), "risk_alerts").unwrap();
+    assert_eq!(alert["alert_type"], "order_qty");
+    assert_eq!(alert["severity"], "warning");
+    log.extend(got);
+
+    // The market moves until a leg closes the position.
+    log.extend(until(&mut alice, deadline, |m| {
+        update(m, "positions").is_some_and(|d| d["side"] == "flat")
+    }));
+    let exit = log
+        .iter()
+        .filter_map(|m| update(m, "orders"))
+        .rfind(|d| d["event"] == "order" && d["status"] == "filled")
+        .unwrap();
+    assert_eq!(exit["side"], "sell");
+    let exit_px = cents(&exit["avg_price"]);
+    assert!(exit_px >= tp || exit_px <= sl, "{exit}");
+    assert!(log.iter().any(|m| update(m, "portfolio").is_some()));
+
+    // HTTP snapshots with the same token.
+    let (status, orders) = http_get(addr, "/api/portfolio", Some(&alice_token));
+    assert_eq!(status, 200, "{orders}");
+    assert_eq!(orders["data"]["summary"]["open_positions"], 0);
+    assert_eq!(http_get(addr, "/api/orders", None).0, 401);
+    assert_eq!(http_get(addr, "/api/orders", Some("garbage")).0, 401);
+    let (status, bobs) = http_get(addr, "/api/positions", Some(&bob_token));
+    assert_eq!((status, bobs["data"].clone()), (200, json!([])));
+
+    // Bob: nothing of Alice's arrived before the answer to his own request.
+    send(&mut bob, json!({"type":"get_orders","id":"b"}));
+    let bob_saw = until(&mut bob, deadline, |m| m["type"] == "orders");
+    assert_eq!(bob_saw.len(), 1, "bob saw {bob_saw:?}");
+    assert_eq!(bob_saw[0]["data"], json!([]));
+
+    // Per-user limit of 2: Alice's third connection is refused with 4003.
+    let mut second = connect(addr, &format!("?token={alice_token}"));
+    assert_eq!(
+        next(&mut second, deadline).unwrap()["type"],
+        "authenticated"
+    );
+    let mut third = connect(addr, &format!("?token={alice_token}"));
+    assert_eq!(next(&mut third, deadline).unwrap()["code"], 4003);
+    assert_eq!(next(&mut third, deadline).unwrap_err(), Some(4003));
+
+    stop.store(true, Ordering::Relaxed);
+    for ws in [alice, bob, second] {
+        drop(ws);
+    }
+    let live = handle.join().unwrap();
+    // The journal holds the client records too: replay gives the live digest.
+    let (summary, _) = tape_tools::replay::replay(&rec).unwrap();
+    assert_eq!(summary.digest, format!("{:016x}", live.value()));
+    assert_eq!(summary.output_events, live.count());
+}
