@@ -52,6 +52,12 @@ pub struct SimArgs {
     /// Stop by itself after this many seconds (tests, demos).
     #[arg(long)]
     pub exit_after: Option<u64>,
+    /// WebSocket API: taker fee in basis points of the notional (quote asset).
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
+    pub taker_fee_bps: i64,
+    /// WebSocket API: maker fee (resting orders) in basis points; negative for a rebate.
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true)]
+    pub maker_fee_bps: i64,
 }
 
 impl SimArgs {
@@ -69,6 +75,8 @@ impl SimArgs {
             faults: self.faults.clone(),
             ping_interval: Duration::from_secs(self.ping_interval.max(1)),
             max_connection_age: self.max_connection_secs.map(Duration::from_secs),
+            taker_fee_bps: self.taker_fee_bps,
+            maker_fee_bps: self.maker_fee_bps,
             ..d
         }
         .with_port_base(self.port_base)
@@ -106,9 +114,10 @@ pub fn run(args: &SimArgs) -> Result<()> {
     ));
     for e in sim.endpoints() {
         say(format_args!(
-            "  {:<5}  {}  {}  {}",
+            "  {:<5}  {}  {}  {}  {}",
             e.market.as_str(),
             e.ws_url,
+            e.api_url,
             e.rest_url,
             e.symbols.join(",")
         ));
@@ -127,7 +136,8 @@ pub fn run(args: &SimArgs) -> Result<()> {
     sim.stop();
     say(format_args!(
         "tape venue-sim stopped: passes={} position={}/{} frames_sent={} clients_total={} \
-         snapshots_served={} snapshots_refused={} faults={} bad_requests={}",
+         snapshots_served={} snapshots_refused={} faults={} api_requests={} orders={} \
+         fills={} bad_requests={}",
         s.passes,
         s.position,
         s.records,
@@ -136,6 +146,9 @@ pub fn run(args: &SimArgs) -> Result<()> {
         s.snapshots_served,
         s.snapshots_refused,
         s.faults_applied,
+        s.api_requests,
+        s.orders_placed,
+        s.fills,
         s.bad_requests
     ));
     Ok(())

@@ -5,7 +5,9 @@
 //! (`/api/v3/depth`, `/fapi/v1/depth`, `/dapi/v1/depth`), over TLS with a self-signed
 //! certificate or plain. Frames go out with their recorded bytes, paced along one timeline;
 //! depth snapshots come from the sim's own [`Engine`](tape_engine::engine::Engine), which
-//! follows the stream, so a snapshot always bridges the diffs that follow it. Faults (drops,
+//! follows the stream, so a snapshot always bridges the diffs that follow it. A WebSocket API
+//! (`/ws-api/v3`, `/ws-fapi/v1`, `/ws-dapi/v1`) takes orders, matches them against those
+//! books and sends Binance user-data events. Faults (drops,
 //! gaps, stalls, bad frames, refused snapshots) are injected from a schedule, through
 //! [`SimHandle::inject`], or over HTTP at `/sim/fault`. See `docs/venue-sim.md`.
 //!
@@ -17,11 +19,13 @@
 //! - `rest`: request validation and snapshot bodies.
 //! - `fault`: [`Fault`] and [`ScheduledFault`] and their text forms.
 //! - `cert`: the self-signed certificate.
+//! - `orders`: the WebSocket API's sim account: validation, matching, user-data events.
 //! - `cli`: the `tape venue-sim` subcommand.
 
 mod cert;
 pub mod cli;
 mod fault;
+mod orders;
 mod rest;
 mod timeline;
 mod venue;
@@ -76,6 +80,10 @@ pub struct SimConfig {
     pub ping_interval: Duration,
     /// Connections older than this are closed with 1001 (Binance: 24 hours); `None` = never.
     pub max_connection_age: Option<Duration>,
+    /// Fee of a taker fill in basis points of its notional, charged in the quote asset.
+    pub taker_fee_bps: i64,
+    /// Fee of a maker fill (a resting order) in basis points; negative for a rebate.
+    pub maker_fee_bps: i64,
 }
 
 impl Default for SimConfig {
@@ -92,6 +100,8 @@ impl Default for SimConfig {
             faults: Vec::new(),
             ping_interval: Duration::from_secs(20),
             max_connection_age: None,
+            taker_fee_bps: 4,
+            maker_fee_bps: 2,
         }
     }
 }
@@ -127,6 +137,8 @@ pub struct Endpoint {
     pub ws_url: String,
     /// REST base URL, e.g. `https://127.0.0.1:PORT`.
     pub rest_url: String,
+    /// WebSocket API URL, e.g. `wss://127.0.0.1:PORT/ws-api/v3` (orders, user data).
+    pub api_url: String,
     /// Symbols on this market, upper case, sorted.
     pub symbols: Vec<String>,
     /// `(price, quantity)` scales of the symbols whose snapshot source declares them.
@@ -154,6 +166,16 @@ pub struct SimStats {
     pub frames_truncated: u64,
     /// Stream clients connected now.
     pub clients: u64,
+    /// WebSocket API connections open now.
+    pub api_clients: u64,
+    /// WebSocket API connections ever opened.
+    pub api_clients_total: u64,
+    /// WebSocket API requests answered (with a result or an error).
+    pub api_requests: u64,
+    /// Orders the WebSocket API accepted.
+    pub orders_placed: u64,
+    /// Fills of those orders (taker and maker).
+    pub fills: u64,
     /// Stream clients ever connected.
     pub clients_total: u64,
     /// Clients dropped for not answering pings.
@@ -166,7 +188,8 @@ pub struct SimStats {
     pub snapshots_served: u64,
     /// REST depth requests answered 503 (book not synced yet, or `refuse-snapshot`).
     pub snapshots_refused: u64,
-    /// HTTP requests and WebSocket messages refused as invalid (4xx, error replies).
+    /// HTTP requests and WebSocket messages refused as invalid (4xx, error replies; every
+    /// WebSocket API error answer, including a cancel of an unknown order).
     pub bad_requests: u64,
     /// Faults applied (scheduled, injected and over HTTP).
     pub faults_applied: u64,
@@ -228,6 +251,7 @@ impl VenueSim {
                 addr: local,
                 ws_url: format!("{ws}://{shown}/stream"),
                 rest_url: format!("{http}://{shown}"),
+                api_url: format!("{ws}://{shown}{}", venue::api_path(market)),
                 symbols: symbols.clone().map(|s| s.name.clone()).collect(),
                 scales: symbols
                     .filter_map(|s| Some((s.name.clone(), s.scales?)))

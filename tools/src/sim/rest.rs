@@ -85,6 +85,16 @@ fn clip(s: &str) -> String {
     s.chars().take(ECHO_MAX).collect()
 }
 
+/// Binance's legal range for a `symbol` parameter, as its error messages quote it.
+pub(crate) const SYMBOL_RANGE: &str = "^[A-Z0-9-_.]{1,20}$";
+
+/// True when `s` is in [`SYMBOL_RANGE`].
+pub(crate) fn legal_symbol(s: &str) -> bool {
+    (1..=20).contains(&s.len())
+        && s.bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || b"-_.".contains(&c))
+}
+
 /// Parses `symbol=..&limit=..` the way Binance validates it.
 ///
 /// # Errors
@@ -123,12 +133,13 @@ pub(crate) fn parse_depth_query(query: &str) -> Result<DepthRequest, Reply> {
         }
         Some(s) => s,
     };
-    let legal = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit() || b"-_.".contains(&c);
-    if symbol.len() > 20 || !symbol.bytes().all(legal) {
+    if !legal_symbol(symbol) {
         return Err(Reply::error(
             400,
             -1100,
-            "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'.",
+            &format!(
+                "Illegal characters found in parameter 'symbol'; legal range is '{SYMBOL_RANGE}'."
+            ),
         ));
     }
     let limit =

@@ -40,7 +40,7 @@ impl Venue {
                     }
                 }
                 Fault::Malformed => {
-                    for (id, c) in &l.clients {
+                    for (id, c) in l.clients.iter().filter(|(_, c)| c.api.is_none()) {
                         for frame in malformed_frames(c) {
                             l.net.send(reg, *id, frame.into());
                         }
@@ -83,6 +83,7 @@ mod tests {
             keys: vec![],
             opened_ns: 0,
             touched: false,
+            api: None,
         };
         let [broken, mistyped] = malformed_frames(&c);
         assert!(serde_json::from_str::<serde_json::Value>(&broken).is_err());

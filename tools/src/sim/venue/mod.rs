@@ -2,6 +2,7 @@
 //! sim's own engine (for snapshots), pings and connection limits.
 //!
 //! - `requests`: what clients ask (WebSocket subscription requests, HTTP endpoints).
+//! - `api`: the WebSocket API (orders, user data) on top of [`crate::sim::orders`].
 //! - `faults`: applying a [`Fault`].
 
 use std::collections::BTreeMap;
@@ -18,10 +19,14 @@ use tape_engine::instrument::Market;
 use tape_engine::net::{ConnId, NetEvent, NetServer, SendResult};
 use tungstenite::Utf8Bytes;
 
+mod api;
 mod faults;
 mod requests;
 
+pub(crate) use api::api_path;
+
 use super::fault::{Fault, ScheduledFault};
+use super::orders::{Fees, SimAccount, SymbolSpec};
 use super::timeline::{Body, Frame, Timeline};
 use super::{SimConfig, SimStats};
 use requests::error_reply;
@@ -42,6 +47,8 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 const GOING_AWAY: u16 = 1001;
 /// Close code for a request the venue refuses.
 const POLICY: u16 = 1008;
+/// Largest fee rate accepted, in basis points (100%).
+const MAX_FEE_BPS: i64 = 10_000;
 
 /// A duration in ns, saturating (durations come from flags and may be absurd).
 fn ns(d: Duration) -> u64 {
@@ -62,7 +69,7 @@ pub(crate) enum Cmd {
     Stop,
 }
 
-/// One stream connection.
+/// One connection: a stream client, or a WebSocket API session (`api` is `Some`).
 struct Client {
     /// A `/ws/` connection: frames go out bare, without the `{"stream":..}` wrapper.
     raw: bool,
@@ -73,6 +80,15 @@ struct Client {
     opened_ns: u64,
     /// Frames were queued since the last flush.
     touched: bool,
+    /// `Some` for a WebSocket API connection, which has no streams.
+    api: Option<ApiSession>,
+}
+
+/// A WebSocket API connection's state.
+#[derive(Debug, Clone, Copy, Default)]
+struct ApiSession {
+    /// Its user-data subscription, once `userDataStream.subscribe` was called.
+    subscription: Option<u64>,
 }
 
 /// One market's port.
@@ -84,6 +100,13 @@ struct Listener {
     truncate_next: bool,
     /// `refuse-snapshot`: depth requests still to refuse.
     refuse_left: u32,
+    /// The sim account behind this listener's WebSocket API.
+    account: SimAccount,
+    /// The listener's event time, ms: the latest `E` of its depth frames so far (the
+    /// journal's start before the first), so user-data events follow the timeline.
+    clock_ms: u64,
+    /// Next user-data subscription id.
+    next_subscription: u64,
 }
 
 /// Where the timeline is.
@@ -109,6 +132,8 @@ pub(crate) struct Venue {
     ping_ns: u64,
     max_age_ns: Option<u64>,
     tl: Timeline,
+    /// Per symbol of the timeline: what the order API needs to know.
+    specs: Vec<SymbolSpec>,
     listeners: Vec<Listener>,
     engine: Engine,
     phase: Phase,
@@ -145,6 +170,16 @@ impl Venue {
         rx: Receiver<Cmd>,
         shared: Arc<Mutex<SimStats>>,
     ) -> Result<Venue> {
+        let fees = Fees {
+            taker_bps: cfg.taker_fee_bps,
+            maker_bps: cfg.maker_fee_bps,
+        };
+        for bps in [fees.taker_bps, fees.maker_bps] {
+            if !(-MAX_FEE_BPS..=MAX_FEE_BPS).contains(&bps) {
+                anyhow::bail!("fee of {bps} bps is outside -{MAX_FEE_BPS}..={MAX_FEE_BPS}");
+            }
+        }
+        let first_ms = tl.first_ns / 1_000_000;
         let listeners = tl
             .markets
             .iter()
@@ -155,7 +190,15 @@ impl Venue {
                 clients: BTreeMap::new(),
                 truncate_next: false,
                 refuse_left: 0,
+                account: SimAccount::new(market, fees),
+                clock_ms: first_ms,
+                next_subscription: 0,
             })
+            .collect();
+        let specs = tl
+            .symbols
+            .iter()
+            .map(|s| SymbolSpec::new(&s.name, s.scales))
             .collect();
         let mut schedule = cfg.faults.clone();
         schedule.sort_by_key(|f| f.at);
@@ -176,6 +219,7 @@ impl Venue {
                 ..SimStats::default()
             },
             tl,
+            specs,
             listeners,
             engine: new_engine()?,
             phase: Phase::Waiting,
@@ -296,6 +340,7 @@ impl Venue {
                 conn, path, query, ..
             } => self.on_open(li, conn, &path, &query, now),
             NetEvent::Text { conn, text } => self.on_text(li, conn, text.as_str()),
+            NetEvent::Binary { conn, .. } if self.is_api(li, conn) => self.on_api_binary(li, conn),
             NetEvent::Binary { conn, .. } => {
                 self.stats.bad_requests += 1;
                 let reply = error_reply(3, "Invalid JSON: binary frame", &serde_json::Value::Null);
@@ -386,6 +431,10 @@ impl Venue {
             Body::Frame(f) => f.wire.as_bytes(),
             Body::Other(bytes) => bytes,
         };
+        let depth = match &rec.body {
+            Body::Frame(f) => f.depth.map(|(sym, e)| (f.market, sym, e)),
+            Body::Other(_) => None,
+        };
         if self
             .engine
             .handle_record(Nanos(rec.recv_ns), rec.source, rec.kind, payload)
@@ -394,6 +443,10 @@ impl Venue {
             self.stats.engine_errors += 1;
         }
         while self.engine.poll_output().is_some() {}
+        if let Some((market, sym, event_ms)) = depth {
+            self.on_depth(market, sym, event_ms);
+        }
+        let rec = &self.tl.records[self.pos];
         let Body::Frame(frame) = &rec.body else {
             return;
         };
@@ -441,6 +494,8 @@ impl Venue {
                 l.net.close(reg, id, GOING_AWAY, "venue restarting");
             }
             l.truncate_next = false;
+            l.account.reset();
+            l.clock_ms = self.tl.first_ns / 1_000_000;
         }
         match new_engine() {
             Ok(engine) => self.engine = engine,
@@ -506,11 +561,27 @@ impl Venue {
     }
 
     fn publish(&mut self) {
-        self.stats.position = self.pos as u64;
-        self.stats.clients = self.listeners.iter().map(|l| l.clients.len() as u64).sum();
+        self.refresh_stats();
         if let Ok(mut s) = self.shared.lock() {
             s.clone_from(&self.stats);
         }
+    }
+
+    /// Brings the counters that are kept elsewhere (position, clients, the accounts') up to date.
+    fn refresh_stats(&mut self) {
+        self.stats.position = self.pos as u64;
+        let (mut streams, mut api) = (0, 0);
+        for c in self.listeners.iter().flat_map(|l| l.clients.values()) {
+            if c.api.is_some() {
+                api += 1;
+            } else {
+                streams += 1;
+            }
+        }
+        self.stats.clients = streams;
+        self.stats.api_clients = api;
+        self.stats.orders_placed = self.listeners.iter().map(|l| l.account.placed).sum();
+        self.stats.fills = self.listeners.iter().map(|l| l.account.fills).sum();
     }
 
     /// Closes everything (1001) and waits, bounded, for the close handshakes.

@@ -4,6 +4,7 @@
 use tape_engine::instrument::Market;
 use tape_engine::net::ConnId;
 
+use super::api::api_path;
 use super::{Client, Phase, Venue, POLICY};
 use crate::sim::fault::Fault;
 use crate::sim::rest::{self, Reply};
@@ -13,8 +14,24 @@ use crate::sim::timeline::stream_key;
 const MAX_STREAMS: usize = 1024;
 
 impl Venue {
-    /// A stream connection opened: `/stream?streams=a/b` (combined), `/ws/a/b` or `/ws` (raw).
+    /// A connection opened: `/stream?streams=a/b` (combined), `/ws/a/b` or `/ws` (raw), or the
+    /// market's WebSocket API path.
     pub(super) fn on_open(&mut self, li: usize, conn: ConnId, path: &str, query: &str, now: u64) {
+        if path == api_path(self.listeners[li].market) {
+            self.on_api_open(li, conn, now);
+            return;
+        }
+        if path.starts_with("/ws-") {
+            self.stats.bad_requests += 1;
+            let reg = self.poll.registry();
+            self.listeners[li].net.close(
+                reg,
+                conn,
+                POLICY,
+                "Invalid request: no WebSocket API at this path on this market",
+            );
+            return;
+        }
         let names: Option<Vec<String>> = if path == "/stream" {
             Some(
                 query
@@ -54,6 +71,7 @@ impl Venue {
                 keys,
                 opened_ns: now,
                 touched: false,
+                api: None,
             },
         );
         self.stats.clients_total += 1;
@@ -62,9 +80,14 @@ impl Venue {
         }
     }
 
-    /// Binance's live subscription requests: `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`.
+    /// Binance's live subscription requests: `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`
+    /// (or, on a WebSocket API connection, an API request).
     pub(super) fn on_text(&mut self, li: usize, conn: ConnId, text: &str) {
         use serde_json::Value;
+        if self.is_api(li, conn) {
+            self.on_api_text(li, conn, text);
+            return;
+        }
         let reg = self.poll.registry();
         let l = &mut self.listeners[li];
         let Some(client) = l.clients.get_mut(&conn) else {
@@ -149,10 +172,11 @@ impl Venue {
         match path {
             "/sim/fault" => self.http_fault(li, query, now),
             "/sim/stats" => {
-                self.stats.position = self.pos as u64;
+                self.refresh_stats();
                 Reply::json(serde_json::to_string(&self.stats).unwrap_or_default())
             }
             "/stream" | "/ws" => Reply::text(426, "WebSocket upgrade required\n"),
+            p if p == api_path(market) => Reply::text(426, "WebSocket upgrade required\n"),
             p if p.starts_with("/ws/") => Reply::text(426, "WebSocket upgrade required\n"),
             _ => Reply::text(404, "not found\n"),
         }
