@@ -303,5 +303,63 @@ fn triggers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fill, triggers);
+/// A client's order entry through the engine: the journaled client record is parsed, risk
+/// checked, sent to the paper venue, and its ack and order updates are rendered as the JSON
+/// the client receives. One iteration = place a resting limit order + cancel it.
+fn order_entry(c: &mut Criterion) {
+    use tape_engine::desk::{ClientOp, ClientRecord, DeskSetup};
+    use tape_engine::engine::{Engine, EngineConfig};
+    use tape_engine::input::{RecordKind, CLIENT_SOURCE};
+    let mut e = Engine::new(EngineConfig {
+        instruments: vec![(Market::UsdM, "BTCUSDT".into(), 2, 3)],
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let setup = DeskSetup {
+        users: vec!["alice".into()],
+        max_open_orders: Some(100),
+        ..DeskSetup::default()
+    };
+    e.handle_record(
+        Nanos(1),
+        CLIENT_SOURCE,
+        RecordKind::DeskSetup as u16,
+        setup.to_payload().as_bytes(),
+    )
+    .unwrap();
+    // Distinct client ids so the order table never sees a duplicate.
+    let records: Vec<(Vec<u8>, Vec<u8>)> = (0..1u32 << 16)
+        .map(|n| {
+            let place = format!(
+                r#"{{"type":"place_order","id":{n},"symbol":"usdm:BTCUSDT","side":"buy","order_type":"limit","price":"60000.00","qty":"0.010","client_order_id":"b{n}"}}"#
+            );
+            let cancel = format!(r#"{{"type":"cancel_order","id":{n},"client_order_id":"b{n}"}}"#);
+            (
+                ClientRecord::encode(ClientOp::Command, 1, "alice", place.as_bytes()),
+                ClientRecord::encode(ClientOp::Command, 1, "alice", cancel.as_bytes()),
+            )
+        })
+        .collect();
+    let mut g = c.benchmark_group("desk");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    let mut now = 2u64;
+    g.bench_function("place_and_cancel_limit_order", |b| {
+        b.iter(|| {
+            let (place, cancel) = &records[i % records.len()];
+            i += 1;
+            now += 1_000_000;
+            for p in [place, cancel] {
+                e.handle_record(Nanos(now), CLIENT_SOURCE, RecordKind::Client as u16, p)
+                    .unwrap();
+                while let Some(o) = e.poll_output() {
+                    black_box(o);
+                }
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, fill, triggers, order_entry);
 criterion_main!(benches);
