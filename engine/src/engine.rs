@@ -227,6 +227,7 @@ impl Engine {
             Some(RecordKind::Link) => self.handle_link(now, source, payload),
             Some(RecordKind::DeskSetup) => self.handle_desk_setup(payload),
             Some(RecordKind::Client) => self.handle_client(now, payload),
+            Some(RecordKind::GatewayFrame) => self.handle_gateway_frame(now, payload),
             None => Err(Error::UnknownKind {
                 source_id: source,
                 kind,
@@ -312,6 +313,16 @@ impl Engine {
             .map_err(Error::Desk);
         self.flush_desk(now);
         res
+    }
+
+    fn handle_gateway_frame(&mut self, now: Nanos, payload: &[u8]) -> Result<(), Error> {
+        let desk = self
+            .desk
+            .as_deref_mut()
+            .ok_or(Error::Desk(DeskError::NoDesk))?;
+        desk.handle_gateway_frame(now, payload, &self.registry);
+        self.flush_desk(now);
+        Ok(())
     }
 
     fn flush_desk(&mut self, now: Nanos) {

@@ -36,11 +36,18 @@ pub enum RecordKind {
     /// A client session event or command (login, private subscribe, order entry, publish;
     /// see [`crate::desk::ClientRecord`]), on [`CLIENT_SOURCE`].
     Client = 6,
+    /// One text frame from the external order venue's WebSocket API (a response or a
+    /// user-data event), or a failure the io layer reports in the same shape, on
+    /// [`GATEWAY_SOURCE`].
+    GatewayFrame = 7,
 }
 
 /// The source id of client records ([`RecordKind::DeskSetup`], [`RecordKind::Client`]): not a
 /// feed, so it needs no [`RecordKind::SourceDef`].
 pub const CLIENT_SOURCE: u32 = u32::MAX;
+
+/// The source id of [`RecordKind::GatewayFrame`] records.
+pub const GATEWAY_SOURCE: u32 = u32::MAX - 1;
 
 impl RecordKind {
     /// The kind for a stored `u16`, if known.
@@ -52,6 +59,7 @@ impl RecordKind {
             4 => Some(RecordKind::Link),
             5 => Some(RecordKind::DeskSetup),
             6 => Some(RecordKind::Client),
+            7 => Some(RecordKind::GatewayFrame),
             _ => None,
         }
     }
@@ -65,6 +73,7 @@ impl RecordKind {
             RecordKind::Link => "link",
             RecordKind::DeskSetup => "desk_setup",
             RecordKind::Client => "client",
+            RecordKind::GatewayFrame => "gateway_frame",
         }
     }
 }

@@ -96,6 +96,11 @@ pub struct DeskSection {
     pub max_orders_per_sec: u32,
     /// Drawdown of PnL equity from its peak that raises an alert (decimal); empty = none.
     pub max_drawdown: String,
+    /// Where orders go: `paper` (inside the engine), or the order API of a `spot`, `usdm`
+    /// or `coinm` venue.
+    pub gateway: String,
+    /// That venue's WebSocket order API URL; empty = the in-process simulator's.
+    pub gateway_url: String,
 }
 
 impl Default for DeskSection {
@@ -111,6 +116,8 @@ impl Default for DeskSection {
             max_open_orders: 0,
             max_orders_per_sec: 0,
             max_drawdown: String::new(),
+            gateway: "paper".into(),
+            gateway_url: String::new(),
         }
     }
 }
@@ -130,8 +137,8 @@ impl Config {
             text.push_str(&format!("user={}\n", u.name));
         }
         text.push_str(&format!(
-            "quote_asset={}\nmark={}\nmaker_fee_bps={}\ntaker_fee_bps={}\n",
-            d.quote_asset, d.mark, d.maker_fee_bps, d.taker_fee_bps
+            "quote_asset={}\nmark={}\nmaker_fee_bps={}\ntaker_fee_bps={}\ngateway={}\n",
+            d.quote_asset, d.mark, d.maker_fee_bps, d.taker_fee_bps, d.gateway
         ));
         for (k, v) in [
             ("max_order_qty", &d.max_order_qty),
@@ -532,7 +539,20 @@ impl Config {
         if lv.snapshot_retry_ms == 0 {
             bail!("live.snapshot_retry_ms must be at least 1");
         }
-        self.desk_setup()?;
+        if let Some(setup) = self.desk_setup()? {
+            if setup.gateway.is_some() {
+                if self.feed_kind() == FeedKind::Replay {
+                    bail!("desk.gateway = {:?} needs a live feed ([[venue]]s or the simulator), not a journal replay", self.desk.gateway);
+                }
+                if self.feed_kind() == FeedKind::Live && self.desk.gateway_url.is_empty() {
+                    bail!("desk.gateway_url is required with [[venue]]s (the venue's WebSocket order API)");
+                }
+            }
+            if !self.desk.gateway_url.is_empty() {
+                tape_engine::live::WsUrl::parse(&self.desk.gateway_url)
+                    .map_err(|e| anyhow::anyhow!("desk.gateway_url: {e}"))?;
+            }
+        }
         for u in &self.users {
             tape_engine::auth::Roles::from_names(u.roles.iter().map(String::as_str))
                 .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?;

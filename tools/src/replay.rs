@@ -215,6 +215,7 @@ fn event_kind(e: &Event) -> &'static str {
             PrivateChannel::RiskAlerts => "private_risk_alerts",
             PrivateChannel::Signal => "private_signal",
             PrivateChannel::BotStatus => "private_bot_status",
+            PrivateChannel::Gateway => "gateway_request",
         },
     }
 }

@@ -138,6 +138,10 @@ pub fn live_config(
         snapshot_retry_ns: ms(lv.snapshot_retry_ms),
         max_snapshot_bytes: lv.max_snapshot_bytes,
         jitter_seed: std::process::id().into(),
+        gateway_url: (!cfg.users.is_empty()
+            && cfg.desk.gateway != "paper"
+            && !cfg.desk.gateway_url.is_empty())
+        .then(|| cfg.desk.gateway_url.clone()),
     })
 }
 
@@ -370,7 +374,19 @@ fn prepare(cfg: &Config) -> Result<(NodeConfig, Option<SimHandle>, String)> {
                     v.stream_url()
                 ));
             }
-            let live = live_config(cfg, venues, sim.ca_path())?;
+            let mut live = live_config(cfg, venues, sim.ca_path())?;
+            if let Some(m) = cfg.desk_setup()?.and_then(|d| d.gateway) {
+                if live.gateway_url.is_none() {
+                    live.gateway_url = sim
+                        .endpoints()
+                        .iter()
+                        .find(|e| e.market == m)
+                        .map(|e| e.api_url.clone());
+                }
+                if let Some(u) = &live.gateway_url {
+                    what.push_str(&format!("\n          orders {u}"));
+                }
+            }
             Ok((node_config_with(cfg, Some(live))?, Some(sim), what))
         }
         FeedKind::Live => {

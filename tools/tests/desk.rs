@@ -251,3 +251,214 @@ fn bracket_order_risk_alert_isolation_limits_and_replay() {
     assert_eq!(summary.digest, format!("{:016x}", live.value()));
     assert_eq!(summary.output_events, live.count());
 }
+
+struct GatewayNode {
+    sim: tape_tools::sim::SimHandle,
+    _certs: tempfile::TempDir,
+    _tmp: tempfile::TempDir,
+    rec: std::path::PathBuf,
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<tape_engine::output::Digest>,
+}
+
+/// The in-process simulator as the feed and (unless `url` names another) the order venue.
+fn gateway_node(url: Option<&str>) -> GatewayNode {
+    use tape_tools::run::{live_config, node_config_with, sim_venues};
+    use tape_tools::sim::{SimConfig, VenueSim};
+    let certs = tempfile::tempdir().unwrap();
+    let sim = VenueSim::start(SimConfig {
+        journal: root().join("fixtures/session"),
+        speed: 1,
+        repeat: false,
+        cert_dir: certs.path().to_owned(),
+        ..SimConfig::default()
+    })
+    .expect("sim starts");
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("rec");
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.status_interval_secs = 0;
+    cfg.engine.idle = tape_tools::config::Idle::Block;
+    cfg.live.webpki_roots = false;
+    cfg.live.stall_timeout_ms = 600_000;
+    cfg.live.snapshot_min_interval_ms = 50;
+    cfg.live.reconnect_initial_ms = 200;
+    cfg.feed.record = rec.display().to_string();
+    cfg.auth.secret = SECRET.into();
+    cfg.desk.gateway = "usdm".into();
+    cfg.users.push(UserSection {
+        name: "alice".into(),
+        roles: vec!["trader".into()],
+        max_connections: 0,
+    });
+    cfg.validate().unwrap();
+    let mut live = live_config(&cfg, sim_venues(&sim), sim.ca_path()).unwrap();
+    let api = sim
+        .endpoints()
+        .iter()
+        .find(|e| e.market == tape_engine::instrument::Market::UsdM)
+        .unwrap()
+        .api_url
+        .clone();
+    live.gateway_url = Some(url.map_or(api, str::to_owned));
+    let ncfg = node_config_with(&cfg, Some(live)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
+        tx.send(node.local_addr().expect("listening")).unwrap();
+        node.run(&s2, 0, |_| {}).unwrap();
+        node.engine().digest()
+    });
+    let addr = rx.recv_timeout(WAIT).unwrap();
+    GatewayNode {
+        sim,
+        _certs: certs,
+        _tmp: tmp,
+        rec,
+        addr,
+        stop,
+        handle,
+    }
+}
+
+/// The same bracket, but orders go to the venue simulator's order API through the gateway:
+/// the fills are the simulator's, reported over its user-data stream, journaled, and the
+/// recording replays to the live digest.
+#[test]
+fn bracket_order_against_the_simulator_through_the_order_gateway() {
+    let GatewayNode {
+        sim,
+        _certs,
+        _tmp,
+        rec,
+        addr,
+        stop,
+        handle,
+    } = gateway_node(None);
+    let deadline = Instant::now() + WAIT;
+    let token = token_for(SECRET.as_bytes(), "alice", EXP);
+    let mut alice = connect(addr, &format!("?token={token}"));
+    assert_eq!(next(&mut alice, deadline).unwrap()["type"], "authenticated");
+    send(
+        &mut alice,
+        json!({"type":"subscribe","channels":["orders","positions","portfolio"]}),
+    );
+    send(
+        &mut alice,
+        json!({"type":"subscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
+    );
+    let seen = until(&mut alice, deadline, |m| {
+        update(m, "bbo").is_some_and(|d| d["bid"].is_string() && d["ask"].is_string())
+    });
+    let bbo = update(seen.last().unwrap(), "bbo").unwrap();
+    let mid = (cents(&bbo["bid"]) + cents(&bbo["ask"])) / 2;
+    send(
+        &mut alice,
+        json!({"type":"unsubscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
+    );
+    let (tp, sl) = (mid + 100, mid - 100);
+    let px = |c: i64| format!("{}.{:02}", c / 100, c % 100);
+    send(
+        &mut alice,
+        json!({"type":"place_order","id":1,"symbol":"usdm:BTCUSDT","side":"buy",
+               "order_type":"market","qty":"0.010","take_profit":px(tp),"stop_loss":px(sl)}),
+    );
+    let mut log = until(&mut alice, deadline, |m| {
+        update(m, "positions").is_some_and(|d| d["side"] == "long")
+    });
+    let ack = log.iter().find(|m| m["type"] == "ack").expect("an ack");
+    let entry = ack["client_order_id"].as_str().unwrap().to_owned();
+    // The simulator's reports: acknowledged (it assigned an order id), then filled.
+    let fill = log
+        .iter()
+        .filter_map(|m| update(m, "orders"))
+        .find(|d| d["client_order_id"] == entry.as_str() && d["status"] == "filled")
+        .expect("the entry filled");
+    assert!(fill["venue_order_id"].is_u64(), "{fill}");
+    assert!(fill["fill"]["trade_id"].is_u64(), "{fill}");
+    log.extend(until(&mut alice, deadline, |m| {
+        update(m, "positions").is_some_and(|d| d["side"] == "flat")
+    }));
+    let exit = log
+        .iter()
+        .filter_map(|m| update(m, "orders"))
+        .rfind(|d| d["event"] == "order" && d["status"] == "filled")
+        .unwrap();
+    assert_eq!(exit["side"], "sell");
+    assert!(exit["venue_order_id"].is_u64(), "{exit}");
+    let exit_px = cents(&exit["avg_price"]);
+    assert!(exit_px >= tp || exit_px <= sl, "{exit}");
+    let (status, st) = http_get(addr, "/api/orders", Some(&token));
+    assert_eq!(
+        (status, st["data"].clone()),
+        (200, json!([])),
+        "no order left live"
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status: Value = serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let gw = &status["desk"]["gateway"];
+    assert_eq!(gw["connected"], true, "{status}");
+    assert!(
+        gw["requests"].as_u64() >= Some(2) && gw["reports"].as_u64() >= Some(2),
+        "{gw}"
+    );
+    assert_eq!(gw["failed"], 0, "{gw}");
+    stop.store(true, Ordering::Relaxed);
+    drop(alice);
+    let live_digest = handle.join().unwrap();
+    assert!(sim.stats().orders_placed >= 2, "{:?}", sim.stats());
+    let (summary, _) = tape_tools::replay::replay(&rec).unwrap();
+    assert_eq!(summary.digest, format!("{:016x}", live_digest.value()));
+}
+
+/// An unreachable order venue: the order is rejected (a journaled failure response), the
+/// engine keeps serving, and the recording replays to the same digest.
+#[test]
+fn an_unreachable_order_venue_rejects_orders_and_replays() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let n = gateway_node(Some(&format!("wss://127.0.0.1:{port}/ws-fapi/v1")));
+    let deadline = Instant::now() + WAIT;
+    let token = token_for(SECRET.as_bytes(), "alice", EXP);
+    let mut alice = connect(n.addr, &format!("?token={token}"));
+    assert_eq!(next(&mut alice, deadline).unwrap()["type"], "authenticated");
+    send(
+        &mut alice,
+        json!({"type":"subscribe","channels":["orders"]}),
+    );
+    send(
+        &mut alice,
+        json!({"type":"place_order","id":1,"symbol":"usdm:BTCUSDT","side":"buy",
+               "order_type":"limit","price":"60000.00","qty":"0.010"}),
+    );
+    let log = until(&mut alice, deadline, |m| {
+        update(m, "orders").is_some_and(|d| d["status"] == "rejected")
+    });
+    assert!(log.iter().any(|m| m["type"] == "ack"), "{log:?}");
+    // Still serving.
+    send(&mut alice, json!({"type":"get_orders","id":2}));
+    assert_eq!(
+        until(&mut alice, deadline, |m| m["type"] == "orders")
+            .last()
+            .unwrap()["data"],
+        json!([])
+    );
+    n.stop.store(true, Ordering::Relaxed);
+    drop(alice);
+    let live_digest = n.handle.join().unwrap();
+    assert_eq!(n.sim.stats().orders_placed, 0);
+    let (summary, _) = tape_tools::replay::replay(&n.rec).unwrap();
+    assert_eq!(summary.digest, format!("{:016x}", live_digest.value()));
+}

@@ -16,6 +16,7 @@
 //! order (see `docs/protocol.md`, "Private channels").
 
 mod command;
+mod gateway;
 mod render;
 mod setup;
 
@@ -25,6 +26,7 @@ mod tests;
 use std::collections::{BTreeMap, VecDeque};
 
 pub use command::{Command, CommandError};
+pub use gateway::GatewayStats;
 pub use setup::{DeskSetup, SetupError};
 
 use crate::account::{Accounts, InstrumentInfo, Reject};
@@ -64,6 +66,8 @@ pub enum PrivateChannel {
     Signal = 5,
     /// Bot status from publishers, to every subscriber.
     BotStatus = 6,
+    /// A request for the external order venue (sent by the io layer, never to clients).
+    Gateway = 7,
 }
 
 impl PrivateChannel {
@@ -87,6 +91,7 @@ impl PrivateChannel {
             PrivateChannel::RiskAlerts => "risk_alerts",
             PrivateChannel::Signal => "signal",
             PrivateChannel::BotStatus => "bot_status",
+            PrivateChannel::Gateway => "gateway",
         }
     }
 
@@ -247,7 +252,7 @@ impl<'a> ClientRecord<'a> {
 }
 
 /// Per user: the next `seq` of each private channel.
-type Seqs = [u64; 7];
+type Seqs = [u64; 8];
 
 /// Counters of the desk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -275,6 +280,8 @@ pub struct Desk {
     out: VecDeque<PrivateMsg>,
     json: JsonBuf,
     stats: DeskStats,
+    /// The external order venue, when the setup names one (else the paper venue).
+    gateway: Option<gateway::Gateway>,
 }
 
 impl Desk {
@@ -289,6 +296,7 @@ impl Desk {
                 .add_user(u, setup.account_config())
                 .map_err(|e| SetupError::User(u.clone(), e.to_string()))?;
         }
+        let gw = setup.gateway.map(gateway::Gateway::new);
         Ok(Desk {
             seqs: setup
                 .users
@@ -301,6 +309,7 @@ impl Desk {
             out: VecDeque::new(),
             json: JsonBuf::new(),
             stats: DeskStats::default(),
+            gateway: gw,
         })
     }
 
@@ -317,6 +326,19 @@ impl Desk {
     /// Counters.
     pub fn stats(&self) -> DeskStats {
         self.stats
+    }
+
+    /// Counters of the external order venue, when there is one.
+    pub fn gateway_stats(&self) -> Option<GatewayStats> {
+        self.gateway.as_ref().map(|g| g.stats)
+    }
+
+    /// Applies one frame from the external order venue (a response or a user-data event).
+    pub fn handle_gateway_frame(&mut self, now: Nanos, frame: &[u8], registry: &Registry) {
+        if let Some(g) = self.gateway.as_mut() {
+            g.handle_frame(now, frame, &mut self.accounts, registry);
+        }
+        self.drain(now, registry);
     }
 
     /// The next message, oldest first.
@@ -463,6 +485,10 @@ impl Desk {
     fn drain(&mut self, now: Nanos, registry: &Registry) {
         while let Some((user, ev)) = self.accounts.poll_event() {
             let user = user.as_str().to_owned();
+            if let crate::account::AccountEvent::Command(cmd) = &ev {
+                self.send(now, &user, cmd, registry);
+                continue;
+            }
             let Some(ch) = render::channel_of(&ev) else {
                 continue;
             };
@@ -472,6 +498,39 @@ impl Desk {
             let seq = self.next_seq(&user, ch);
             let json = render::event(&mut self.json, &ev, seq, now, registry);
             self.push(&user, ch, None, json);
+        }
+    }
+
+    /// Renders an order command for the external venue, or undoes it when it cannot be
+    /// sent (the account's events follow through `drain`).
+    fn send(
+        &mut self,
+        now: Nanos,
+        user: &str,
+        cmd: &crate::account::OrderCommand,
+        registry: &Registry,
+    ) {
+        let Some(g) = self.gateway.as_mut() else {
+            return;
+        };
+        match g.request(&mut self.json, user, cmd, registry) {
+            Ok(json) => {
+                let seq = self.next_seq(user, PrivateChannel::Gateway);
+                let _ = seq;
+                self.push(user, PrivateChannel::Gateway, None, json);
+            }
+            Err(_) => {
+                if let Some(a) = self.accounts.user_mut(user) {
+                    let _ = match cmd {
+                        crate::account::OrderCommand::Place(o) => {
+                            a.order_rejected(now, &o.client_order_id)
+                        }
+                        crate::account::OrderCommand::Cancel {
+                            client_order_id, ..
+                        } => a.cancel_rejected(now, client_order_id),
+                    };
+                }
+            }
         }
     }
 

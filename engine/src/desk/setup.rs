@@ -16,6 +16,7 @@
 //! max_open_orders=50
 //! max_orders_per_sec=10
 //! max_drawdown=5000
+//! gateway=paper
 //! ```
 //!
 //! Limits that are absent are off. Rendering then parsing gives the same setup.
@@ -24,6 +25,7 @@ use std::fmt::Write as _;
 
 use crate::account::{AccountConfig, Asset, Gateway, MarkSource, Money, PaperConfig, RiskLimits};
 use crate::fixed::{parse_decimal, Decimal};
+use crate::instrument::Market;
 
 /// Most users one desk holds.
 pub const MAX_USERS: usize = 1024;
@@ -74,6 +76,9 @@ pub struct DeskSetup {
     pub max_orders_per_sec: Option<u32>,
     /// Largest drawdown of PnL equity from its peak (alert only).
     pub max_drawdown: Option<Money>,
+    /// Where orders go: `None` = the paper venue inside the engine; `Some(market)` = an
+    /// external venue's WebSocket order API (its user data decoded as that market's).
+    pub gateway: Option<Market>,
 }
 
 impl Default for DeskSetup {
@@ -91,6 +96,7 @@ impl Default for DeskSetup {
             max_open_orders: None,
             max_orders_per_sec: None,
             max_drawdown: None,
+            gateway: None,
         }
     }
 }
@@ -110,11 +116,14 @@ impl DeskSetup {
                 max_drawdown: self.max_drawdown,
                 ..RiskLimits::default()
             },
-            gateway: Gateway::Paper(PaperConfig {
-                maker_fee_bps: self.maker_fee_bps,
-                taker_fee_bps: self.taker_fee_bps,
-                ..PaperConfig::default()
-            }),
+            gateway: match self.gateway {
+                Some(_) => Gateway::External,
+                None => Gateway::Paper(PaperConfig {
+                    maker_fee_bps: self.maker_fee_bps,
+                    taker_fee_bps: self.taker_fee_bps,
+                    ..PaperConfig::default()
+                }),
+            },
             ..AccountConfig::default()
         }
     }
@@ -134,6 +143,11 @@ impl DeskSetup {
         let _ = writeln!(s, "mark={mark}");
         let _ = writeln!(s, "maker_fee_bps={}", self.maker_fee_bps);
         let _ = writeln!(s, "taker_fee_bps={}", self.taker_fee_bps);
+        let _ = writeln!(
+            s,
+            "gateway={}",
+            self.gateway.map_or("paper", Market::as_str)
+        );
         let mut opt = |k: &str, v: Option<String>| {
             if let Some(v) = v {
                 let _ = writeln!(s, "{k}={v}");
@@ -190,6 +204,15 @@ impl DeskSetup {
                 "quote_asset" => {
                     Asset::new(v).map_err(|e| bad(&e.to_string()))?;
                     s.quote_asset = v.to_owned();
+                }
+                "gateway" => {
+                    s.gateway = match v {
+                        "paper" => None,
+                        m => Some(
+                            Market::parse(m)
+                                .ok_or_else(|| bad("must be paper, spot, usdm or coinm"))?,
+                        ),
+                    }
                 }
                 "mark" => {
                     s.mark = match v {

@@ -57,6 +57,7 @@ fn setup_round_trips_and_names_bad_keys() {
         max_open_orders: Some(7),
         max_orders_per_sec: Some(3),
         max_drawdown: Some(crate::account::Money::parse(b"50").unwrap()),
+        gateway: Some(Market::CoinM),
     };
     assert_eq!(DeskSetup::parse(s.to_payload().as_bytes()).unwrap(), s);
     for (text, needle) in [
@@ -173,4 +174,147 @@ proptest! {
             prop_assert!(serde_json::from_str::<serde_json::Value>(&m.json).is_ok(), "{}", m.json);
         }
     }
+}
+
+fn gateway_engine() -> Engine {
+    let mut e = Engine::new(EngineConfig {
+        instruments: vec![(Market::UsdM, "BTCUSDT".into(), 2, 3)],
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let setup = DeskSetup {
+        users: vec!["alice".into(), "bob".into()],
+        gateway: Some(Market::UsdM),
+        ..DeskSetup::default()
+    };
+    assert!(setup.to_payload().contains("gateway=usdm"));
+    e.handle_record(
+        Nanos(1),
+        CLIENT_SOURCE,
+        RecordKind::DeskSetup as u16,
+        setup.to_payload().as_bytes(),
+    )
+    .unwrap();
+    e
+}
+
+fn as_user(e: &mut Engine, user: &str, body: &str) -> Vec<PrivateMsg> {
+    let payload = ClientRecord::encode(ClientOp::Command, 1, user, body.as_bytes());
+    e.handle_record(Nanos(2), CLIENT_SOURCE, RecordKind::Client as u16, &payload)
+        .unwrap();
+    drain(e)
+}
+
+fn drain(e: &mut Engine) -> Vec<PrivateMsg> {
+    let mut v = Vec::new();
+    while let Some(o) = e.poll_output() {
+        if let Event::Private(m) = o.event {
+            v.push(m);
+        }
+    }
+    v
+}
+
+fn venue(e: &mut Engine, frame: &str) -> Vec<PrivateMsg> {
+    e.handle_record(
+        Nanos(3),
+        crate::input::GATEWAY_SOURCE,
+        RecordKind::GatewayFrame as u16,
+        frame.as_bytes(),
+    )
+    .unwrap();
+    drain(e)
+}
+
+fn otu(c: &str, x: &str, status: &str, l: &str, z: &str) -> String {
+    format!(
+        r#"{{"subscriptionId":0,"event":{{"e":"ORDER_TRADE_UPDATE","T":1,"E":1,"o":{{"s":"BTCUSDT","c":"{c}","S":"BUY","o":"LIMIT","f":"GTC","q":"0.010","p":"61000.00","ap":"61000.00","sp":"0","x":"{x}","X":"{status}","i":77,"l":"{l}","z":"{z}","L":"61000.00","N":"USDT","n":"0.01","T":1,"t":5,"b":"0","a":"0","m":true,"R":false,"wt":"CONTRACT_PRICE","ot":"LIMIT","ps":"BOTH","cp":false,"rp":"0","pP":false,"si":0,"ss":0,"V":"NONE","pm":"NONE","gtd":0}}}}}}"#
+    )
+}
+
+#[test]
+fn external_gateway_requests_reports_and_rejections() {
+    let mut e = gateway_engine();
+    let order = r#"{"type":"place_order","symbol":"BTCUSDT","side":"buy","order_type":"limit","price":"61000.00","qty":"0.010","client_order_id":"same"}"#;
+    // Both users pick the same client id: the venue gets two distinct ones.
+    let a = as_user(&mut e, "alice", order);
+    let b = as_user(&mut e, "bob", order);
+    let req = |out: &[PrivateMsg]| {
+        out.iter()
+            .find(|m| m.channel == PrivateChannel::Gateway)
+            .map(|m| serde_json::from_str::<serde_json::Value>(&m.json).unwrap())
+            .expect("a gateway request")
+    };
+    let (ra, rb) = (req(&a), req(&b));
+    assert_eq!(ra["method"], "order.place");
+    assert_eq!(ra["params"]["symbol"], "BTCUSDT");
+    assert_eq!(ra["params"]["side"], "BUY");
+    assert_eq!(ra["params"]["price"], "61000.00");
+    assert_eq!(ra["params"]["quantity"], "0.010");
+    assert_eq!(ra["params"]["timeInForce"], "GTC");
+    assert_eq!(ra["params"]["newClientOrderId"], "tg1");
+    assert_eq!(rb["params"]["newClientOrderId"], "tg2");
+    assert!(a
+        .iter()
+        .any(|m| m.json.contains("\"status\":\"pending_new\"")));
+    // The venue accepts alice's and fills it; the report reaches alice alone, under her id.
+    assert!(venue(&mut e, r#"{"id":1,"status":200,"result":{}}"#).is_empty());
+    let out = venue(&mut e, &otu("tg1", "NEW", "NEW", "0", "0"));
+    assert!(out.iter().all(|m| m.user == "alice"), "{out:?}");
+    let out = venue(&mut e, &otu("tg1", "TRADE", "FILLED", "0.010", "0.010"));
+    assert!(
+        out.iter().any(|m| m.channel == PrivateChannel::Orders
+            && m.json.contains("\"client_order_id\":\"same\"")
+            && m.json.contains("\"status\":\"filled\"")),
+        "{out:?}"
+    );
+    assert!(out
+        .iter()
+        .any(|m| m.channel == PrivateChannel::Positions && m.user == "alice"));
+    assert!(out.iter().all(|m| m.user == "alice"));
+    // The venue refuses bob's: his order is rejected.
+    let out = venue(
+        &mut e,
+        r#"{"id":2,"status":400,"error":{"code":-2010,"msg":"no"}}"#,
+    );
+    assert!(
+        out.iter()
+            .any(|m| m.user == "bob" && m.json.contains("\"status\":\"rejected\"")),
+        "{out:?}"
+    );
+    // A report for an order that is not the desk's, garbage, and account-wide events: counted.
+    assert!(venue(&mut e, &otu("elsewhere", "NEW", "NEW", "0", "0")).is_empty());
+    assert!(venue(&mut e, "{nope").is_empty());
+    let st = e.desk().unwrap().gateway_stats().unwrap();
+    assert_eq!(
+        (
+            st.requests,
+            st.rejected,
+            st.reports,
+            st.unattributed,
+            st.bad_frames
+        ),
+        (2, 1, 2, 1, 1)
+    );
+    // A cancel goes out under the venue id.
+    let out = as_user(
+        &mut e,
+        "alice",
+        r#"{"type":"place_order","symbol":"BTCUSDT","side":"sell","order_type":"limit","price":"62000.00","qty":"0.010","client_order_id":"s1"}"#,
+    );
+    assert_eq!(req(&out)["params"]["newClientOrderId"], "tg3");
+    venue(
+        &mut e,
+        &otu("tg3", "NEW", "NEW", "0", "0")
+            .replace("\"S\":\"BUY\"", "\"S\":\"SELL\"")
+            .replace("61000.00", "62000.00"),
+    );
+    let out = as_user(
+        &mut e,
+        "alice",
+        r#"{"type":"cancel_order","client_order_id":"s1"}"#,
+    );
+    let c = req(&out);
+    assert_eq!(c["method"], "order.cancel");
+    assert_eq!(c["params"]["origClientOrderId"], "tg3");
 }

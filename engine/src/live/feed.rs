@@ -13,6 +13,7 @@ use std::sync::Arc;
 use mio::{Registry, Token, Waker};
 
 use super::backoff::Backoff;
+use super::gateway::{GatewayIo, OrderGateway};
 use super::snapshot::{
     depth_url, FetcherOptions, SchedulerConfig, SnapshotFetcher, SnapshotJob, SnapshotRequest,
     SnapshotScheduler,
@@ -88,6 +89,8 @@ pub struct LiveConfig {
     pub max_snapshot_bytes: usize,
     /// Seed of the backoff jitter.
     pub jitter_seed: u64,
+    /// The venue's WebSocket order API (`wss://.../ws-fapi/v1`), when orders go to a venue.
+    pub gateway_url: Option<String>,
 }
 
 impl std::fmt::Debug for LiveConfig {
@@ -196,6 +199,8 @@ pub struct LiveFeed {
     started: bool,
     /// The scheduler was told something since it was last polled.
     sched_dirty: bool,
+    /// The order API connection, if any (token after the venues').
+    gateway: Option<OrderGateway>,
 }
 
 impl std::fmt::Debug for LiveFeed {
@@ -277,7 +282,30 @@ impl LiveFeed {
                 last_snapshot_error: String::new(),
             });
         }
+        let gateway = match &cfg.gateway_url {
+            Some(url) => Some(
+                OrderGateway::new(
+                    url,
+                    Token(first_token + 1 + venues.len()),
+                    WsOptions {
+                        // An order connection is quiet by nature: ping it, never call it
+                        // stalled.
+                        ping_after_ns: 10_000_000_000,
+                        stall_timeout_ns: u64::MAX / 4,
+                        ..opts.clone()
+                    },
+                    Backoff::new(
+                        cfg.reconnect_initial_ns,
+                        cfg.reconnect_max_ns,
+                        cfg.jitter_seed.wrapping_add(u64::from(u32::MAX)),
+                    ),
+                )
+                .map_err(|e| std::io::Error::other(format!("gateway_url: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(LiveFeed {
+            gateway,
             venues,
             first_token,
             waker,
@@ -355,7 +383,7 @@ impl LiveFeed {
         token
             .0
             .checked_sub(self.first_token)
-            .is_some_and(|off| off <= self.venues.len())
+            .is_some_and(|off| off <= self.venues.len() + usize::from(self.gateway.is_some()))
     }
 
     /// Handles a readiness event for a token this feed [`owns`](Self::owns).
@@ -371,10 +399,33 @@ impl LiveFeed {
             for i in 0..self.venues.len() {
                 self.progress(i, registry, clock);
             }
+            if let Some(g) = self.gateway.as_mut() {
+                g.progress(registry, clock, &mut self.queue);
+            }
             self.drain_snapshots(clock);
         } else if off <= self.venues.len() {
             self.progress(off - 1, registry, clock);
+        } else if let Some(g) = self.gateway.as_mut() {
+            g.progress(registry, clock, &mut self.queue);
         }
+    }
+
+    /// Sends one order-API request (rendered by the desk) on the order gateway; without one,
+    /// or when it cannot be sent, an error response is queued as a record instead.
+    pub fn send_order(&mut self, now: u64, json: &str) {
+        match self.gateway.as_mut() {
+            Some(g) => g.send(now, json, &mut self.queue),
+            None => {
+                if let Some(rec) = OrderGateway::unconfigured_failure(json) {
+                    self.queue.push_back(LiveRecord { recv: now, ..rec });
+                }
+            }
+        }
+    }
+
+    /// io figures of the order gateway, if there is one.
+    pub fn gateway_io(&self) -> Option<GatewayIo> {
+        self.gateway.as_ref().map(OrderGateway::io)
     }
 
     fn progress(&mut self, i: usize, registry: &Registry, clock: &mut impl FnMut() -> u64) {
@@ -432,6 +483,14 @@ impl LiveFeed {
     /// Timers: reconnects due, connection deadlines, snapshot requests and timeouts, helper
     /// results. Call once per loop iteration (it is cheap when nothing is due).
     pub fn poll(&mut self, registry: &Registry, now: u64, clock: &mut impl FnMut() -> u64) {
+        if let Some(g) = self.gateway.as_mut() {
+            if now >= g.next_deadline() {
+                let waker = self.waker.clone();
+                g.poll(registry, now, clock, &mut self.queue, move || {
+                    let _ = waker.wake();
+                });
+            }
+        }
         for i in 0..self.venues.len() {
             let v = &mut self.venues[i];
             if now >= v.next_attempt {
@@ -520,7 +579,12 @@ impl LiveFeed {
             .iter()
             .map(|v| v.next_attempt.min(v.conn.next_deadline()))
             .min()
-            .unwrap_or(u64::MAX);
+            .unwrap_or(u64::MAX)
+            .min(
+                self.gateway
+                    .as_ref()
+                    .map_or(u64::MAX, OrderGateway::next_deadline),
+            );
         conns.min(self.scheduler.poll_timeout().unwrap_or(u64::MAX))
     }
 
@@ -548,6 +612,9 @@ impl LiveFeed {
 
     /// Closes every connection (close frames where open); their `down` records are queued.
     pub fn close_all(&mut self, registry: &Registry, clock: &mut impl FnMut() -> u64) {
+        if let Some(g) = self.gateway.as_mut() {
+            g.close(registry, clock);
+        }
         for i in 0..self.venues.len() {
             self.venues[i].next_attempt = u64::MAX;
             self.drive(i, clock, false, |conn, sink| conn.close(registry, sink));

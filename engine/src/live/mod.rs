@@ -13,11 +13,13 @@
 //! - `ws`: one venue WebSocket connection on the engine's mio loop (resolve, TCP, TLS,
 //!   handshake, frames, pings, stall detection).
 //! - `backoff`: reconnect delays, exponential with full jitter.
+//! - `gateway`: the order gateway, one WebSocket to a venue's order API.
 //! - `feed`: [`LiveFeed`], every venue connection with its reconnects and snapshots, as a
 //!   queue of journal records for the node.
 
 mod backoff;
 mod feed;
+mod gateway;
 mod https;
 mod snapshot;
 #[cfg(test)]
@@ -27,6 +29,7 @@ mod ws;
 
 pub use backoff::Backoff;
 pub use feed::{LiveConfig, LiveFeed, LiveRecord, VenueIo, VenueSpec};
+pub use gateway::GatewayIo;
 pub use https::{HttpClient, HttpError, HttpResponse, Scheme, Url, MAX_HEAD_BYTES};
 pub use snapshot::{
     depth_url, FetcherOptions, SchedulerConfig, SchedulerCounters, SnapshotDone, SnapshotFetcher,

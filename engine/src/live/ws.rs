@@ -526,6 +526,19 @@ impl WsConn {
         self.down(sink, reason);
     }
 
+    /// Sends one text frame on an open connection. A full socket keeps it queued in
+    /// tungstenite (flushed on the next readiness event); `Err` is why it cannot be sent.
+    pub(crate) fn send_text(&mut self, text: &str) -> Result<(), String> {
+        let Phase::Open(ws) = &mut self.phase else {
+            return Err("not connected".into());
+        };
+        match ws.send(Message::text(text)) {
+            Ok(()) => Ok(()),
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
     /// Closes politely (shutdown): a close frame if open, then the socket is dropped.
     pub(crate) fn close(&mut self, registry: &Registry, sink: &mut impl WsSink) {
         if let Phase::Open(ws) = &mut self.phase {

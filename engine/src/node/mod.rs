@@ -517,8 +517,12 @@ impl Node {
     /// subscriptions, order entry), in order.
     fn drain_client_records(&mut self, now: u64) -> std::io::Result<()> {
         while let Some((kind, payload)) = self.hub.poll_record() {
+            let live = match &mut self.feed {
+                Feed::Live(l) => Some(&mut **l),
+                Feed::Replay(_) => None,
+            };
             handle_input(
-                &mut parts!(self, None),
+                &mut parts!(self, live),
                 now,
                 crate::input::CLIENT_SOURCE,
                 kind,
@@ -780,6 +784,15 @@ fn handle_input(
     let t_applied = timer.last();
     let before = p.hub.stats_delivered();
     while let Some(out) = p.engine.poll_output() {
+        if let Event::Private(m) = &out.event {
+            if m.channel == crate::desk::PrivateChannel::Gateway {
+                // Orders for the venue: sent now; a failure comes back as a record.
+                if let Some(live) = p.live.as_deref_mut() {
+                    live.send_order(t_read, &m.json);
+                }
+                continue;
+            }
+        }
         p.hub.handle_output(&out, p.engine);
         if let (
             Some(live),

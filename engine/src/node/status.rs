@@ -202,6 +202,7 @@ impl Node {
             },
             "books": books,
             "venues": self.venues_json(now),
+            "desk": self.desk_json(),
             "net": {
                 "accepted": net.accepted,
                 "rejected_over_cap": net.rejected_over_cap,
@@ -219,6 +220,50 @@ impl Node {
         let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into());
         s.push('\n');
         s
+    }
+
+    /// The trading desk and the private sessions, when configured.
+    fn desk_json(&self) -> Value {
+        let Some(d) = self.engine.desk() else {
+            return Value::Null;
+        };
+        let st = d.stats();
+        let p = self.hub.private_stats();
+        let gateway = match (&self.feed, d.gateway_stats()) {
+            (_, None) => Value::Null,
+            (feed, Some(g)) => {
+                let io = match feed {
+                    super::Feed::Live(l) => l.gateway_io(),
+                    super::Feed::Replay(_) => None,
+                };
+                json!({
+                    "requests": g.requests,
+                    "rejected": g.rejected,
+                    "reports": g.reports,
+                    "unattributed": g.unattributed,
+                    "bad_frames": g.bad_frames,
+                    "url": io.as_ref().map(|i| i.url.clone()),
+                    "connected": io.as_ref().map(|i| i.connected),
+                    "connects": io.as_ref().map(|i| i.connects),
+                    "sent": io.as_ref().map(|i| i.sent),
+                    "failed": io.as_ref().map(|i| i.failed),
+                    "last_down": io.as_ref().map(|i| i.last_down.clone()),
+                })
+            }
+        };
+        json!({
+            "users": d.setup().users.len(),
+            "client_records": st.records,
+            "accepted": st.accepted,
+            "refused": st.refused,
+            "risk_alerts": st.risk_alerts,
+            "published": st.published,
+            "logins": p.logins,
+            "auth_failures": p.auth_failures,
+            "user_limit_refused": p.user_limit_refused,
+            "private_delivered": p.delivered,
+            "gateway": gateway,
+        })
     }
 
     fn feed_passes(&self) -> u64 {
