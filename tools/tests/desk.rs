@@ -288,11 +288,14 @@ fn gateway_node(url: Option<&str>) -> GatewayNode {
     cfg.feed.record = rec.display().to_string();
     cfg.auth.secret = SECRET.into();
     cfg.desk.gateway = "usdm".into();
-    cfg.users.push(UserSection {
-        name: "alice".into(),
-        roles: vec!["trader".into()],
-        max_connections: 0,
-    });
+    cfg.desk.max_order_qty = "1".into();
+    for name in ["alice", "bob"] {
+        cfg.users.push(UserSection {
+            name: name.into(),
+            roles: vec!["trader".into()],
+            max_connections: 0,
+        });
+    }
     cfg.validate().unwrap();
     let mut live = live_config(&cfg, sim_venues(&sim), sim.ca_path()).unwrap();
     let api = sim
@@ -343,10 +346,16 @@ fn bracket_order_against_the_simulator_through_the_order_gateway() {
     let token = token_for(SECRET.as_bytes(), "alice", EXP);
     let mut alice = connect(addr, &format!("?token={token}"));
     assert_eq!(next(&mut alice, deadline).unwrap()["type"], "authenticated");
-    send(
-        &mut alice,
-        json!({"type":"subscribe","channels":["orders","positions","portfolio"]}),
-    );
+    let bob_token = token_for(SECRET.as_bytes(), "bob", EXP);
+    let mut bob = connect(addr, &format!("?token={bob_token}"));
+    assert_eq!(next(&mut bob, deadline).unwrap()["user"], "bob");
+    for ws in [&mut alice, &mut bob] {
+        send(
+            ws,
+            json!({"type":"subscribe","channels":["orders","positions","portfolio","risk_alerts"]}),
+        );
+        until(ws, deadline, |m| m["type"] == "subscribed");
+    }
     send(
         &mut alice,
         json!({"type":"subscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
@@ -380,9 +389,60 @@ fn bracket_order_against_the_simulator_through_the_order_gateway() {
         .expect("the entry filled");
     assert!(fill["venue_order_id"].is_u64(), "{fill}");
     assert!(fill["fill"]["trade_id"].is_u64(), "{fill}");
+    // A risk violation never reaches the venue: refused with an alert.
+    send(
+        &mut alice,
+        json!({"type":"place_order","id":2,"symbol":"usdm:BTCUSDT","side":"buy",
+               "order_type":"market","qty":"5.000"}),
+    );
+    let got = until(&mut alice, deadline, |m| update(m, "risk_alerts").is_some());
+    let err = got
+        .iter()
+        .find(|m| m["type"] == "error")
+        .expect("an error reply");
+    assert_eq!(
+        (err["code"].clone(), err["id"].clone()),
+        (json!(4021), json!(2))
+    );
+    assert_eq!(
+        update(got.last().unwrap(), "risk_alerts").unwrap()["alert_type"],
+        "order_qty"
+    );
+    log.extend(got);
     log.extend(until(&mut alice, deadline, |m| {
         update(m, "positions").is_some_and(|d| d["side"] == "flat")
     }));
+    let portfolios: Vec<&Value> = log.iter().filter_map(|m| update(m, "portfolio")).collect();
+    assert!(
+        portfolios.iter().any(|p| p["open_positions"] == 1),
+        "{portfolios:?}"
+    );
+    // A trailing stop: armed at the venue-fed book, its peak and stop are streamed.
+    send(
+        &mut alice,
+        json!({"type":"place_trailing","id":3,"symbol":"usdm:BTCUSDT","side":"sell",
+               "qty":"0.010","offset":"0.50"}),
+    );
+    let trail = until(&mut alice, deadline, |m| {
+        update(m, "orders").is_some_and(|d| d["event"] == "trailing")
+    });
+    let adv = trail.iter().find(|m| m["type"] == "ack").expect("an ack")["advanced_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = update(trail.last().unwrap(), "orders").unwrap();
+    assert_eq!(t["advanced_id"], adv.as_str());
+    assert_eq!(cents(&t["peak"]) - cents(&t["stop"]), 50, "{t}");
+    send(
+        &mut alice,
+        json!({"type":"cancel_order","id":4,"advanced_id":adv}),
+    );
+    // (An error if the stop already fired in between: either way the advanced order is over.)
+    until(&mut alice, deadline, |m| m["id"] == 4);
+    // Bob subscribed the same channels: nothing of Alice's came before his own answer.
+    send(&mut bob, json!({"type":"get_orders","id":"b"}));
+    let bob_saw = until(&mut bob, deadline, |m| m["type"] == "orders");
+    assert_eq!(bob_saw.len(), 1, "bob saw {bob_saw:?}");
     let exit = log
         .iter()
         .filter_map(|m| update(m, "orders"))
@@ -416,6 +476,7 @@ fn bracket_order_against_the_simulator_through_the_order_gateway() {
     assert_eq!(gw["failed"], 0, "{gw}");
     stop.store(true, Ordering::Relaxed);
     drop(alice);
+    drop(bob);
     let live_digest = handle.join().unwrap();
     assert!(sim.stats().orders_placed >= 2, "{:?}", sim.stats());
     let (summary, _) = tape_tools::replay::replay(&rec).unwrap();

@@ -176,7 +176,9 @@ impl Hub {
                 status,
                 private,
             } => {
-                if !private.is_empty() {
+                if private.is_empty() {
+                    self.record_market_subscribe(idx, text);
+                } else {
                     self.private_subscribe(idx, id, &private, true, text);
                 }
                 if !channels.is_empty() || status || private.is_empty() {
@@ -189,7 +191,9 @@ impl Hub {
                 status,
                 private,
             } => {
-                if !private.is_empty() {
+                if private.is_empty() {
+                    self.record_market_subscribe(idx, text);
+                } else {
                     self.private_subscribe(idx, id, &private, false, text);
                 }
                 if !channels.is_empty() || status || private.is_empty() {

@@ -283,6 +283,15 @@ impl Hub {
         true
     }
 
+    /// Journals a market-only (un)subscribe of an authenticated session (private ones are
+    /// journaled by `private_subscribe`); anonymous sessions have no user to name.
+    pub(super) fn record_market_subscribe(&mut self, idx: usize, text: &str) {
+        let conn = self.conn_mut(idx).id;
+        if let Some(user) = self.private.sessions.get(&conn).map(|s| s.user.clone()) {
+            self.record(ClientOp::Subscribe, conn, &user, text.as_bytes());
+        }
+    }
+
     /// Drops `conn`'s session (if any) when it closes.
     pub(super) fn end_session(&mut self, conn: ConnId) {
         let Some(s) = self.private.sessions.remove(&conn) else {
