@@ -98,6 +98,82 @@ fn cents(v: &Value) -> i64 {
     i.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap()
 }
 
+/// A node on a background thread: its address, its stop flag, and its digest at the end.
+fn spawn_node(
+    ncfg: tape_engine::node::NodeConfig,
+) -> (
+    SocketAddr,
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<tape_engine::output::Digest>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
+        tx.send(node.local_addr().expect("listening")).unwrap();
+        node.run(&s2, 0, |_| {}).unwrap();
+        node.engine().digest()
+    });
+    (rx.recv_timeout(WAIT).unwrap(), stop, handle)
+}
+
+/// Waits for a live USD-M BTCUSDT book; its mid in cents.
+fn usdm_btc_mid(ws: &mut Ws, deadline: Instant) -> i64 {
+    send(
+        ws,
+        json!({"type":"subscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
+    );
+    let seen = until(ws, deadline, |m| {
+        update(m, "bbo").is_some_and(|d| d["bid"].is_string() && d["ask"].is_string())
+    });
+    let bbo = update(seen.last().unwrap(), "bbo").unwrap();
+    let mid = (cents(&bbo["bid"]) + cents(&bbo["ask"])) / 2;
+    send(
+        ws,
+        json!({"type":"unsubscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
+    );
+    mid
+}
+
+/// A market buy of 0.010 with take-profit and stop-loss 1.00 either side of `mid`, read
+/// until the position is long: (take-profit, stop-loss, entry id, what was read).
+fn buy_bracket(
+    ws: &mut Ws,
+    deadline: Instant,
+    id: u64,
+    mid: i64,
+) -> (i64, i64, String, Vec<Value>) {
+    let (tp, sl) = (mid + 100, mid - 100);
+    let px = |c: i64| format!("{}.{:02}", c / 100, c % 100);
+    send(
+        ws,
+        json!({"type":"place_order","id":id,"symbol":"usdm:BTCUSDT","side":"buy",
+               "order_type":"market","qty":"0.010","take_profit":px(tp),"stop_loss":px(sl)}),
+    );
+    let log = until(ws, deadline, |m| {
+        update(m, "positions").is_some_and(|d| d["side"] == "long")
+    });
+    let ack = log.iter().find(|m| m["type"] == "ack").expect("an ack");
+    assert_eq!(ack["id"], id);
+    let entry = ack["client_order_id"].as_str().unwrap().to_owned();
+    (tp, sl, entry, log)
+}
+
+/// The last filled order of `log` is a sell at or beyond one of the bracket's legs.
+fn assert_leg_closed(log: &[Value], tp: i64, sl: i64) -> Value {
+    let exit = log
+        .iter()
+        .filter_map(|m| update(m, "orders"))
+        .rfind(|d| d["event"] == "order" && d["status"] == "filled")
+        .unwrap()
+        .clone();
+    assert_eq!(exit["side"], "sell");
+    let exit_px = cents(&exit["avg_price"]);
+    assert!(exit_px >= tp || exit_px <= sl, "{exit}");
+    exit
+}
+
 #[test]
 fn bracket_order_risk_alert_isolation_limits_and_replay() {
     let tmp = tempfile::tempdir().unwrap();
@@ -120,17 +196,7 @@ fn bracket_order_risk_alert_isolation_limits_and_replay() {
         });
     }
     cfg.validate().unwrap();
-    let ncfg = node_config(&cfg).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let s2 = Arc::clone(&stop);
-    let handle = std::thread::spawn(move || {
-        let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
-        tx.send(node.local_addr().expect("listening")).unwrap();
-        node.run(&s2, 0, |_| {}).unwrap();
-        node.engine().digest()
-    });
-    let addr = rx.recv_timeout(WAIT).unwrap();
+    let (addr, stop, handle) = spawn_node(node_config(&cfg).unwrap());
     let deadline = Instant::now() + WAIT;
     let alice_token = token_for(SECRET.as_bytes(), "alice", EXP);
     let bob_token = token_for(SECRET.as_bytes(), "bob", EXP);
@@ -152,33 +218,8 @@ fn bracket_order_risk_alert_isolation_limits_and_replay() {
         );
         until(ws, deadline, |m| m["type"] == "subscribed");
     }
-    // Wait for a live USD-M BTCUSDT book.
-    send(
-        &mut alice,
-        json!({"type":"subscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
-    );
-    let seen = until(&mut alice, deadline, |m| {
-        update(m, "bbo").is_some_and(|d| d["bid"].is_string() && d["ask"].is_string())
-    });
-    let bbo = update(seen.last().unwrap(), "bbo").unwrap();
-    let mid = (cents(&bbo["bid"]) + cents(&bbo["ask"])) / 2;
-    send(
-        &mut alice,
-        json!({"type":"unsubscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
-    );
-    let (tp, sl) = (mid + 100, mid - 100);
-    let px = |c: i64| format!("{}.{:02}", c / 100, c % 100);
-    send(
-        &mut alice,
-        json!({"type":"place_order","id":7,"symbol":"usdm:BTCUSDT","side":"buy",
-               "order_type":"market","qty":"0.010","take_profit":px(tp),"stop_loss":px(sl)}),
-    );
-    let mut log = until(&mut alice, deadline, |m| {
-        update(m, "positions").is_some_and(|d| d["side"] == "long")
-    });
-    let ack = log.iter().find(|m| m["type"] == "ack").expect("an ack");
-    assert_eq!(ack["id"], 7);
-    let entry = ack["client_order_id"].as_str().unwrap().to_owned();
+    let mid = usdm_btc_mid(&mut alice, deadline);
+    let (tp, sl, entry, mut log) = buy_bracket(&mut alice, deadline, 7, mid);
     assert!(log.iter().any(|m| update(m, "orders")
         .is_some_and(|d| d["client_order_id"] == entry.as_str() && d["status"] == "filled")));
 
@@ -206,14 +247,7 @@ fn bracket_order_risk_alert_isolation_limits_and_replay() {
     log.extend(until(&mut alice, deadline, |m| {
         update(m, "positions").is_some_and(|d| d["side"] == "flat")
     }));
-    let exit = log
-        .iter()
-        .filter_map(|m| update(m, "orders"))
-        .rfind(|d| d["event"] == "order" && d["status"] == "filled")
-        .unwrap();
-    assert_eq!(exit["side"], "sell");
-    let exit_px = cents(&exit["avg_price"]);
-    assert!(exit_px >= tp || exit_px <= sl, "{exit}");
+    assert_leg_closed(&log, tp, sl);
     assert!(log.iter().any(|m| update(m, "portfolio").is_some()));
 
     // HTTP snapshots with the same token.
@@ -306,17 +340,7 @@ fn gateway_node(url: Option<&str>) -> GatewayNode {
         .api_url
         .clone();
     live.gateway_url = Some(url.map_or(api, str::to_owned));
-    let ncfg = node_config_with(&cfg, Some(live)).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let s2 = Arc::clone(&stop);
-    let handle = std::thread::spawn(move || {
-        let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
-        tx.send(node.local_addr().expect("listening")).unwrap();
-        node.run(&s2, 0, |_| {}).unwrap();
-        node.engine().digest()
-    });
-    let addr = rx.recv_timeout(WAIT).unwrap();
+    let (addr, stop, handle) = spawn_node(node_config_with(&cfg, Some(live)).unwrap());
     GatewayNode {
         sim,
         _certs: certs,
@@ -356,31 +380,8 @@ fn bracket_order_against_the_simulator_through_the_order_gateway() {
         );
         until(ws, deadline, |m| m["type"] == "subscribed");
     }
-    send(
-        &mut alice,
-        json!({"type":"subscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
-    );
-    let seen = until(&mut alice, deadline, |m| {
-        update(m, "bbo").is_some_and(|d| d["bid"].is_string() && d["ask"].is_string())
-    });
-    let bbo = update(seen.last().unwrap(), "bbo").unwrap();
-    let mid = (cents(&bbo["bid"]) + cents(&bbo["ask"])) / 2;
-    send(
-        &mut alice,
-        json!({"type":"unsubscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
-    );
-    let (tp, sl) = (mid + 100, mid - 100);
-    let px = |c: i64| format!("{}.{:02}", c / 100, c % 100);
-    send(
-        &mut alice,
-        json!({"type":"place_order","id":1,"symbol":"usdm:BTCUSDT","side":"buy",
-               "order_type":"market","qty":"0.010","take_profit":px(tp),"stop_loss":px(sl)}),
-    );
-    let mut log = until(&mut alice, deadline, |m| {
-        update(m, "positions").is_some_and(|d| d["side"] == "long")
-    });
-    let ack = log.iter().find(|m| m["type"] == "ack").expect("an ack");
-    let entry = ack["client_order_id"].as_str().unwrap().to_owned();
+    let mid = usdm_btc_mid(&mut alice, deadline);
+    let (tp, sl, entry, mut log) = buy_bracket(&mut alice, deadline, 1, mid);
     // The simulator's reports: acknowledged (it assigned an order id), then filled.
     let fill = log
         .iter()
@@ -443,15 +444,8 @@ fn bracket_order_against_the_simulator_through_the_order_gateway() {
     send(&mut bob, json!({"type":"get_orders","id":"b"}));
     let bob_saw = until(&mut bob, deadline, |m| m["type"] == "orders");
     assert_eq!(bob_saw.len(), 1, "bob saw {bob_saw:?}");
-    let exit = log
-        .iter()
-        .filter_map(|m| update(m, "orders"))
-        .rfind(|d| d["event"] == "order" && d["status"] == "filled")
-        .unwrap();
-    assert_eq!(exit["side"], "sell");
+    let exit = assert_leg_closed(&log, tp, sl);
     assert!(exit["venue_order_id"].is_u64(), "{exit}");
-    let exit_px = cents(&exit["avg_price"]);
-    assert!(exit_px >= tp || exit_px <= sl, "{exit}");
     let (status, st) = http_get(addr, "/api/orders", Some(&token));
     assert_eq!(
         (status, st["data"].clone()),

@@ -534,41 +534,33 @@ impl Desk {
         }
     }
 
-    /// `get_orders`: the user's live orders, rendered into `j` (`None`: unknown user).
-    pub(crate) fn orders_json(
+    /// A snapshot of the user's state (`get_orders`, `get_positions`, `get_portfolio` and
+    /// their `/api/*` twins), rendered into `j`; `None` for an unknown user.
+    pub(crate) fn snapshot_json(
         &self,
         j: &mut JsonBuf,
+        what: Snapshot,
         user: &str,
         id: Option<&str>,
         now: Nanos,
         registry: &Registry,
     ) -> Option<String> {
         let a = self.accounts.user(user)?;
-        Some(render::orders_snapshot(j, a, id, now, registry))
+        Some(match what {
+            Snapshot::Orders => render::orders_snapshot(j, a, id, now, registry),
+            Snapshot::Positions => render::positions_snapshot(j, a, id, now, registry),
+            Snapshot::Portfolio => render::portfolio_snapshot(j, a, id, now),
+        })
     }
+}
 
-    /// `get_positions`: the user's positions, rendered into `j`.
-    pub(crate) fn positions_json(
-        &self,
-        j: &mut JsonBuf,
-        user: &str,
-        id: Option<&str>,
-        now: Nanos,
-        registry: &Registry,
-    ) -> Option<String> {
-        let a = self.accounts.user(user)?;
-        Some(render::positions_snapshot(j, a, id, now, registry))
-    }
-
-    /// `get_portfolio`: the user's portfolio and balances, rendered into `j`.
-    pub(crate) fn portfolio_json(
-        &self,
-        j: &mut JsonBuf,
-        user: &str,
-        id: Option<&str>,
-        now: Nanos,
-    ) -> Option<String> {
-        let a = self.accounts.user(user)?;
-        Some(render::portfolio_snapshot(j, a, id, now))
-    }
+/// Which snapshot of a user's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshot {
+    /// Live orders.
+    Orders,
+    /// Positions.
+    Positions,
+    /// Portfolio summary and balances.
+    Portfolio,
 }

@@ -400,6 +400,22 @@ fn snapshot_head(j: &mut JsonBuf, kind: &str, id: Option<&str>, now: Nanos) {
     j.raw(",\"data\":");
 }
 
+/// Appends `items` as a JSON array, each rendered by `each`.
+fn array<T>(
+    j: &mut JsonBuf,
+    items: impl Iterator<Item = T>,
+    mut each: impl FnMut(&mut JsonBuf, T),
+) {
+    j.raw("[");
+    for (k, item) in items.enumerate() {
+        if k > 0 {
+            j.raw(",");
+        }
+        each(j, item);
+    }
+    j.raw("]");
+}
+
 /// `get_orders`: live orders, in client-id order.
 pub(super) fn orders_snapshot(
     j: &mut JsonBuf,
@@ -409,16 +425,12 @@ pub(super) fn orders_snapshot(
     registry: &Registry,
 ) -> String {
     snapshot_head(j, "orders", id, now);
-    j.raw("[");
-    for (k, o) in a.orders().live().enumerate() {
-        if k > 0 {
-            j.raw(",");
-        }
+    array(j, a.orders().live(), |j, o| {
         j.raw("{");
         order_fields(j, o, registry);
         j.raw("}");
-    }
-    j.raw("]}");
+    });
+    j.raw("}");
     j.as_str().to_owned()
 }
 
@@ -431,17 +443,9 @@ pub(super) fn positions_snapshot(
     registry: &Registry,
 ) -> String {
     snapshot_head(j, "positions", id, now);
-    j.raw("[");
-    let mut first = true;
-    for p in a.positions() {
-        let Ok(u) = p.snapshot() else { continue };
-        if !first {
-            j.raw(",");
-        }
-        first = false;
-        position(j, &u, registry);
-    }
-    j.raw("]}");
+    let updates = a.positions().filter_map(|p| p.snapshot().ok());
+    array(j, updates, |j, u| position(j, &u, registry));
+    j.raw("}");
     j.as_str().to_owned()
 }
 
@@ -455,13 +459,8 @@ pub(super) fn portfolio_snapshot(
     snapshot_head(j, "portfolio", id, now);
     j.raw("{\"summary\":");
     portfolio(j, a.portfolio());
-    j.raw(",\"balances\":[");
-    for (k, b) in a.balances().iter().enumerate() {
-        if k > 0 {
-            j.raw(",");
-        }
-        balance(j, b);
-    }
-    j.raw("]}}");
+    j.raw(",\"balances\":");
+    array(j, a.balances().iter(), balance);
+    j.raw("}}");
     j.as_str().to_owned()
 }

@@ -602,11 +602,12 @@ impl Node {
         };
         let mut j = crate::server::json::JsonBuf::new();
         let registry = self.engine.registry();
-        let body = match what {
-            "orders" => desk.orders_json(&mut j, &user, None, Nanos(now), registry),
-            "positions" => desk.positions_json(&mut j, &user, None, Nanos(now), registry),
-            _ => desk.portfolio_json(&mut j, &user, None, Nanos(now)),
+        let what = match what {
+            "orders" => crate::desk::Snapshot::Orders,
+            "positions" => crate::desk::Snapshot::Positions,
+            _ => crate::desk::Snapshot::Portfolio,
         };
+        let body = desk.snapshot_json(&mut j, what, &user, None, Nanos(now), registry);
         match body {
             Some(b) => (200, b),
             None => err(404, "this user has no account on the desk"),

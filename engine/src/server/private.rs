@@ -16,7 +16,7 @@ use super::request::PrivateKind;
 use super::{ConnId, Hub, CLOSE_TOO_MANY_CONNECTIONS};
 use crate::auth::{AuthError, Authenticator, Role, Roles};
 use crate::desk::{
-    ClientOp, ClientRecord, PrivateChannel, PrivateMsg, E_FORBIDDEN, E_ORDER_REJECTED,
+    ClientOp, ClientRecord, PrivateChannel, PrivateMsg, Snapshot, E_FORBIDDEN, E_ORDER_REJECTED,
     E_UNAUTHORIZED,
 };
 use crate::engine::Engine;
@@ -411,18 +411,17 @@ impl Hub {
             return self.fail(idx, id, E_ORDER_REJECTED, "no trading desk is configured");
         };
         let conn = self.conn_mut(idx).id;
-        let registry = engine.registry();
-        let rendered = match kind {
+        let what = match kind {
             PrivateKind::Order | PrivateKind::Publish => {
                 self.conn_mut(idx).consecutive_errors = 0;
                 return self.record(ClientOp::Command, conn, &s.user, text.as_bytes());
             }
-            PrivateKind::GetOrders => desk.orders_json(&mut self.json, &s.user, id, now, registry),
-            PrivateKind::GetPositions => {
-                desk.positions_json(&mut self.json, &s.user, id, now, registry)
-            }
-            PrivateKind::GetPortfolio => desk.portfolio_json(&mut self.json, &s.user, id, now),
+            PrivateKind::GetOrders => Snapshot::Orders,
+            PrivateKind::GetPositions => Snapshot::Positions,
+            PrivateKind::GetPortfolio => Snapshot::Portfolio,
         };
+        let rendered =
+            desk.snapshot_json(&mut self.json, what, &s.user, id, now, engine.registry());
         match rendered {
             Some(json) => self.succeed(idx, Utf8Bytes::from(json)),
             None => {
