@@ -1,5 +1,5 @@
-//! The library behind the `tape` binary: import, replay, dump, verify, the venue simulator
-//! and the client load generator, usable from tests and benchmarks.
+//! The library behind the `tape` binary: import, synth, replay, dump, verify, the venue
+//! simulator and the client load generator, usable from tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -9,3 +9,4 @@ pub mod loadgen;
 pub mod replay;
 pub mod run;
 pub mod sim;
+pub mod synth;

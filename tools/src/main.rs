@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tape_engine::instrument::Market;
-use tape_tools::{dump, import, loadgen, replay, run, sim};
+use tape_tools::{dump, import, loadgen, replay, run, sim, synth};
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +50,19 @@ enum Cmd {
         /// Output journal directory (must not hold a journal already).
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
+        /// Journal segment size in MiB.
+        #[arg(long, default_value_t = 64)]
+        segment_mib: u64,
+    },
+    /// Generate a synthetic USD-M session (snapshots, then depth diffs, bookTickers and
+    /// trades at a fixed frame rate) into a new journal; the same arguments give the same
+    /// bytes.
+    Synth {
+        /// Output journal directory (must not hold a journal already).
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        #[command(flatten)]
+        opts: synth::SynthOptions,
         /// Journal segment size in MiB.
         #[arg(long, default_value_t = 64)]
         segment_mib: u64,
@@ -175,6 +188,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let report = dump::write_import_with(&opts, &out, jopts)?;
             println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Synth {
+            out,
+            opts,
+            segment_mib,
+        } => {
+            let jopts = tape_journal::JournalOptions {
+                segment_size: segment_mib.saturating_mul(1 << 20),
+                ..tape_journal::JournalOptions::default()
+            };
+            println!("{}", synth::write(&opts, &out, jopts)?);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Replay {

@@ -18,6 +18,14 @@
 //!
 //! `TAPE_IDLE=block` runs the engine blocking instead of spinning; `TAPE_E2E_PLAIN=1` serves
 //! the venue over plain ws/http instead of TLS.
+//!
+//! `TAPE_E2E_JOURNAL=DIR` serves that journal instead of the bundled session, paced the same
+//! way (speed 1 when its own rate is already the requested one), and the clients subscribe
+//! to its symbols. A synthetic session (`tape synth`) long enough for the run at the target
+//! rate avoids the restarts:
+//!
+//!     cargo run --release -p tape-tools -- synth --out /tmp/synth10k --secs 40 --rate 10000
+//!     TAPE_E2E_JOURNAL=/tmp/synth10k cargo run --release -p tape-bench --bin e2e -- 10000 100 10
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,9 +44,10 @@ fn arg(i: usize, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// WebSocket frames per second of the recorded session at its own pace.
+/// WebSocket frames per second of a journal at its own pace.
 fn recorded_rate(dir: &std::path::Path) -> f64 {
-    let mut reader = JournalReader::open(dir).expect("bundled session");
+    let mut reader = JournalReader::open(dir)
+        .unwrap_or_else(|e| panic!("{}: cannot open journal: {e}", dir.display()));
     let (mut first, mut last, mut frames) = (None, 0u64, 0u64);
     while let Some(Ok(r)) = reader.next() {
         if r.kind == 2 {
@@ -55,7 +64,10 @@ fn main() {
     let rate = arg(1, 1_000);
     let clients = arg(2, 100) as usize;
     let seconds = arg(3, 10);
-    let session = tape_bench::fixtures_dir().join("session");
+    let custom = std::env::var_os("TAPE_E2E_JOURNAL").map(std::path::PathBuf::from);
+    let session = custom
+        .clone()
+        .unwrap_or_else(|| tape_bench::fixtures_dir().join("session"));
     let base = recorded_rate(&session);
     let speed = ((rate as f64 / base).round() as u32).max(1);
     let certs = tempfile::tempdir().expect("temp dir");
@@ -99,13 +111,28 @@ fn main() {
     });
     let addr = rx.recv_timeout(Duration::from_secs(30)).expect("node");
 
+    // The bundled session's instruments by name (BTCUSDT and ETHUSDT are on two markets);
+    // a custom journal's symbols as the simulator lists them.
+    let symbols: Vec<String> = match custom {
+        None => ["BTCUSDT", "ETHUSDT", "BTCUSD_PERP"]
+            .map(String::from)
+            .to_vec(),
+        Some(_) => {
+            let mut all: Vec<String> = sim
+                .endpoints()
+                .iter()
+                .flat_map(|e| e.symbols.iter().cloned())
+                .collect();
+            all.sort();
+            all.dedup();
+            all
+        }
+    };
     let lg = LoadgenConfig {
         url: format!("ws://{addr}/ws"),
         clients,
         channels: ["bbo", "trades", "book"].map(String::from).to_vec(),
-        symbols: ["BTCUSDT", "ETHUSDT", "BTCUSD_PERP"]
-            .map(String::from)
-            .to_vec(),
+        symbols,
         duration: Duration::from_secs(seconds),
         warmup: Duration::from_secs(3),
         ..LoadgenConfig::default()
