@@ -201,6 +201,8 @@ pub struct Node {
     actions: Vec<Action>,
     stats: LoopStats,
     rates: status::Rates,
+    /// Receive times of the batch's records whose messages are not written yet.
+    wire: Vec<u64>,
 }
 
 impl std::fmt::Debug for Node {
@@ -298,6 +300,7 @@ impl Node {
             actions: Vec::new(),
             stats: LoopStats::default(),
             rates: status::Rates::default(),
+            wire: Vec::with_capacity(FEED_BATCH),
         })
     }
 
@@ -445,7 +448,7 @@ impl Node {
             match polled {
                 FeedPoll::Record(rec) => {
                     handle_input(
-                        &mut parts!(self, None),
+                        &mut parts!(self, None, Some(&mut self.wire)),
                         t_read,
                         rec.source,
                         rec.kind,
@@ -453,8 +456,12 @@ impl Node {
                     )?;
                     fed += 1;
                 }
-                FeedPoll::NotBefore(due) => return Ok((fed, due, false)),
+                FeedPoll::NotBefore(due) => {
+                    flush_wire(&mut parts!(self, None), &mut self.wire);
+                    return Ok((fed, due, false));
+                }
                 FeedPoll::Restarted => {
+                    flush_wire(&mut parts!(self, None), &mut self.wire);
                     // A new pass: the books start over as after a reconnect.
                     self.engine =
                         Engine::new(self.cfg.engine.clone()).map_err(std::io::Error::other)?;
@@ -470,9 +477,13 @@ impl Node {
                         )?;
                     }
                 }
-                FeedPoll::Finished => return Ok((fed, u64::MAX, true)),
+                FeedPoll::Finished => {
+                    flush_wire(&mut parts!(self, None), &mut self.wire);
+                    return Ok((fed, u64::MAX, true));
+                }
             }
         }
+        flush_wire(&mut parts!(self, None), &mut self.wire);
         Ok((fed, 0, false))
     }
 
@@ -486,7 +497,7 @@ impl Node {
         while fed < max {
             let Some(rec) = live.pop() else { break };
             handle_input(
-                &mut parts!(self, Some(live)),
+                &mut parts!(self, Some(live), Some(&mut self.wire)),
                 rec.recv,
                 rec.source,
                 rec.kind,
@@ -494,6 +505,7 @@ impl Node {
             )?;
             fed += 1;
         }
+        flush_wire(&mut parts!(self, None), &mut self.wire);
         Ok(fed)
     }
 
@@ -728,6 +740,9 @@ impl Node {
 /// The [`Parts`] of a node, borrowed field by field (so its feed may stay borrowed).
 macro_rules! parts {
     ($node:ident, $live:expr) => {
+        parts!($node, $live, None)
+    };
+    ($node:ident, $live:expr, $wire:expr) => {
         Parts {
             clock: &$node.clock,
             journal: &mut $node.journal,
@@ -738,6 +753,7 @@ macro_rules! parts {
             net: &mut $node.net,
             registry: $node.poll.registry(),
             live: $live,
+            wire: $wire,
         }
     };
 }
@@ -754,6 +770,10 @@ struct Parts<'a> {
     net: &'a mut Option<NetServer>,
     registry: &'a mio::Registry,
     live: Option<&'a mut LiveFeed>,
+    /// When set, the records' messages are written once for the whole batch (see
+    /// [`Node::flush_wire`]) and their receive times collected here; otherwise each
+    /// record's messages are written before the next record.
+    wire: Option<&'a mut Vec<u64>>,
 }
 
 /// One input: journal it (before it changes any state: a crash never leaves state the
@@ -811,9 +831,14 @@ fn handle_input(
     let t_fan = p.clock.now();
     p.latency
         .record(LatencyStage::Fanout, t_fan.saturating_sub(t_applied));
-    // Write this record's messages before the next record: a record's latency never waits
-    // for a batch.
     if p.hub.stats_delivered() != before {
+        if let Some(wire) = p.wire.as_deref_mut() {
+            // Part of a batch: written with the batch's other messages, one write per client.
+            wire.push(t_read);
+            p.stats.records += 1;
+            return Ok(());
+        }
+        // Write this record's messages before the next record.
         transmit_all(p.hub, p.net, p.registry, p.engine, p.stats, t_fan);
         let t_wire = p.clock.now();
         p.latency
@@ -821,6 +846,26 @@ fn handle_input(
     }
     p.stats.records += 1;
     Ok(())
+}
+
+/// Writes what a batch's records produced: every ready client's messages, one write per
+/// client, then records each record's tick-to-wire.
+///
+/// Batching is natural: a batch holds the records that were already waiting when the loop
+/// got to them (at most [`FEED_BATCH`]), so an idle engine writes every record at once, and a
+/// busy one amortizes the per-client write over the records that queued meanwhile instead of
+/// falling further behind at one write per record per client.
+fn flush_wire(p: &mut Parts<'_>, wire: &mut Vec<u64>) {
+    if wire.is_empty() {
+        return;
+    }
+    let t = p.clock.now();
+    transmit_all(p.hub, p.net, p.registry, p.engine, p.stats, t);
+    let t_wire = p.clock.now();
+    for t_read in wire.drain(..) {
+        p.latency
+            .record(LatencyStage::TickToWire, t_wire.saturating_sub(t_read));
+    }
 }
 
 fn transmit_all(
