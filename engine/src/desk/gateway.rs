@@ -151,10 +151,17 @@ impl Gateway {
                 return;
             };
             // A report may have moved the order on already; then there is nothing to undo.
-            let _ = match what {
-                Pending::Place(id) => a.order_rejected(now, &id),
-                Pending::Cancel(id) => a.cancel_rejected(now, &id),
-            };
+            match what {
+                Pending::Place(id) => {
+                    let _ = a.order_rejected(now, &id);
+                    if a.order(&id).is_none_or(|o| !o.is_live()) {
+                        self.forget(&user, id);
+                    }
+                }
+                Pending::Cancel(id) => {
+                    let _ = a.cancel_rejected(now, &id);
+                }
+            }
             return;
         }
         let ev = match self.decoder.decode(frame, self.market, registry) {
@@ -177,7 +184,25 @@ impl Gateway {
         r.client_order_id = mine;
         r.orig_client_order_id = None;
         self.stats.reports += 1;
+        let done = r.status.is_terminal();
         let _ = accounts.handle_user_event(now, &user, UserEvent::Execution(r));
+        // A finished order gets no more reports: its mapping goes, so the maps hold live
+        // orders only, however long the session.
+        if done {
+            self.forget(&user, mine);
+        }
+    }
+
+    fn forget(&mut self, user: &str, mine: ClientOrderId) {
+        if let Some(vid) = self.to_venue.remove(&(user.to_owned(), mine)) {
+            self.by_venue.remove(&vid);
+        }
+    }
+
+    /// Orders whose venue id is still mapped (live at the venue, as far as tape knows).
+    #[cfg(test)]
+    pub(super) fn tracked(&self) -> usize {
+        self.by_venue.len()
     }
 }
 

@@ -285,6 +285,8 @@ fn external_gateway_requests_reports_and_rejections() {
     // A report for an order that is not the desk's, garbage, and account-wide events: counted.
     assert!(venue(&mut e, &otu("elsewhere", "NEW", "NEW", "0", "0")).is_empty());
     assert!(venue(&mut e, "{nope").is_empty());
+    // Alice's filled order and Bob's rejected one are no longer tracked.
+    assert_eq!(e.desk().unwrap().gateway.as_ref().unwrap().tracked(), 0);
     let st = e.desk().unwrap().gateway_stats().unwrap();
     assert_eq!(
         (
