@@ -97,6 +97,35 @@ fn text_messages_flow_both_ways() {
     assert_eq!((st.upgrades, st.messages_in, st.messages_out), (1, 2, 2));
 }
 
+/// `queue` frames a message without writing it; `flush` writes the whole burst. Loopback TCP
+/// delivers a `write` into the receiver's buffer before the call returns, so if `queue`
+/// wrote, the client would already hold the bytes when the job returns.
+#[test]
+fn queued_messages_wait_for_the_flush_and_go_out_as_one_burst() {
+    let h = Harness::start(NetConfig::default(), echo_handler());
+    let mut ws = ws_client(h.addr(), "/ws");
+    let id = open_conn(&h);
+    let queued = h.run(move |s, r| {
+        (0..50)
+            .map(|i| s.queue(r, id, format!("m{i}").into()))
+            .filter(|res| *res == SendResult::Sent)
+            .count()
+    });
+    assert_eq!(queued, 50);
+    ws.get_ref().set_nonblocking(true).unwrap();
+    let mut probe = [0u8; 1];
+    match ws.get_ref().peek(&mut probe) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("queued messages reached the socket before the flush: {other:?}"),
+    }
+    ws.get_ref().set_nonblocking(false).unwrap();
+    assert_eq!(h.run(move |s, r| s.flush(r, id)), SendResult::Sent);
+    for i in 0..50 {
+        assert_eq!(ws.read().unwrap(), Message::text(format!("m{i}")));
+    }
+    assert_eq!(h.stats().messages_out, 50);
+}
+
 #[test]
 fn http_requests_are_routed_to_the_caller() {
     let h = Harness::start(NetConfig::default(), http_handler());

@@ -17,7 +17,8 @@
 //!     cargo run --release -p tape-bench --bin e2e -- [rate_per_sec] [clients] [seconds]
 //!
 //! `TAPE_IDLE=block` runs the engine blocking instead of spinning; `TAPE_E2E_PLAIN=1` serves
-//! the venue over plain ws/http instead of TLS.
+//! the venue over plain ws/http instead of TLS; `TAPE_E2E_PIN=1` pins the engine thread to
+//! CPU 1 and everything else (simulator, clients) to CPU 0.
 //!
 //! `TAPE_E2E_JOURNAL=DIR` serves that journal instead of the bundled session, paced the same
 //! way (speed 1 when its own rate is already the requested one), and the clients subscribe
@@ -64,6 +65,13 @@ fn main() {
     let rate = arg(1, 1_000);
     let clients = arg(2, 100) as usize;
     let seconds = arg(3, 10);
+    let pin = std::env::var_os("TAPE_E2E_PIN").is_some();
+    if pin {
+        // Everything but the engine on core 0 (threads inherit this); the engine on core 1.
+        assert!(core_affinity::set_for_current(core_affinity::CoreId {
+            id: 0
+        }));
+    }
     let custom = std::env::var_os("TAPE_E2E_JOURNAL").map(std::path::PathBuf::from);
     let session = custom
         .clone()
@@ -100,6 +108,11 @@ fn main() {
     let stop_node = Arc::clone(&stop);
     let (tx, rx) = std::sync::mpsc::channel();
     let node = std::thread::spawn(move || {
+        if pin {
+            assert!(core_affinity::set_for_current(core_affinity::CoreId {
+                id: 1
+            }));
+        }
         let mut node = tape_engine::node::Node::bind(ncfg).expect("bind");
         tx.send(node.local_addr().expect("listening"))
             .expect("report");

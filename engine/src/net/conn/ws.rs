@@ -361,9 +361,17 @@ fn too_big() -> WsError {
     })
 }
 
-/// tungstenite limits for an endpoint. Frames are written straight through (no batching
-/// threshold) so each `send` reaches the kernel at once; the write buffer cap is the
-/// back-pressure bound.
+/// tungstenite limits for an endpoint.
+///
+/// Frames collect in the connection's write buffer until [`Conn::flush_ws`] (or the end of a
+/// read pass) writes them, so a burst of queued messages costs one `write` instead of one per
+/// message; only a burst past [`WRITE_BATCH_BYTES`] is written in several pieces. Every path
+/// that queues a frame flushes before it returns to the loop, so nothing waits in the buffer
+/// for a later event. The write buffer cap is the back-pressure bound.
+/// Queued frames are written to the socket once they pass this many bytes, even before the
+/// flush: large enough for any normal burst, small enough to keep each `write` cache-friendly.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
 fn ws_config(cfg: &NetConfig, endpoint: Endpoint) -> WebSocketConfig {
     let (max_message, read_buffer, write_limit) = match endpoint {
         Endpoint::Client => (
@@ -381,7 +389,8 @@ fn ws_config(cfg: &NetConfig, endpoint: Endpoint) -> WebSocketConfig {
     };
     WebSocketConfig::default()
         .read_buffer_size(read_buffer)
-        .write_buffer_size(0)
+        // tungstenite needs the cap above the batching threshold.
+        .write_buffer_size(WRITE_BATCH_BYTES.min(write_limit / 2))
         .max_write_buffer_size(write_limit.max(1))
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
