@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+pub mod e2e;
+pub mod fanout_peer;
+
 /// A spot `bookTicker` (no `e`/`E`), exactly as received.
 pub const SPOT_BOOK_TICKER: &str = r#"{"stream":"btcusdt@bookTicker","data":{"u":50093239212,"s":"BTCUSDT","b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}}"#;
 
