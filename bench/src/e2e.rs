@@ -130,8 +130,8 @@ pub struct Outcome {
     pub gaps: u64,
     /// Messages missed in those gaps.
     pub missed: u64,
-    /// Messages the server dropped for slow receivers (the peer's lagged count; tape's
-    /// refused sends).
+    /// Messages the server shed for slow receivers: the peer's lagged count; tape's dropped
+    /// trades, conflated `bbo`/`book` updates and refused sends.
     pub dropped: u64,
     /// Messages the server wrote to client sockets over its run.
     pub sent: u64,
@@ -151,6 +151,16 @@ pub struct Outcome {
     pub engine_tick_to_wire: Option<[u64; 3]>,
     /// Peer: how far behind its input schedule it was at the end, ns.
     pub ingest_lag_ns: Option<u64>,
+    /// Client connections whose handshake completed.
+    pub connections_ok: u64,
+    /// Client connections that never completed their handshake (or timed out).
+    pub connections_failed: u64,
+    /// Open client connections that ended before the load generator closed them.
+    pub connections_lost: u64,
+    /// Close frames the server sent first, by code (4010: slow consumer).
+    pub closes: std::collections::BTreeMap<u16, u64>,
+    /// The first few distinct failure reasons the load generator saw.
+    pub errors: Vec<String>,
 }
 
 fn loadgen_config(url: String, s: &Scenario, symbols: Vec<String>) -> LoadgenConfig {
@@ -243,6 +253,11 @@ pub fn run_tape(s: &Scenario) -> Outcome {
         .as_array()
         .map(|v| v.iter().filter_map(|v| v["disconnects"].as_u64()).sum())
         .unwrap_or(0);
+    let slow = &status["slow_clients"];
+    let shed = ["trades_dropped", "conflated"]
+        .iter()
+        .filter_map(|k| slow[*k].as_u64())
+        .sum::<u64>();
     let t2w = &status["latency_ns"]["tick_to_wire"];
     let stage = |k: &str| t2w[k].as_u64().unwrap_or(0);
     let wall_ns = wall.as_nanos().max(1) as f64;
@@ -253,7 +268,7 @@ pub fn run_tape(s: &Scenario) -> Outcome {
         Usage {
             input: loop_stats.records,
             sent: loop_stats.sent,
-            dropped: loop_stats.send_refused,
+            dropped: loop_stats.send_refused + shed,
             cpu_ns: loop_stats.busy_ns,
             wall_ns,
         },
@@ -349,6 +364,11 @@ fn outcome(
         venue_reconnects: 0,
         engine_tick_to_wire: None,
         ingest_lag_ns: None,
+        connections_ok: r.connections_ok,
+        connections_failed: r.connections_failed,
+        connections_lost: r.connections_lost,
+        closes: r.closes.clone(),
+        errors: r.errors.clone(),
     };
     extra(&mut o);
     o
@@ -391,6 +411,9 @@ pub fn median(runs: &[Outcome]) -> Outcome {
     m.engine_tick_to_wire = runs[0]
         .engine_tick_to_wire
         .map(|_| [0, 1, 2].map(|i| mid(runs, |o| o.engine_tick_to_wire.map_or(0, |t| t[i]))));
+    m.connections_ok = mid(runs, |o| o.connections_ok);
+    m.connections_failed = mid(runs, |o| o.connections_failed);
+    m.connections_lost = mid(runs, |o| o.connections_lost);
     m.ingest_lag_ns = runs[0]
         .ingest_lag_ns
         .map(|_| mid(runs, |o| o.ingest_lag_ns.unwrap_or(0)));
@@ -423,10 +446,19 @@ pub fn fmt_rate(per_sec: f64) -> String {
 /// One markdown table row for a run or a median.
 pub fn table_row(label: &str, o: &Outcome) -> String {
     let l = o.latency;
+    let clients = if o.connections_ok == o.clients as u64 && o.connections_lost == 0 {
+        o.clients.to_string()
+    } else {
+        // Say what happened to the rest: the figures cover the connections that stayed.
+        let closed: u64 = o.closes.values().sum();
+        format!(
+            "{} ({} connected, {} lost, {} closed by the server)",
+            o.clients, o.connections_ok, o.connections_lost, closed
+        )
+    };
     format!(
-        "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {:.0} % | {:.0} % |",
+        "| {label} | {} | {clients} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {:.0} % | {:.0} % |",
         o.server.name(),
-        o.clients,
         fmt_rate(o.input_per_sec),
         fmt_rate(o.messages_per_sec),
         fmt_ns(l.p50),

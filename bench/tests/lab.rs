@@ -7,7 +7,8 @@ use std::time::Duration;
 #[test]
 fn lab_measures_tape_and_the_peer_in_one_run() {
     let out = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(["--runs", "1", "--seconds", "1", "200x5"])
+        // Blocking, so the engine does not take a core from the tests running beside it.
+        .args(["--runs", "1", "--seconds", "1", "--block", "200x5"])
         .output()
         .expect("lab runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

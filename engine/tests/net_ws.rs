@@ -126,6 +126,29 @@ fn queued_messages_wait_for_the_flush_and_go_out_as_one_burst() {
     assert_eq!(h.stats().messages_out, 50);
 }
 
+/// `send_buffer_bytes` sets `SO_SNDBUF` on accepted sockets (a fresh loopback socket starts
+/// at the kernel's 16 KiB default and grows only as data flows).
+#[test]
+fn send_buffer_cap_is_applied_to_accepted_sockets() {
+    let h = Harness::start(
+        NetConfig {
+            send_buffer_bytes: 96 * 1024,
+            ..NetConfig::default()
+        },
+        echo_handler(),
+    );
+    let _ws = ws_client(h.addr(), "/ws");
+    let id = open_conn(&h);
+    let size = h
+        .run(move |s, _| s.socket_send_buffer(id))
+        .expect("an open connection");
+    // Linux doubles the value for its bookkeeping; never less than asked (below wmem_max).
+    assert!(
+        (96 * 1024..=2 * 96 * 1024).contains(&size),
+        "SO_SNDBUF {size}"
+    );
+}
+
 #[test]
 fn http_requests_are_routed_to_the_caller() {
     let h = Harness::start(NetConfig::default(), http_handler());

@@ -228,6 +228,9 @@ pub struct ServerSection {
     pub tls_key: String,
     /// Outbound queue per connection, in messages.
     pub outbound_queue: usize,
+    /// Kernel send buffer (`SO_SNDBUF`) of each client socket, bytes; 0 = the kernel's
+    /// auto-tuning.
+    pub send_buffer_bytes: usize,
     /// Close a client that stays behind this long (ms), with 4010.
     pub slow_client_timeout_ms: u64,
     /// WebSocket ping interval (s); silent for two intervals closes with 4011.
@@ -247,6 +250,7 @@ impl Default for ServerSection {
             tls_cert: String::new(),
             tls_key: String::new(),
             outbound_queue: 100,
+            send_buffer_bytes: 256 * 1024,
             slow_client_timeout_ms: 5_000,
             heartbeat_secs: 30,
             max_errors: 10,

@@ -291,6 +291,7 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
             // The transport's hard cap: a request over `max_message_bytes` gets error 4008 from
             // the hub and the connection stays; only a frame over 4x the limit is closed (1009).
             max_message_bytes: l.max_message_bytes.saturating_mul(4),
+            send_buffer_bytes: s.send_buffer_bytes,
             tls,
             ..NetConfig::default()
         },

@@ -3,7 +3,7 @@
 //! the peer ratios as a markdown table.
 //!
 //!     cargo run --release -p tape-bench --bin lab -- [--runs N] [--seconds S]
-//!         [--server both|tape|peer] [--journal DIR] [--pin] [RATExCLIENTS ...]
+//!         [--server both|tape|peer] [--journal DIR] [--pin] [--block] [RATExCLIENTS ...]
 //!
 //! Scenarios default to `1000x100 10000x100 50000x100 1000x1000 10000x1000 50000x1000`
 //! (input frames per second × clients). Each rate gets a synthetic USD-M session from
@@ -17,7 +17,9 @@
 //! client (see `tape_bench::fanout_peer`). The clients are one blocking `mio` thread
 //! (`tape loadgen`) subscribing to bbo, trades and book of every symbol. On a 2-core host
 //! they compete with the server and, for tape, with the simulator: read the client CPU
-//! column before the latency ones.
+//! column before the latency ones. tape's engine spins on its core unless `--block` (then it
+//! sleeps in `epoll_wait` like the peer's runtime); `--pin` puts it on CPU 1 and every other
+//! thread on CPU 0.
 
 use std::path::PathBuf;
 
@@ -26,7 +28,7 @@ use tape_bench::e2e::{Server, WARMUP_SECS};
 use tape_journal::JournalOptions;
 use tape_tools::synth::{self, SynthOptions};
 
-const USAGE: &str = "usage: lab [--runs N] [--seconds S] [--server both|tape|peer] [--journal DIR] [--pin] [RATExCLIENTS ...]";
+const USAGE: &str = "usage: lab [--runs N] [--seconds S] [--server both|tape|peer] [--journal DIR] [--pin] [--block] [RATExCLIENTS ...]";
 
 /// Seconds of session beyond warm-up and window: connecting 1000 clients, the books' first
 /// snapshots, and margin.
@@ -39,6 +41,7 @@ struct Args {
     peer: bool,
     journal: Option<PathBuf>,
     pin: bool,
+    block: bool,
     scenarios: Vec<(u64, usize)>,
 }
 
@@ -56,6 +59,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         peer: true,
         journal: None,
         pin: false,
+        block: false,
         scenarios: Vec::new(),
     };
     while let Some(arg) = it.next() {
@@ -81,6 +85,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             },
             "--journal" => a.journal = Some(PathBuf::from(value()?)),
             "--pin" => a.pin = true,
+            "--block" => a.block = true,
             s => a
                 .scenarios
                 .push(parse_scenario(s).ok_or_else(|| format!("not a RATExCLIENTS: {s:?}"))?),
@@ -137,6 +142,7 @@ fn main() -> std::process::ExitCode {
         let journal = journal_for(&args, rate, dir.path());
         let mut s = Scenario::at_rate(journal, rate, clients, args.seconds);
         s.pin = args.pin;
+        s.block = args.block;
         let label = format!("{}k", rate as f64 / 1e3);
         let (mut tape, mut peer): (Vec<Outcome>, Vec<Outcome>) = (Vec::new(), Vec::new());
         for run in 1..=args.runs {
@@ -147,6 +153,12 @@ fn main() -> std::process::ExitCode {
                     _ => continue,
                 };
                 println!("{}", table_row(&format!("{label} run {run}"), &o));
+                if o.messages == 0 {
+                    println!("  (no message in the measured window: see the errors)");
+                }
+                for e in &o.errors {
+                    println!("  load generator: {e}");
+                }
                 match server {
                     Server::Tape => tape.push(o),
                     Server::TokioTungstenite => peer.push(o),

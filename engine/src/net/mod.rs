@@ -55,6 +55,11 @@ pub struct NetConfig {
     pub max_http_request_bytes: usize,
     /// Bytes a connection may hold in user space, unsent, before [`NetServer::send`] refuses.
     pub write_buffer_limit: usize,
+    /// `SO_SNDBUF` of every accepted socket, bytes; 0 leaves the kernel's auto-tuning. A cap
+    /// keeps a slow client's backlog out of the kernel (where it can only age) and in the
+    /// caller's queue (where, for tape's hub, it is conflated): on loopback the auto-tuned
+    /// buffer grows to megabytes, seconds of messages for a client that reads slowly.
+    pub send_buffer_bytes: usize,
     /// Time from accept to a complete upgrade (or an HTTP response) before the socket is dropped.
     pub handshake_timeout_ns: u64,
     /// Time a closing connection (close handshake, flushing a response, lingering close) may
@@ -76,6 +81,7 @@ impl Default for NetConfig {
             echo_max_message_bytes: 16 * 1024 * 1024 + 64 * 1024,
             max_http_request_bytes: 8 * 1024,
             write_buffer_limit: 1024 * 1024,
+            send_buffer_bytes: 0,
             handshake_timeout_ns: 10 * NS_PER_SEC,
             close_timeout_ns: 5 * NS_PER_SEC,
             tls: None,

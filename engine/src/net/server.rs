@@ -163,6 +163,15 @@ impl NetServer {
             .unwrap_or(SendResult::Closed)
     }
 
+    /// The kernel's `SO_SNDBUF` of `conn`'s socket, bytes (Linux reports twice the value set,
+    /// the rest being its bookkeeping); `None` for an unknown connection.
+    pub fn socket_send_buffer(&self, conn: ConnId) -> Option<usize> {
+        let c = self.conn(conn)?;
+        socket2::SockRef::from(c.io.socket())
+            .send_buffer_size()
+            .ok()
+    }
+
     /// True while `conn` has output waiting for the socket (a [`NetEvent::Writable`] follows
     /// when it drains).
     pub fn write_pending(&self, conn: ConnId) -> bool {
@@ -329,6 +338,12 @@ impl NetServer {
             }
             // Latency over throughput: small frames must not wait for Nagle.
             let _ = sock.set_nodelay(true);
+            if self.cfg.send_buffer_bytes > 0 {
+                // Best effort: the kernel clamps it to `net.core.wmem_max`; a failure leaves the
+                // default, which only costs latency for slow clients.
+                let _ =
+                    socket2::SockRef::from(&sock).set_send_buffer_size(self.cfg.send_buffer_bytes);
+            }
             let io = match &self.cfg.tls {
                 None => Transport::plain(sock),
                 Some(tls) => match ServerConnection::new(tls.clone()) {

@@ -56,6 +56,11 @@ impl Transport {
         }
     }
 
+    /// The socket, for socket options.
+    pub(crate) fn socket(&self) -> &TcpStream {
+        &self.sock
+    }
+
     /// The socket, for (re)registration with the mio registry.
     pub(crate) fn socket_mut(&mut self) -> &mut TcpStream {
         &mut self.sock
