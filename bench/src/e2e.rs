@@ -13,6 +13,7 @@
 //! time (loop iterations that had work; its spinning excluded) or the peer thread's CPU time,
 //! over the messages each wrote to client sockets.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -175,6 +176,25 @@ fn loadgen_config(url: String, s: &Scenario, symbols: Vec<String>) -> LoadgenCon
     }
 }
 
+/// Runs the clients against `addr`, subscribed to the scenario's symbols or, when it names
+/// none, to `all_symbols()`.
+fn load(
+    addr: SocketAddr,
+    s: &Scenario,
+    all_symbols: impl FnOnce() -> Vec<String>,
+) -> LoadgenReport {
+    let symbols = if s.symbols.is_empty() {
+        all_symbols()
+    } else {
+        s.symbols.clone()
+    };
+    loadgen::run(
+        &loadgen_config(format!("ws://{addr}/ws"), s, symbols),
+        &AtomicBool::new(false),
+    )
+    .expect("loadgen")
+}
+
 fn pin_to(cpu: usize, on: bool) {
     if on {
         assert!(
@@ -227,7 +247,7 @@ pub fn run_tape(s: &Scenario) -> Outcome {
         (node.loop_stats(), node.status_json(0), t0.elapsed())
     });
     let addr = rx.recv_timeout(Duration::from_secs(30)).expect("node");
-    let symbols = if s.symbols.is_empty() {
+    let report = load(addr, s, || {
         let mut all: Vec<String> = sim
             .endpoints()
             .iter()
@@ -236,14 +256,7 @@ pub fn run_tape(s: &Scenario) -> Outcome {
         all.sort();
         all.dedup();
         all
-    } else {
-        s.symbols.clone()
-    };
-    let report = loadgen::run(
-        &loadgen_config(format!("ws://{addr}/ws"), s, symbols),
-        &AtomicBool::new(false),
-    )
-    .expect("loadgen");
+    });
     stop.store(true, Ordering::Relaxed);
     let (loop_stats, status, wall) = node.join().expect("node thread");
     sim.stop();
@@ -302,16 +315,8 @@ pub fn run_peer(s: &Scenario) -> Outcome {
         })
     });
     let addr = rx.recv_timeout(Duration::from_secs(30)).expect("peer");
-    let symbols = if s.symbols.is_empty() {
-        vec!["BTCUSDT".to_owned()] // the peer ignores subscriptions
-    } else {
-        s.symbols.clone()
-    };
-    let report = loadgen::run(
-        &loadgen_config(format!("ws://{addr}/ws"), s, symbols),
-        &AtomicBool::new(false),
-    )
-    .expect("loadgen");
+    // The peer ignores subscriptions: any symbol will do.
+    let report = load(addr, s, || vec!["BTCUSDT".to_owned()]);
     stop.store(true, Ordering::Relaxed);
     let r = peer.join().expect("peer thread").expect("peer");
     outcome(

@@ -5,7 +5,9 @@
 //! (N = 0: as fast as possible), stamps each frame with `recv_ns` (wall clock, ns since the
 //! Unix epoch) when it takes the frame in, and broadcasts
 //!
-//!     {"type":"update","channel":"raw","seq":N,"recv_ns":T,"data":<the frame bytes verbatim>}
+//! ```text
+//! {"type":"update","channel":"raw","seq":N,"recv_ns":T,"data":<the frame bytes verbatim>}
+//! ```
 //!
 //! to every connected client through one `tokio::sync::broadcast` channel: the envelope is
 //! built once and shared by all receivers. Each client has its own task that writes every
