@@ -16,6 +16,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -314,7 +315,15 @@ pub fn run_peer(s: &Scenario) -> Outcome {
             let _ = tx.send(addr);
         })
     });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("peer");
+    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => addr,
+        // It ended without serving: say why (a bad journal, a bind failure).
+        Err(RecvTimeoutError::Disconnected) => match peer.join() {
+            Ok(Err(e)) => panic!("peer: {e}"),
+            _ => panic!("peer: ended before serving"),
+        },
+        Err(RecvTimeoutError::Timeout) => panic!("peer: not serving after 30 s"),
+    };
     // The peer ignores subscriptions: any symbol will do.
     let report = load(addr, s, || vec!["BTCUSDT".to_owned()]);
     stop.store(true, Ordering::Relaxed);
