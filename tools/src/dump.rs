@@ -10,6 +10,31 @@ use tape_journal::{JournalOptions, JournalReader, JournalWriter};
 
 use crate::import::{self, ImportOptions};
 
+/// Opens a new journal in `out` for `tool` (`import`, `synth`): the options are validated, and
+/// a directory that already holds files is refused, so a writer never appends to a session.
+///
+/// # Errors
+/// Invalid options, a non-empty or unreadable `out`, a journal that cannot be created.
+pub fn create_journal(out: &Path, jopts: JournalOptions, tool: &str) -> Result<JournalWriter> {
+    jopts
+        .validate()
+        .with_context(|| format!("{}: journal options", out.display()))?;
+    if out.exists()
+        && std::fs::read_dir(out)
+            .with_context(|| format!("{}: cannot read directory", out.display()))?
+            .next()
+            .is_some()
+    {
+        bail!(
+            "{}: directory is not empty; {tool} writes a new journal",
+            out.display()
+        );
+    }
+    let (w, _) = JournalWriter::open(out, jopts)
+        .with_context(|| format!("{}: cannot create journal", out.display()))?;
+    Ok(w)
+}
+
 /// Builds the import plan and writes it to a new journal in `out`.
 ///
 /// # Errors
@@ -27,23 +52,8 @@ pub fn write_import_with(
     out: &Path,
     jopts: JournalOptions,
 ) -> Result<String> {
-    jopts
-        .validate()
-        .with_context(|| format!("{}: journal options", out.display()))?;
     let plan = import::plan(opts)?;
-    if out.exists()
-        && std::fs::read_dir(out)
-            .with_context(|| format!("{}: cannot read directory", out.display()))?
-            .next()
-            .is_some()
-    {
-        bail!(
-            "{}: directory is not empty; import writes a new journal",
-            out.display()
-        );
-    }
-    let (mut w, _) = JournalWriter::open(out, jopts)
-        .with_context(|| format!("{}: cannot create journal", out.display()))?;
+    let mut w = create_journal(out, jopts, "import")?;
     let first_ts = plan.records.first().map_or(0, |r| r.recv_ns);
     for (id, def) in &plan.sources {
         w.append(

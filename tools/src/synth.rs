@@ -41,7 +41,7 @@ use anyhow::{bail, Context, Result};
 use tape_engine::fixed::write_fixed;
 use tape_engine::input::{RecordKind, SourceDef};
 use tape_engine::instrument::Market;
-use tape_journal::{JournalOptions, JournalWriter};
+use tape_journal::JournalOptions;
 
 /// Receive time of the snapshots and the origin of the timeline: 2024-08-09 00:00:00 UTC.
 pub const EPOCH_NS: u64 = 1_723_161_600_000_000_000;
@@ -166,22 +166,7 @@ impl std::fmt::Display for SynthReport {
 /// Options out of range, `out` already holding files, or journal write failures.
 pub fn write(opts: &SynthOptions, out: &Path, jopts: JournalOptions) -> Result<SynthReport> {
     opts.validate()?;
-    jopts
-        .validate()
-        .with_context(|| format!("{}: journal options", out.display()))?;
-    if out.exists()
-        && std::fs::read_dir(out)
-            .with_context(|| format!("{}: cannot read directory", out.display()))?
-            .next()
-            .is_some()
-    {
-        bail!(
-            "{}: directory is not empty; synth writes a new journal",
-            out.display()
-        );
-    }
-    let (mut w, _) = JournalWriter::open(out, jopts)
-        .with_context(|| format!("{}: cannot create journal", out.display()))?;
+    let mut w = crate::dump::create_journal(out, jopts, "synth")?;
     let mut report = SynthReport {
         out: out.to_owned(),
         first_ns: EPOCH_NS,

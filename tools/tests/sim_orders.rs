@@ -97,17 +97,7 @@ impl Sim {
 
     /// `GET target`: status and body.
     fn get(&self, market: Market, target: &str) -> (u16, String) {
-        let mut s = self.stream(market);
-        write!(
-            s,
-            "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        let _ = s.read_to_end(&mut raw);
-        let text = String::from_utf8(raw).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").expect("a response");
-        (head[9..12].parse().unwrap(), body.to_owned())
+        support::http_get(self.stream(market), target)
     }
 
     /// The top `n` `(price, qty)` mantissas of one side of the sim's REST snapshot.

@@ -2,7 +2,8 @@
 //! no crossings, the bookTicker oracle agreeing), are deterministic, keep the requested rate,
 //! and can be served by the venue simulator.
 
-use std::io::{Read, Write};
+mod support;
+
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
@@ -151,18 +152,9 @@ fn synth_cli_writes_a_journal_that_verifies() {
 
 /// `GET target` over plain HTTP: status and body.
 fn get(addr: std::net::SocketAddr, target: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
+    let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
-    (head[9..12].parse().unwrap(), body.to_owned())
+    support::http_get(s, target)
 }
 
 #[test]

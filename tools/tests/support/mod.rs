@@ -62,3 +62,18 @@ pub fn start(edit: impl FnOnce(&mut Config)) -> Server {
         handle: Some(handle),
     }
 }
+
+/// `GET target` with `Connection: close` over an open stream (plain or TLS): the status and
+/// the body. The stream's read timeout bounds the wait.
+pub fn http_get(mut s: impl std::io::Read + std::io::Write, target: &str) -> (u16, String) {
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    (head[9..12].parse().unwrap(), body.to_owned())
+}
