@@ -361,6 +361,10 @@ fn too_big() -> WsError {
     })
 }
 
+/// Queued frames are written to the socket once they pass this many bytes, even before the
+/// flush: large enough for any normal burst, small enough to keep each `write` cache-friendly.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
 /// tungstenite limits for an endpoint.
 ///
 /// Frames collect in the connection's write buffer until [`Conn::flush_ws`] (or the end of a
@@ -368,10 +372,6 @@ fn too_big() -> WsError {
 /// message; only a burst past [`WRITE_BATCH_BYTES`] is written in several pieces. Every path
 /// that queues a frame flushes before it returns to the loop, so nothing waits in the buffer
 /// for a later event. The write buffer cap is the back-pressure bound.
-/// Queued frames are written to the socket once they pass this many bytes, even before the
-/// flush: large enough for any normal burst, small enough to keep each `write` cache-friendly.
-const WRITE_BATCH_BYTES: usize = 64 * 1024;
-
 fn ws_config(cfg: &NetConfig, endpoint: Endpoint) -> WebSocketConfig {
     let (max_message, read_buffer, write_limit) = match endpoint {
         Endpoint::Client => (
