@@ -30,10 +30,11 @@ fn lab_measures_tape_and_the_peer_in_one_run() {
     assert_eq!(medians.len(), 2, "{stdout}");
     for m in medians {
         assert_eq!(m["clients"], 5, "{m}");
-        // Both servers took in frames at about the synthetic session's rate and every client
-        // got messages stamped with a receive time.
+        // Both servers took in frames, never faster than the 200 frames/s session is paced
+        // (how far below depends on how loaded the machine is: not asserted), and every
+        // client got messages stamped with a receive time.
         let input = m["input_per_sec"].as_f64().expect("input rate");
-        assert!((50.0..400.0).contains(&input), "{m}");
+        assert!(input > 0.0 && input < 400.0, "{m}");
         assert!(m["messages"].as_u64().expect("messages") > 0, "{m}");
         assert!(m["latency"]["count"].as_u64().expect("samples") > 0, "{m}");
         let p50 = Duration::from_nanos(m["latency"]["p50"].as_u64().expect("p50"));
