@@ -10,17 +10,13 @@ cd "$(dirname "$0")/.."
 
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 WORK=${CLIENTS_DIR:-$TARGET_DIR/clients}
-VENV=$WORK/venv
 BIN=${TAPE_BIN:-$TARGET_DIR/release/tape}
 mkdir -p "$WORK"
 
 if [[ ! -x $BIN ]]; then
   timeout 1200 cargo build --release -p tape-tools --bin tape
 fi
-if ! "$VENV/bin/python" -c 'import websockets' 2>/dev/null; then
-  timeout 120 python3 -m venv "$VENV"
-  timeout 300 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check websockets
-fi
+PY=$(bash .ci/venv.sh)
 
 # 5x recorded pace, looping: every channel of the bundled session shows up within seconds.
 coproc SERVER { exec "$BIN" run --listen 127.0.0.1:0 --speed 5 --status-interval 0 --exit-after 300; }
@@ -46,7 +42,7 @@ check_channels() { # $1 = label, $2 = file with one message per line
 }
 
 echo "==> python websockets example"
-timeout 60 "$VENV/bin/python" examples/bbo_client.py --url "$URL" --symbol usdm:BTCUSDT \
+timeout 60 "$PY" examples/bbo_client.py --url "$URL" --symbol usdm:BTCUSDT \
   --channels bbo,trades,ticker,book --count 200 --timeout 50 >"$WORK/python.out"
 tail -n 3 "$WORK/python.out"
 check_channels "python websockets" "$WORK/python.out"

@@ -5,17 +5,17 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tape_engine::account::event::{ExecutionReport, UserEvent};
-use tape_engine::account::kinds::{ExecType, VenuePositionSide};
-use tape_engine::account::triggers::{Leg, OcoRequest, TrailingRequest, TriggerDir, Triggers};
-use tape_engine::account::{
+use tape_core::account::event::{ExecutionReport, UserEvent};
+use tape_core::account::kinds::{ExecType, VenuePositionSide};
+use tape_core::account::triggers::{Leg, OcoRequest, TrailingRequest, TriggerDir, Triggers};
+use tape_core::account::{
     Account, AccountConfig, Asset, ClientOrderId, Gateway, InstrumentInfo, Money, OrderSide,
     OrderStatus, OrderType, Position, TimeInForce, TrailOffset,
 };
-use tape_engine::fixed::{Price, Qty};
-use tape_engine::input::Nanos;
-use tape_engine::instrument::{InstrumentId, Market};
-use tape_engine::msg::Level;
+use tape_core::fixed::{Price, Qty};
+use tape_core::input::Nanos;
+use tape_core::instrument::{InstrumentId, Market};
+use tape_core::msg::Level;
 
 const INST: InstrumentId = InstrumentId(0);
 /// 60 000.0 at price scale 1.
@@ -307,9 +307,9 @@ fn triggers(c: &mut Criterion) {
 /// checked, sent to the paper venue, and its ack and order updates are rendered as the JSON
 /// the client receives. One iteration = place a resting limit order + cancel it.
 fn order_entry(c: &mut Criterion) {
-    use tape_engine::desk::{ClientOp, ClientRecord, DeskSetup};
-    use tape_engine::engine::{Engine, EngineConfig};
-    use tape_engine::input::{RecordKind, CLIENT_SOURCE};
+    use tape_core::desk::{ClientOp, ClientRecord, DeskSetup};
+    use tape_core::engine::{Engine, EngineConfig};
+    use tape_core::input::{RecordKind, CLIENT_SOURCE};
     let mut e = Engine::new(EngineConfig {
         instruments: vec![(Market::UsdM, "BTCUSDT".into(), 2, 3)],
         ..EngineConfig::default()

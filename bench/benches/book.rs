@@ -6,9 +6,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tape_bench::levels;
-use tape_engine::book::OrderBook;
-use tape_engine::fixed::{Price, Qty};
-use tape_engine::msg::Side;
+use tape_core::book::OrderBook;
+use tape_core::fixed::{Price, Qty};
+use tape_core::msg::Side;
 
 /// The peer: the textbook BTreeMap book.
 #[derive(Default)]

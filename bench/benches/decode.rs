@@ -5,8 +5,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tape_bench::{peer, SPOT_BOOK_TICKER, SPOT_TRADE, USDM_DEPTH20};
-use tape_engine::decode::{DecodeCtx, Decoder};
-use tape_engine::instrument::{Market, Registry};
+use tape_core::decode::{DecodeCtx, Decoder};
+use tape_core::instrument::{Market, Registry};
 
 /// One group per frame kind: tape, then the peers on the same bytes.
 macro_rules! frame_group {

@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mio::{Events, Poll};
-use tape_engine::engine::{Engine, EngineConfig};
-use tape_engine::fixed::{Price, Qty};
-use tape_engine::input::Nanos;
-use tape_engine::instrument::{InstrumentId, Market};
-use tape_engine::msg::Trade;
-use tape_engine::net::{NetConfig, NetEvent, NetServer, SendResult};
-use tape_engine::output::{Event, Output};
-use tape_engine::server::{ConnId, Hub, HubConfig};
+use tape_core::engine::{Engine, EngineConfig};
+use tape_core::fixed::{Price, Qty};
+use tape_core::input::Nanos;
+use tape_core::instrument::{InstrumentId, Market};
+use tape_core::msg::Trade;
+use tape_core::output::{Event, Output};
+use tape_core::server::{ConnId, Hub, HubConfig};
+use tape_node::net::{NetConfig, NetEvent, NetServer, SendResult};
 use tungstenite::{Message, WebSocket};
 
 const SUBSCRIBE: &str = r#"{"type":"subscribe","channels":["trades"],"symbols":["usdm:BTCUSDT"]}"#;
@@ -157,7 +157,7 @@ fn clients(
 
 /// As the engine loop does: move the hub's messages to the socket until either runs dry.
 fn transmit(hub: &mut Hub, net: &mut NetServer, poll: &Poll, engine: &Engine, conn: ConnId) {
-    let nc = tape_engine::net::ConnId(conn.0);
+    let nc = tape_node::net::ConnId(conn.0);
     while !net.write_pending(nc) {
         let Some(m) = hub.poll_transmit(Nanos(2), conn, engine) else {
             break;

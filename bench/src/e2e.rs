@@ -240,7 +240,7 @@ pub fn run_tape(s: &Scenario) -> Outcome {
     let pin = s.pin;
     let node = std::thread::spawn(move || {
         pin_to(1, pin);
-        let mut node = tape_engine::node::Node::bind(ncfg).expect("bind");
+        let mut node = tape_node::node::Node::bind(ncfg).expect("bind");
         tx.send(node.local_addr().expect("listening"))
             .expect("report");
         let t0 = std::time::Instant::now();

@@ -39,9 +39,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tape_engine::input::RecordKind;
-use tape_engine::node::WallClock;
+use tape_core::input::RecordKind;
 use tape_journal::JournalReader;
+use tape_node::node::WallClock;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -49,8 +49,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// Frames taken in per turn of the replay task before it lets the clients run; the same as
-/// tape's feed batch (`tape_engine::node::FEED_BATCH`).
-pub const INGEST_BATCH: usize = tape_engine::node::FEED_BATCH;
+/// tape's feed batch (`tape_node::node::FEED_BATCH`).
+pub const INGEST_BATCH: usize = tape_node::node::FEED_BATCH;
 
 /// How often the server looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(5);

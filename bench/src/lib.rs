@@ -121,8 +121,8 @@ pub mod peer {
 
 /// Level updates for book benchmarks, from a real capture.
 pub mod levels {
-    use tape_engine::fixed::{parse_fixed, Price, Qty};
-    use tape_engine::msg::{Level, Side};
+    use tape_core::fixed::{parse_fixed, Price, Qty};
+    use tape_core::msg::{Level, Side};
 
     /// A snapshot and then every level change of every diff, in order.
     pub struct BookFixture {

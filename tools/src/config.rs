@@ -127,7 +127,7 @@ impl Config {
     ///
     /// # Errors
     /// A desk key with a bad value.
-    pub fn desk_setup(&self) -> Result<Option<tape_engine::desk::DeskSetup>> {
+    pub fn desk_setup(&self) -> Result<Option<tape_core::desk::DeskSetup>> {
         if self.users.is_empty() {
             return Ok(None);
         }
@@ -158,7 +158,7 @@ impl Config {
                 text.push_str(&format!("{k}={v}\n"));
             }
         }
-        let setup = tape_engine::desk::DeskSetup::parse(text.as_bytes())
+        let setup = tape_core::desk::DeskSetup::parse(text.as_bytes())
             .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("desk setup: ", "desk.")))?;
         Ok(Some(setup))
     }
@@ -168,8 +168,8 @@ impl Config {
     ///
     /// # Errors
     /// No secret, a short one, a bad user name or role.
-    pub fn auth_config(&self) -> Result<Option<tape_engine::auth::AuthConfig>> {
-        use tape_engine::auth::{AuthConfig, Authenticator, Roles, UserDef};
+    pub fn auth_config(&self) -> Result<Option<tape_core::auth::AuthConfig>> {
+        use tape_core::auth::{AuthConfig, Authenticator, Roles, UserDef};
         if self.users.is_empty() {
             return Ok(None);
         }
@@ -553,12 +553,12 @@ impl Config {
                 }
             }
             if !self.desk.gateway_url.is_empty() {
-                tape_engine::live::WsUrl::parse(&self.desk.gateway_url)
+                tape_node::live::WsUrl::parse(&self.desk.gateway_url)
                     .map_err(|e| anyhow::anyhow!("desk.gateway_url: {e}"))?;
             }
         }
         for u in &self.users {
-            tape_engine::auth::Roles::from_names(u.roles.iter().map(String::as_str))
+            tape_core::auth::Roles::from_names(u.roles.iter().map(String::as_str))
                 .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?;
         }
         if self.feed.source == FeedKind::Live && self.venues.is_empty() {
@@ -575,13 +575,13 @@ impl Config {
             if v.name.is_empty() || v.name.contains(char::is_whitespace) || !names.insert(&v.name) {
                 bail!("{at}: name must be non-empty, unique, without spaces");
             }
-            if tape_engine::instrument::Market::parse(&v.market).is_none() {
+            if tape_core::instrument::Market::parse(&v.market).is_none() {
                 bail!(
                     "{at}: market must be spot, usdm or coinm, not {:?}",
                     v.market
                 );
             }
-            tape_engine::live::WsUrl::parse(&v.ws_url)
+            tape_node::live::WsUrl::parse(&v.ws_url)
                 .map_err(|e| anyhow::anyhow!("{at}: ws_url: {e}"))?;
             if !(v.rest_url.starts_with("https://") || v.rest_url.starts_with("http://")) {
                 bail!("{at}: rest_url must be an https:// (or http://) URL");

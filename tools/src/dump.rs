@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use tape_engine::input::RecordKind;
+use tape_core::input::RecordKind;
 use tape_journal::{JournalOptions, JournalReader, JournalWriter};
 
 use crate::import::{self, ImportOptions};

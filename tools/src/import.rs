@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use tape_engine::input::{RecordKind, SourceDef};
-use tape_engine::instrument::Market;
+use tape_core::input::{RecordKind, SourceDef};
+use tape_core::instrument::Market;
 
 /// Capture line formats `tape import` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -127,7 +127,7 @@ fn snapshot_scales(body: &str) -> Option<(u8, u8)> {
         p = Some(p.unwrap_or(0).max(frac(price)));
         q = Some(q.unwrap_or(0).max(frac(qty)));
     }
-    let max = usize::from(tape_engine::fixed::MAX_SCALE);
+    let max = usize::from(tape_core::fixed::MAX_SCALE);
     match (p, q) {
         (Some(p), Some(q)) if p <= max && q <= max => Some((p as u8, q as u8)),
         _ => None,

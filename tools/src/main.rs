@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tape_engine::instrument::Market;
+use tape_core::instrument::Market;
 use tape_tools::{dump, import, loadgen, replay, run, sim, synth};
 
 #[derive(Parser)]
@@ -253,7 +253,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_secs();
-            let token = tape_engine::auth::token_for(&auth.secret, &user, now + ttl_secs);
+            let token = tape_core::auth::token_for(&auth.secret, &user, now + ttl_secs);
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }

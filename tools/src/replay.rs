@@ -40,15 +40,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tape_engine::book::BookEvent;
-use tape_engine::desk::PrivateChannel;
-use tape_engine::engine::{Engine, EngineConfig};
-use tape_engine::fixed::Scaled;
-use tape_engine::input::Nanos;
-use tape_engine::metrics::{Latency, LatencyStage, StageSummary, MAX_LATENCY_NS, PERCENTILES};
-use tape_engine::node::{StageTimer, WallClock};
-use tape_engine::output::Event;
+use tape_core::book::BookEvent;
+use tape_core::desk::PrivateChannel;
+use tape_core::engine::{Engine, EngineConfig};
+use tape_core::fixed::Scaled;
+use tape_core::input::Nanos;
+use tape_core::metrics::{Latency, LatencyStage, StageSummary, MAX_LATENCY_NS, PERCENTILES};
+use tape_core::output::Event;
 use tape_journal::JournalReader;
+use tape_node::node::{StageTimer, WallClock};
 
 /// How [`replay_with`] feeds the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,7 +350,7 @@ pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)
         .books()
         .map(|b| {
             let inst = reg.get(b.instrument());
-            let lvl = |l: tape_engine::msg::Level| {
+            let lvl = |l: tape_core::msg::Level| {
                 [
                     Scaled(l.price.0, inst.price_scale).to_string(),
                     Scaled(l.qty.0, inst.qty_scale).to_string(),
@@ -365,8 +365,8 @@ pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)
                 best_bid: b.book().best_bid().map(lvl),
                 best_ask: b.book().best_ask().map(lvl),
                 levels: [
-                    b.book().len(tape_engine::msg::Side::Bid),
-                    b.book().len(tape_engine::msg::Side::Ask),
+                    b.book().len(tape_core::msg::Side::Bid),
+                    b.book().len(tape_core::msg::Side::Ask),
                 ],
                 gaps: b.stats().gaps,
                 resyncs: b.stats().resyncs,

@@ -10,12 +10,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use tape_engine::engine::EngineConfig;
-use tape_engine::instrument::Market;
-use tape_engine::live::{client_tls_config, LiveConfig, VenueSpec};
-use tape_engine::net::{load_tls_config, NetConfig};
-use tape_engine::node::{FeedSource, IdleStrategy, Node, NodeConfig};
-use tape_engine::server::HubConfig;
+use tape_core::engine::EngineConfig;
+use tape_core::instrument::Market;
+use tape_core::server::HubConfig;
+use tape_node::live::{client_tls_config, LiveConfig, VenueSpec};
+use tape_node::net::{load_tls_config, NetConfig};
+use tape_node::node::{FeedSource, IdleStrategy, Node, NodeConfig};
 
 use crate::config::{Config, FeedKind, Idle};
 use crate::sim::{ScheduledFault, SimConfig, SimHandle, VenueSim};

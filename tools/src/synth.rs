@@ -38,9 +38,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use tape_engine::fixed::write_fixed;
-use tape_engine::input::{RecordKind, SourceDef};
-use tape_engine::instrument::Market;
+use tape_core::fixed::write_fixed;
+use tape_core::input::{RecordKind, SourceDef};
+use tape_core::instrument::Market;
 use tape_journal::JournalOptions;
 
 /// Receive time of the snapshots and the origin of the timeline: 2024-08-09 00:00:00 UTC.

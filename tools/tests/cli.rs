@@ -269,11 +269,11 @@ fn token_mints_a_jwt_the_configured_authenticator_accepts() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let p = tape_engine::auth::Authenticator::new(auth)
+    let p = tape_core::auth::Authenticator::new(auth)
         .unwrap()
         .verify(token.trim(), now_ms)
         .unwrap();
-    assert!(p.roles.contains(tape_engine::auth::Role::Trader));
+    assert!(p.roles.contains(tape_core::auth::Role::Trader));
     // An unknown user is an error naming it.
     let out = tape(&["token", "--config", c, "--user", "mallory"]);
     assert!(!out.status.success());

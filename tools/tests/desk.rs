@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::root;
-use tape_engine::auth::token_for;
+use tape_core::auth::token_for;
 use tape_tools::config::{Config, UserSection};
 use tape_tools::run::node_config;
 use tungstenite::stream::MaybeTlsStream;
@@ -100,17 +100,17 @@ fn cents(v: &Value) -> i64 {
 
 /// A node on a background thread: its address, its stop flag, and its digest at the end.
 fn spawn_node(
-    ncfg: tape_engine::node::NodeConfig,
+    ncfg: tape_node::node::NodeConfig,
 ) -> (
     SocketAddr,
     Arc<AtomicBool>,
-    std::thread::JoinHandle<tape_engine::output::Digest>,
+    std::thread::JoinHandle<tape_core::output::Digest>,
 ) {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
     let s2 = Arc::clone(&stop);
     let handle = std::thread::spawn(move || {
-        let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
+        let mut node = tape_node::node::Node::bind(ncfg).unwrap();
         tx.send(node.local_addr().expect("listening")).unwrap();
         node.run(&s2, 0, |_| {}).unwrap();
         node.engine().digest()
@@ -293,7 +293,7 @@ struct GatewayNode {
     rec: std::path::PathBuf,
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<tape_engine::output::Digest>,
+    handle: std::thread::JoinHandle<tape_core::output::Digest>,
 }
 
 /// The in-process simulator as the feed and (unless `url` names another) the order venue.
@@ -335,7 +335,7 @@ fn gateway_node(url: Option<&str>) -> GatewayNode {
     let api = sim
         .endpoints()
         .iter()
-        .find(|e| e.market == tape_engine::instrument::Market::UsdM)
+        .find(|e| e.market == tape_core::instrument::Market::UsdM)
         .unwrap()
         .api_url
         .clone();

@@ -17,8 +17,8 @@ mod support;
 
 use serde_json::Value;
 use support::root;
-use tape_engine::live::VenueSpec;
-use tape_engine::node::Node;
+use tape_node::live::VenueSpec;
+use tape_node::node::Node;
 use tape_tools::config::{Config, Idle};
 use tape_tools::run::{live_config, node_config_with, sim_venues};
 use tape_tools::sim::{Fault, SimConfig, SimHandle, VenueSim};
@@ -354,7 +354,7 @@ fn an_unreachable_venue_backs_off_without_busy_looping() {
     };
     let venue = VenueSpec {
         name: "nowhere".into(),
-        market: tape_engine::instrument::Market::UsdM,
+        market: tape_core::instrument::Market::UsdM,
         ws_url: format!("wss://127.0.0.1:{port}/stream"),
         rest_url: format!("https://127.0.0.1:{port}"),
         symbols: vec!["BTCUSDT".into()],

@@ -422,7 +422,7 @@ fn a_recorded_run_replays_to_the_same_digest_and_logs_latency() {
     let (tx, rx) = std::sync::mpsc::channel();
     let s2 = Arc::clone(&stop);
     let handle = std::thread::spawn(move || {
-        let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
+        let mut node = tape_node::node::Node::bind(ncfg).unwrap();
         tx.send(node.local_addr().expect("listening")).unwrap();
         node.run(&s2, 0, |_| {}).unwrap();
         (node.engine().digest(), node.loop_stats().records)

@@ -15,13 +15,13 @@ use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
 use serde_json::{json, Value};
 use support::root;
-use tape_engine::account::event::{ExecutionReport, UserEvent};
-use tape_engine::account::kinds::ExecType;
-use tape_engine::account::{Money, OrderStatus, UserDataDecoder};
-use tape_engine::engine::{Engine, EngineConfig};
-use tape_engine::fixed::{parse_fixed, write_fixed, Price, Qty};
-use tape_engine::input::{Nanos, RecordKind, SourceDef};
-use tape_engine::instrument::{Market, Registry};
+use tape_core::account::event::{ExecutionReport, UserEvent};
+use tape_core::account::kinds::ExecType;
+use tape_core::account::{Money, OrderStatus, UserDataDecoder};
+use tape_core::engine::{Engine, EngineConfig};
+use tape_core::fixed::{parse_fixed, write_fixed, Price, Qty};
+use tape_core::input::{Nanos, RecordKind, SourceDef};
+use tape_core::instrument::{Market, Registry};
 use tape_tools::sim::{SimConfig, SimHandle, SimStats, VenueSim};
 use tungstenite::{Message, WebSocket};
 
@@ -59,7 +59,7 @@ fn start(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
 }
 
 fn client_config(ca: &Path) -> Arc<ClientConfig> {
-    tape_engine::live::client_tls_config(false, Some(ca)).unwrap()
+    tape_node::live::client_tls_config(false, Some(ca)).unwrap()
 }
 
 impl Sim {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tape_engine::instrument::Market;
+use tape_core::instrument::Market;
 use tape_journal::JournalOptions;
 use tape_tools::replay::{replay, Summary};
 use tape_tools::sim::{SimConfig, VenueSim};

@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn client_config(cert: &std::path::Path) -> Arc<ClientConfig> {
     // The same trust set-up as tape's own venue client.
-    tape_engine::live::client_tls_config(false, Some(cert)).unwrap()
+    tape_node::live::client_tls_config(false, Some(cert)).unwrap()
 }
 
 fn tls(
@@ -59,7 +59,7 @@ fn wss_and_https_from_the_config_file() {
     let (tx, rx) = std::sync::mpsc::channel();
     let s2 = Arc::clone(&stop);
     let node = std::thread::spawn(move || {
-        let mut node = tape_engine::node::Node::bind(ncfg).unwrap();
+        let mut node = tape_node::node::Node::bind(ncfg).unwrap();
         tx.send(node.local_addr().expect("listening")).unwrap();
         node.run(&s2, 0, |_| {})
     });

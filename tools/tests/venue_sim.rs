@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
 use serde_json::value::RawValue;
-use tape_engine::book::{BookSync, SyncLimits};
-use tape_engine::decode::{DecodeCtx, Decoder};
-use tape_engine::engine::{Engine, EngineConfig};
-use tape_engine::input::{Nanos, RecordKind, SourceDef};
-use tape_engine::instrument::{Market, Registry};
-use tape_engine::msg::{Level, MarketMsg, Side};
+use tape_core::book::{BookSync, SyncLimits};
+use tape_core::decode::{DecodeCtx, Decoder};
+use tape_core::engine::{Engine, EngineConfig};
+use tape_core::input::{Nanos, RecordKind, SourceDef};
+use tape_core::instrument::{Market, Registry};
+use tape_core::msg::{Level, MarketMsg, Side};
 use tape_tools::sim::{Fault, SimConfig, SimHandle, VenueSim};
 use tungstenite::{Message, WebSocket};
 
@@ -158,7 +158,7 @@ fn start(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
 
 fn client_config(ca: &Path) -> Arc<ClientConfig> {
     // The same trust set-up as tape's own venue client.
-    tape_engine::live::client_tls_config(false, Some(ca)).unwrap()
+    tape_node::live::client_tls_config(false, Some(ca)).unwrap()
 }
 
 impl Sim {

@@ -59,7 +59,7 @@ fn main() {
     let (tx, rx) = std::sync::mpsc::channel();
     let stop_node = Arc::clone(&stop);
     let node = std::thread::spawn(move || {
-        let mut node = tape_engine::node::Node::bind(ncfg).expect("bind");
+        let mut node = tape_node::node::Node::bind(ncfg).expect("bind");
         tx.send(node.local_addr().expect("listening"))
             .expect("report address");
         node.run(&stop_node, 0, |_| {}).expect("node loop");

@@ -62,7 +62,7 @@ mod tests {
         let files = ensure(&sub).unwrap();
         let cert = std::fs::read(&files.cert).unwrap();
         assert!(cert.starts_with(b"-----BEGIN CERTIFICATE-----"));
-        tape_engine::net::load_tls_config(&files.cert, &files.key).unwrap();
+        tape_node::net::load_tls_config(&files.cert, &files.key).unwrap();
         assert_eq!(ensure(&sub).unwrap(), files);
         assert_eq!(
             std::fs::read(&files.cert).unwrap(),
@@ -73,6 +73,6 @@ mod tests {
         std::fs::remove_file(&files.key).unwrap();
         ensure(&sub).unwrap();
         assert_ne!(std::fs::read(&files.cert).unwrap(), cert);
-        tape_engine::net::load_tls_config(&files.cert, &files.key).unwrap();
+        tape_node::net::load_tls_config(&files.cert, &files.key).unwrap();
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use tape_engine::instrument::Market;
+use tape_core::instrument::Market;
 
 /// Something going wrong at the venue. See `docs/venue-sim.md` for what clients observe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! streams at `/stream?streams=a/b`, raw streams at `/ws/<name>`, and the REST depth endpoint
 //! (`/api/v3/depth`, `/fapi/v1/depth`, `/dapi/v1/depth`), over TLS with a self-signed
 //! certificate or plain. Frames go out with their recorded bytes, paced along one timeline;
-//! depth snapshots come from the sim's own [`Engine`](tape_engine::engine::Engine), which
+//! depth snapshots come from the sim's own [`Engine`](tape_core::engine::Engine), which
 //! follows the stream, so a snapshot always bridges the diffs that follow it. A WebSocket API
 //! (`/ws-api/v3`, `/ws-fapi/v1`, `/ws-dapi/v1`) takes orders, matches them against those
 //! books and sends Binance user-data events. Faults (drops,
@@ -12,7 +12,7 @@
 //! [`SimHandle::inject`], or over HTTP at `/sim/fault`. See `docs/venue-sim.md`.
 //!
 //! The simulator runs on its own thread with its own `mio::Poll`, on
-//! [`NetServer`](tape_engine::net::NetServer) for the server side.
+//! [`NetServer`](tape_node::net::NetServer) for the server side.
 //!
 //! - `timeline`: loading a journal or capture file; stream names and wire forms of frames.
 //! - `venue`: the event loop: clients, subscriptions, pacing, faults, REST.
@@ -42,8 +42,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
 use mio::{Poll, Waker};
-use tape_engine::instrument::Market;
-use tape_engine::net::{load_tls_config, NetConfig, NetServer};
+use tape_core::instrument::Market;
+use tape_node::net::{load_tls_config, NetConfig, NetServer};
 
 use timeline::Timeline;
 use venue::{Cmd, Venue};

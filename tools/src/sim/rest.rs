@@ -3,10 +3,10 @@
 
 use std::fmt::Write;
 
-use tape_engine::book::BookSync;
-use tape_engine::fixed::write_fixed;
-use tape_engine::instrument::{Instrument, Market};
-use tape_engine::msg::Side;
+use tape_core::book::BookSync;
+use tape_core::fixed::write_fixed;
+use tape_core::instrument::{Instrument, Market};
+use tape_core::msg::Side;
 
 /// Depth levels per side when the request names no `limit`.
 pub(crate) const DEFAULT_LIMIT: usize = 100;
@@ -210,11 +210,11 @@ pub(crate) fn depth_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tape_engine::book::SyncLimits;
-    use tape_engine::decode::Decoder;
-    use tape_engine::fixed::{Price, Qty};
-    use tape_engine::instrument::Registry;
-    use tape_engine::msg::{DepthSnapshot, DepthUpdate, Level};
+    use tape_core::book::SyncLimits;
+    use tape_core::decode::Decoder;
+    use tape_core::fixed::{Price, Qty};
+    use tape_core::instrument::Registry;
+    use tape_core::msg::{DepthSnapshot, DepthUpdate, Level};
 
     fn code(r: Result<DepthRequest, Reply>) -> (u16, String) {
         let r = r.unwrap_err();

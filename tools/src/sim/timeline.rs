@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tape_engine::input::{RecordKind, SourceDef};
-use tape_engine::instrument::Market;
+use tape_core::input::{RecordKind, SourceDef};
+use tape_core::instrument::Market;
 use tape_journal::JournalReader;
 use tungstenite::Utf8Bytes;
 

@@ -51,7 +51,7 @@ pub fn start(edit: impl FnOnce(&mut Config)) -> Server {
     let (tx, rx) = std::sync::mpsc::channel();
     let s2 = Arc::clone(&stop);
     let handle = std::thread::spawn(move || {
-        let mut node = tape_engine::node::Node::bind(ncfg)?;
+        let mut node = tape_node::node::Node::bind(ncfg)?;
         tx.send(node.local_addr().expect("listening")).unwrap();
         node.run(&s2, 0, |_| {})
     });

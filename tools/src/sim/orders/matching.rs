@@ -2,9 +2,9 @@
 //! for resting orders. Pure functions over an [`OrderBook`] that they never change: the sim
 //! replays recorded liquidity, so an order's fills do not remove it.
 
-use tape_engine::book::OrderBook;
-use tape_engine::fixed::{Price, Qty};
-use tape_engine::msg::{Level, Side};
+use tape_core::book::OrderBook;
+use tape_core::fixed::{Price, Qty};
+use tape_core::msg::{Level, Side};
 
 use super::kinds::{OrderSide, Tif};
 

@@ -31,12 +31,12 @@ mod tests_request;
 
 use std::collections::BTreeMap;
 
-use tape_engine::account::instruments::split_symbol;
-use tape_engine::account::money::{apply_bps, div_round, notional_raw, raw_to_money};
-use tape_engine::account::Money;
-use tape_engine::book::OrderBook;
-use tape_engine::fixed::{Price, Qty};
-use tape_engine::instrument::{Market, DEFAULT_SCALE};
+use tape_core::account::instruments::split_symbol;
+use tape_core::account::money::{apply_bps, div_round, notional_raw, raw_to_money};
+use tape_core::account::Money;
+use tape_core::book::OrderBook;
+use tape_core::fixed::{Price, Qty};
+use tape_core::instrument::{Market, DEFAULT_SCALE};
 
 use kinds::{Kind, OrderSide, Status, Tif};
 use request::{decimal, DecimalKind};

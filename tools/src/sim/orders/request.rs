@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
-use tape_engine::account::ClientOrderId;
-use tape_engine::fixed::{parse_fixed, FixedError};
-use tape_engine::instrument::Market;
+use tape_core::account::ClientOrderId;
+use tape_core::fixed::{parse_fixed, FixedError};
+use tape_core::instrument::Market;
 
 use super::kinds::{Kind, OrderSide, Tif};
 use crate::sim::rest::{legal_symbol, SYMBOL_RANGE};

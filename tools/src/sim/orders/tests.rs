@@ -1,13 +1,13 @@
 //! The sim account without sockets: matching, order life cycles, and every event decoded by
 //! the engine's own user-data decoder.
 
-use tape_engine::account::event::{ExecutionReport, UserEvent};
-use tape_engine::account::kinds::ExecType;
-use tape_engine::account::{Money, OrderStatus, UserDataDecoder};
-use tape_engine::book::OrderBook;
-use tape_engine::fixed::{Price, Qty};
-use tape_engine::instrument::{Market, Registry};
-use tape_engine::msg::Level;
+use tape_core::account::event::{ExecutionReport, UserEvent};
+use tape_core::account::kinds::ExecType;
+use tape_core::account::{Money, OrderStatus, UserDataDecoder};
+use tape_core::book::OrderBook;
+use tape_core::fixed::{Price, Qty};
+use tape_core::instrument::{Market, Registry};
+use tape_core::msg::Level;
 
 use super::kinds::{Kind, OrderSide, Tif};
 use super::{

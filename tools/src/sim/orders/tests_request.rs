@@ -2,10 +2,10 @@
 //! and no panic on any input.
 
 use proptest::prelude::*;
-use tape_engine::book::OrderBook;
-use tape_engine::fixed::{Price, Qty};
-use tape_engine::instrument::Market;
-use tape_engine::msg::Level;
+use tape_core::book::OrderBook;
+use tape_core::fixed::{Price, Qty};
+use tape_core::instrument::Market;
+use tape_core::msg::Level;
 
 use super::kinds::{Kind, OrderSide, Tif};
 use super::request::{decimal, parse, Call, CancelParams, DecimalKind};

@@ -4,10 +4,10 @@
 
 use std::fmt::{Display, Write};
 
-use tape_engine::account::money::div_round;
-use tape_engine::account::{Money, MONEY_SCALE};
-use tape_engine::fixed::write_fixed;
-use tape_engine::instrument::Market;
+use tape_core::account::money::div_round;
+use tape_core::account::{Money, MONEY_SCALE};
+use tape_core::fixed::write_fixed;
+use tape_core::instrument::Market;
 
 use super::kinds::{Kind, Status};
 use super::request::ApiError;

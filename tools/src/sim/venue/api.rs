@@ -4,10 +4,10 @@
 //! account; events go to every connection of that listener that subscribed.
 
 use mio::Registry;
-use tape_engine::book::OrderBook;
-use tape_engine::engine::Engine;
-use tape_engine::instrument::Market;
-use tape_engine::net::{ConnId, SendResult};
+use tape_core::book::OrderBook;
+use tape_core::engine::Engine;
+use tape_core::instrument::Market;
+use tape_node::net::{ConnId, SendResult};
 
 use super::{ApiSession, Client, Listener, Venue, POLICY};
 use crate::sim::orders::{self, ApiError, Call, Outcome, SymbolSpec};

@@ -2,7 +2,7 @@
 
 use std::mem;
 
-use tape_engine::instrument::Market;
+use tape_core::instrument::Market;
 
 use super::{Client, Venue, GOING_AWAY};
 use crate::sim::fault::Fault;

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use crossbeam_channel::{Receiver, TryRecvError};
 use mio::{Events, Poll, Registry, Token};
-use tape_engine::engine::{Engine, EngineConfig};
-use tape_engine::input::Nanos;
-use tape_engine::instrument::Market;
-use tape_engine::net::{ConnId, NetEvent, NetServer, SendResult};
+use tape_core::engine::{Engine, EngineConfig};
+use tape_core::input::Nanos;
+use tape_core::instrument::Market;
+use tape_node::net::{ConnId, NetEvent, NetServer, SendResult};
 use tungstenite::Utf8Bytes;
 
 mod api;

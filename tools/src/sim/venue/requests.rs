@@ -1,8 +1,8 @@
 //! What clients ask of the venue: Binance's WebSocket subscription requests and the HTTP
 //! endpoints (REST depth, `/sim/fault`, `/sim/stats`).
 
-use tape_engine::instrument::Market;
-use tape_engine::net::ConnId;
+use tape_core::instrument::Market;
+use tape_node::net::ConnId;
 
 use super::api::api_path;
 use super::{Client, Phase, Venue, POLICY};

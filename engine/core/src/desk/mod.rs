@@ -1,0 +1,557 @@
+//! The trading desk: the engine's side of private client sessions.
+//!
+//! Client commands that change trading state (order entry, cancels, publishing) and the
+//! session events around them (login, private subscriptions) reach the engine as journal
+//! records on [`CLIENT_SOURCE`](crate::input::CLIENT_SOURCE), exactly like market data: the
+//! io layer journals them, then the engine applies them. A replay of the journal therefore
+//! rebuilds the same orders, fills, positions and messages, and the output digest proves it.
+//!
+//! * [`DeskSetup`] (record kind 5): the users and the account settings every user gets.
+//! * [`ClientRecord`] (record kind 6): `tape-client/1 op=OP conn=N user=NAME`, a newline,
+//!   then for `op=command` the client's JSON request as received.
+//!
+//! Authentication and roles are checked by the hub before a record is written; the desk
+//! trusts the journal. Everything the desk says comes out as [`PrivateMsg`]s: rendered JSON,
+//! addressed to one connection (a reply) or to one user's private channel, in a deterministic
+//! order (see `docs/protocol.md`, "Private channels").
+
+mod command;
+mod gateway;
+mod render;
+mod setup;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+
+pub use command::{Command, CommandError};
+pub use gateway::GatewayStats;
+pub use setup::{DeskSetup, SetupError};
+
+use crate::account::{Accounts, InstrumentInfo, Reject};
+use crate::book::OrderBook;
+use crate::input::Nanos;
+use crate::instrument::{InstrumentId, Registry};
+use crate::msg::Level;
+use crate::wire::JsonBuf;
+use crate::wire::{E_ORDER_REJECTED, E_RISK_REJECTED};
+
+/// Largest JSON body of a client command, bytes.
+pub const MAX_COMMAND_BYTES: usize = 16 << 10;
+
+/// A private channel (or a reply), as addressed by a [`PrivateMsg`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PrivateChannel {
+    /// A reply to one connection's command.
+    Reply = 0,
+    /// Order updates (and advanced-order and trailing-stop updates).
+    Orders = 1,
+    /// Position updates.
+    Positions = 2,
+    /// Portfolio summaries (and balances).
+    Portfolio = 3,
+    /// Risk alerts.
+    RiskAlerts = 4,
+    /// Signals from publishers, to every subscriber.
+    Signal = 5,
+    /// Bot status from publishers, to every subscriber.
+    BotStatus = 6,
+    /// A request for the external order venue (sent by the io layer, never to clients).
+    Gateway = 7,
+}
+
+impl PrivateChannel {
+    /// Every subscribable private channel.
+    pub const ALL: [PrivateChannel; 6] = [
+        PrivateChannel::Orders,
+        PrivateChannel::Positions,
+        PrivateChannel::Portfolio,
+        PrivateChannel::RiskAlerts,
+        PrivateChannel::Signal,
+        PrivateChannel::BotStatus,
+    ];
+
+    /// The protocol name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrivateChannel::Reply => "reply",
+            PrivateChannel::Orders => "orders",
+            PrivateChannel::Positions => "positions",
+            PrivateChannel::Portfolio => "portfolio",
+            PrivateChannel::RiskAlerts => "risk_alerts",
+            PrivateChannel::Signal => "signal",
+            PrivateChannel::BotStatus => "bot_status",
+            PrivateChannel::Gateway => "gateway",
+        }
+    }
+
+    /// Parses a subscribable channel name.
+    pub fn parse(s: &str) -> Option<PrivateChannel> {
+        PrivateChannel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// True for channels that carry one user's own data (not broadcast).
+    pub fn is_per_user(self) -> bool {
+        matches!(
+            self,
+            PrivateChannel::Orders
+                | PrivateChannel::Positions
+                | PrivateChannel::Portfolio
+                | PrivateChannel::RiskAlerts
+        )
+    }
+
+    /// Index into per-channel arrays.
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One message of the desk, rendered once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateMsg {
+    /// The user it is about (the publisher, for `signal`/`bot_status`).
+    pub user: String,
+    /// Where it goes.
+    pub channel: PrivateChannel,
+    /// The connection a [`PrivateChannel::Reply`] answers.
+    pub conn: Option<u64>,
+    /// The JSON text sent to clients.
+    pub json: String,
+}
+
+/// What a [`ClientRecord`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientOp {
+    /// A connection authenticated as the user.
+    Login,
+    /// An authenticated connection closed.
+    Logout,
+    /// A private subscribe or unsubscribe (the body is the request).
+    Subscribe,
+    /// An order-entry or publish request (the body is the request).
+    Command,
+}
+
+impl ClientOp {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClientOp::Login => "login",
+            ClientOp::Logout => "logout",
+            ClientOp::Subscribe => "subscribe",
+            ClientOp::Command => "command",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ClientOp> {
+        [
+            ClientOp::Login,
+            ClientOp::Logout,
+            ClientOp::Subscribe,
+            ClientOp::Command,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// A client record: header line `tape-client/1 op=OP conn=N user=NAME`, `\n`, body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord<'a> {
+    /// What happened.
+    pub op: ClientOp,
+    /// The transport's connection id.
+    pub conn: u64,
+    /// The authenticated user.
+    pub user: &'a str,
+    /// The request text (empty for login/logout).
+    pub body: &'a [u8],
+}
+
+/// Why a client record was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeskError {
+    /// The header line is malformed.
+    #[error("bad client record: {0}")]
+    BadRecord(&'static str),
+    /// A client record arrived before any desk setup.
+    #[error("client record before the desk setup")]
+    NoDesk,
+    /// The setup record is invalid.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The record names a user the desk does not have.
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+}
+
+impl DeskError {
+    /// A stable short name for counting.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DeskError::BadRecord(_) => "bad_client_record",
+            DeskError::NoDesk => "no_desk",
+            DeskError::Setup(_) => "bad_desk_setup",
+            DeskError::UnknownUser(_) => "unknown_user",
+        }
+    }
+}
+
+impl<'a> ClientRecord<'a> {
+    /// Renders a record payload.
+    pub fn encode(op: ClientOp, conn: u64, user: &str, body: &[u8]) -> Vec<u8> {
+        let mut v =
+            format!("tape-client/1 op={} conn={conn} user={user}\n", op.as_str()).into_bytes();
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// Parses a record payload. Never panics.
+    ///
+    /// # Errors
+    /// [`DeskError::BadRecord`] naming what is wrong.
+    pub fn parse(payload: &'a [u8]) -> Result<ClientRecord<'a>, DeskError> {
+        let nl = payload
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(payload.len());
+        let head = std::str::from_utf8(&payload[..nl])
+            .map_err(|_| DeskError::BadRecord("header is not UTF-8"))?;
+        let body = payload.get(nl + 1..).unwrap_or(&[]);
+        let mut words = head.split(' ');
+        if words.next() != Some("tape-client/1") {
+            return Err(DeskError::BadRecord("header must start with tape-client/1"));
+        }
+        let (mut op, mut conn, mut user) = (None, None, None);
+        for w in words {
+            match w.split_once('=') {
+                Some(("op", v)) => op = ClientOp::parse(v),
+                Some(("conn", v)) => conn = v.parse().ok(),
+                Some(("user", v)) if !v.is_empty() => user = Some(v),
+                _ => return Err(DeskError::BadRecord("unknown header field")),
+            }
+        }
+        Ok(ClientRecord {
+            op: op.ok_or(DeskError::BadRecord("missing or unknown op"))?,
+            conn: conn.ok_or(DeskError::BadRecord("missing or bad conn"))?,
+            user: user.ok_or(DeskError::BadRecord("missing user"))?,
+            body,
+        })
+    }
+}
+
+/// Per user: the next `seq` of each private channel.
+type Seqs = [u64; 8];
+
+/// Counters of the desk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeskStats {
+    /// Client records applied (all ops).
+    pub records: u64,
+    /// Commands accepted.
+    pub accepted: u64,
+    /// Commands refused (invalid, rejected, risk).
+    pub refused: u64,
+    /// Risk alerts emitted.
+    pub risk_alerts: u64,
+    /// Publisher messages broadcast.
+    pub published: u64,
+}
+
+/// The accounts of every configured user, driven by client records and market data.
+#[derive(Debug)]
+pub struct Desk {
+    setup: DeskSetup,
+    accounts: Accounts,
+    /// Instruments already made known to the accounts, by id.
+    known: Vec<bool>,
+    seqs: BTreeMap<String, Seqs>,
+    out: VecDeque<PrivateMsg>,
+    json: JsonBuf,
+    stats: DeskStats,
+    /// The external order venue, when the setup names one (else the paper venue).
+    gateway: Option<gateway::Gateway>,
+}
+
+impl Desk {
+    /// A desk with the setup's users.
+    ///
+    /// # Errors
+    /// A user the account layer refuses (bad name, duplicate, too many).
+    pub fn new(setup: DeskSetup) -> Result<Desk, SetupError> {
+        let mut accounts = Accounts::new(setup.users.len().max(1));
+        for u in &setup.users {
+            accounts
+                .add_user(u, setup.account_config())
+                .map_err(|e| SetupError::User(u.clone(), e.to_string()))?;
+        }
+        let gw = setup.gateway.map(gateway::Gateway::new);
+        Ok(Desk {
+            seqs: setup
+                .users
+                .iter()
+                .map(|u| (u.clone(), Seqs::default()))
+                .collect(),
+            setup,
+            accounts,
+            known: Vec::new(),
+            out: VecDeque::new(),
+            json: JsonBuf::new(),
+            stats: DeskStats::default(),
+            gateway: gw,
+        })
+    }
+
+    /// The setup in use.
+    pub fn setup(&self) -> &DeskSetup {
+        &self.setup
+    }
+
+    /// The accounts (for snapshots: `get_orders`, `/api/orders`, ...).
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DeskStats {
+        self.stats
+    }
+
+    /// Counters of the external order venue, when there is one.
+    pub fn gateway_stats(&self) -> Option<GatewayStats> {
+        self.gateway.as_ref().map(|g| g.stats)
+    }
+
+    /// Applies one frame from the external order venue (a response or a user-data event).
+    pub fn handle_gateway_frame(&mut self, now: Nanos, frame: &[u8], registry: &Registry) {
+        if let Some(g) = self.gateway.as_mut() {
+            g.handle_frame(now, frame, &mut self.accounts, registry);
+        }
+        self.drain(now, registry);
+    }
+
+    /// The next message, oldest first.
+    pub fn poll_msg(&mut self) -> Option<PrivateMsg> {
+        self.out.pop_front()
+    }
+
+    fn ensure_instrument(&mut self, id: InstrumentId, registry: &Registry) {
+        let idx = id.0 as usize;
+        if self.known.get(idx).copied().unwrap_or(false) {
+            return;
+        }
+        if let Some(info) = InstrumentInfo::from_registry(registry, id) {
+            if self.accounts.add_instrument(info).is_ok() {
+                if self.known.len() <= idx {
+                    self.known.resize(idx + 1, false);
+                }
+                self.known[idx] = true;
+            }
+        }
+    }
+
+    /// Applies one client record; replies and events are queued for [`Desk::poll_msg`].
+    ///
+    /// # Errors
+    /// A malformed record or an unknown user (counted by the engine; nothing is queued).
+    pub fn handle_client(
+        &mut self,
+        now: Nanos,
+        payload: &[u8],
+        registry: &Registry,
+    ) -> Result<(), DeskError> {
+        let rec = ClientRecord::parse(payload)?;
+        if self.accounts.user(rec.user).is_none() {
+            return Err(DeskError::UnknownUser(rec.user.chars().take(64).collect()));
+        }
+        self.stats.records += 1;
+        if rec.op != ClientOp::Command {
+            return Ok(());
+        }
+        let user = rec.user.to_owned();
+        let parsed = command::parse(rec.body, registry);
+        let id = parsed.id.as_deref();
+        let cmd = match parsed.command {
+            Ok(c) => c,
+            Err(e) => {
+                self.refuse(&user, rec.conn, id, e.code(), &e.to_string());
+                return Ok(());
+            }
+        };
+        if let Some(inst) = cmd.instrument() {
+            self.ensure_instrument(inst, registry);
+        }
+        let result = self.apply(now, &user, cmd.clone());
+        match result {
+            Ok(ack) => {
+                self.stats.accepted += 1;
+                let msg = render::ack(&mut self.json, id, &cmd, &ack, now);
+                self.push(&user, PrivateChannel::Reply, Some(rec.conn), msg);
+                if let Command::Publish { channel, data } = &cmd {
+                    self.stats.published += 1;
+                    let seq = self.next_seq(&user, *channel);
+                    let msg = render::published(&mut self.json, *channel, &user, data, seq, now);
+                    self.push(&user, *channel, None, msg);
+                }
+            }
+            Err(Reject::Risk(r)) => {
+                self.refuse(&user, rec.conn, id, E_RISK_REJECTED, &r.to_string());
+            }
+            Err(e) => self.refuse(&user, rec.conn, id, E_ORDER_REJECTED, &e.to_string()),
+        }
+        self.drain(now, registry);
+        Ok(())
+    }
+
+    fn apply(&mut self, now: Nanos, user: &str, cmd: Command) -> Result<render::Ack, Reject> {
+        let Some(a) = self.accounts.user_mut(user) else {
+            // Checked by the caller; a publish needs no account anyway.
+            return Ok(render::Ack::Published);
+        };
+        Ok(match cmd {
+            Command::Place {
+                order,
+                bracket: None,
+            } => render::Ack::Order(a.place(now, order)?, None),
+            Command::Place {
+                order,
+                bracket: Some(b),
+            } => {
+                let (o, adv) = a.place_bracket(now, order, b)?;
+                render::Ack::Order(o, Some(adv))
+            }
+            Command::Oco(r) => render::Ack::Advanced(a.place_oco(now, r)?),
+            Command::Trailing(r) => render::Ack::Advanced(a.place_trailing(now, r)?),
+            Command::Cancel(id) => {
+                a.cancel(now, &id)?;
+                render::Ack::Canceled
+            }
+            Command::CancelAdvanced(id) => {
+                a.cancel_advanced(now, id)?;
+                render::Ack::Canceled
+            }
+            Command::Publish { .. } => render::Ack::Published,
+        })
+    }
+
+    fn refuse(&mut self, user: &str, conn: u64, id: Option<&str>, code: u16, message: &str) {
+        self.stats.refused += 1;
+        let msg = render::error(&mut self.json, code, message, id);
+        self.push(user, PrivateChannel::Reply, Some(conn), msg);
+    }
+
+    fn next_seq(&mut self, user: &str, ch: PrivateChannel) -> u64 {
+        let s = self.seqs.entry(user.to_owned()).or_default();
+        s[ch.index()] += 1;
+        s[ch.index()]
+    }
+
+    fn push(&mut self, user: &str, channel: PrivateChannel, conn: Option<u64>, json: String) {
+        self.out.push_back(PrivateMsg {
+            user: user.to_owned(),
+            channel,
+            conn,
+            json,
+        });
+    }
+
+    /// A synced book changed: marks, triggers and the paper venue follow it.
+    pub fn on_book(&mut self, now: Nanos, id: InstrumentId, book: &OrderBook, registry: &Registry) {
+        self.ensure_instrument(id, registry);
+        self.accounts.handle_book(now, id, book, None);
+        self.drain(now, registry);
+    }
+
+    /// A trade printed: last-trade marks and trade-watching triggers follow it.
+    pub fn on_trade(&mut self, now: Nanos, id: InstrumentId, trade: Level, registry: &Registry) {
+        self.ensure_instrument(id, registry);
+        self.accounts
+            .handle_market(now, id, None, None, Some(trade));
+        self.drain(now, registry);
+    }
+
+    /// Renders every pending account event onto its user's channel.
+    fn drain(&mut self, now: Nanos, registry: &Registry) {
+        while let Some((user, ev)) = self.accounts.poll_event() {
+            let user = user.as_str().to_owned();
+            if let crate::account::AccountEvent::Command(cmd) = &ev {
+                self.send(now, &user, cmd, registry);
+                continue;
+            }
+            let Some(ch) = render::channel_of(&ev) else {
+                continue;
+            };
+            if ch == PrivateChannel::RiskAlerts {
+                self.stats.risk_alerts += 1;
+            }
+            let seq = self.next_seq(&user, ch);
+            let json = render::event(&mut self.json, &ev, seq, now, registry);
+            self.push(&user, ch, None, json);
+        }
+    }
+
+    /// Renders an order command for the external venue, or undoes it when it cannot be
+    /// sent (the account's events follow through `drain`).
+    fn send(
+        &mut self,
+        now: Nanos,
+        user: &str,
+        cmd: &crate::account::OrderCommand,
+        registry: &Registry,
+    ) {
+        let Some(g) = self.gateway.as_mut() else {
+            return;
+        };
+        match g.request(&mut self.json, user, cmd, registry) {
+            Ok(json) => {
+                let seq = self.next_seq(user, PrivateChannel::Gateway);
+                let _ = seq;
+                self.push(user, PrivateChannel::Gateway, None, json);
+            }
+            Err(_) => {
+                if let Some(a) = self.accounts.user_mut(user) {
+                    let _ = match cmd {
+                        crate::account::OrderCommand::Place(o) => {
+                            a.order_rejected(now, &o.client_order_id)
+                        }
+                        crate::account::OrderCommand::Cancel {
+                            client_order_id, ..
+                        } => a.cancel_rejected(now, client_order_id),
+                    };
+                }
+            }
+        }
+    }
+
+    /// A snapshot of the user's state (`get_orders`, `get_positions`, `get_portfolio` and
+    /// their `/api/*` twins), rendered into `j`; `None` for an unknown user.
+    pub fn snapshot_json(
+        &self,
+        j: &mut JsonBuf,
+        what: Snapshot,
+        user: &str,
+        id: Option<&str>,
+        now: Nanos,
+        registry: &Registry,
+    ) -> Option<String> {
+        let a = self.accounts.user(user)?;
+        Some(match what {
+            Snapshot::Orders => render::orders_snapshot(j, a, id, now, registry),
+            Snapshot::Positions => render::positions_snapshot(j, a, id, now, registry),
+            Snapshot::Portfolio => render::portfolio_snapshot(j, a, id, now),
+        })
+    }
+}
+
+/// Which snapshot of a user's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshot {
+    /// Live orders.
+    Orders,
+    /// Positions.
+    Positions,
+    /// Portfolio summary and balances.
+    Portfolio,
+}

@@ -1,0 +1,472 @@
+//! Authenticated sessions: `auth`, private channels, order entry and publishing.
+//!
+//! The hub authenticates (JWT HS256, see [`crate::auth`]) and checks roles; what changes
+//! trading state goes out as a client record ([`Hub::poll_record`]) that the io layer
+//! journals and feeds to the engine, whose desk answers with [`Event::Private`] outputs that
+//! come back through [`Hub::handle_output`]. Private messages use the reply queue, so they
+//! are never conflated or dropped: a client that lets them pile up is closed (4010).
+//!
+//! [`Event::Private`]: crate::output::Event::Private
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use tungstenite::Utf8Bytes;
+
+use super::request::PrivateKind;
+use super::{ConnId, Hub};
+use crate::auth::{AuthError, Authenticator, Role, Roles};
+use crate::desk::{ClientOp, ClientRecord, PrivateChannel, PrivateMsg, Snapshot};
+use crate::engine::Engine;
+use crate::input::{Nanos, RecordKind};
+use crate::wire::{
+    CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, E_FORBIDDEN, E_INVALID, E_ORDER_REJECTED,
+    E_UNAUTHORIZED,
+};
+
+/// One authenticated connection.
+#[derive(Debug, Clone)]
+pub(super) struct Session {
+    user: String,
+    roles: Roles,
+    /// Subscribed private channels, by [`PrivateChannel::index`] bit.
+    subs: u8,
+}
+
+/// Sessions, their subscriptions, and client records waiting for the journal.
+#[derive(Debug, Default)]
+pub(super) struct PrivateState {
+    pub auth: Option<Authenticator>,
+    sessions: BTreeMap<ConnId, Session>,
+    user_conns: BTreeMap<String, BTreeSet<ConnId>>,
+    /// Subscribers of `signal` and `bot_status`.
+    broadcast: [BTreeSet<ConnId>; 2],
+    records: VecDeque<(u16, Vec<u8>)>,
+    pub stats: PrivateStats,
+}
+
+/// Counters of authentication and private traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrivateStats {
+    /// Sessions authenticated.
+    pub logins: u64,
+    /// Refused tokens, by [`AuthError::code`].
+    pub auth_failures: BTreeMap<&'static str, u64>,
+    /// Connections refused by the per-user limit.
+    pub user_limit_refused: u64,
+    /// Client records handed to the journal.
+    pub records: u64,
+    /// Private messages queued to connections.
+    pub delivered: u64,
+}
+
+fn bit(ch: PrivateChannel) -> u8 {
+    1 << ch.index()
+}
+
+fn broadcast_slot(ch: PrivateChannel) -> Option<usize> {
+    match ch {
+        PrivateChannel::Signal => Some(0),
+        PrivateChannel::BotStatus => Some(1),
+        _ => None,
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The value of `token` in a query string, if any.
+fn query_token(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
+}
+
+impl Hub {
+    /// Turns on authentication and private channels. Without it, `auth` and every private
+    /// request are refused with 4001.
+    pub fn set_authenticator(&mut self, auth: Authenticator) {
+        self.private.auth = Some(auth);
+    }
+
+    /// The next client record to journal and feed to the engine (kind, payload), oldest
+    /// first. The io layer drains this after every hub call that takes client input.
+    pub fn poll_record(&mut self) -> Option<(u16, Vec<u8>)> {
+        self.private.records.pop_front()
+    }
+
+    /// Authentication and private-traffic counters.
+    pub fn private_stats(&self) -> &PrivateStats {
+        &self.private.stats
+    }
+
+    /// The user `conn` is authenticated as.
+    pub fn session_user(&self, conn: ConnId) -> Option<&str> {
+        self.private.sessions.get(&conn).map(|s| s.user.as_str())
+    }
+
+    /// Checks an HTTP `Authorization: Bearer` header for a user with `role`: the user's name,
+    /// or the HTTP status and message to answer.
+    ///
+    /// # Errors
+    /// 401 (missing, malformed or refused token; or no authentication configured) and 403
+    /// (the role is missing).
+    pub fn authorize_http(
+        &mut self,
+        authorization: Option<&str>,
+        role: Role,
+        now: Nanos,
+    ) -> Result<String, (u16, String)> {
+        let Some(auth) = &self.private.auth else {
+            return Err((401, "authentication is not configured".into()));
+        };
+        let token = authorization
+            .and_then(bearer_token)
+            .ok_or((401, "an Authorization: Bearer token is required".to_owned()))?;
+        match auth.verify(token, now.0 / 1_000_000) {
+            Ok(p) if p.roles.contains(role) => Ok(auth.user_name(p.user).to_owned()),
+            Ok(_) => Err((403, format!("forbidden: role {role} required"))),
+            Err(e) => {
+                *self
+                    .private
+                    .stats
+                    .auth_failures
+                    .entry(e.code())
+                    .or_default() += 1;
+                Err((401, format!("unauthorized: {e}")))
+            }
+        }
+    }
+
+    fn record(&mut self, op: ClientOp, conn: ConnId, user: &str, body: &[u8]) {
+        let payload = ClientRecord::encode(op, conn.0 as u64, user, body);
+        self.private.stats.records += 1;
+        self.private
+            .records
+            .push_back((RecordKind::Client as u16, payload));
+    }
+
+    /// `?token=` at open: authenticates or refuses the connection (error, then close).
+    /// Returns false when the connection was refused.
+    pub(super) fn auth_at_open(&mut self, now: Nanos, idx: usize, query: &str) -> bool {
+        let Some(token) = query_token(query) else {
+            return true;
+        };
+        let token = token.to_owned();
+        self.authenticate(now, idx, None, &token, true)
+    }
+
+    /// Verifies `token` for the connection in `idx`. At open a failure closes the connection
+    /// (4001, or 4003 over the per-user limit); in an `auth` request it is an error reply.
+    pub(super) fn authenticate(
+        &mut self,
+        now: Nanos,
+        idx: usize,
+        id: Option<&str>,
+        token: &str,
+        at_open: bool,
+    ) -> bool {
+        let conn = self.conn_mut(idx).id;
+        let verified = match &self.private.auth {
+            None => Err(None),
+            Some(a) => a
+                .verify(token, now.0 / 1_000_000)
+                .map(|p| {
+                    (
+                        a.user_name(p.user).to_owned(),
+                        p.roles,
+                        a.max_connections(p.user),
+                    )
+                })
+                .map_err(Some),
+        };
+        let (user, roles, max) = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = match &e {
+                    None => "unauthorized: authentication is not configured".to_owned(),
+                    Some(e) => format!("unauthorized: {e}"),
+                };
+                if let Some(e) = e {
+                    *self
+                        .private
+                        .stats
+                        .auth_failures
+                        .entry(AuthError::code(&e))
+                        .or_default() += 1;
+                }
+                return self.refuse_session(
+                    idx,
+                    id,
+                    E_UNAUTHORIZED,
+                    CLOSE_UNAUTHORIZED,
+                    &msg,
+                    at_open,
+                );
+            }
+        };
+        if let Some(s) = self.private.sessions.get(&conn) {
+            let msg = format!("already authenticated as {}", s.user);
+            self.fail(idx, id, E_INVALID, &msg);
+            return true;
+        }
+        let open = self.private.user_conns.get(&user).map_or(0, BTreeSet::len);
+        if open >= max {
+            self.private.stats.user_limit_refused += 1;
+            let msg = format!("too many connections for user {user} (max {max})");
+            return self.refuse_session(
+                idx,
+                id,
+                CLOSE_TOO_MANY_CONNECTIONS,
+                CLOSE_TOO_MANY_CONNECTIONS,
+                &msg,
+                true,
+            );
+        }
+        self.private.stats.logins += 1;
+        self.private
+            .user_conns
+            .entry(user.clone())
+            .or_default()
+            .insert(conn);
+        self.private.sessions.insert(
+            conn,
+            Session {
+                user: user.clone(),
+                roles,
+                subs: 0,
+            },
+        );
+        self.record(ClientOp::Login, conn, &user, b"");
+        let j = &mut self.json;
+        j.clear();
+        j.raw("{\"type\":\"authenticated\"");
+        if let Some(id) = id {
+            j.raw(",\"id\":");
+            j.raw(id);
+        }
+        j.raw(",\"user\":");
+        j.string(&user);
+        j.raw(",\"roles\":[");
+        for (k, r) in roles.iter().enumerate() {
+            j.raw(if k == 0 { "\"" } else { ",\"" });
+            j.raw(r.as_str());
+            j.raw("\"");
+        }
+        j.raw("]}");
+        let msg = j.freeze();
+        self.succeed(idx, msg);
+        true
+    }
+
+    /// An error reply; at open (or over the per-user limit) also a close with `close_code`.
+    fn refuse_session(
+        &mut self,
+        idx: usize,
+        id: Option<&str>,
+        code: u16,
+        close_code: u16,
+        msg: &str,
+        close: bool,
+    ) -> bool {
+        self.fail(idx, id, code, msg);
+        if close {
+            self.close(idx, close_code, msg.to_owned(), true);
+            return false;
+        }
+        true
+    }
+
+    /// Journals a market-only (un)subscribe of an authenticated session (private ones are
+    /// journaled by `private_subscribe`); anonymous sessions have no user to name.
+    pub(super) fn record_market_subscribe(&mut self, idx: usize, text: &str) {
+        let conn = self.conn_mut(idx).id;
+        if let Some(user) = self.private.sessions.get(&conn).map(|s| s.user.clone()) {
+            self.record(ClientOp::Subscribe, conn, &user, text.as_bytes());
+        }
+    }
+
+    /// Drops `conn`'s session (if any) when it closes.
+    pub(super) fn end_session(&mut self, conn: ConnId) {
+        let Some(s) = self.private.sessions.remove(&conn) else {
+            return;
+        };
+        if let Some(set) = self.private.user_conns.get_mut(&s.user) {
+            set.remove(&conn);
+            if set.is_empty() {
+                self.private.user_conns.remove(&s.user);
+            }
+        }
+        for b in &mut self.private.broadcast {
+            b.remove(&conn);
+        }
+        self.record(ClientOp::Logout, conn, &s.user, b"");
+    }
+
+    /// The session of `idx` with `role`, or the error reply already queued.
+    fn session_with(&mut self, idx: usize, id: Option<&str>, role: Role) -> Option<Session> {
+        let conn = self.conn_mut(idx).id;
+        match self.private.sessions.get(&conn) {
+            None => {
+                self.fail(
+                    idx,
+                    id,
+                    E_UNAUTHORIZED,
+                    "unauthorized: authenticate first ({\"type\":\"auth\",\"token\":...} or ?token=)",
+                );
+                None
+            }
+            Some(s) if !s.roles.contains(role) => {
+                let msg = format!("forbidden: role {role} required");
+                self.fail(idx, id, E_FORBIDDEN, &msg);
+                None
+            }
+            Some(s) => Some(s.clone()),
+        }
+    }
+
+    /// Subscribes or unsubscribes private channels (one reply for them).
+    pub(super) fn private_subscribe(
+        &mut self,
+        idx: usize,
+        id: Option<&str>,
+        channels: &[PrivateChannel],
+        subscribe: bool,
+        text: &str,
+    ) {
+        let Some(s) = self.session_with(idx, id, Role::Viewer) else {
+            return;
+        };
+        let conn = self.conn_mut(idx).id;
+        let mut mask = s.subs;
+        for &ch in channels {
+            if subscribe {
+                mask |= bit(ch);
+            } else {
+                mask &= !bit(ch);
+            }
+            if let Some(b) = broadcast_slot(ch) {
+                if subscribe {
+                    self.private.broadcast[b].insert(conn);
+                } else {
+                    self.private.broadcast[b].remove(&conn);
+                }
+            }
+        }
+        if let Some(sess) = self.private.sessions.get_mut(&conn) {
+            sess.subs = mask;
+        }
+        self.record(ClientOp::Subscribe, conn, &s.user, text.as_bytes());
+        let j = &mut self.json;
+        j.clear();
+        j.raw(if subscribe {
+            "{\"type\":\"subscribed\""
+        } else {
+            "{\"type\":\"unsubscribed\""
+        });
+        if let Some(id) = id {
+            j.raw(",\"id\":");
+            j.raw(id);
+        }
+        j.raw(",\"subscriptions\":[");
+        for (k, ch) in channels.iter().enumerate() {
+            j.raw(if k == 0 {
+                "{\"channel\":\""
+            } else {
+                ",{\"channel\":\""
+            });
+            j.raw(ch.as_str());
+            j.raw("\"}");
+        }
+        j.raw("]}");
+        let msg = j.freeze();
+        self.succeed(idx, msg);
+    }
+
+    /// Order entry, publish (journaled; the engine replies) and `get_*` (answered here).
+    pub(super) fn private_request(
+        &mut self,
+        now: Nanos,
+        idx: usize,
+        id: Option<&str>,
+        kind: PrivateKind,
+        text: &str,
+        engine: &Engine,
+    ) {
+        let role = match kind {
+            PrivateKind::Order => Role::Trader,
+            PrivateKind::Publish => Role::Publisher,
+            _ => Role::Viewer,
+        };
+        let Some(s) = self.session_with(idx, id, role) else {
+            return;
+        };
+        let Some(desk) = engine.desk() else {
+            return self.fail(idx, id, E_ORDER_REJECTED, "no trading desk is configured");
+        };
+        let conn = self.conn_mut(idx).id;
+        let what = match kind {
+            PrivateKind::Order | PrivateKind::Publish => {
+                self.conn_mut(idx).consecutive_errors = 0;
+                return self.record(ClientOp::Command, conn, &s.user, text.as_bytes());
+            }
+            PrivateKind::GetOrders => Snapshot::Orders,
+            PrivateKind::GetPositions => Snapshot::Positions,
+            PrivateKind::GetPortfolio => Snapshot::Portfolio,
+        };
+        let rendered =
+            desk.snapshot_json(&mut self.json, what, &s.user, id, now, engine.registry());
+        match rendered {
+            Some(json) => self.succeed(idx, Utf8Bytes::from(json)),
+            None => {
+                let msg = format!("user {} has no account on the desk", s.user);
+                self.fail(idx, id, E_ORDER_REJECTED, &msg);
+            }
+        }
+    }
+
+    /// Routes one desk message: a reply to its connection, a per-user channel to that
+    /// user's subscribed connections, `signal`/`bot_status` to every subscriber.
+    pub(super) fn on_private(&mut self, m: &PrivateMsg) {
+        let msg = Utf8Bytes::from(m.json.as_str());
+        let mut targets: Vec<ConnId> = Vec::new();
+        match m.channel {
+            PrivateChannel::Reply => {
+                let Some(conn) = m.conn.map(|c| ConnId(c as usize)) else {
+                    return;
+                };
+                // Only to the session that sent it (a replayed journal has no such client).
+                if self.session_user(conn) == Some(m.user.as_str()) {
+                    targets.push(conn);
+                }
+            }
+            ch if ch.is_per_user() => {
+                if let Some(conns) = self.private.user_conns.get(&m.user) {
+                    targets.extend(conns.iter().copied().filter(|c| {
+                        self.private
+                            .sessions
+                            .get(c)
+                            .is_some_and(|s| s.subs & bit(ch) != 0)
+                    }));
+                }
+            }
+            ch => {
+                if let Some(b) = broadcast_slot(ch) {
+                    targets.extend(self.private.broadcast[b].iter().copied());
+                }
+            }
+        }
+        for conn in targets {
+            if let Some(idx) = self.live(conn) {
+                if self.reply(idx, msg.clone()) {
+                    self.private.stats.delivered += 1;
+                    self.counters.delivered += 1;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! tape's io layer: everything that touches a socket, a thread, a file or the clock, driving the
+//! sans-IO core (`tape-core`).
+//!
+//! - `net`: the client-facing WebSocket/HTTP/TLS transport on mio.
+//! - `live`: venue connections (TLS WebSocket client, REST snapshot fetcher thread, order
+//!   gateway) as a queue of journal records.
+//! - `node`: the engine thread's mio loop that journals each input, hands it to the core and
+//!   writes what the core produces.
+//! - `latency_log`: HdrHistogram interval logs of the stage histograms.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod latency_log;
+pub mod live;
+pub mod net;
+pub mod node;

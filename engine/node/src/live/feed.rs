@@ -1,0 +1,661 @@
+//! Every configured venue connection, their reconnects, and their REST snapshots, as one
+//! feed of journal records for the node loop.
+//!
+//! [`LiveFeed`] owns the WebSocket connections (mio sources on the engine's `Poll`), the
+//! snapshot helper thread, a [`mio::Waker`] that helper threads use to wake a blocking poll,
+//! and a queue of records ready for the engine. The node pops records one at a time, journals
+//! each, then applies it; it reports the engine's `ResyncRequested` outputs back with
+//! [`LiveFeed::want_snapshot`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use mio::{Registry, Token, Waker};
+
+use super::gateway::{GatewayIo, OrderGateway};
+use super::snapshot::{FetcherOptions, SnapshotFetcher, SnapshotJob};
+use super::ws::{WsConn, WsOptions, WsSink, WsUrl};
+use tape_core::input::{RecordKind, SourceDef};
+use tape_core::instrument::Market;
+use tape_core::link::Backoff;
+use tape_core::link::{depth_url, SchedulerConfig, SnapshotRequest, SnapshotScheduler};
+use tape_core::venue::LinkEvent;
+
+/// One venue connection to open: a market, its combined-stream endpoint, symbols and
+/// streams, and where its REST snapshots come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VenueSpec {
+    /// A name for status and the journal's source definitions (no spaces).
+    pub name: String,
+    /// Market rules for decoding and sequencing.
+    pub market: Market,
+    /// Combined-stream endpoint, e.g. `wss://fstream.binance.com/stream`.
+    pub ws_url: String,
+    /// REST base, e.g. `https://fapi.binance.com`.
+    pub rest_url: String,
+    /// Symbols, upper case.
+    pub symbols: Vec<String>,
+    /// Streams per symbol: `depth@100ms`, `trade`, `aggTrade`, `bookTicker`, `ticker`, ...
+    pub streams: Vec<String>,
+    /// Levels per side requested in REST snapshots.
+    pub snapshot_limit: u32,
+    /// Known `(symbol, price scale, quantity scale)`; others get the default scale.
+    pub scales: Vec<(String, u8, u8)>,
+}
+
+impl VenueSpec {
+    /// The combined-stream URL: `ws_url?streams=btcusdt@depth@100ms/btcusdt@trade/...`.
+    pub fn stream_url(&self) -> String {
+        let names: Vec<String> = self
+            .symbols
+            .iter()
+            .flat_map(|s| {
+                let lower = s.to_ascii_lowercase();
+                self.streams.iter().map(move |st| format!("{lower}@{st}"))
+            })
+            .collect();
+        let sep = if self.ws_url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}streams={}", self.ws_url, names.join("/"))
+    }
+}
+
+/// Settings of a [`LiveFeed`].
+#[derive(Clone)]
+pub struct LiveConfig {
+    /// The venues, in source-id order.
+    pub venues: Vec<VenueSpec>,
+    /// TLS client configuration for wss:// and https://.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// First reconnect delay ceiling, ns (doubles per failed attempt).
+    pub reconnect_initial_ns: u64,
+    /// Reconnect delay cap, ns.
+    pub reconnect_max_ns: u64,
+    /// From the start of an attempt to an open WebSocket, ns.
+    pub connect_timeout_ns: u64,
+    /// Silence after which the connection is dropped as stalled, ns (a ping goes out at a
+    /// third of it).
+    pub stall_timeout_ns: u64,
+    /// Largest frame accepted from a venue.
+    pub max_frame_bytes: usize,
+    /// Least time between two snapshot requests to the same venue, ns.
+    pub snapshot_min_interval_ns: u64,
+    /// A snapshot request that takes longer counts as failed, ns.
+    pub snapshot_timeout_ns: u64,
+    /// First retry delay after a failed snapshot, ns (doubles up to `reconnect_max_ns`).
+    pub snapshot_retry_ns: u64,
+    /// Largest snapshot body accepted.
+    pub max_snapshot_bytes: usize,
+    /// Seed of the backoff jitter.
+    pub jitter_seed: u64,
+    /// The venue's WebSocket order API (`wss://.../ws-fapi/v1`), when orders go to a venue.
+    pub gateway_url: Option<String>,
+}
+
+impl std::fmt::Debug for LiveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveConfig")
+            .field("venues", &self.venues)
+            .field("reconnect_initial_ns", &self.reconnect_initial_ns)
+            .field("reconnect_max_ns", &self.reconnect_max_ns)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One input ready for the journal and the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRecord {
+    /// Receive time, ns since the epoch.
+    pub recv: u64,
+    /// Source id.
+    pub source: u32,
+    /// Record kind.
+    pub kind: u16,
+    /// The bytes.
+    pub payload: Vec<u8>,
+}
+
+/// io-level figures of one venue connection, for `/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VenueIo {
+    /// Venue name.
+    pub name: String,
+    /// The combined-stream URL.
+    pub url: String,
+    /// Frames received (all connections).
+    pub frames: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// When the next attempt starts, if backing off (ns since the epoch).
+    pub next_attempt_ns: Option<u64>,
+    /// Snapshot requests answered with 200.
+    pub snapshots_ok: u64,
+    /// Snapshot requests that failed (HTTP error, network, timeout).
+    pub snapshots_failed: u64,
+    /// The last snapshot failure.
+    pub last_snapshot_error: String,
+}
+
+struct Venue {
+    spec: VenueSpec,
+    ws_source: u32,
+    rest_sources: Vec<u32>,
+    url: String,
+    conn: WsConn,
+    backoff: Backoff,
+    /// When to try again after a failure (`u64::MAX`: not waiting).
+    next_attempt: u64,
+    frames_before: u64,
+    bytes_before: u64,
+    snapshots_ok: u64,
+    snapshots_failed: u64,
+    last_snapshot_error: String,
+}
+
+/// Collects what a connection reports.
+struct Sink<'a, C: FnMut() -> u64> {
+    clock: &'a mut C,
+    queue: &'a mut VecDeque<LiveRecord>,
+    source: u32,
+    went_down: bool,
+}
+
+impl<C: FnMut() -> u64> WsSink for Sink<'_, C> {
+    fn now(&mut self) -> u64 {
+        (self.clock)()
+    }
+    fn frame(&mut self, recv: u64, payload: Vec<u8>) {
+        self.queue.push_back(LiveRecord {
+            recv,
+            source: self.source,
+            kind: RecordKind::WsFrame as u16,
+            payload,
+        });
+    }
+    fn link(&mut self, recv: u64, ev: LinkEvent) {
+        self.went_down |= matches!(ev, LinkEvent::Down { .. });
+        self.queue.push_back(LiveRecord {
+            recv,
+            source: self.source,
+            kind: RecordKind::Link as u16,
+            payload: ev.to_text().into_bytes(),
+        });
+    }
+}
+
+/// The live feed: venue connections, snapshots, reconnects.
+pub struct LiveFeed {
+    venues: Vec<Venue>,
+    first_token: usize,
+    waker: Arc<Waker>,
+    fetcher: SnapshotFetcher,
+    scheduler: SnapshotScheduler,
+    /// (market, symbol) -> (venue index, REST source id).
+    rest_of: HashMap<(Market, String), (usize, u32)>,
+    /// REST source id -> (venue index, snapshot URL).
+    rest_url: HashMap<u32, (usize, String)>,
+    queue: VecDeque<LiveRecord>,
+    started: bool,
+    /// The scheduler was told something since it was last polled.
+    sched_dirty: bool,
+    /// The order API connection, if any (token after the venues').
+    gateway: Option<OrderGateway>,
+}
+
+impl std::fmt::Debug for LiveFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveFeed")
+            .field("venues", &self.venues.len())
+            .field("queued", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveFeed {
+    /// Sets up the feed: tokens from `first_token` (the waker) to `first_token + venues`, the
+    /// snapshot thread. Nothing connects before [`LiveFeed::start`].
+    ///
+    /// # Errors
+    /// A bad URL, or the waker/thread could not be created.
+    pub fn new(
+        cfg: LiveConfig,
+        registry: &Registry,
+        first_token: usize,
+    ) -> std::io::Result<LiveFeed> {
+        let waker = Arc::new(Waker::new(registry, Token(first_token))?);
+        let fetcher = SnapshotFetcher::spawn(
+            cfg.tls.clone(),
+            FetcherOptions {
+                connect_timeout: std::time::Duration::from_nanos(cfg.connect_timeout_ns),
+                request_timeout: std::time::Duration::from_nanos(cfg.snapshot_timeout_ns),
+                max_body_bytes: cfg.max_snapshot_bytes,
+            },
+            Some(waker.clone()),
+        )?;
+        let scheduler = SnapshotScheduler::new(SchedulerConfig {
+            min_interval_ns: cfg.snapshot_min_interval_ns,
+            max_in_flight_per_venue: 1,
+            retry_initial_ns: cfg.snapshot_retry_ns,
+            retry_max_ns: cfg.reconnect_max_ns,
+            timeout_ns: cfg.snapshot_timeout_ns.saturating_add(1_000_000_000),
+        });
+        let opts = WsOptions {
+            tls: cfg.tls.clone(),
+            max_frame_bytes: cfg.max_frame_bytes,
+            connect_timeout_ns: cfg.connect_timeout_ns,
+            ping_after_ns: cfg.stall_timeout_ns / 3,
+            stall_timeout_ns: cfg.stall_timeout_ns,
+        };
+        let mut venues = Vec::with_capacity(cfg.venues.len());
+        let (mut rest_of, mut rest_url) = (HashMap::new(), HashMap::new());
+        let mut next_source = 0u32;
+        for (i, spec) in cfg.venues.into_iter().enumerate() {
+            let url = spec.stream_url();
+            let parsed = WsUrl::parse(&url).map_err(std::io::Error::other)?;
+            let ws_source = next_source;
+            next_source += 1;
+            let mut rest_sources = Vec::new();
+            for sym in &spec.symbols {
+                rest_of.insert((spec.market, sym.clone()), (i, next_source));
+                let u = depth_url(spec.market, &spec.rest_url, sym, spec.snapshot_limit);
+                rest_url.insert(next_source, (i, u));
+                rest_sources.push(next_source);
+                next_source += 1;
+            }
+            venues.push(Venue {
+                conn: WsConn::new(parsed, Token(first_token + 1 + i), opts.clone()),
+                backoff: Backoff::new(
+                    cfg.reconnect_initial_ns,
+                    cfg.reconnect_max_ns,
+                    cfg.jitter_seed.wrapping_add(i as u64),
+                ),
+                spec,
+                ws_source,
+                rest_sources,
+                url,
+                next_attempt: u64::MAX,
+                frames_before: 0,
+                bytes_before: 0,
+                snapshots_ok: 0,
+                snapshots_failed: 0,
+                last_snapshot_error: String::new(),
+            });
+        }
+        let gateway = match &cfg.gateway_url {
+            Some(url) => Some(
+                OrderGateway::new(
+                    url,
+                    Token(first_token + 1 + venues.len()),
+                    WsOptions {
+                        // An order connection is quiet by nature: ping it, never call it
+                        // stalled.
+                        ping_after_ns: 10_000_000_000,
+                        stall_timeout_ns: u64::MAX / 4,
+                        ..opts.clone()
+                    },
+                    Backoff::new(
+                        cfg.reconnect_initial_ns,
+                        cfg.reconnect_max_ns,
+                        cfg.jitter_seed.wrapping_add(u64::from(u32::MAX)),
+                    ),
+                )
+                .map_err(|e| std::io::Error::other(format!("gateway_url: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(LiveFeed {
+            gateway,
+            venues,
+            first_token,
+            waker,
+            fetcher,
+            scheduler,
+            rest_of,
+            rest_url,
+            queue: VecDeque::new(),
+            started: false,
+            sched_dirty: false,
+        })
+    }
+
+    /// Declares every source (the journal is self-describing) and starts every connection.
+    pub fn start(&mut self, registry: &Registry, clock: &mut impl FnMut() -> u64) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let now = clock();
+        let mut defs = Vec::new();
+        for v in &self.venues {
+            let ws = SourceDef {
+                market: v.spec.market,
+                symbol: None,
+                scales: None,
+                name: v.spec.name.clone(),
+            };
+            defs.push((v.ws_source, ws));
+            for (sym, src) in v.spec.symbols.iter().zip(&v.rest_sources) {
+                let scales = v
+                    .spec
+                    .scales
+                    .iter()
+                    .find(|(s, ..)| s == sym)
+                    .map(|(_, p, q)| (*p, *q));
+                let def = SourceDef {
+                    market: v.spec.market,
+                    symbol: Some(sym.clone()),
+                    scales,
+                    name: format!("{}:rest", v.spec.name),
+                };
+                defs.push((*src, def));
+            }
+        }
+        for (src, def) in defs {
+            self.push_def(now, src, &def);
+        }
+        for i in 0..self.venues.len() {
+            self.connect(i, registry, clock);
+        }
+    }
+
+    fn push_def(&mut self, now: u64, source: u32, def: &SourceDef) {
+        self.queue.push_back(LiveRecord {
+            recv: now,
+            source,
+            kind: RecordKind::SourceDef as u16,
+            payload: def.to_text().into_bytes(),
+        });
+    }
+
+    fn connect(&mut self, i: usize, registry: &Registry, clock: &mut impl FnMut() -> u64) {
+        let waker = self.waker.clone();
+        self.venues[i].next_attempt = u64::MAX;
+        self.drive(i, clock, true, |conn, sink| {
+            conn.connect(registry, sink, move || {
+                let _ = waker.wake();
+            });
+        });
+    }
+
+    /// True for the waker's token and every connection's.
+    pub fn owns(&self, token: Token) -> bool {
+        token
+            .0
+            .checked_sub(self.first_token)
+            .is_some_and(|off| off <= self.venues.len() + usize::from(self.gateway.is_some()))
+    }
+
+    /// Handles a readiness event for a token this feed [`owns`](Self::owns).
+    pub fn handle_event(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        clock: &mut impl FnMut() -> u64,
+    ) {
+        let off = token.0 - self.first_token;
+        if off == 0 {
+            // A helper thread finished something: snapshots below, resolutions here.
+            for i in 0..self.venues.len() {
+                self.progress(i, registry, clock);
+            }
+            if let Some(g) = self.gateway.as_mut() {
+                g.progress(registry, clock, &mut self.queue);
+            }
+            self.drain_snapshots(clock);
+        } else if off <= self.venues.len() {
+            self.progress(off - 1, registry, clock);
+        } else if let Some(g) = self.gateway.as_mut() {
+            g.progress(registry, clock, &mut self.queue);
+        }
+    }
+
+    /// Sends one order-API request (rendered by the desk) on the order gateway; without one,
+    /// or when it cannot be sent, an error response is queued as a record instead.
+    pub fn send_order(&mut self, now: u64, json: &str) {
+        match self.gateway.as_mut() {
+            Some(g) => g.send(now, json, &mut self.queue),
+            None => {
+                if let Some(rec) = OrderGateway::unconfigured_failure(json) {
+                    self.queue.push_back(LiveRecord { recv: now, ..rec });
+                }
+            }
+        }
+    }
+
+    /// io figures of the order gateway, if there is one.
+    pub fn gateway_io(&self) -> Option<GatewayIo> {
+        self.gateway.as_ref().map(OrderGateway::io)
+    }
+
+    fn progress(&mut self, i: usize, registry: &Registry, clock: &mut impl FnMut() -> u64) {
+        self.drive(i, clock, true, |conn, sink| conn.progress(registry, sink));
+    }
+
+    /// Runs `f` on venue `i`'s connection with a sink into the record queue; a connection
+    /// that went down meanwhile gets its backoff when `retry` is set.
+    fn drive<C: FnMut() -> u64>(
+        &mut self,
+        i: usize,
+        clock: &mut C,
+        retry: bool,
+        f: impl FnOnce(&mut WsConn, &mut Sink<'_, C>),
+    ) {
+        let v = &mut self.venues[i];
+        let mut sink = Sink {
+            clock: &mut *clock,
+            queue: &mut self.queue,
+            source: v.ws_source,
+            went_down: false,
+        };
+        f(&mut v.conn, &mut sink);
+        if sink.went_down && retry {
+            self.after_down(i, clock);
+        }
+    }
+
+    /// The connection of venue `i` went down: forget its snapshot requests, pick a delay.
+    fn after_down(&mut self, i: usize, clock: &mut impl FnMut() -> u64) {
+        let v = &mut self.venues[i];
+        v.frames_before += std::mem::take(&mut v.conn.frames);
+        v.bytes_before += std::mem::take(&mut v.conn.bytes);
+        for src in &v.rest_sources {
+            self.scheduler.cancel(*src);
+        }
+        self.sched_dirty = true;
+        let delay = v.backoff.next_delay_ns();
+        let now = clock();
+        v.next_attempt = now.saturating_add(delay);
+        let attempt = v.backoff.attempt();
+        self.queue.push_back(LiveRecord {
+            recv: now,
+            source: v.ws_source,
+            kind: RecordKind::Link as u16,
+            payload: LinkEvent::Backoff {
+                attempt,
+                delay_ms: delay / 1_000_000,
+            }
+            .to_text()
+            .into_bytes(),
+        });
+    }
+
+    /// Timers: reconnects due, connection deadlines, snapshot requests and timeouts, helper
+    /// results. Call once per loop iteration (it is cheap when nothing is due).
+    pub fn poll(&mut self, registry: &Registry, now: u64, clock: &mut impl FnMut() -> u64) {
+        if let Some(g) = self.gateway.as_mut() {
+            if now >= g.next_deadline() {
+                let waker = self.waker.clone();
+                g.poll(registry, now, clock, &mut self.queue, move || {
+                    let _ = waker.wake();
+                });
+            }
+        }
+        for i in 0..self.venues.len() {
+            let v = &mut self.venues[i];
+            if now >= v.next_attempt {
+                self.connect(i, registry, clock);
+                continue;
+            }
+            // A connection that stayed up and busy for the backoff cap earns a fresh start.
+            if v.conn.is_open()
+                && v.backoff.attempt() > 0
+                && v.conn.frames > 0
+                && now.saturating_sub(v.conn.opened_at) >= v.backoff.max_ns()
+            {
+                v.backoff.reset();
+            }
+            if now >= v.conn.next_deadline() {
+                self.drive(i, clock, true, |conn, sink| conn.on_timer(registry, sink));
+            }
+        }
+        // The scheduler's calls walk its keys: only when something changed or is due.
+        let due = self.scheduler.poll_timeout().is_some_and(|t| t <= now);
+        if !(self.sched_dirty || due) {
+            self.drain_snapshots(clock);
+            return;
+        }
+        self.sched_dirty = false;
+        self.scheduler.handle_timeout(now);
+        while let Some(SnapshotRequest { key, .. }) = self.scheduler.poll_request(now) {
+            let Some((_, url)) = self.rest_url.get(&key) else {
+                continue;
+            };
+            let job = SnapshotJob {
+                key,
+                url: url.clone(),
+            };
+            if self.fetcher.request(job).is_err() {
+                self.scheduler.on_result(now, key, false, None);
+            }
+        }
+        self.drain_snapshots(clock);
+    }
+
+    fn drain_snapshots(&mut self, clock: &mut impl FnMut() -> u64) {
+        while let Some(done) = self.fetcher.try_recv() {
+            let now = clock();
+            let Some(&(vi, _)) = self.rest_url.get(&done.key) else {
+                continue;
+            };
+            let v = &mut self.venues[vi];
+            match done.result {
+                Ok(resp) if resp.status == 200 => {
+                    v.snapshots_ok += 1;
+                    self.scheduler.on_result(now, done.key, true, None);
+                    self.sched_dirty = true;
+                    self.queue.push_back(LiveRecord {
+                        recv: now,
+                        source: done.key,
+                        kind: RecordKind::RestSnapshot as u16,
+                        payload: resp.body,
+                    });
+                }
+                Ok(resp) => {
+                    v.snapshots_failed += 1;
+                    let body = String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)])
+                        .into_owned();
+                    v.last_snapshot_error = format!("HTTP {}: {body}", resp.status);
+                    let retry = resp
+                        .retry_after_secs
+                        .map(|s| s.saturating_mul(1_000_000_000));
+                    self.scheduler.on_result(now, done.key, false, retry);
+                    self.sched_dirty = true;
+                }
+                Err(e) => {
+                    v.snapshots_failed += 1;
+                    v.last_snapshot_error = e.to_string();
+                    self.scheduler.on_result(now, done.key, false, None);
+                    self.sched_dirty = true;
+                }
+            }
+        }
+    }
+
+    /// The earliest time [`LiveFeed::poll`] has something to do.
+    pub fn next_deadline(&self) -> u64 {
+        let conns = self
+            .venues
+            .iter()
+            .map(|v| v.next_attempt.min(v.conn.next_deadline()))
+            .min()
+            .unwrap_or(u64::MAX)
+            .min(
+                self.gateway
+                    .as_ref()
+                    .map_or(u64::MAX, OrderGateway::next_deadline),
+            );
+        conns.min(self.scheduler.poll_timeout().unwrap_or(u64::MAX))
+    }
+
+    /// A book needs a snapshot (the engine emitted `ResyncRequested`). Requests for a book
+    /// whose connection is down wait for the connection: its next diff asks again.
+    pub fn want_snapshot(&mut self, now: u64, market: Market, symbol: &str) {
+        let Some(&(vi, src)) = self.rest_of.get(&(market, symbol.to_owned())) else {
+            return;
+        };
+        if self.venues[vi].conn.is_open() {
+            self.scheduler.want(now, vi, src);
+            self.sched_dirty = true;
+        }
+    }
+
+    /// The next record for the journal and the engine.
+    pub fn pop(&mut self) -> Option<LiveRecord> {
+        self.queue.pop_front()
+    }
+
+    /// Records waiting.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Closes every connection (close frames where open); their `down` records are queued.
+    pub fn close_all(&mut self, registry: &Registry, clock: &mut impl FnMut() -> u64) {
+        if let Some(g) = self.gateway.as_mut() {
+            g.close(registry, clock);
+        }
+        for i in 0..self.venues.len() {
+            self.venues[i].next_attempt = u64::MAX;
+            self.drive(i, clock, false, |conn, sink| conn.close(registry, sink));
+        }
+    }
+
+    /// io figures per venue.
+    pub fn venue_io(&self) -> Vec<VenueIo> {
+        self.venues
+            .iter()
+            .map(|v| VenueIo {
+                name: v.spec.name.clone(),
+                url: v.url.clone(),
+                frames: v.frames_before + v.conn.frames,
+                bytes: v.bytes_before + v.conn.bytes,
+                next_attempt_ns: (v.next_attempt != u64::MAX).then_some(v.next_attempt),
+                snapshots_ok: v.snapshots_ok,
+                snapshots_failed: v.snapshots_failed,
+                last_snapshot_error: v.last_snapshot_error.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combined_stream_url() {
+        let v = VenueSpec {
+            name: "usdm".into(),
+            market: Market::UsdM,
+            ws_url: "wss://fstream.binance.com/stream".into(),
+            rest_url: "https://fapi.binance.com".into(),
+            symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+            streams: vec!["depth@100ms".into(), "bookTicker".into()],
+            snapshot_limit: 1000,
+            scales: vec![],
+        };
+        assert_eq!(
+            v.stream_url(),
+            "wss://fstream.binance.com/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker/ethusdt@depth@100ms/ethusdt@bookTicker"
+        );
+    }
+}

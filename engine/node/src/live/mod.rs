@@ -1,0 +1,33 @@
+//! Live exchange feeds: the io layer that connects tape to a venue.
+//!
+//! Like `net`, this is io code around the sans-IO core: it owns sockets, threads and the
+//! clock, and turns what it receives into journal records `(recv time, source, kind, bytes)`
+//! that go through the journal and then the [`Engine`](tape_core::engine::Engine), exactly as a
+//! replay would feed them.
+//!
+//! - `tls`: the rustls client configuration (webpki roots plus an optional extra CA file).
+//! - `https`: a small blocking HTTP/1.1 GET client (keep-alive, chunked, bounded everywhere).
+//! - `snapshot`: the [`SnapshotFetcher`] helper thread (REST depth snapshots off the engine
+//!   thread) that wakes the engine's mio poll; what to fetch when is decided by the core's
+//!   [`SnapshotScheduler`](tape_core::link::SnapshotScheduler).
+//! - `ws`: one venue WebSocket connection on the engine's mio loop (resolve, TCP, TLS,
+//!   handshake, frames, pings, stall detection).
+//! - `gateway`: the order gateway, one WebSocket to a venue's order API.
+//! - `feed`: [`LiveFeed`], every venue connection with its reconnects and snapshots, as a
+//!   queue of journal records for the node.
+
+mod feed;
+mod gateway;
+mod https;
+mod snapshot;
+#[cfg(test)]
+mod testing;
+mod tls;
+mod ws;
+
+pub use feed::{LiveConfig, LiveFeed, LiveRecord, VenueIo, VenueSpec};
+pub use gateway::GatewayIo;
+pub use https::{HttpClient, HttpError, HttpResponse, Scheme, Url, MAX_HEAD_BYTES};
+pub use snapshot::{FetcherOptions, SnapshotDone, SnapshotFetcher, SnapshotJob, FETCH_QUEUE_LEN};
+pub use tls::{client_tls_config, ClientTlsError};
+pub use ws::{Stream as ClientStream, WsUrl};
