@@ -80,11 +80,12 @@ impl RecordKind {
 
 use crate::instrument::Market;
 
-/// What a source carries. Text form (the journal payload), one line of `key=value` pairs:
-/// `tape-source/1 market=usdm symbol=BTCUSDT price_scale=2 qty_scale=3 name=rest`. `symbol`
-/// is required for REST snapshot sources (spot snapshots do not name their symbol);
-/// `price_scale`/`qty_scale` (0 to 18, both or neither) register the symbol with those
-/// scales; `name` is free text without spaces.
+/// What a source carries. Journal payload: a `"type":"source"` record (see
+/// [`crate::record`]): `{"v":2,"type":"source","market":"usdm","symbol":"BTCUSDT",
+/// "price_scale":2,"qty_scale":3,"name":"rest"}`; journals written before version 2 hold
+/// `tape-source/1` lines, which [`SourceDef::parse`] still reads. `symbol` is required for
+/// REST snapshot sources (spot snapshots do not name their symbol); `price_scale`/`qty_scale`
+/// (0 to 18, both or neither) register the symbol with those scales; `name` is free text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceDef {
     /// Market whose rules decode and sequence this source.
@@ -97,84 +98,38 @@ pub struct SourceDef {
     pub name: String,
 }
 
-const SOURCE_DEF_MAGIC: &str = "tape-source/1";
-
 /// Why a source definition could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceDefError {
-    /// Not UTF-8, or not starting with `tape-source/1`.
+    /// Not UTF-8, or neither a version 2 record nor a `tape-source/1` line.
     #[error("not a tape-source/1 definition")]
     Format,
-    /// `market=` missing or unknown.
+    /// `market` missing or unknown.
     #[error("missing or unknown market in source definition")]
     Market,
     /// A scale that is not a number from 0 to 18, or only one of the two.
     #[error("bad price_scale/qty_scale in source definition")]
     Scale,
-    /// A `key=value` pair that is not understood.
+    /// A `key=value` pair that is not understood (`tape-source/1`).
     #[error("unknown key {0:?} in source definition")]
     UnknownKey(String),
+    /// A version 2 record that is malformed.
+    #[error("source definition: {0}")]
+    Record(#[from] crate::record::RecordError),
 }
 
 impl SourceDef {
-    /// The journal payload for this definition.
+    /// The journal payload for this definition (version 2).
     pub fn to_text(&self) -> String {
-        let mut s = format!("{SOURCE_DEF_MAGIC} market={}", self.market);
-        if let Some(sym) = &self.symbol {
-            s.push_str(" symbol=");
-            s.push_str(sym);
-        }
-        if let Some((p, q)) = self.scales {
-            s.push_str(&format!(" price_scale={p} qty_scale={q}"));
-        }
-        if !self.name.is_empty() {
-            s.push_str(" name=");
-            s.push_str(&self.name.replace(char::is_whitespace, "_"));
-        }
-        s
+        crate::record::encode_source(self)
     }
 
-    /// Parses [`SourceDef::to_text`] output.
+    /// Parses a definition in either encoding (version 2 or `tape-source/1`).
     ///
     /// # Errors
     /// [`SourceDefError`] for anything else.
     pub fn parse(payload: &[u8]) -> Result<SourceDef, SourceDefError> {
-        let text = std::str::from_utf8(payload).map_err(|_| SourceDefError::Format)?;
-        let mut parts = text.split_ascii_whitespace();
-        if parts.next() != Some(SOURCE_DEF_MAGIC) {
-            return Err(SourceDefError::Format);
-        }
-        let (mut market, mut symbol, mut name) = (None, None, String::new());
-        let (mut ps, mut qs) = (None, None);
-        let scale = |v: &str| -> Result<u8, SourceDefError> {
-            v.parse::<u8>()
-                .ok()
-                .filter(|s| *s <= crate::fixed::MAX_SCALE)
-                .ok_or(SourceDefError::Scale)
-        };
-        for part in parts {
-            match part.split_once('=') {
-                Some(("market", v)) => {
-                    market = Some(Market::parse(v).ok_or(SourceDefError::Market)?)
-                }
-                Some(("symbol", v)) => symbol = Some(v.to_owned()),
-                Some(("name", v)) => name = v.to_owned(),
-                Some(("price_scale", v)) => ps = Some(scale(v)?),
-                Some(("qty_scale", v)) => qs = Some(scale(v)?),
-                _ => return Err(SourceDefError::UnknownKey(part.chars().take(64).collect())),
-            }
-        }
-        let scales = match (ps, qs) {
-            (Some(p), Some(q)) => Some((p, q)),
-            (None, None) => None,
-            _ => return Err(SourceDefError::Scale),
-        };
-        Ok(SourceDef {
-            market: market.ok_or(SourceDefError::Market)?,
-            symbol,
-            scales,
-            name,
-        })
+        crate::record::parse_source(payload)
     }
 }
 
@@ -193,9 +148,14 @@ mod tests {
         let text = d.to_text();
         assert_eq!(
             text,
-            "tape-source/1 market=coinm symbol=BTCUSD_PERP price_scale=1 qty_scale=0 name=rest_snapshots"
+            r#"{"v":2,"type":"source","market":"coinm","symbol":"BTCUSD_PERP","price_scale":1,"qty_scale":0,"name":"rest snapshots"}"#
         );
-        let back = SourceDef::parse(text.as_bytes()).unwrap();
+        // Version 2 carries the name as it is (version 1 had to turn spaces into `_`).
+        assert_eq!(SourceDef::parse(text.as_bytes()), Ok(d.clone()));
+        let back = SourceDef::parse(
+            b"tape-source/1 market=coinm symbol=BTCUSD_PERP price_scale=1 qty_scale=0 name=rest_snapshots",
+        )
+        .unwrap();
         assert_eq!(back.symbol, d.symbol);
         assert_eq!(back.market, Market::CoinM);
         assert_eq!(back.name, "rest_snapshots");

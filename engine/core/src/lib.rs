@@ -20,6 +20,7 @@ pub mod link;
 pub mod metrics;
 pub mod msg;
 pub mod output;
+pub mod record;
 pub mod server;
 pub mod ticker;
 pub mod venue;

@@ -12,15 +12,14 @@
 use crate::input::SourceId;
 use crate::instrument::Market;
 
-const LINK_MAGIC: &str = "tape-link/1";
-
 /// Longest reason kept from a link record (longer ones are cut at a char boundary).
 pub const MAX_REASON_BYTES: usize = 200;
 
-/// What happened to a feed connection. Text form (the journal payload), one line:
-/// `tape-link/1 event=connecting url=wss://...`, `tape-link/1 event=up`,
-/// `tape-link/1 event=down reason=free text to the end of the line`,
-/// `tape-link/1 event=backoff attempt=3 delay_ms=1234`.
+/// What happened to a feed connection. Journal payload: a `"type":"link"` record (see
+/// [`crate::record`]), e.g. `{"v":2,"type":"link","event":"down","reason":"eof"}`; journals
+/// written before version 2 hold `tape-link/1 event=...` lines, which [`LinkEvent::parse`]
+/// still reads. A reason is one line of at most [`MAX_REASON_BYTES`] whichever encoding
+/// carried it, so the outputs never depend on the encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkEvent {
     /// A connection attempt starts.
@@ -46,80 +45,32 @@ pub enum LinkEvent {
 
 /// Why a link record could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad link record: {0}")]
-pub struct LinkError(pub &'static str);
+pub enum LinkError {
+    /// A malformed `tape-link/1` line (or neither encoding).
+    #[error("bad link record: {0}")]
+    Legacy(&'static str),
+    /// A malformed version 2 record.
+    #[error("bad link record: {0}")]
+    Record(#[from] crate::record::RecordError),
+}
 
 impl LinkEvent {
-    /// The journal payload for this event.
+    /// The journal payload for this event (version 2).
     pub fn to_text(&self) -> String {
-        match self {
-            LinkEvent::Connecting { url } => {
-                format!(
-                    "{LINK_MAGIC} event=connecting url={}",
-                    url.replace(char::is_whitespace, "%20")
-                )
-            }
-            LinkEvent::Up => format!("{LINK_MAGIC} event=up"),
-            LinkEvent::Down { reason } => {
-                format!(
-                    "{LINK_MAGIC} event=down reason={}",
-                    one_line(reason, MAX_REASON_BYTES)
-                )
-            }
-            LinkEvent::Backoff { attempt, delay_ms } => {
-                format!("{LINK_MAGIC} event=backoff attempt={attempt} delay_ms={delay_ms}")
-            }
-        }
+        crate::record::encode_link(self)
     }
 
-    /// Parses [`LinkEvent::to_text`] output.
+    /// Parses an event in either encoding (version 2 or `tape-link/1`).
     ///
     /// # Errors
     /// [`LinkError`] for anything else.
     pub fn parse(payload: &[u8]) -> Result<LinkEvent, LinkError> {
-        let text = std::str::from_utf8(payload).map_err(|_| LinkError("not UTF-8"))?;
-        let rest = text
-            .strip_prefix(LINK_MAGIC)
-            .and_then(|r| r.strip_prefix(" event="))
-            .ok_or(LinkError("not a tape-link/1 record"))?;
-        let (event, args) = rest.split_once(' ').unwrap_or((rest, ""));
-        match event {
-            "up" if args.is_empty() => Ok(LinkEvent::Up),
-            "connecting" => {
-                let url = args.strip_prefix("url=").ok_or(LinkError("missing url"))?;
-                Ok(LinkEvent::Connecting {
-                    url: url.to_owned(),
-                })
-            }
-            "down" => {
-                let reason = args
-                    .strip_prefix("reason=")
-                    .ok_or(LinkError("missing reason"))?;
-                Ok(LinkEvent::Down {
-                    reason: one_line(reason, MAX_REASON_BYTES),
-                })
-            }
-            "backoff" => {
-                let (mut attempt, mut delay) = (None, None);
-                for kv in args.split(' ') {
-                    match kv.split_once('=') {
-                        Some(("attempt", v)) => attempt = v.parse().ok(),
-                        Some(("delay_ms", v)) => delay = v.parse().ok(),
-                        _ => return Err(LinkError("unknown backoff field")),
-                    }
-                }
-                Ok(LinkEvent::Backoff {
-                    attempt: attempt.ok_or(LinkError("bad attempt"))?,
-                    delay_ms: delay.ok_or(LinkError("bad delay_ms"))?,
-                })
-            }
-            _ => Err(LinkError("unknown event")),
-        }
+        crate::record::parse_link(payload)
     }
 }
 
 /// `s` on one line (control characters become spaces), cut to at most `max` bytes.
-fn one_line(s: &str, max: usize) -> String {
+pub(crate) fn one_line(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max));
     for c in s.chars() {
         let c = if c.is_control() { ' ' } else { c };

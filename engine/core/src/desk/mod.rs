@@ -7,8 +7,9 @@
 //! rebuilds the same orders, fills, positions and messages, and the output digest proves it.
 //!
 //! * [`DeskSetup`] (record kind 5): the users and the account settings every user gets.
-//! * [`ClientRecord`] (record kind 6): `tape-client/1 op=OP conn=N user=NAME`, a newline,
-//!   then for `op=command` the client's JSON request as received.
+//! * [`ClientRecord`] (record kind 6): a header line naming the op, the connection and the
+//!   user (see [`crate::record`]), a newline, then for `command` and `subscribe` the
+//!   client's JSON request as received.
 //!
 //! Authentication and roles are checked by the hub before a record is written; the desk
 //! trusts the journal. Everything the desk says comes out as [`PrivateMsg`]s: rendered JSON,
@@ -136,7 +137,7 @@ pub enum ClientOp {
 }
 
 impl ClientOp {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ClientOp::Login => "login",
             ClientOp::Logout => "logout",
@@ -145,7 +146,7 @@ impl ClientOp {
         }
     }
 
-    fn parse(s: &str) -> Option<ClientOp> {
+    pub(crate) fn parse(s: &str) -> Option<ClientOp> {
         [
             ClientOp::Login,
             ClientOp::Logout,
@@ -157,15 +158,16 @@ impl ClientOp {
     }
 }
 
-/// A client record: header line `tape-client/1 op=OP conn=N user=NAME`, `\n`, body.
+/// A client record: a `"type":"client"` header line (see [`crate::record`]; journals written
+/// before version 2 hold `tape-client/1 op=OP conn=N user=NAME`), `\n`, then the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord<'a> {
     /// What happened.
     pub op: ClientOp,
     /// The transport's connection id.
     pub conn: u64,
-    /// The authenticated user.
-    pub user: &'a str,
+    /// The authenticated user (owned when the header had to unescape it).
+    pub user: std::borrow::Cow<'a, str>,
     /// The request text (empty for login/logout).
     pub body: &'a [u8],
 }
@@ -200,45 +202,17 @@ impl DeskError {
 }
 
 impl<'a> ClientRecord<'a> {
-    /// Renders a record payload.
+    /// Renders a record payload (version 2).
     pub fn encode(op: ClientOp, conn: u64, user: &str, body: &[u8]) -> Vec<u8> {
-        let mut v =
-            format!("tape-client/1 op={} conn={conn} user={user}\n", op.as_str()).into_bytes();
-        v.extend_from_slice(body);
-        v
+        crate::record::encode_client(op, conn, user, body)
     }
 
-    /// Parses a record payload. Never panics.
+    /// Parses a record payload in either encoding. Never panics.
     ///
     /// # Errors
     /// [`DeskError::BadRecord`] naming what is wrong.
     pub fn parse(payload: &'a [u8]) -> Result<ClientRecord<'a>, DeskError> {
-        let nl = payload
-            .iter()
-            .position(|&b| b == b'\n')
-            .unwrap_or(payload.len());
-        let head = std::str::from_utf8(&payload[..nl])
-            .map_err(|_| DeskError::BadRecord("header is not UTF-8"))?;
-        let body = payload.get(nl + 1..).unwrap_or(&[]);
-        let mut words = head.split(' ');
-        if words.next() != Some("tape-client/1") {
-            return Err(DeskError::BadRecord("header must start with tape-client/1"));
-        }
-        let (mut op, mut conn, mut user) = (None, None, None);
-        for w in words {
-            match w.split_once('=') {
-                Some(("op", v)) => op = ClientOp::parse(v),
-                Some(("conn", v)) => conn = v.parse().ok(),
-                Some(("user", v)) if !v.is_empty() => user = Some(v),
-                _ => return Err(DeskError::BadRecord("unknown header field")),
-            }
-        }
-        Ok(ClientRecord {
-            op: op.ok_or(DeskError::BadRecord("missing or unknown op"))?,
-            conn: conn.ok_or(DeskError::BadRecord("missing or bad conn"))?,
-            user: user.ok_or(DeskError::BadRecord("missing user"))?,
-            body,
-        })
+        crate::record::parse_client(payload)
     }
 }
 
@@ -363,14 +337,14 @@ impl Desk {
         registry: &Registry,
     ) -> Result<(), DeskError> {
         let rec = ClientRecord::parse(payload)?;
-        if self.accounts.user(rec.user).is_none() {
+        if self.accounts.user(&rec.user).is_none() {
             return Err(DeskError::UnknownUser(rec.user.chars().take(64).collect()));
         }
         self.stats.records += 1;
         if rec.op != ClientOp::Command {
             return Ok(());
         }
-        let user = rec.user.to_owned();
+        let user = rec.user.into_owned();
         let parsed = command::parse(rec.body, registry);
         let id = parsed.id.as_deref();
         let cmd = match parsed.command {

@@ -1,27 +1,15 @@
-//! [`DeskSetup`]: the users and account settings, as a journal record.
+//! [`DeskSetup`]: the users and account settings, as a journal record (kind 5).
 //!
-//! Text form (record kind 5), one `key=value` per line after the magic line:
+//! The payload is a `"type":"desk"` record of the one control-record encoding
+//! ([`crate::record`]):
 //!
 //! ```text
-//! tape-desk/1
-//! user=alice
-//! user=bob
-//! quote_asset=USDT
-//! mark=mid
-//! maker_fee_bps=2
-//! taker_fee_bps=4
-//! max_order_qty=1.5
-//! max_order_notional=100000
-//! max_position=3
-//! max_open_orders=50
-//! max_orders_per_sec=10
-//! max_drawdown=5000
-//! gateway=paper
+//! {"v":2,"type":"desk","users":["alice","bob"],"quote_asset":"USDT","mark":"mid","maker_fee_bps":2,"taker_fee_bps":4,"gateway":"paper","max_order_qty":"1.5","max_order_notional":"100000","max_position":"3","max_open_orders":50,"max_orders_per_sec":10,"max_drawdown":"5000"}
 //! ```
 //!
-//! Limits that are absent are off. Rendering then parsing gives the same setup.
-
-use std::fmt::Write as _;
+//! Journals written before version 2 hold the same fields as `tape-desk/1` text, one
+//! `key=value` per line (`user=` once per user; see [`crate::record::legacy`]). Limits that are
+//! absent are off. Rendering then parsing gives the same setup.
 
 use crate::account::{AccountConfig, Asset, Gateway, MarkSource, Money, PaperConfig, RiskLimits};
 use crate::fixed::{parse_decimal, Decimal};
@@ -29,8 +17,6 @@ use crate::instrument::Market;
 
 /// Most users one desk holds.
 pub const MAX_USERS: usize = 1024;
-
-const MAGIC: &str = "tape-desk/1";
 
 /// Why a setup was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +32,9 @@ pub enum SetupError {
         /// What is wrong.
         message: String,
     },
+    /// A version 2 record that is malformed.
+    #[error("desk setup: {0}")]
+    Record(#[from] crate::record::RecordError),
     /// The account layer refused a user.
     #[error("desk setup: user {0:?}: {1}")]
     User(String, String),
@@ -128,146 +117,107 @@ impl DeskSetup {
         }
     }
 
-    /// The record text.
+    /// The record payload (version 2, see [`crate::record`]).
     pub fn to_payload(&self) -> String {
-        let mut s = String::from(MAGIC);
-        s.push('\n');
-        for u in &self.users {
-            let _ = writeln!(s, "user={u}");
-        }
-        let mark = match self.mark {
-            MarkSource::Mid => "mid",
-            MarkSource::Last => "last",
-        };
-        let _ = writeln!(s, "quote_asset={}", self.quote_asset);
-        let _ = writeln!(s, "mark={mark}");
-        let _ = writeln!(s, "maker_fee_bps={}", self.maker_fee_bps);
-        let _ = writeln!(s, "taker_fee_bps={}", self.taker_fee_bps);
-        let _ = writeln!(
-            s,
-            "gateway={}",
-            self.gateway.map_or("paper", Market::as_str)
-        );
-        let mut opt = |k: &str, v: Option<String>| {
-            if let Some(v) = v {
-                let _ = writeln!(s, "{k}={v}");
-            }
-        };
-        opt("max_order_qty", self.max_order_qty.map(|d| d.to_string()));
-        opt(
-            "max_order_notional",
-            self.max_order_notional.map(|m| m.to_string()),
-        );
-        opt("max_position", self.max_position.map(|d| d.to_string()));
-        opt(
-            "max_open_orders",
-            self.max_open_orders.map(|v| v.to_string()),
-        );
-        opt(
-            "max_orders_per_sec",
-            self.max_orders_per_sec.map(|v| v.to_string()),
-        );
-        opt("max_drawdown", self.max_drawdown.map(|m| m.to_string()));
-        s
+        crate::record::encode_desk(self)
     }
 
-    /// Parses the record text. Never panics.
+    /// Parses a record payload in either encoding (version 2 or `tape-desk/1`). Never panics.
     ///
     /// # Errors
     /// A [`SetupError`] naming the line or key.
     pub fn parse(payload: &[u8]) -> Result<DeskSetup, SetupError> {
-        let text =
-            std::str::from_utf8(payload).map_err(|_| SetupError::Syntax("not UTF-8".into()))?;
-        let mut lines = text.lines();
-        if lines.next() != Some(MAGIC) {
-            return Err(SetupError::Syntax(format!("must start with {MAGIC}")));
-        }
-        let mut s = DeskSetup::default();
-        for line in lines.filter(|l| !l.is_empty()) {
-            let (k, v) = line
-                .split_once('=')
-                .ok_or_else(|| SetupError::Syntax("a line without '='".into()))?;
-            let bad = |m: &str| SetupError::Value {
-                key: k.chars().take(40).collect(),
-                message: m.into(),
-            };
-            match k {
-                "user" => {
-                    if s.users.iter().any(|u| u == v) {
-                        return Err(bad("duplicate user"));
-                    }
-                    if s.users.len() >= MAX_USERS {
-                        return Err(bad("too many users"));
-                    }
-                    s.users.push(v.to_owned());
+        crate::record::parse_desk(payload)
+    }
+
+    /// Sets one field from its text, as a `tape-desk/1` line `k=v` states it: the value
+    /// rules of both encodings (a version 2 reader passes each typed field through here), so
+    /// a value means the same in either.
+    ///
+    /// # Errors
+    /// [`SetupError::Value`] naming the key.
+    pub(crate) fn set_field(&mut self, k: &str, v: &str) -> Result<(), SetupError> {
+        let s = self;
+        let bad = |m: &str| SetupError::Value {
+            key: k.chars().take(40).collect(),
+            message: m.into(),
+        };
+        match k {
+            "user" => {
+                if s.users.iter().any(|u| u == v) {
+                    return Err(bad("duplicate user"));
                 }
-                "quote_asset" => {
-                    Asset::new(v).map_err(|e| bad(&e.to_string()))?;
-                    s.quote_asset = v.to_owned();
+                if s.users.len() >= MAX_USERS {
+                    return Err(bad("too many users"));
                 }
-                "gateway" => {
-                    s.gateway = match v {
-                        "paper" => None,
-                        m => Some(
-                            Market::parse(m)
-                                .ok_or_else(|| bad("must be paper, spot, usdm or coinm"))?,
-                        ),
-                    }
-                }
-                "mark" => {
-                    s.mark = match v {
-                        "mid" => MarkSource::Mid,
-                        "last" => MarkSource::Last,
-                        _ => return Err(bad("must be mid or last")),
-                    }
-                }
-                "maker_fee_bps" | "taker_fee_bps" => {
-                    let bps: i64 = v.parse().map_err(|_| bad("not an integer"))?;
-                    if !(-10_000..=10_000).contains(&bps) {
-                        return Err(bad("must be within -10000..=10000"));
-                    }
-                    if k == "maker_fee_bps" {
-                        s.maker_fee_bps = bps;
-                    } else {
-                        s.taker_fee_bps = bps;
-                    }
-                }
-                "max_order_qty" | "max_position" => {
-                    let d = parse_decimal(v.as_bytes()).map_err(|e| bad(&e.to_string()))?;
-                    if d.mantissa <= 0 {
-                        return Err(bad("must be positive"));
-                    }
-                    if k == "max_order_qty" {
-                        s.max_order_qty = Some(d);
-                    } else {
-                        s.max_position = Some(d);
-                    }
-                }
-                "max_order_notional" | "max_drawdown" => {
-                    let m = Money::parse(v.as_bytes()).map_err(|e| bad(&e.to_string()))?;
-                    if m.0 <= 0 {
-                        return Err(bad("must be positive"));
-                    }
-                    if k == "max_order_notional" {
-                        s.max_order_notional = Some(m);
-                    } else {
-                        s.max_drawdown = Some(m);
-                    }
-                }
-                "max_open_orders" | "max_orders_per_sec" => {
-                    let n: u32 = v.parse().map_err(|_| bad("not a positive integer"))?;
-                    if n == 0 {
-                        return Err(bad("must be at least 1"));
-                    }
-                    if k == "max_open_orders" {
-                        s.max_open_orders = Some(n);
-                    } else {
-                        s.max_orders_per_sec = Some(n);
-                    }
-                }
-                _ => return Err(bad("unknown key")),
+                s.users.push(v.to_owned());
             }
+            "quote_asset" => {
+                Asset::new(v).map_err(|e| bad(&e.to_string()))?;
+                s.quote_asset = v.to_owned();
+            }
+            "gateway" => {
+                s.gateway = match v {
+                    "paper" => None,
+                    m => Some(
+                        Market::parse(m)
+                            .ok_or_else(|| bad("must be paper, spot, usdm or coinm"))?,
+                    ),
+                }
+            }
+            "mark" => {
+                s.mark = match v {
+                    "mid" => MarkSource::Mid,
+                    "last" => MarkSource::Last,
+                    _ => return Err(bad("must be mid or last")),
+                }
+            }
+            "maker_fee_bps" | "taker_fee_bps" => {
+                let bps: i64 = v.parse().map_err(|_| bad("not an integer"))?;
+                if !(-10_000..=10_000).contains(&bps) {
+                    return Err(bad("must be within -10000..=10000"));
+                }
+                if k == "maker_fee_bps" {
+                    s.maker_fee_bps = bps;
+                } else {
+                    s.taker_fee_bps = bps;
+                }
+            }
+            "max_order_qty" | "max_position" => {
+                let d = parse_decimal(v.as_bytes()).map_err(|e| bad(&e.to_string()))?;
+                if d.mantissa <= 0 {
+                    return Err(bad("must be positive"));
+                }
+                if k == "max_order_qty" {
+                    s.max_order_qty = Some(d);
+                } else {
+                    s.max_position = Some(d);
+                }
+            }
+            "max_order_notional" | "max_drawdown" => {
+                let m = Money::parse(v.as_bytes()).map_err(|e| bad(&e.to_string()))?;
+                if m.0 <= 0 {
+                    return Err(bad("must be positive"));
+                }
+                if k == "max_order_notional" {
+                    s.max_order_notional = Some(m);
+                } else {
+                    s.max_drawdown = Some(m);
+                }
+            }
+            "max_open_orders" | "max_orders_per_sec" => {
+                let n: u32 = v.parse().map_err(|_| bad("not a positive integer"))?;
+                if n == 0 {
+                    return Err(bad("must be at least 1"));
+                }
+                if k == "max_open_orders" {
+                    s.max_open_orders = Some(n);
+                } else {
+                    s.max_orders_per_sec = Some(n);
+                }
+            }
+            _ => return Err(bad("unknown key")),
         }
-        Ok(s)
+        Ok(())
     }
 }

@@ -150,7 +150,7 @@ proptest! {
         let op = [ClientOp::Login, ClientOp::Logout, ClientOp::Subscribe, ClientOp::Command][op];
         let p = ClientRecord::encode(op, conn, &user, &body);
         let r = ClientRecord::parse(&p).unwrap();
-        prop_assert_eq!((r.op, r.conn, r.user, r.body), (op, conn, user.as_str(), &body[..]));
+        prop_assert_eq!((r.op, r.conn, &*r.user, r.body), (op, conn, user.as_str(), &body[..]));
     }
 
     #[test]
@@ -187,7 +187,7 @@ fn gateway_engine() -> Engine {
         gateway: Some(Market::UsdM),
         ..DeskSetup::default()
     };
-    assert!(setup.to_payload().contains("gateway=usdm"));
+    assert!(setup.to_payload().contains(r#""gateway":"usdm""#));
     e.handle_record(
         Nanos(1),
         CLIENT_SOURCE,
