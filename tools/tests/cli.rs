@@ -1,21 +1,11 @@
 //! The `tape` binary's contract: clear one-line errors, dump, and verify catching damage.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn tape(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tape"))
-        .args(args)
-        .output()
-        .expect("tape runs")
-}
+use support::{root, tape};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

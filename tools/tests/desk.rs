@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::root;
+use support::{root, send_json as send};
 use tape_core::auth::token_for;
 use tape_tools::config::{Config, UserSection};
 use tape_tools::run::node_config;
@@ -33,10 +33,6 @@ fn connect(addr: SocketAddr, query: &str) -> Ws {
             .unwrap();
     }
     ws
-}
-
-fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string())).expect("send");
 }
 
 /// The next JSON message, or `Err(close code)` when the server closes.
@@ -76,19 +72,9 @@ fn update<'a>(m: &'a Value, channel: &str) -> Option<&'a Value> {
 }
 
 fn http_get(addr: SocketAddr, path: &str, bearer: Option<&str>) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).expect("JSON body"))
+    let (status, body) = support::get_at(addr, path, &auth);
+    (status, serde_json::from_str(&body).expect("JSON body"))
 }
 
 /// Price string at scale 2 to cents.

@@ -2,24 +2,13 @@
 //! exchange's bookTicker agrees with the book whenever their update ids meet, nothing crosses,
 //! and replays are deterministic.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use support::{root, tape};
 
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn tape(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tape"))
-        .args(args)
-        .output()
-        .expect("tape runs")
-}
 
 fn ok(out: &std::process::Output) -> String {
     assert!(

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use serde_json::Value;
-use support::root;
+use support::{recv_json, root};
 use tape_node::live::VenueSpec;
 use tape_node::node::Node;
 use tape_tools::config::{Config, Idle};
@@ -412,26 +412,6 @@ fn an_unreachable_venue_backs_off_without_busy_looping() {
         cpu_ms * 4 < wall.as_millis() as u64,
         "engine thread used {cpu_ms} ms CPU in {wall:?}"
     );
-}
-
-/// Next JSON text message within the deadline.
-fn recv_json(
-    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
-    deadline: Instant,
-) -> Value {
-    loop {
-        assert!(Instant::now() < deadline, "timed out waiting for a message");
-        match ws.read() {
-            Ok(tungstenite::Message::Text(t)) => return serde_json::from_str(t.as_str()).unwrap(),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("read: {e}"),
-        }
-    }
 }
 
 #[test]

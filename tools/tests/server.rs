@@ -4,7 +4,7 @@
 //! stops cleanly on SIGTERM. Every wait is bounded.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use serde_json::{json, Value};
-use support::{root, start};
+use support::{recv_json as recv, root, send_json as send, start};
 use tape_tools::config::Config;
 use tape_tools::run::node_config;
 use tungstenite::stream::MaybeTlsStream;
@@ -31,48 +31,8 @@ fn connect(addr: SocketAddr) -> Ws {
     ws
 }
 
-fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string())).expect("send");
-}
-
-/// Next JSON text message, within the deadline.
-fn recv(ws: &mut Ws, deadline: Instant) -> Value {
-    loop {
-        assert!(Instant::now() < deadline, "timed out waiting for a message");
-        match ws.read() {
-            Ok(Message::Text(t)) => {
-                return serde_json::from_str(t.as_str()).expect("server sends JSON")
-            }
-            Ok(_) => continue,
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-}
-
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    support::get_at(addr, path, "")
 }
 
 fn dec(v: &Value) -> i128 {

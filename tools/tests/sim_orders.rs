@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
 use serde_json::{json, Value};
-use support::root;
+use support::{next_text, root};
 use tape_core::account::event::{ExecutionReport, UserEvent};
 use tape_core::account::kinds::ExecType;
 use tape_core::account::{Money, OrderStatus, UserDataDecoder};
@@ -146,16 +146,6 @@ fn text(mantissa: i64, scale: u8) -> String {
     let mut s = String::new();
     write_fixed(&mut s, mantissa, scale).unwrap();
     s
-}
-
-fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match ws.read().expect("reading a frame") {
-            Message::Text(t) => return t.as_str().to_owned(),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => {}
-        }
-    }
 }
 
 /// Sends `req` and reads up to its response; user-data events that arrive first are kept in

@@ -2,16 +2,19 @@
 //! written `cert.pem`), blocking tungstenite clients. Every wait is bounded; every sim stops
 //! when its handle drops.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
 use serde_json::value::RawValue;
+use support::{next_text, root};
 use tape_core::book::{BookSync, SyncLimits};
 use tape_core::decode::{DecodeCtx, Decoder};
 use tape_core::engine::{Engine, EngineConfig};
@@ -22,13 +25,6 @@ use tape_tools::sim::{Fault, SimConfig, SimHandle, VenueSim};
 use tungstenite::{Message, WebSocket};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 // ---- the journal, read independently of the sim --------------------------------------------
 
@@ -226,17 +222,6 @@ impl Sim {
         while !cond(&self.handle.stats()) {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::yield_now();
-        }
-    }
-}
-
-/// The next text message (pings are answered by tungstenite on the way).
-fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match ws.read().expect("reading a frame") {
-            Message::Text(t) => return t.as_str().to_owned(),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => {}
         }
     }
 }

@@ -77,3 +77,78 @@ pub fn http_get(mut s: impl std::io::Read + std::io::Write, target: &str) -> (u1
     let (head, body) = text.split_once("\r\n\r\n").expect("a response");
     (head[9..12].parse().unwrap(), body.to_owned())
 }
+
+/// Runs the `tape` binary built for this test run.
+pub fn tape(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tape"))
+        .args(args)
+        .output()
+        .expect("tape runs")
+}
+
+/// `GET path` on a new plain connection to `addr`, with `headers` (each ending in `\r\n`):
+/// the status and the body (empty without one). A 5 s read timeout bounds the wait.
+pub fn get_at(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Sends `v` as one text message.
+pub fn send_json<S: std::io::Read + std::io::Write>(
+    ws: &mut tungstenite::WebSocket<S>,
+    v: serde_json::Value,
+) {
+    ws.send(tungstenite::Message::text(v.to_string()))
+        .expect("send");
+}
+
+/// The next JSON text message, within the deadline (the stream has a read timeout, so a
+/// silent server is noticed).
+pub fn recv_json<S: std::io::Read + std::io::Write>(
+    ws: &mut tungstenite::WebSocket<S>,
+    deadline: std::time::Instant,
+) -> serde_json::Value {
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for a message"
+        );
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => {
+                return serde_json::from_str(t.as_str()).expect("server sends JSON")
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// The next text message (pings are answered by tungstenite on the way).
+pub fn next_text<S: std::io::Read + std::io::Write>(ws: &mut tungstenite::WebSocket<S>) -> String {
+    loop {
+        match ws.read().expect("reading a frame") {
+            tungstenite::Message::Text(t) => return t.as_str().to_owned(),
+            tungstenite::Message::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
