@@ -16,16 +16,13 @@ pub(super) fn truncate(s: &str) -> String {
     s.chars().take(MAX_CONTEXT).collect()
 }
 
+/// JSON type name of a value, for error messages (the decoders' wording).
 pub(super) fn type_name(v: &Value<'_>) -> &'static str {
     match v {
         Value::String(_) => "string",
         Value::Array(_) => "array",
         Value::Object(_) => "object",
-        Value::Static(StaticNode::Null) => "null",
-        Value::Static(StaticNode::Bool(_)) => "bool",
-        Value::Static(StaticNode::F64(_)) => "float",
-        Value::Static(StaticNode::I64(v)) if *v < 0 => "negative integer",
-        Value::Static(_) => "integer",
+        Value::Static(s) => crate::decode::static_type_name(s),
     }
 }
 

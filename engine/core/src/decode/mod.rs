@@ -28,6 +28,7 @@ mod fast;
 mod number;
 mod symbols;
 mod tape;
+pub(crate) use tape::static_type_name;
 
 #[cfg(test)]
 mod tests;

@@ -73,11 +73,19 @@ pub(super) fn type_name(node: &Node<'_>) -> &'static str {
         Node::String(_) => "string",
         Node::Object { .. } => "object",
         Node::Array { .. } => "array",
-        Node::Static(StaticNode::Null) => "null",
-        Node::Static(StaticNode::Bool(_)) => "bool",
-        Node::Static(StaticNode::F64(_)) => "float",
-        Node::Static(StaticNode::I64(v)) if *v < 0 => "negative integer",
-        Node::Static(_) => "integer",
+        Node::Static(s) => static_type_name(s),
+    }
+}
+
+/// JSON type name of a scalar, for error messages: one wording for every decoder, whichever
+/// simd-json representation (tape node or borrowed value) it reads.
+pub(crate) fn static_type_name(node: &StaticNode) -> &'static str {
+    match node {
+        StaticNode::Null => "null",
+        StaticNode::Bool(_) => "bool",
+        StaticNode::F64(_) => "float",
+        StaticNode::I64(v) if *v < 0 => "negative integer",
+        _ => "integer",
     }
 }
 
