@@ -19,7 +19,7 @@ use crate::error::{io_err, Damage, DamageKind, JournalError};
 use crate::format::{last_nonzero, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::options::JournalOptions;
 use crate::scan::{check_header, count_record_shapes, intact_record_after, scan_records};
-use crate::segment::{ReadMap, WriteMap};
+use crate::segment::{reserve, ReadMap, WriteMap};
 use crate::spare::Spare;
 
 /// What recovery found and did when a writer opened a journal.
@@ -275,6 +275,9 @@ fn recover_last(
         // The read-only map is dropped here, before the file is resized.
     };
     let changed = repair(&file, path, file_len, &plan)?;
+    // Segments written before space was reserved (or re-extended just now) are sparse: allocate
+    // them before mapping, so appends cannot fault on a full disk.
+    reserve(&file, plan.segment_size, path)?;
     let mut map = WriteMap::of_file(&file, path)?;
     if let Some(h) = plan.rebuild {
         map.bytes_mut()[..SEGMENT_HEADER_LEN].copy_from_slice(&h.encode());
