@@ -253,6 +253,17 @@ impl JournalReader {
                         };
                         return Err(JournalError::corrupt(path, self.pos as u64, expected, kind));
                     }
+                    let file_len = cur.map.bytes().len();
+                    if file_len > cur.seg_size {
+                        // Bytes past the segment's size are not the writer's: the file was
+                        // changed by something else, and the reader says so.
+                        let kind = DamageKind::FileTooLong {
+                            len: file_len as u64,
+                            segment_size: cur.seg_size as u64,
+                        };
+                        let at = cur.seg_size as u64;
+                        return Err(JournalError::corrupt(path, at, expected, kind));
+                    }
                     self.cur = None;
                     self.seg_idx += 1;
                 }
