@@ -1,7 +1,7 @@
 //! The journal directory: segment file names and listing.
 
 use std::ffi::OsStr;
-use std::fs;
+use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use crate::error::{io_err, JournalError};
@@ -57,6 +57,25 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentEntry>, JournalErro
     }
     out.sort_by_key(|e| e.first_seq);
     Ok(out)
+}
+
+/// Takes the exclusive lock on the directory's lock file.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, JournalError> {
+    let path = dir.join(LOCK_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err("open lock file", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err("lock journal directory", &path)(e)),
+    }
 }
 
 #[cfg(test)]

@@ -105,11 +105,30 @@ pub enum DamageKind {
         /// Offset of the first non-zero byte.
         first_nonzero: u64,
     },
+    /// The journal's first segment does not start where the journal starts (its metadata, or
+    /// 0 for a journal without metadata): the first segment(s) are missing.
+    MissingStart {
+        /// Where the journal starts.
+        expected: u64,
+        /// The first sequence number of the first segment present (`None`: no segment).
+        found: Option<u64>,
+    },
+    /// The newest segment the metadata names is not there: the last segment(s) are missing.
+    MissingEnd {
+        /// First sequence number of the newest segment, per the metadata.
+        expected_segment: u64,
+        /// First sequence number of the newest segment present (`None`: no segment).
+        found_segment: Option<u64>,
+    },
+    /// The metadata file (`JOURNAL`) is not one this code wrote.
+    BadMetadata,
 }
 
 impl DamageKind {
     /// Whether this kind of damage is what an interrupted write leaves behind (a torn write),
-    /// as opposed to bytes that were written whole but are inconsistent.
+    /// as opposed to bytes that were written whole but are inconsistent, or lost to something
+    /// else: segment files are created at their full size, so a file that is too short was
+    /// truncated, not torn.
     pub fn is_tear_like(&self) -> bool {
         !matches!(
             self,
@@ -120,6 +139,12 @@ impl DamageKind {
                 | DamageKind::FileTooLong { .. }
                 | DamageKind::SeqMismatch { .. }
                 | DamageKind::SegmentSeqGap { .. }
+                | DamageKind::ShortHeader { .. }
+                | DamageKind::ShortFile { .. }
+                | DamageKind::Truncated { .. }
+                | DamageKind::MissingStart { .. }
+                | DamageKind::MissingEnd { .. }
+                | DamageKind::BadMetadata
         )
     }
 }
@@ -183,6 +208,32 @@ impl fmt::Display for DamageKind {
                 f,
                 "non-zero bytes after the end of data (first at offset {first_nonzero})"
             ),
+            DamageKind::MissingStart { expected, found } => match found {
+                Some(found) => write!(
+                    f,
+                    "the journal starts at seq {expected} but its first segment starts at \
+                     {found}: the segment(s) before it are missing"
+                ),
+                None => write!(
+                    f,
+                    "the journal starts at seq {expected} but has no segment file"
+                ),
+            },
+            DamageKind::MissingEnd {
+                expected_segment,
+                found_segment,
+            } => match found_segment {
+                Some(found) => write!(
+                    f,
+                    "the newest segment (first seq {expected_segment}) is missing; the newest \
+                     present starts at {found}"
+                ),
+                None => write!(
+                    f,
+                    "every segment is missing (the newest had first seq {expected_segment})"
+                ),
+            },
+            DamageKind::BadMetadata => f.write_str("unreadable journal metadata file"),
         }
     }
 }
@@ -261,6 +312,14 @@ pub enum JournalError {
         /// The journal directory.
         dir: PathBuf,
     },
+    /// Damage an explicit repair cannot mend (e.g. missing first segments).
+    #[error("journal damage that repair cannot mend: {damage}: {why}")]
+    Unrepairable {
+        /// The damage.
+        damage: Damage,
+        /// Why, and what to do instead.
+        why: &'static str,
+    },
     /// Another writer holds the journal's lock file.
     #[error("journal {} is locked by another writer", dir.display())]
     Locked {
@@ -272,7 +331,10 @@ pub enum JournalError {
 impl JournalError {
     /// Whether this error reports damaged bytes on disk.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, JournalError::Corrupt { .. })
+        matches!(
+            self,
+            JournalError::Corrupt { .. } | JournalError::Unrepairable { .. }
+        )
     }
 
     /// Whether this error is a caller mistake (bad options, oversized record, unknown seq).

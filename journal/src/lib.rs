@@ -118,9 +118,11 @@ mod dir;
 mod error;
 mod format;
 mod index;
+mod meta;
 mod options;
 mod reader;
 mod recovery;
+mod repair;
 mod scan;
 #[allow(unsafe_code)]
 mod segment;
@@ -134,8 +136,10 @@ pub use format::{
     FORMAT_VERSION, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RECORD_ALIGN, RECORD_HEADER_LEN,
     RECORD_MARKER, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
 };
+pub use meta::JournalMeta;
 pub use options::{JournalOptions, DEFAULT_PRETOUCH_BYTES, DEFAULT_SEGMENT_SIZE};
 pub use reader::{JournalReader, Record};
 pub use recovery::RecoveryReport;
+pub use repair::{repair, QuarantinedPart, RepairReport, QUARANTINE_DIR};
 pub use verify::{verify, SegmentSummary, VerifyReport, VerifyStatus};
 pub use writer::JournalWriter;

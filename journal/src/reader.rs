@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::dir::{list_segments, SegmentEntry};
-use crate::error::{DamageKind, JournalError};
+use crate::error::{Damage, DamageKind, JournalError};
 use crate::format::{first_nonzero, parse_record, Check, Parsed, RecordMeta, SEGMENT_HEADER_LEN};
 use crate::index::SparseIndex;
+use crate::meta::{check_ends, read_meta_or_damage};
 use crate::scan::check_header;
 use crate::segment::ReadMap;
 
@@ -47,7 +48,9 @@ impl OpenSegment {
 /// which the reader yields `None` until it is [`seek`](Self::seek)ed. A journal that was not
 /// recovered after a crash therefore ends with an error at its torn tail; open a
 /// [`JournalWriter`](crate::JournalWriter) on it first, or use [`verify()`](crate::verify()) to
-/// tell a torn tail from corruption in the middle.
+/// tell a torn tail from corruption in the middle. Reading from the start, a journal whose
+/// first segment is missing fails before its first record; one whose newest segment is
+/// missing (per its metadata) fails after its last.
 ///
 /// The reader never panics, whatever the bytes in the files.
 ///
@@ -67,6 +70,11 @@ pub struct JournalReader {
     /// Sequence number of the next record; `None` until the first segment is opened.
     next_seq: Option<u64>,
     done: bool,
+    /// The journal does not start where it should (a missing first segment): reported instead
+    /// of the first record when reading from the start.
+    start_damage: Option<Damage>,
+    /// A missing newest segment or unreadable metadata: reported once after the last record.
+    end_damage: Option<Damage>,
 }
 
 impl JournalReader {
@@ -78,7 +86,11 @@ impl JournalReader {
     pub fn open(dir: impl AsRef<Path>) -> Result<JournalReader, JournalError> {
         let dir = dir.as_ref();
         let segments = list_segments(dir)?;
+        let (meta, bad_meta) = read_meta_or_damage(dir)?;
+        let (start_damage, end_damage) = check_ends(dir, &segments, meta);
         Ok(JournalReader {
+            start_damage,
+            end_damage: end_damage.or(bad_meta),
             dir: dir.to_path_buf(),
             indexes: vec![None; segments.len()],
             segments,
@@ -209,9 +221,17 @@ impl JournalReader {
                 return Ok(None);
             }
             if self.cur.is_none() {
+                if self.next_seq.is_none() {
+                    if let Some(damage) = self.start_damage.clone() {
+                        return Err(JournalError::Corrupt { damage });
+                    }
+                }
                 if self.seg_idx >= self.segments.len() {
                     self.done = true;
-                    return Ok(None);
+                    return match self.end_damage.take() {
+                        Some(damage) => Err(JournalError::Corrupt { damage }),
+                        None => Ok(None),
+                    };
                 }
                 self.open_segment(self.seg_idx, self.next_seq)?;
             }
@@ -232,6 +252,17 @@ impl JournalReader {
                             first_nonzero: nz as u64,
                         };
                         return Err(JournalError::corrupt(path, self.pos as u64, expected, kind));
+                    }
+                    let file_len = cur.map.bytes().len();
+                    if file_len > cur.seg_size {
+                        // Bytes past the segment's size are not the writer's: the file was
+                        // changed by something else, and the reader says so.
+                        let kind = DamageKind::FileTooLong {
+                            len: file_len as u64,
+                            segment_size: cur.seg_size as u64,
+                        };
+                        let at = cur.seg_size as u64;
+                        return Err(JournalError::corrupt(path, at, expected, kind));
                     }
                     self.cur = None;
                     self.seg_idx += 1;

@@ -1,14 +1,15 @@
 //! Recovery of a journal's tail when a writer opens it.
 //!
-//! The last segment is validated record by record and cut at the first torn or corrupt
-//! record (a sequence discontinuity counts as corruption): the intact prefix is kept and
-//! everything after it is zeroed by truncating the file to the end of the prefix and
-//! extending it back to the segment size (the extension reads as zeros and stays sparse).
-//! A last segment whose header is torn (shorter than a header, bad magic or bad CRC) is
-//! rebuilt from its file name and loses all its records. The segment before the last is
-//! validated too, so the sequence is known to continue across the seam; damage there, or a
-//! header that is whole but inconsistent, is not a torn write and makes `open` fail with
-//! [`JournalError::Corrupt`] instead of silently dropping sealed data.
+//! The last segment is validated record by record. A torn tail (what an interrupted write
+//! leaves: a partial record at the very end of a full-sized segment with no intact record after
+//! it) is cut: the intact prefix is kept and everything after it is zeroed by truncating the
+//! file to the end of the prefix and extending it back to the segment size. A last segment
+//! whose header is torn (bad magic or bad CRC, no intact record after it) is rebuilt from its
+//! file name. Everything else is validated too: every sealed segment in full, the sequence
+//! across every seam, and both ends of the journal against its metadata (`meta`). Any damage
+//! that is not a torn tail makes `open` fail with [`JournalError::Corrupt`] naming it: intact
+//! records after damage are never dropped by opening a writer, only by an explicit
+//! [`repair`](crate::repair()), which moves them to a quarantine directory.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -17,9 +18,12 @@ use std::path::{Path, PathBuf};
 use crate::dir::{list_segments, SegmentEntry};
 use crate::error::{io_err, Damage, DamageKind, JournalError};
 use crate::format::{last_nonzero, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::meta::{check_ends, read_meta, write_meta, JournalMeta};
 use crate::options::JournalOptions;
-use crate::scan::{check_header, count_record_shapes, intact_record_after, scan_records};
-use crate::segment::{ReadMap, WriteMap};
+use crate::scan::{
+    check_header, count_record_shapes, intact_record_after, is_torn_tail, scan_records,
+};
+use crate::segment::{reserve, ReadMap, WriteMap};
 use crate::spare::Spare;
 
 /// What recovery found and did when a writer opened a journal.
@@ -99,30 +103,63 @@ pub(crate) struct Recovered {
     pub pos: usize,
     pub next_seq: u64,
     pub report: RecoveryReport,
+    /// The metadata the journal has after recovery.
+    pub meta: JournalMeta,
 }
 
 /// Recovers the journal in `dir` (which exists and is locked), or creates its first segment.
+///
+/// Every sealed segment is validated in full and both ends are checked against the metadata:
+/// the writer only ever appends to a journal that replays whole. The one repair it makes on its
+/// own is cutting a torn tail off the last segment (reported in the [`RecoveryReport`]); any
+/// other damage is an error that names it, and only an explicit
+/// [`repair`](crate::repair()) changes such a journal.
 pub(crate) fn recover(dir: &Path, opts: &JournalOptions) -> Result<Recovered, JournalError> {
+    let meta = read_meta(dir)?;
     let segs = list_segments(dir)?;
-    let Some(last) = segs.last() else {
-        return create_first(dir, opts);
-    };
-    let has_prev = segs.len() >= 2;
-    if has_prev {
-        let prev_end = check_sealed(&segs[segs.len() - 2])?;
-        if prev_end != last.first_seq {
-            return Err(JournalError::corrupt(
-                &last.path,
-                0,
-                Some(prev_end),
-                DamageKind::SegmentSeqGap {
-                    expected: prev_end,
-                    found: last.first_seq,
-                },
-            ));
-        }
+    let (start, end) = check_ends(dir, &segs, meta);
+    if let Some(damage) = start.or(end) {
+        return Err(JournalError::Corrupt { damage });
     }
-    recover_last(last, opts, has_prev)
+    let Some(last) = segs.last() else {
+        let rec = create_first(dir, opts)?;
+        write_meta(dir, &rec.meta, true)?;
+        return Ok(rec);
+    };
+    let mut expected = None;
+    for seg in &segs[..segs.len() - 1] {
+        if let Some(exp) = expected.filter(|&e| e != seg.first_seq) {
+            return Err(seq_gap(seg, exp));
+        }
+        expected = Some(check_sealed(seg)?);
+    }
+    if let Some(exp) = expected.filter(|&e| e != last.first_seq) {
+        return Err(seq_gap(last, exp));
+    }
+    let mut rec = recover_last(last, opts, segs.len() >= 2)?;
+    let wanted = JournalMeta {
+        first_seq: meta.map_or(segs[0].first_seq, |m| m.first_seq),
+        last_segment: last.first_seq,
+    };
+    if meta != Some(wanted) {
+        // A journal from before the metadata file, or one whose last roll was not recorded
+        // yet when its writer stopped.
+        write_meta(dir, &wanted, true)?;
+    }
+    rec.meta = wanted;
+    Ok(rec)
+}
+
+fn seq_gap(seg: &SegmentEntry, expected: u64) -> JournalError {
+    JournalError::corrupt(
+        &seg.path,
+        0,
+        Some(expected),
+        DamageKind::SegmentSeqGap {
+            expected,
+            found: seg.first_seq,
+        },
+    )
 }
 
 fn create_first(dir: &Path, opts: &JournalOptions) -> Result<Recovered, JournalError> {
@@ -145,6 +182,10 @@ fn create_first(dir: &Path, opts: &JournalOptions) -> Result<Recovered, JournalE
         path,
         pos: SEGMENT_HEADER_LEN,
         next_seq: 0,
+        meta: JournalMeta {
+            first_seq: 0,
+            last_segment: 0,
+        },
     })
 }
 
@@ -228,6 +269,23 @@ fn plan(bytes: &[u8], seg: &SegmentEntry, opts: &JournalOptions) -> Result<Plan,
         };
         intact_record_after(bytes, search_size, at).is_some()
     });
+    if let Some((at, kind)) = damage {
+        // Only a torn tail is the writer's to cut: anything else would discard records (or
+        // bytes) that nobody decided to give up.
+        let torn_size = if damage_in_header.is_some() {
+            bytes.len()
+        } else {
+            seg_size
+        };
+        if !is_torn_tail(bytes, torn_size, at, kind) {
+            return Err(JournalError::corrupt(
+                &seg.path,
+                at as u64,
+                Some(next_seq),
+                kind,
+            ));
+        }
+    }
     let (dropped_bytes, dropped_records) = match last_nonzero(bytes, keep_end) {
         Some(last) => (
             (last + 1 - keep_end) as u64,
@@ -275,6 +333,9 @@ fn recover_last(
         // The read-only map is dropped here, before the file is resized.
     };
     let changed = repair(&file, path, file_len, &plan)?;
+    // Segments written before space was reserved (or re-extended just now) are sparse: allocate
+    // them before mapping, so appends cannot fault on a full disk.
+    reserve(&file, plan.segment_size, path)?;
     let mut map = WriteMap::of_file(&file, path)?;
     if let Some(h) = plan.rebuild {
         map.bytes_mut()[..SEGMENT_HEADER_LEN].copy_from_slice(&h.encode());
@@ -294,6 +355,11 @@ fn recover_last(
         path: path.clone(),
         pos: plan.keep_end,
         next_seq: plan.next_seq,
+        // Set by `recover` once the whole journal is checked.
+        meta: JournalMeta {
+            first_seq: seg.first_seq,
+            last_segment: seg.first_seq,
+        },
         report: RecoveryReport {
             segment: path.clone(),
             created: false,

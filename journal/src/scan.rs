@@ -115,14 +115,22 @@ pub(crate) fn intact_record_after(file: &[u8], seg_size: usize, damage_at: usize
 }
 
 /// Whether damage at `damage_at` of the given kind is a torn tail of its segment: damage an
-/// interrupted write can leave, with no intact record after it.
+/// interrupted write can leave, with no intact record after it, in a file of its full size.
+///
+/// Segment files are created at their full size before they join the journal, so an
+/// interrupted write can leave a partial record followed by zeros (or by stray bytes of a page
+/// written out of order), never a short file: a truncated segment lost bytes to something
+/// else and is not a torn tail. (A bit flipped in the very last record cannot be told from a
+/// torn write of it, and is treated as one.)
 pub(crate) fn is_torn_tail(
     file: &[u8],
     seg_size: usize,
     damage_at: usize,
     kind: DamageKind,
 ) -> bool {
-    kind.is_tear_like() && intact_record_after(file, seg_size, damage_at).is_none()
+    kind.is_tear_like()
+        && file.len() == seg_size
+        && intact_record_after(file, seg_size, damage_at).is_none()
 }
 
 /// Counts the record-shaped regions in `file[from..until]`.

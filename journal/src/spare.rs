@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::dir::{segment_file_name, SPARE_NAME};
 use crate::error::{io_err, JournalError};
 use crate::format::{SegmentHeader, SEGMENT_HEADER_LEN};
-use crate::segment::WriteMap;
+use crate::segment::{reserve, WriteMap};
 
 /// A sized and mapped segment file that is not yet part of the journal.
 #[derive(Debug)]
@@ -31,6 +31,13 @@ impl Spare {
             .open(&path)
             .map_err(io_err("create segment", &path))?;
         file.set_len(size).map_err(io_err("size segment", &path))?;
+        // A full disk fails here, not as a SIGBUS at the first store into the map. Whatever
+        // fallocate managed to allocate before failing is given back.
+        if let Err(e) = reserve(&file, size, &path) {
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         let map = WriteMap::of_file(&file, &path)?;
         let size = map.bytes().len();
         Ok(Spare { map, size, path })

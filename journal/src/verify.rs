@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::dir::list_segments;
 use crate::error::{Damage, DamageKind, JournalError};
+use crate::meta::{check_ends, read_meta_or_damage};
 use crate::scan::{check_header, is_torn_tail, scan_records};
 use crate::segment::ReadMap;
 
@@ -15,10 +16,12 @@ pub enum VerifyStatus {
     /// declared size with only zeros after its data.
     Clean,
     /// The only damage is at the end of the last segment and looks like an interrupted
-    /// write: no intact record follows it. Opening a writer repairs it.
+    /// write: a partial record at the very end of a full-sized segment, no intact record after
+    /// it. Opening a writer repairs it (and says what it removed).
     TornTail,
-    /// Damage elsewhere: in a sealed segment, with intact records after it, more than one
-    /// place, or a whole-but-inconsistent header or sequence number.
+    /// Damage elsewhere: in a sealed segment, with intact records after it, a truncated or
+    /// overlong file, more than one place, a whole-but-inconsistent header or sequence number,
+    /// or a missing segment at either end. Only an explicit `repair` changes such a journal.
     Corrupt,
 }
 
@@ -104,13 +107,18 @@ impl fmt::Display for VerifyReport {
 ///
 /// [`JournalError::Io`] if the directory or a segment file cannot be read.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
-    let segs = list_segments(dir.as_ref())?;
+    let dir = dir.as_ref();
+    let segs = list_segments(dir)?;
+    let (meta, bad_meta) = read_meta_or_damage(dir)?;
+    let (start_damage, end_damage) = check_ends(dir, &segs, meta);
     let mut damage = Vec::new();
     let mut segments = Vec::with_capacity(segs.len());
     let mut records = 0;
     let mut last_seq = None;
     let mut expected: Option<u64> = None;
-    let mut intact_so_far = true;
+    // A journal missing its start delivers nothing a replay could use.
+    let mut intact_so_far = start_damage.is_none();
+    damage.extend(start_damage);
     let mut last_is_torn = false;
     for (i, seg) in segs.iter().enumerate() {
         let is_last = i + 1 == segs.len();
@@ -170,6 +178,8 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, JournalError> {
             None => expected = Some(scan.next_seq),
         }
     }
+    damage.extend(end_damage);
+    damage.extend(bad_meta);
     let status = match damage.as_slice() {
         [] => VerifyStatus::Clean,
         [only] if last_is_torn && segs.last().is_some_and(|s| s.path == only.segment) => {

@@ -1,12 +1,13 @@
 //! The journal writer: appends records into the mapped active segment, rolls segments, keeps
 //! pages pre-touched ahead of the write position, and flushes.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use crate::dir::LOCK_NAME;
+use crate::dir::lock_dir;
 use crate::error::{io_err, JournalError};
 use crate::format::{record_size, write_record, RecordFields, SEGMENT_HEADER_LEN};
+use crate::meta::{write_meta, JournalMeta};
 use crate::options::JournalOptions;
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::WriteMap;
@@ -67,6 +68,11 @@ pub struct JournalWriter {
     spare_failed: bool,
     /// Whether a segment was created since the directory was last synced.
     dir_unsynced: bool,
+    /// The journal's metadata as it should be on disk.
+    meta: JournalMeta,
+    /// A roll changed `meta.last_segment` and the file does not say so yet: written off the
+    /// append path, by the next `pretouch` or `flush`.
+    meta_dirty: bool,
     _lock: File,
 }
 
@@ -112,6 +118,8 @@ impl JournalWriter {
             unsynced: Vec::new(),
             spare_failed: false,
             dir_unsynced: rec.report.created,
+            meta: rec.meta,
+            meta_dirty: false,
             _lock: lock,
         };
         writer.touch_ahead(usize::MAX, true)?;
@@ -187,6 +195,10 @@ impl JournalWriter {
     /// [`JournalError::Io`] if creating the next segment file fails.
     pub fn pretouch(&mut self) -> Result<usize, JournalError> {
         self.retired = None;
+        if self.meta_dirty {
+            write_meta(&self.dir, &self.meta, false)?;
+            self.meta_dirty = false;
+        }
         self.touch_ahead(usize::MAX, true)
     }
 
@@ -215,10 +227,18 @@ impl JournalWriter {
                 .flush_range(self.synced, self.pos - self.synced, &self.active_path)?;
             self.synced = self.pos;
         }
-        if self.dir_unsynced {
+        if self.dir_unsynced || self.meta_dirty {
             let d = File::open(&self.dir).map_err(io_err("open journal directory", &self.dir))?;
+            // The new segments' names first, then the metadata naming them: it never names a
+            // segment that a crash could still take away.
             d.sync_all()
                 .map_err(io_err("fsync journal directory", &self.dir))?;
+            if self.meta_dirty {
+                write_meta(&self.dir, &self.meta, true)?;
+                d.sync_all()
+                    .map_err(io_err("fsync journal directory", &self.dir))?;
+                self.meta_dirty = false;
+            }
             self.dir_unsynced = false;
         }
         Ok(())
@@ -302,6 +322,8 @@ impl JournalWriter {
         self.synced = 0;
         self.spare_failed = false;
         self.dir_unsynced = true;
+        self.meta.last_segment = self.next_seq;
+        self.meta_dirty = true;
         Ok(())
     }
 
@@ -363,23 +385,4 @@ fn touch_pages(bytes: &mut [u8], from: usize, to: usize, keep_below: usize) -> u
         p += PAGE;
     }
     p.min(bytes.len()).max(from)
-}
-
-/// Takes the exclusive lock on the directory's lock file.
-fn lock_dir(dir: &Path) -> Result<File, JournalError> {
-    let path = dir.join(LOCK_NAME);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err("open lock file", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(io_err("lock journal directory", &path)(e)),
-    }
 }

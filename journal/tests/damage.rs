@@ -1,4 +1,9 @@
-//! Recovery and verification against truncation and corruption at every byte offset.
+//! Recovery, verification and repair against truncation and corruption at every byte offset.
+//!
+//! The rule under test: opening a writer cuts only a torn tail (a partial record at the very
+//! end of a full-sized last segment, nothing intact after it); any other damage is refused
+//! with its location, and only `repair` moves what follows it, byte for byte, into a
+//! quarantine.
 
 mod common;
 
@@ -7,7 +12,7 @@ use std::path::Path;
 
 use common::{append_all, read_all, read_until_error, sample, segment_files, small, Owned};
 use tape_journal::{
-    segment_file_name, verify, DamageKind, JournalWriter, VerifyStatus, SEGMENT_HEADER_LEN,
+    repair, segment_file_name, verify, DamageKind, JournalWriter, VerifyStatus, SEGMENT_HEADER_LEN,
 };
 
 const SEG: u64 = 1024;
@@ -90,6 +95,44 @@ fn recover_and_check(dir: &Path, p: &Pristine, keep: usize, what: &str) {
     assert_eq!(got[keep].payload, b"after", "{what}");
 }
 
+/// Opening a writer on the damaged journal in `dir` is refused, naming the damage at `at`;
+/// `repair` then moves what follows the damage into the quarantine byte for byte (the file
+/// `bytes` held), and the intact prefix of `keep` records continues cleanly.
+fn refused_then_repaired(dir: &Path, p: &Pristine, bytes: &[u8], keep: usize, at: u64, what: &str) {
+    let err = JournalWriter::open(dir, small(SEG)).unwrap_err();
+    assert!(err.is_corruption(), "{what}: {err}");
+    let d = err.damage().unwrap_or_else(|| panic!("{what}: {err}"));
+    assert_eq!(d.offset, at, "{what}: {err}");
+    assert!(d.segment.ends_with(segment_file_name(0)), "{what}: {err}");
+    // Refusing changed nothing.
+    assert_eq!(
+        fs::read(dir.join(segment_file_name(0))).unwrap(),
+        bytes,
+        "{what}"
+    );
+
+    let report = repair(dir).unwrap_or_else(|e| panic!("{what}: repair failed: {e}"));
+    assert_eq!(report.kept_records, keep as u64, "{what}: {report}");
+    let moved: Vec<u8> = report
+        .moved
+        .iter()
+        .flat_map(|m| fs::read(&m.file).unwrap())
+        .collect();
+    let from = (at as usize).min(bytes.len());
+    let expect_moved = match bytes[from..].iter().rposition(|&b| b != 0) {
+        _ if at == 0 => bytes.to_vec(),
+        Some(last) => bytes[from..=from + last].to_vec(),
+        None => Vec::new(),
+    };
+    assert_eq!(moved, expect_moved, "{what}: {report}");
+    if !expect_moved.is_empty() || at == 0 {
+        let q = report.quarantine.as_ref().expect("a quarantine");
+        assert!(q.join("MANIFEST").is_file(), "{what}");
+    }
+    assert!(verify(dir).unwrap().is_clean(), "{what}");
+    recover_and_check(dir, p, keep, what);
+}
+
 #[test]
 fn truncation_at_every_offset() {
     let p = pristine();
@@ -98,8 +141,10 @@ fn truncation_at_every_offset() {
     for k in 0..=p.written_end() {
         let what = format!("truncated at {k}");
         install(&dir, &p.bytes[..k]);
+        // Segments are created at full size, so a short one was truncated, not torn: damage
+        // for the operator to decide on, never for the writer to cut on its own.
         let v = verify(&dir).unwrap();
-        assert_eq!(v.status, VerifyStatus::TornTail, "{what}: {v:?}");
+        assert_eq!(v.status, VerifyStatus::Corrupt, "{what}: {v:?}");
         assert_eq!(v.damage.len(), 1, "{what}");
         // Records that lie wholly before k survive.
         let keep = if k < SEGMENT_HEADER_LEN {
@@ -115,24 +160,12 @@ fn truncation_at_every_offset() {
         } else {
             assert!(err.is_some_and(|e| e.is_corruption()), "{what}");
         }
-        let (w, report) = JournalWriter::open(&dir, small(SEG)).unwrap();
-        let dropped = if k < SEGMENT_HEADER_LEN {
+        let at = if k < SEGMENT_HEADER_LEN {
             0
         } else {
-            k - p.bounds[keep]
+            p.bounds[keep] as u64
         };
-        assert_eq!(
-            report.dropped_records,
-            u64::from(dropped > 0),
-            "{what}: {report:?}"
-        );
-        assert!(report.dropped_bytes <= dropped as u64, "{what}: {report:?}");
-        assert_eq!(report.header_rebuilt, k < SEGMENT_HEADER_LEN, "{what}");
-        assert!(!report.intact_after_damage, "{what}");
-        assert!(report.damage.is_some(), "{what}");
-        drop(w);
-        install(&dir, &p.bytes[..k]);
-        recover_and_check(&dir, &p, keep, &what);
+        refused_then_repaired(&dir, &p, &p.bytes[..k], keep, at, &what);
     }
 }
 
@@ -148,10 +181,11 @@ fn corruption_at_every_offset() {
             let mut bytes = p.bytes.clone();
             bytes[k] ^= mask;
             install(&dir, &bytes);
-            // The damaged record and everything after it is dropped.
+            // The damaged record and everything after it is unreadable as a journal.
             let keep = p.record_containing(k).unwrap_or(0);
             let v = verify(&dir).unwrap();
-            let expect = if k >= SEGMENT_HEADER_LEN && keep == n - 1 {
+            let torn = k >= SEGMENT_HEADER_LEN && keep == n - 1;
+            let expect = if torn {
                 VerifyStatus::TornTail
             } else {
                 VerifyStatus::Corrupt
@@ -172,27 +206,21 @@ fn corruption_at_every_offset() {
             assert_eq!(read[..], p.records[..keep], "{what}");
             assert!(err.is_some_and(|e| e.is_corruption()), "{what}");
 
-            let (w, report) = JournalWriter::open(&dir, small(SEG)).unwrap();
-            assert!(
-                report.dropped_bytes > 0 && report.dropped_records > 0,
-                "{what}"
-            );
-            assert_eq!(
-                report.intact_after_damage,
-                expect == VerifyStatus::Corrupt,
-                "{what}"
-            );
-            let expected_shapes = (n - keep) as u64;
-            if k >= SEGMENT_HEADER_LEN && k >= p.bounds[keep] + 8 {
-                // The damaged record's header is intact, so every dropped record is counted.
-                assert_eq!(
-                    report.dropped_records, expected_shapes,
+            if torn {
+                // The last record alone is damaged: the writer cuts it and says so.
+                let (w, report) = JournalWriter::open(&dir, small(SEG)).unwrap();
+                assert!(
+                    report.dropped_bytes > 0 && report.dropped_records == 1,
                     "{what}: {report:?}"
                 );
+                assert!(!report.intact_after_damage, "{what}");
+                assert!(report.to_string().contains("dropped"), "{what}: {report}");
+                drop(w);
+                install(&dir, &bytes);
+                recover_and_check(&dir, &p, keep, &what);
+            } else {
+                refused_then_repaired(&dir, &p, &bytes, keep, at as u64, &what);
             }
-            drop(w);
-            install(&dir, &bytes);
-            recover_and_check(&dir, &p, keep, &what);
         }
     }
 }
@@ -236,7 +264,7 @@ fn multi_segment(dir: &Path) -> Vec<Owned> {
 }
 
 #[test]
-fn damaged_header_of_the_last_segment_is_rebuilt() {
+fn damaged_header_of_the_last_segment_is_refused_while_records_follow_it() {
     let tmp = tempfile::tempdir().unwrap();
     let written = multi_segment(tmp.path());
     let segs = segment_files(tmp.path());
@@ -247,7 +275,8 @@ fn damaged_header_of_the_last_segment_is_rebuilt() {
         .last()
         .unwrap()
         .first_seq;
-    let mut bytes = fs::read(last).unwrap();
+    let pristine_last = fs::read(last).unwrap();
+    let mut bytes = pristine_last.clone();
     bytes[20] ^= 0x10; // inside first_seq: header CRC mismatch
     fs::write(last, &bytes).unwrap();
     let v = verify(tmp.path()).unwrap();
@@ -261,19 +290,66 @@ fn damaged_header_of_the_last_segment_is_rebuilt() {
         DamageKind::HeaderChecksum { .. }
     ));
     assert_eq!(&v.damage[0].segment, last);
+    let err = JournalWriter::open(tmp.path(), small(512)).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert_eq!(fs::read(last).unwrap(), bytes, "refusing changes nothing");
+    // The explicit repair moves the whole segment aside, byte for byte.
+    let report = repair(tmp.path()).unwrap();
+    assert_eq!(report.moved.len(), 1, "{report}");
+    assert_eq!(fs::read(&report.moved[0].file).unwrap(), bytes);
+    assert_eq!(report.kept_records, first_of_last);
+    assert_eq!(report.last_kept_seq, Some(first_of_last - 1));
+    assert!(
+        report.to_string().contains("nothing was deleted"),
+        "{report}"
+    );
+    let (mut w, report) = JournalWriter::open(tmp.path(), small(512)).unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.next_seq, first_of_last);
+    assert_eq!(w.append(0, 0, 0, b"x").unwrap(), first_of_last);
+    w.close().unwrap();
+    assert!(verify(tmp.path()).unwrap().is_clean());
+    assert_eq!(
+        read_all(tmp.path())[..first_of_last as usize],
+        written[..first_of_last as usize]
+    );
+}
+
+#[test]
+fn torn_header_of_an_empty_last_segment_is_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let written = multi_segment(tmp.path());
+    let next = written.len() as u64;
+    // A last segment holding a header and nothing else, whose header is torn.
+    let (mut w, _) = JournalWriter::open(tmp.path(), small(512)).unwrap();
+    let big = vec![7u8; 400];
+    w.append(0, 0, 0, &big).unwrap(); // fills most of a segment: the next one starts empty
+    w.append(0, 0, 0, &big).unwrap();
+    w.close().unwrap();
+    let segs = segment_files(tmp.path());
+    let last = segs.last().unwrap();
+    let mut bytes = fs::read(last).unwrap();
+    assert!(bytes[SEGMENT_HEADER_LEN..].iter().any(|&b| b != 0));
+    let (w, _) = JournalWriter::open(tmp.path(), small(512)).unwrap();
+    drop(w);
+    // Tear the header of the segment that holds the last record: records follow, refused.
+    bytes[0] ^= 0xFF;
+    fs::write(last, &bytes).unwrap();
+    assert!(JournalWriter::open(tmp.path(), small(512)).is_err());
+    // Tear only the header of a record-less last segment: that is the writer's to rebuild.
+    let mut empty = bytes.clone();
+    empty[SEGMENT_HEADER_LEN..].fill(0);
+    fs::write(last, &empty).unwrap();
     let (w, report) = JournalWriter::open(tmp.path(), small(512)).unwrap();
-    assert!(report.header_rebuilt);
+    assert!(report.header_rebuilt, "{report}");
     assert!(
         report.to_string().contains("segment header rebuilt"),
         "{report}"
     );
-    assert_eq!(report.next_seq, first_of_last);
-    assert_eq!(report.last_seq, Some(first_of_last - 1));
     assert_eq!(report.kept_records, 0);
-    assert_eq!(report.dropped_records, 60 - first_of_last);
-    w.close().unwrap();
+    drop(w);
     assert!(verify(tmp.path()).unwrap().is_clean());
-    assert_eq!(read_all(tmp.path()), written[..first_of_last as usize]);
+    assert_eq!(read_all(tmp.path())[..next as usize], written[..]);
 }
 
 #[test]
@@ -340,19 +416,23 @@ fn corruption_and_gaps_in_sealed_segments_are_located() {
 }
 
 #[test]
-fn header_only_and_empty_last_segment_files() {
+fn empty_last_segment_file_is_refused_and_repair_sets_it_aside() {
     let tmp = tempfile::tempdir().unwrap();
     let written = multi_segment(tmp.path());
     let next = written.len() as u64;
     let name = tmp.path().join(segment_file_name(next));
-    // An empty file named as the next segment (a crash while creating it).
+    // An empty file named as the next segment: the writer never leaves one (segments are
+    // created at full size under a temporary name), so it is not the writer's to rebuild.
     fs::write(&name, b"").unwrap();
-    let (w, report) = JournalWriter::open(tmp.path(), small(512)).unwrap();
-    assert!(report.header_rebuilt);
-    assert_eq!((report.next_seq, report.dropped_bytes), (next, 0));
-    drop(w);
-    assert!(verify(tmp.path()).unwrap().is_clean());
-    // Now it is a header-only segment: reopening is clean and continues.
+    let err = JournalWriter::open(tmp.path(), small(512)).unwrap_err();
+    assert!(matches!(
+        err.damage().map(|d| d.kind),
+        Some(DamageKind::ShortHeader { len: 0 })
+    ));
+    let report = repair(tmp.path()).unwrap();
+    assert_eq!(report.moved.len(), 1, "{report}");
+    assert_eq!(report.moved[0].source, name);
+    assert!(!name.exists());
     let (mut w, report) = JournalWriter::open(tmp.path(), small(512)).unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(w.append(0, 0, 0, b"x").unwrap(), next);

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use common::{read_until_error, small, Owned};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use tape_journal::{segment_file_name, verify, JournalReader, JournalWriter, VerifyStatus};
+use tape_journal::{repair, segment_file_name, verify, JournalReader, JournalWriter, VerifyStatus};
 
 fn arb_record() -> impl Strategy<Value = Owned> {
     (
@@ -162,24 +162,30 @@ proptest! {
         }
         let read = exercise_reader(tmp.path());
         prop_assert_eq!(&read[..], &recs[..read.len()]);
-        match JournalWriter::open(tmp.path(), small(512)) {
-            Ok((mut w, report)) => {
-                let next = report.next_seq;
-                prop_assert_eq!(w.append(1, 2, 3, b"more").unwrap(), next);
-                w.close().unwrap();
-                let v = verify(tmp.path()).unwrap();
-                prop_assert_eq!(v.status, VerifyStatus::Clean, "{:?} after {:?}", v, report);
-                let (read, err) = read_until_error(tmp.path());
-                prop_assert!(err.is_none(), "{:?}", err);
-                prop_assert_eq!(read.len() as u64, next + 1);
-                prop_assert_eq!(&read[..next as usize], &recs[..next as usize]);
-            }
+        let opened = match JournalWriter::open(tmp.path(), small(512)) {
+            Ok(opened) => opened,
             Err(e) => {
-                // Only damage to the sealed segment may be refused.
+                // Damage other than a torn tail is refused; only an explicit repair acts on
+                // it, and keeps every record a reader could read.
                 prop_assert!(e.is_corruption(), "{}", e);
-                prop_assert_eq!(which, 0, "{}", e);
+                let rep = repair(tmp.path()).unwrap();
+                prop_assert_eq!(rep.kept_records as usize, read.len(), "{}", rep);
+                JournalWriter::open(tmp.path(), small(512)).unwrap()
             }
-        }
+        };
+        let (mut w, report) = opened;
+        let next = report.next_seq;
+        // Opening never gives up a record a reader could read.
+        prop_assert!(next as usize >= read.len(), "{:?}", report);
+        prop_assert_eq!(w.append(1, 2, 3, b"more").unwrap(), next);
+        w.close().unwrap();
+        let v = verify(tmp.path()).unwrap();
+        prop_assert_eq!(v.status, VerifyStatus::Clean, "{:?} after {:?}", v, report);
+        let (read, err) = read_until_error(tmp.path());
+        prop_assert!(err.is_none(), "{:?}", err);
+        prop_assert_eq!(read.len() as u64, next + 1);
+        prop_assert_eq!(&read[..next as usize], &recs[..next as usize]);
+
     }
 }
 

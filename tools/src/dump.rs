@@ -102,7 +102,8 @@ pub fn dump(dir: &Path, json: bool, from: u64, limit: Option<u64>, width: usize)
         if limit.is_some_and(|l| n >= l) {
             break;
         }
-        let rec = rec.with_context(|| format!("{}: damaged journal", dir.display()))?;
+        let rec =
+            rec.with_context(|| format!("{}: damaged journal; {DAMAGE_HINT}", dir.display()))?;
         let text = String::from_utf8_lossy(rec.payload);
         if json {
             let v = serde_json::json!({
@@ -133,6 +134,25 @@ pub fn dump(dir: &Path, json: bool, from: u64, limit: Option<u64>, width: usize)
     Ok(())
 }
 
+/// What to do about a damaged journal, for the messages of the commands that meet one.
+pub const DAMAGE_HINT: &str = "`tape verify DIR` lists every damaged place; `tape repair DIR` \
+     moves what follows the first one into DIR/quarantine/ (nothing is deleted) so the intact \
+     records before it replay and record again";
+
+/// Repairs a journal (see [`tape_journal::repair`]) and prints what it kept and moved.
+///
+/// # Errors
+/// A journal locked by a writer, damage a repair cannot mend (missing first segments), I/O.
+pub fn repair(dir: &Path) -> Result<ExitCode> {
+    let report = tape_journal::repair(dir)
+        .with_context(|| format!("{}: cannot repair journal", dir.display()))?;
+    print!("{report}");
+    if report.nothing_to_do() {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Checks a journal; exit code 0 when clean, 1 on any damage.
 ///
 /// # Errors
@@ -141,6 +161,9 @@ pub fn verify(dir: &Path) -> Result<ExitCode> {
     let report = tape_journal::verify(dir)
         .with_context(|| format!("{}: cannot verify journal", dir.display()))?;
     println!("{report}");
+    if !report.is_clean() {
+        eprintln!("tape: {DAMAGE_HINT}");
+    }
     Ok(if report.is_clean() {
         ExitCode::SUCCESS
     } else {

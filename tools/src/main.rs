@@ -81,6 +81,10 @@ enum Cmd {
         /// With --latency: 1 = recorded pace, N = N times faster, 0 = as fast as possible.
         #[arg(long, default_value_t = 1, requires = "latency")]
         speed: u32,
+        /// Replay the intact records before a damaged place and report where the replay
+        /// stopped (exit status 3), instead of refusing the journal.
+        #[arg(long)]
+        allow_damaged: bool,
     },
     /// Print a journal's records.
     Dump {
@@ -99,8 +103,19 @@ enum Cmd {
         #[arg(long, default_value_t = 160)]
         width: usize,
     },
-    /// Check every checksum and the sequence continuity; exit non-zero on damage.
+    /// Check every checksum, the sequence continuity and both ends of the journal; exit
+    /// status 1 on damage.
     Verify {
+        /// Journal directory.
+        journal: PathBuf,
+        /// Then repair it as `tape repair` does.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Move everything from a damaged journal's first damaged place on into a quarantine
+    /// directory inside it (nothing is deleted), so that its intact prefix replays and
+    /// records again; print what was kept and what was moved where.
+    Repair {
         /// Journal directory.
         journal: PathBuf,
     },
@@ -207,8 +222,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             latency,
             speed,
+            allow_damaged,
         } => {
-            let opts = replay::ReplayOptions { latency, speed };
+            let opts = replay::ReplayOptions {
+                latency,
+                speed,
+                allow_damaged,
+            };
             let (summary, _) = replay::replay_with(&journal, &opts)?;
             if json {
                 let mut stdout = std::io::stdout().lock();
@@ -216,6 +236,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 writeln!(stdout).context("stdout")?;
             } else {
                 replay::print_human(&summary);
+            }
+            if let Some(d) = &summary.stopped_at_damage {
+                eprintln!(
+                    "tape: replay stopped at damage after {} records: {d}",
+                    summary.records
+                );
+                return Ok(ExitCode::from(3));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -229,7 +256,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dump::dump(&journal, json, from, limit, width)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Verify { journal } => dump::verify(&journal),
+        Cmd::Verify { journal, repair } => {
+            let code = dump::verify(&journal)?;
+            if repair {
+                return dump::repair(&journal);
+            }
+            Ok(code)
+        }
+        Cmd::Repair { journal } => dump::repair(&journal),
         Cmd::VenueSim(args) => {
             sim::cli::run(&args)?;
             Ok(ExitCode::SUCCESS)

@@ -59,6 +59,9 @@ pub struct ReplayOptions {
     /// With `latency`: 1 = recorded inter-arrival times, N = N times faster, 0 = as fast as
     /// possible. Ignored otherwise.
     pub speed: u32,
+    /// Replay the intact prefix of a damaged journal and report where it stopped, instead of
+    /// failing.
+    pub allow_damaged: bool,
 }
 
 impl Default for ReplayOptions {
@@ -67,6 +70,7 @@ impl Default for ReplayOptions {
         ReplayOptions {
             latency: false,
             speed: 1,
+            allow_damaged: false,
         }
     }
 }
@@ -152,6 +156,10 @@ pub struct Summary {
     /// Stage percentiles, with `--latency` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyReport>,
+    /// With `--allow-damaged`: the damage the replay stopped at (everything before it was
+    /// replayed); absent when the journal was read to its end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at_damage: Option<String>,
 }
 
 /// One book at the end of the replay.
@@ -329,8 +337,23 @@ pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)
     let mut outputs: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut first, mut last) = (None, None);
     let start = Instant::now();
+    let mut stopped_at_damage = None;
     while let Some(rec) = reader.next() {
-        let rec = rec.with_context(|| format!("{}: damaged journal", dir.display()))?;
+        let rec = match rec {
+            Ok(rec) => rec,
+            Err(e) if opts.allow_damaged && e.is_corruption() => {
+                stopped_at_damage = Some(e.to_string());
+                break;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "{}: damaged journal (--allow-damaged replays the records before the \
+                     damage); {}",
+                    dir.display(),
+                    crate::dump::DAMAGE_HINT
+                )));
+            }
+        };
         first.get_or_insert(rec.recv_ns);
         last = Some(rec.recv_ns);
         if let Some(t) = timing.as_mut() {
@@ -411,6 +434,7 @@ pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)
         records_per_sec: per_sec(stats.records),
         events_per_sec: per_sec(digest.count()),
         latency: timing.as_ref().map(Timing::report),
+        stopped_at_damage,
     };
     Ok((summary, engine))
 }
@@ -472,6 +496,9 @@ pub fn print_human(s: &Summary) {
         s.records_per_sec, s.events_per_sec, s.elapsed_secs
     );
     println!("digest    {} ({} events)", s.digest, s.output_events);
+    if let Some(d) = &s.stopped_at_damage {
+        println!("stopped   at damage, after {} records: {d}", s.records);
+    }
     if let Some(l) = &s.latency {
         let pace = match l.speed {
             0 => "as fast as possible".to_owned(),

@@ -269,3 +269,141 @@ fn token_mints_a_jwt_the_configured_authenticator_accepts() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("mallory"), "{}", stderr(&out));
 }
+
+/// Every file of a journal directory (the lock file aside) with its bytes.
+fn journal_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut v: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && !p.ends_with("LOCK"))
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A synthetic journal of several 1 MiB segments.
+fn multi_segment_journal(dir: &Path) -> PathBuf {
+    let j = dir.join("synth");
+    let o = tape(&[
+        "synth",
+        "--out",
+        j.to_str().unwrap(),
+        "--secs",
+        "6",
+        "--rate",
+        "2000",
+        "--segment-mib",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(segment_files(&j).len() >= 3, "want several segments");
+    j
+}
+
+fn replayed_records(o: &Output) -> u64 {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().find(|l| l.starts_with("records")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A flipped byte in the middle of the first segment: every command says so, none drops a
+/// record on its own, `tape record` refuses to append, and only `tape repair` changes the
+/// journal, moving what follows the damage into the quarantine.
+#[test]
+fn damaged_journal_is_refused_everywhere_until_an_explicit_repair() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = multi_segment_journal(tmp.path());
+    let js = j.to_str().unwrap();
+    let clean = tape(&["replay", js]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+    let all = replayed_records(&clean);
+
+    let first = segment_files(&j).into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&first).unwrap();
+    let mid = bytes.iter().rposition(|&b| b != 0).unwrap() / 2;
+    bytes[mid] ^= 0x08;
+    std::fs::write(&first, &bytes).unwrap();
+    let damaged = journal_files(&j);
+
+    let o = tape(&["verify", js]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("corrupt"));
+    assert!(stderr(&o).contains("tape repair"), "{}", stderr(&o));
+
+    let o = tape(&["replay", js]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(first.file_name().unwrap().to_str().unwrap()),
+        "{err}"
+    );
+    assert!(
+        err.contains("--allow-damaged") && err.contains("tape repair"),
+        "{err}"
+    );
+
+    let o = tape(&["replay", "--allow-damaged", js]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let prefix = replayed_records(&o);
+    assert!(prefix > 0 && prefix < all, "{prefix} of {all}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("stopped   at damage"));
+
+    let o = tape(&["dump", js]);
+    assert!(!o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count() as u64,
+        prefix
+    );
+
+    // A recorder restarted on it refuses and touches nothing.
+    let o = tape(&["record", "--out", js, "--exit-after", "5"]);
+    assert!(!o.status.success(), "record must refuse a damaged journal");
+    assert!(stderr(&o).contains("tape repair"), "{}", stderr(&o));
+    assert_eq!(journal_files(&j), damaged, "a refused open changes nothing");
+
+    let o = tape(&["repair", js]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("kept: {prefix} record(s)")), "{out}");
+    assert!(out.contains("nothing was deleted"), "{out}");
+    let quarantine = std::fs::read_dir(j.join("quarantine"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let moved: u64 = std::fs::read_dir(&quarantine)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(moved > 0);
+
+    let o = tape(&["verify", js]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = tape(&["replay", js]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(replayed_records(&o), prefix);
+}
+
+/// A journal whose first segment was deleted is damage (it used to verify clean while every
+/// record failed with unknown_source), and repair will not bless it.
+#[test]
+fn missing_first_segment_is_damage_that_repair_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let j = multi_segment_journal(tmp.path());
+    let js = j.to_str().unwrap();
+    std::fs::remove_file(&segment_files(&j)[0]).unwrap();
+    let o = tape(&["verify", js]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("segment(s) before it are missing"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = tape(&["replay", js]);
+    assert!(!o.status.success());
+    let o = tape(&["repair", js]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("restore"), "{}", stderr(&o));
+}

@@ -270,9 +270,22 @@ impl Node {
         };
         let journal = match &cfg.record {
             Some(dir) => {
-                let (w, _) =
+                let (w, report) =
                     tape_journal::JournalWriter::open(dir, tape_journal::JournalOptions::default())
-                        .map_err(|e| std::io::Error::other(format!("{}: {e}", dir.display())))?;
+                        .map_err(|e| {
+                            let hint = if e.is_corruption() {
+                                "; the writer only cuts a torn tail by itself: `tape verify DIR` \
+                                 lists the damage, `tape repair DIR` moves it into \
+                                 DIR/quarantine/ (nothing is deleted)"
+                            } else {
+                                ""
+                            };
+                            std::io::Error::other(format!("{}: {e}{hint}", dir.display()))
+                        })?;
+                if !report.is_clean() {
+                    // The one repair the writer makes on its own; the operator hears of it.
+                    eprintln!("tape: journal {}: {report}", dir.display());
+                }
                 Some(w)
             }
             None => None,
