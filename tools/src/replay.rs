@@ -541,6 +541,7 @@ mod tests {
         let opts = ReplayOptions {
             latency: true,
             speed: 0,
+            ..ReplayOptions::default()
         };
         let (timed, _) = replay_with(&session(), &opts).expect("latency replay");
         assert_eq!(timed.digest, plain.digest);
