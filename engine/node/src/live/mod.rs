@@ -11,10 +11,14 @@
 //!   thread) that wakes the engine's mio poll; what to fetch when is decided by the core's
 //!   [`SnapshotScheduler`](tape_core::link::SnapshotScheduler).
 //! - `ws`: one venue WebSocket connection on the engine's mio loop (resolve, TCP, TLS,
-//!   handshake, frames, pings, stall detection).
+//!   handshake, frames); it keeps no timers and makes no decisions.
 //! - `gateway`: the order gateway, one WebSocket to a venue's order API.
-//! - `feed`: [`LiveFeed`], every venue connection with its reconnects and snapshots, as a
-//!   queue of journal records for the node.
+//! - `feed`: [`LiveFeed`], every venue connection with its snapshots, as a queue of journal
+//!   records for the node.
+//!
+//! When to connect, time out, ping, call a connection stalled, back off and what link records
+//! to journal is decided by the core's [`VenueLink`](tape_core::link::VenueLink), one per
+//! connection; `feed` and `gateway` feed it what `ws` reports and carry out its actions.
 
 mod feed;
 mod gateway;

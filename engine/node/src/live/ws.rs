@@ -1,11 +1,11 @@
 //! One venue WebSocket connection on the engine's mio loop: resolve (on a helper thread, so
 //! DNS never blocks the loop), non-blocking TCP connect, rustls, the tungstenite client
 //! handshake resumed across `WouldBlock`, then frames until the venue closes, the socket
-//! fails, or the stream stalls.
+//! fails, or the core's [`VenueLink`](tape_core::link::VenueLink) drops it.
 //!
-//! The connection itself never sleeps or retries: it reports what happened as
-//! [`LinkEvent`]s and frames through [`WsSink`], and [`super::feed::LiveFeed`] decides when
-//! to try again.
+//! The connection itself keeps no timer and makes no decision: it reports what happened
+//! (opened, frame, lost) through [`WsSink`], and its owner feeds that to the link and carries
+//! out what the link asks for (connect, ping, close).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -20,8 +20,6 @@ use tungstenite::handshake::client::{ClientHandshake, Request};
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
-
-use tape_core::venue::LinkEvent;
 
 /// A `ws://` or `wss://` URL, split for connecting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,19 +145,12 @@ enum Phase {
     Open(Box<WebSocket<Stream>>),
 }
 
-/// Settings of one connection.
+/// Settings of one connection (its timings belong to the link).
 #[derive(Clone)]
 pub(crate) struct WsOptions {
     pub tls: Arc<rustls::ClientConfig>,
     /// Largest frame or message accepted from the venue.
     pub max_frame_bytes: usize,
-    /// From the start of an attempt to an open WebSocket.
-    pub connect_timeout_ns: u64,
-    /// Time without data after which a ping is sent (keeps NAT and proxies awake, proves
-    /// the TCP path).
-    pub ping_after_ns: u64,
-    /// Time without data after which the connection is declared stalled and dropped.
-    pub stall_timeout_ns: u64,
 }
 
 /// What a connection hands to its owner.
@@ -168,8 +159,10 @@ pub(crate) trait WsSink {
     fn now(&mut self) -> u64;
     /// A frame (text or binary) received at `recv`.
     fn frame(&mut self, recv: u64, payload: Vec<u8>);
-    /// The connection changed state.
-    fn link(&mut self, recv: u64, ev: LinkEvent);
+    /// The WebSocket handshake completed at `now`.
+    fn opened(&mut self, now: u64);
+    /// The attempt or connection ended by itself at `now` (the socket is already released).
+    fn lost(&mut self, now: u64, reason: String);
 }
 
 /// One venue connection.
@@ -178,19 +171,11 @@ pub(crate) struct WsConn {
     token: Token,
     opts: WsOptions,
     phase: Phase,
-    /// When the current attempt must be open by.
-    deadline: u64,
-    /// Last time a data frame arrived from the venue (or the connection opened).
-    last_rx: u64,
-    /// Set when a ping went out in the current silence.
-    pinged: bool,
     /// The venue's close frame, if one came.
     close_reason: Option<String>,
     /// Raw bytes and frames received over the connection's life.
     pub frames: u64,
     pub bytes: u64,
-    /// When the WebSocket opened (0 if not open).
-    pub opened_at: u64,
 }
 
 impl WsConn {
@@ -200,13 +185,9 @@ impl WsConn {
             token,
             opts,
             phase: Phase::Closed,
-            deadline: u64::MAX,
-            last_rx: 0,
-            pinged: false,
             close_reason: None,
             frames: 0,
             bytes: 0,
-            opened_at: 0,
         }
     }
 
@@ -214,22 +195,14 @@ impl WsConn {
         matches!(self.phase, Phase::Open(_))
     }
 
-    /// Starts an attempt: the `connecting` link event goes out and name resolution begins
-    /// (an IP literal needs none). `wake` is called by the resolver thread when it is done.
+    /// Starts an attempt (the link asked for it): name resolution begins (an IP literal needs
+    /// none). `wake` is called by the resolver thread when it is done.
     pub(crate) fn connect(
         &mut self,
         registry: &Registry,
         sink: &mut impl WsSink,
         wake: impl Fn() + Send + 'static,
     ) {
-        let now = sink.now();
-        sink.link(
-            now,
-            LinkEvent::Connecting {
-                url: self.url.url.clone(),
-            },
-        );
-        self.deadline = now.saturating_add(self.opts.connect_timeout_ns);
         self.close_reason = None;
         let host = self.url.host.clone();
         let port = self.url.port;
@@ -361,11 +334,7 @@ impl WsConn {
                 Phase::Handshaking(mid) => match mid.handshake() {
                     Ok((ws, _response)) => {
                         let now = sink.now();
-                        self.last_rx = now;
-                        self.opened_at = now;
-                        self.pinged = false;
-                        self.deadline = u64::MAX;
-                        sink.link(now, LinkEvent::Up);
+                        sink.opened(now);
                         self.phase = Phase::Open(Box::new(ws));
                     }
                     Err(HandshakeError::Interrupted(mid)) => {
@@ -410,12 +379,8 @@ impl WsConn {
             match ws.read() {
                 Ok(msg) => {
                     let now = sink.now();
-                    // Only market data counts as life: a venue that answers pings but sends
-                    // nothing is stalled.
-                    if matches!(msg, Message::Text(_) | Message::Binary(_)) {
-                        self.last_rx = now;
-                        self.pinged = false;
-                    }
+                    // Only data frames reach the sink (and the link): a venue that answers
+                    // pings but sends nothing is stalled.
                     match msg {
                         Message::Text(t) => {
                             self.frames += 1;
@@ -461,58 +426,27 @@ impl WsConn {
         }
     }
 
-    /// The next time [`WsConn::on_timer`] has something to do.
-    pub(crate) fn next_deadline(&self) -> u64 {
-        match self.phase {
-            Phase::Closed => u64::MAX,
-            Phase::Open(_) => {
-                if self.pinged {
-                    self.last_rx.saturating_add(self.opts.stall_timeout_ns)
-                } else {
-                    self.last_rx.saturating_add(self.opts.ping_after_ns)
-                }
+    /// Sends a ping on an open connection (the link found it quiet). A full socket keeps it
+    /// queued in tungstenite; any other failure loses the connection.
+    pub(crate) fn send_ping(&mut self, registry: &Registry, sink: &mut impl WsSink) {
+        let Phase::Open(ws) = &mut self.phase else {
+            return;
+        };
+        match ws.send(Message::Ping(Default::default())) {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                let reason = describe(&e);
+                self.abort(registry);
+                self.down(sink, reason);
             }
-            _ => self.deadline,
         }
     }
 
-    /// Timers: the connect deadline, the silence ping, the stall timeout.
-    pub(crate) fn on_timer(&mut self, registry: &Registry, sink: &mut impl WsSink) {
-        let now = sink.now();
-        match &mut self.phase {
-            Phase::Closed => {}
-            Phase::Open(ws) => {
-                let silent = now.saturating_sub(self.last_rx);
-                if silent >= self.opts.stall_timeout_ns {
-                    let reason = format!("stalled: nothing received for {} ms", silent / 1_000_000);
-                    self.abort(registry, sink, reason);
-                } else if silent >= self.opts.ping_after_ns && !self.pinged {
-                    self.pinged = true;
-                    let sent = ws.send(Message::Ping(Default::default()));
-                    if let Err(e) = sent {
-                        if !matches!(&e, tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
-                        {
-                            self.abort(registry, sink, describe(&e));
-                        }
-                    }
-                }
-            }
-            _ if now >= self.deadline => {
-                let reason = format!(
-                    "connect timeout after {} ms",
-                    self.opts.connect_timeout_ns / 1_000_000
-                );
-                self.abort(registry, sink, reason);
-            }
-            _ => {}
-        }
-    }
-
-    /// Drops the connection (or attempt) now, reporting `reason`.
-    pub(crate) fn abort(&mut self, registry: &Registry, sink: &mut impl WsSink, reason: String) {
+    /// Drops the connection (or attempt) now, without reporting it: the link asked for it.
+    pub(crate) fn abort(&mut self, registry: &Registry) {
         match std::mem::replace(&mut self.phase, Phase::Closed) {
-            Phase::Closed => return,
-            Phase::Resolving(_) => {}
+            Phase::Closed | Phase::Resolving(_) => {}
             Phase::Connecting { mut sock, .. } => {
                 let _ = registry.deregister(&mut sock);
             }
@@ -523,7 +457,6 @@ impl WsConn {
                 let _ = registry.deregister(ws.get_mut().socket());
             }
         }
-        self.down(sink, reason);
     }
 
     /// Sends one text frame on an open connection. A full socket keeps it queued in
@@ -539,13 +472,13 @@ impl WsConn {
         }
     }
 
-    /// Closes politely (shutdown): a close frame if open, then the socket is dropped.
-    pub(crate) fn close(&mut self, registry: &Registry, sink: &mut impl WsSink) {
+    /// Says goodbye before a shutdown: a close frame if open (best effort; the link's `Close`
+    /// then drops the socket).
+    pub(crate) fn send_close_frame(&mut self) {
         if let Phase::Open(ws) = &mut self.phase {
             let _ = ws.close(None);
             let _ = ws.flush();
         }
-        self.abort(registry, sink, "closed by tape".into());
     }
 
     fn fail(&mut self, _registry: &Registry, sink: &mut impl WsSink, reason: String) {
@@ -555,10 +488,8 @@ impl WsConn {
 
     fn down(&mut self, sink: &mut impl WsSink, reason: String) {
         self.phase = Phase::Closed;
-        self.deadline = u64::MAX;
-        self.opened_at = 0;
         let now = sink.now();
-        sink.link(now, LinkEvent::Down { reason });
+        sink.lost(now, reason);
     }
 }
 
