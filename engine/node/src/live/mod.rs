@@ -13,6 +13,7 @@
 //! - `ws`: one venue WebSocket connection on the engine's mio loop (resolve, TCP, TLS,
 //!   handshake, frames); it keeps no timers and makes no decisions.
 //! - `gateway`: the order gateway, one WebSocket to a venue's order API.
+//! - `spec`: [`VenueSpec`] and [`LiveConfig`], what the feed connects to and how.
 //! - `feed`: [`LiveFeed`], every venue connection with its snapshots, as a queue of journal
 //!   records for the node.
 //!
@@ -24,6 +25,7 @@ mod feed;
 mod gateway;
 mod https;
 mod snapshot;
+mod spec;
 #[cfg(test)]
 mod testing;
 mod tls;
