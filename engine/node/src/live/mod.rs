@@ -5,6 +5,7 @@
 //! that go through the journal and then the [`Engine`](tape_core::engine::Engine), exactly as a
 //! replay would feed them.
 //!
+//! - `url`: the one URL parser of the `ws`/`wss` and `http`/`https` clients.
 //! - `tls`: the rustls client configuration (webpki roots plus an optional extra CA file).
 //! - `https`: a small blocking HTTP/1.1 GET client (keep-alive, chunked, bounded everywhere).
 //! - `snapshot`: the [`SnapshotFetcher`] helper thread (REST depth snapshots off the engine
@@ -29,6 +30,7 @@ mod spec;
 #[cfg(test)]
 mod testing;
 mod tls;
+mod url;
 mod ws;
 
 pub use feed::{LiveConfig, LiveFeed, LiveRecord, VenueIo, VenueSpec};

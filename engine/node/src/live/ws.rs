@@ -35,50 +35,22 @@ pub struct WsUrl {
 }
 
 impl WsUrl {
-    /// Parses `ws[s]://host[:port]/path?query`.
+    /// Parses `ws[s]://host[:port]/path?query` (with the snapshot client's parser, so both
+    /// accept the same hosts and ports).
     ///
     /// # Errors
     /// A message naming what is wrong.
     pub fn parse(url: &str) -> Result<WsUrl, String> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("wss://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("ws://") {
-            (false, r)
-        } else {
-            return Err(format!("{url:?}: not a ws:// or wss:// URL"));
-        };
-        let authority = rest.split(['/', '?']).next().unwrap_or("");
-        let (host, port) = split_authority(authority, if tls { 443 } else { 80 })
-            .ok_or_else(|| format!("{url:?}: bad host or port"))?;
+        let schemes = [("wss://", 443), ("ws://", 80)];
+        let parts = super::url::parse(url, &schemes, "not a ws:// or wss:// URL")
+            .map_err(|reason| format!("{url:?}: {reason}"))?;
         Ok(WsUrl {
-            tls,
-            host,
-            port,
+            tls: parts.scheme == 0,
+            host: parts.host.to_owned(),
+            port: parts.port,
             url: url.to_owned(),
         })
     }
-}
-
-/// `host[:port]` or `[v6]:port` into (host, port).
-pub(crate) fn split_authority(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        (h, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().ok()?),
-            None => (authority, default_port),
-        }
-    };
-    (!host.is_empty() && port != 0).then(|| (host.to_owned(), port))
 }
 
 /// The byte stream under a client WebSocket: plain TCP or rustls over TCP, non-blocking.
