@@ -11,6 +11,8 @@
 //! - `snapshot`: the [`SnapshotFetcher`] helper thread (REST depth snapshots off the engine
 //!   thread) that wakes the engine's mio poll; what to fetch when is decided by the core's
 //!   [`SnapshotScheduler`](tape_core::link::SnapshotScheduler).
+//! - `dial`: a client WebSocket from a connecting TCP socket to open (TLS, handshake), shared
+//!   with `tape loadgen`.
 //! - `ws`: one venue WebSocket connection on the engine's mio loop (resolve, TCP, TLS,
 //!   handshake, frames); it keeps no timers and makes no decisions.
 //! - `gateway`: the order gateway, one WebSocket to a venue's order API.
@@ -22,6 +24,7 @@
 //! to journal is decided by the core's [`VenueLink`](tape_core::link::VenueLink), one per
 //! connection; `feed` and `gateway` feed it what `ws` reports and carry out its actions.
 
+mod dial;
 mod feed;
 mod gateway;
 mod https;
@@ -33,9 +36,10 @@ mod tls;
 mod url;
 mod ws;
 
+pub use dial::{Dial, DialError, DialStep, DialTarget, Stream as ClientStream};
 pub use feed::{LiveConfig, LiveFeed, LiveRecord, VenueIo, VenueSpec};
 pub use gateway::GatewayIo;
 pub use https::{HttpClient, HttpError, HttpResponse, Scheme, Url, MAX_HEAD_BYTES};
 pub use snapshot::{FetcherOptions, SnapshotDone, SnapshotFetcher, SnapshotJob, FETCH_QUEUE_LEN};
 pub use tls::{client_tls_config, ClientTlsError};
-pub use ws::{Stream as ClientStream, WsUrl};
+pub use ws::WsUrl;

@@ -1,25 +1,23 @@
 //! One venue WebSocket connection on the engine's mio loop: resolve (on a helper thread, so
-//! DNS never blocks the loop), non-blocking TCP connect, rustls, the tungstenite client
-//! handshake resumed across `WouldBlock`, then frames until the venue closes, the socket
+//! DNS never blocks the loop), non-blocking TCP connect to each address in turn, the shared
+//! [`Dial`] (rustls, the tungstenite client handshake resumed across `WouldBlock`), then frames until the venue closes, the socket
 //! fails, or the core's [`VenueLink`](tape_core::link::VenueLink) drops it.
 //!
 //! The connection itself keeps no timer and makes no decision: it reports what happened
 //! (opened, frame, lost) through [`WsSink`], and its owner feeds that to the link and carries
 //! out what the link asks for (connect, ping, close).
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, StreamOwned};
-use tungstenite::handshake::client::{ClientHandshake, Request};
-use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
+
+use super::dial::{Dial, DialError, DialStep, DialTarget, Stream};
 
 /// A `ws://` or `wss://` URL, split for connecting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,67 +51,15 @@ impl WsUrl {
     }
 }
 
-/// The byte stream under a client WebSocket: plain TCP or rustls over TCP, non-blocking.
-/// `WouldBlock` means "come back on the next readiness event"; `flush` also pushes out TLS
-/// records rustls still holds.
-pub enum Stream {
-    /// `ws://`.
-    Plain(TcpStream),
-    /// `wss://`.
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    /// The socket, for (de)registration with a mio registry.
-    pub fn socket(&mut self) -> &mut TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &mut s.sock,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => {
-                s.flush()?;
-                // rustls keeps what the socket refused; push it out now if possible.
-                while s.conn.wants_write() {
-                    s.conn.write_tls(&mut s.sock)?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
 /// Where a connection attempt stands.
 enum Phase {
     Closed,
     Resolving(Receiver<io::Result<Vec<SocketAddr>>>),
-    Connecting {
-        sock: TcpStream,
+    /// TCP, TLS, the WebSocket handshake; `rest` are the addresses to try if TCP fails.
+    Dialing {
+        dial: Dial,
         rest: Vec<SocketAddr>,
     },
-    Handshaking(Box<MidHandshake<ClientHandshake<Stream>>>),
     Open(Box<WebSocket<Stream>>),
 }
 
@@ -217,7 +163,19 @@ impl WsConn {
                         last_err = format!("register: {e}");
                         continue;
                     }
-                    self.phase = Phase::Connecting { sock, rest: addrs };
+                    let target = DialTarget {
+                        url: self.url.url.clone(),
+                        tls: self
+                            .url
+                            .tls
+                            .then(|| (self.opts.tls.clone(), self.url.host.clone())),
+                        user_agent: Some(concat!("tape/", env!("CARGO_PKG_VERSION"))),
+                        config: WebSocketConfig::default()
+                            .max_message_size(Some(self.opts.max_frame_bytes))
+                            .max_frame_size(Some(self.opts.max_frame_bytes)),
+                    };
+                    let dial = Dial::new(sock, target);
+                    self.phase = Phase::Dialing { dial, rest: addrs };
                     return;
                 }
                 Err(e) => last_err = format!("connect {addr}: {e}"),
@@ -245,80 +203,38 @@ impl WsConn {
                         return self.fail(registry, sink, "resolver thread died".into())
                     }
                 },
-                Phase::Connecting { mut sock, rest } => {
-                    if let Ok(Some(e)) | Err(e) = sock.take_error() {
-                        let _ = registry.deregister(&mut sock);
-                        let reason = format!("connect {}:{}: {e}", self.url.host, self.url.port);
-                        if rest.is_empty() {
-                            return self.fail(registry, sink, reason);
-                        }
-                        self.start_tcp(registry, sink, rest.into_iter().rev().collect());
-                        continue;
-                    }
-                    match sock.peer_addr() {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                            self.phase = Phase::Connecting { sock, rest };
-                            return;
-                        }
-                        Err(e) => {
-                            let _ = registry.deregister(&mut sock);
-                            return self.fail(registry, sink, format!("connect: {e}"));
-                        }
-                    }
-                    let _ = sock.set_nodelay(true);
-                    let stream = if self.url.tls {
-                        let name = match ServerName::try_from(self.url.host.clone()) {
-                            Ok(n) => n,
-                            Err(e) => {
-                                let _ = registry.deregister(&mut sock);
-                                return self.fail(registry, sink, format!("server name: {e}"));
-                            }
-                        };
-                        match ClientConnection::new(self.opts.tls.clone(), name) {
-                            Ok(c) => Stream::Tls(Box::new(StreamOwned::new(c, sock))),
-                            Err(e) => {
-                                let _ = registry.deregister(&mut sock);
-                                return self.fail(registry, sink, format!("tls: {e}"));
-                            }
-                        }
-                    } else {
-                        Stream::Plain(sock)
-                    };
-                    let request = match tungstenite::client::IntoClientRequest::into_client_request(
-                        self.url.url.as_str(),
-                    ) {
-                        Ok(r) => with_user_agent(r),
-                        Err(e) => {
-                            let mut stream = stream;
-                            let _ = registry.deregister(stream.socket());
-                            return self.fail(registry, sink, format!("request: {e}"));
-                        }
-                    };
-                    let cfg = WebSocketConfig::default()
-                        .max_message_size(Some(self.opts.max_frame_bytes))
-                        .max_frame_size(Some(self.opts.max_frame_bytes));
-                    match ClientHandshake::start(stream, request, Some(cfg)) {
-                        Ok(mid) => self.phase = Phase::Handshaking(Box::new(mid)),
-                        Err(e) => return self.fail(registry, sink, format!("handshake: {e}")),
-                    }
-                }
-                Phase::Handshaking(mid) => match mid.handshake() {
-                    Ok((ws, _response)) => {
-                        let now = sink.now();
-                        sink.opened(now);
-                        self.phase = Phase::Open(Box::new(ws));
-                    }
-                    Err(HandshakeError::Interrupted(mid)) => {
-                        self.phase = Phase::Handshaking(Box::new(mid));
+                Phase::Dialing { dial, rest } => match dial.advance() {
+                    DialStep::Pending(dial) => {
+                        self.phase = Phase::Dialing { dial, rest };
                         return;
                     }
-                    Err(HandshakeError::Failure(e)) => {
+                    DialStep::Open(ws) => {
+                        let now = sink.now();
+                        sink.opened(now);
+                        self.phase = Phase::Open(ws);
+                    }
+                    DialStep::Failed(e, sock) => {
+                        if let Some(mut sock) = sock {
+                            let _ = registry.deregister(&mut sock);
+                        }
                         let reason = match e {
-                            tungstenite::Error::Http(resp) => {
+                            DialError::Refused(e) => {
+                                let reason =
+                                    format!("connect {}:{}: {e}", self.url.host, self.url.port);
+                                if rest.is_empty() {
+                                    return self.fail(registry, sink, reason);
+                                }
+                                self.start_tcp(registry, sink, rest.into_iter().rev().collect());
+                                continue;
+                            }
+                            DialError::Connect(e) => format!("connect: {e}"),
+                            DialError::ServerName(e) => format!("server name: {e}"),
+                            DialError::Tls(e) => format!("tls: {e}"),
+                            DialError::Request(e) => format!("request: {e}"),
+                            DialError::Handshake(tungstenite::Error::Http(resp)) => {
                                 format!("handshake refused: HTTP {}", resp.status())
                             }
-                            other => format!("handshake: {other}"),
+                            DialError::Handshake(e) => format!("handshake: {e}"),
                         };
                         return self.fail(registry, sink, reason);
                     }
@@ -419,11 +335,8 @@ impl WsConn {
     pub(crate) fn abort(&mut self, registry: &Registry) {
         match std::mem::replace(&mut self.phase, Phase::Closed) {
             Phase::Closed | Phase::Resolving(_) => {}
-            Phase::Connecting { mut sock, .. } => {
-                let _ = registry.deregister(&mut sock);
-            }
-            Phase::Handshaking(mut mid) => {
-                let _ = registry.deregister(mid.get_mut().get_mut().socket());
+            Phase::Dialing { mut dial, .. } => {
+                let _ = registry.deregister(dial.socket());
             }
             Phase::Open(mut ws) => {
                 let _ = registry.deregister(ws.get_mut().socket());
@@ -463,13 +376,6 @@ impl WsConn {
         let now = sink.now();
         sink.lost(now, reason);
     }
-}
-
-fn with_user_agent(mut r: Request) -> Request {
-    if let Ok(v) = concat!("tape/", env!("CARGO_PKG_VERSION")).parse() {
-        r.headers_mut().insert("User-Agent", v);
-    }
-    r
 }
 
 fn describe(e: &tungstenite::Error) -> String {
