@@ -45,13 +45,10 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, StreamOwned};
 use serde::Serialize;
 use tape_core::metrics::MAX_LATENCY_NS;
 use tape_node::live::{client_tls_config, ClientStream as Stream, WsUrl};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::client::ClientHandshake;
-use tungstenite::handshake::{HandshakeError, MidHandshake};
+use tape_node::live::{Dial, DialError, DialStep, DialTarget};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
@@ -333,8 +330,8 @@ impl SeqState {
 }
 
 enum Phase {
-    Connecting(TcpStream),
-    Handshaking(Box<MidHandshake<ClientHandshake<Stream>>>),
+    /// TCP, TLS and the WebSocket handshake (tape-node's client [`Dial`]).
+    Dialing(Dial),
     Open(Box<WebSocket<Stream>>),
     Done,
 }
@@ -357,9 +354,8 @@ struct Conn {
 
 /// Everything connections share: settings, counters, histograms.
 struct Shared {
-    url: String,
-    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-    ws_config: WebSocketConfig,
+    /// What every connection dials.
+    target: DialTarget,
     subscribe: String,
     measuring: bool,
     pending: usize,
@@ -474,38 +470,12 @@ impl Conn {
         loop {
             match std::mem::replace(&mut self.phase, Phase::Done) {
                 Phase::Done => return,
-                Phase::Connecting(sock) => {
-                    if let Ok(Some(e)) | Err(e) = sock.take_error() {
-                        return self.fail(sh, format!("connect: {e}"));
+                Phase::Dialing(dial) => match dial.advance() {
+                    DialStep::Pending(dial) => {
+                        self.phase = Phase::Dialing(dial);
+                        return;
                     }
-                    match sock.peer_addr() {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                            self.phase = Phase::Connecting(sock);
-                            return;
-                        }
-                        Err(e) => return self.fail(sh, format!("connect: {e}")),
-                    }
-                    let _ = sock.set_nodelay(true);
-                    let stream = match &sh.tls {
-                        None => Stream::Plain(sock),
-                        Some((cfg, name)) => match ClientConnection::new(cfg.clone(), name.clone())
-                        {
-                            Ok(c) => Stream::Tls(Box::new(StreamOwned::new(c, sock))),
-                            Err(e) => return self.fail(sh, format!("tls: {e}")),
-                        },
-                    };
-                    let request = match sh.url.as_str().into_client_request() {
-                        Ok(r) => r,
-                        Err(e) => return self.fail(sh, format!("request: {e}")),
-                    };
-                    match ClientHandshake::start(stream, request, Some(sh.ws_config)) {
-                        Ok(mid) => self.phase = Phase::Handshaking(Box::new(mid)),
-                        Err(e) => return self.fail(sh, format!("handshake: {e}")),
-                    }
-                }
-                Phase::Handshaking(mid) => match mid.handshake() {
-                    Ok((mut ws, _)) => {
+                    DialStep::Open(mut ws) => {
                         sh.pending -= 1;
                         sh.open += 1;
                         sh.r.connections_ok += 1;
@@ -520,14 +490,19 @@ impl Conn {
                                 return sh.note(format!("subscribe: {e}"));
                             }
                         }
-                        self.phase = Phase::Open(Box::new(ws));
+                        self.phase = Phase::Open(ws);
                     }
-                    Err(HandshakeError::Interrupted(mid)) => {
-                        self.phase = Phase::Handshaking(Box::new(mid));
-                        return;
-                    }
-                    Err(HandshakeError::Failure(e)) => {
-                        return self.fail(sh, format!("handshake: {e}"));
+                    DialStep::Failed(e, _sock) => {
+                        let why = match e {
+                            DialError::Refused(e) | DialError::Connect(e) => {
+                                format!("connect: {e}")
+                            }
+                            DialError::ServerName(e) => format!("server name: {e}"),
+                            DialError::Tls(e) => format!("tls: {e}"),
+                            DialError::Request(e) => format!("request: {e}"),
+                            DialError::Handshake(e) => format!("handshake: {e}"),
+                        };
+                        return self.fail(sh, why);
                     }
                 },
                 Phase::Open(mut ws) => {
@@ -677,16 +652,19 @@ pub fn run(cfg: &LoadgenConfig, stop: &AtomicBool) -> Result<LoadgenReport> {
         .with_context(|| format!("{} has no address", url.host))?;
     let tls = if url.tls {
         let c = client_tls_config(cfg.ca.is_none(), cfg.ca.as_deref())?;
-        let name = ServerName::try_from(url.host.clone()).context("TLS server name")?;
-        Some((c, name))
+        ServerName::try_from(url.host.clone()).context("TLS server name")?;
+        Some((c, url.host.clone()))
     } else {
         None
     };
     let hist = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)?;
     let mut sh = Shared {
-        url: cfg.url.clone(),
-        tls,
-        ws_config: WebSocketConfig::default().read_buffer_size(16 * 1024),
+        target: DialTarget {
+            url: cfg.url.clone(),
+            tls,
+            user_agent: None,
+            config: WebSocketConfig::default().read_buffer_size(16 * 1024),
+        },
         subscribe: serde_json::json!({"type": "subscribe", "id": 1,
             "channels": cfg.channels, "symbols": cfg.symbols})
         .to_string(),
@@ -762,7 +740,7 @@ pub fn run(cfg: &LoadgenConfig, stop: &AtomicBool) -> Result<LoadgenReport> {
                     .map(|()| s)
             }) {
                 Ok(s) => {
-                    c.phase = Phase::Connecting(s);
+                    c.phase = Phase::Dialing(Dial::new(s, sh.target.clone()));
                     sh.pending += 1;
                 }
                 Err(e) => {
@@ -811,7 +789,7 @@ pub fn run(cfg: &LoadgenConfig, stop: &AtomicBool) -> Result<LoadgenReport> {
                 sh.measuring = false;
                 close_by = Some(now + cfg.close_timeout);
                 for c in &mut conns {
-                    if matches!(c.phase, Phase::Connecting(_) | Phase::Handshaking(_)) {
+                    if matches!(c.phase, Phase::Dialing(_)) {
                         c.fail(&mut sh, "stopped before the handshake finished".into());
                     }
                     c.close(poll.registry(), &mut sh);
@@ -824,9 +802,7 @@ pub fn run(cfg: &LoadgenConfig, stop: &AtomicBool) -> Result<LoadgenReport> {
         if now >= next_deadline_scan && sh.pending > 0 {
             next_deadline_scan = now + Duration::from_millis(50);
             for c in &mut conns {
-                if now >= c.deadline
-                    && matches!(c.phase, Phase::Connecting(_) | Phase::Handshaking(_))
-                {
+                if now >= c.deadline && matches!(c.phase, Phase::Dialing(_)) {
                     let ms = cfg.connect_timeout.as_millis();
                     c.fail(&mut sh, format!("handshake timeout after {ms} ms"));
                 }

@@ -17,89 +17,11 @@ use super::snapshot::{FetcherOptions, SnapshotFetcher, SnapshotJob};
 use super::ws::{WsConn, WsOptions, WsSink, WsUrl};
 use tape_core::input::{RecordKind, SourceDef};
 use tape_core::instrument::Market;
-use tape_core::link::Backoff;
 use tape_core::link::{depth_url, SchedulerConfig, SnapshotRequest, SnapshotScheduler};
+use tape_core::link::{Backoff, HealthyAfter, LinkAction, LinkConfig, VenueLink};
 use tape_core::venue::LinkEvent;
 
-/// One venue connection to open: a market, its combined-stream endpoint, symbols and
-/// streams, and where its REST snapshots come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VenueSpec {
-    /// A name for status and the journal's source definitions (no spaces).
-    pub name: String,
-    /// Market rules for decoding and sequencing.
-    pub market: Market,
-    /// Combined-stream endpoint, e.g. `wss://fstream.binance.com/stream`.
-    pub ws_url: String,
-    /// REST base, e.g. `https://fapi.binance.com`.
-    pub rest_url: String,
-    /// Symbols, upper case.
-    pub symbols: Vec<String>,
-    /// Streams per symbol: `depth@100ms`, `trade`, `aggTrade`, `bookTicker`, `ticker`, ...
-    pub streams: Vec<String>,
-    /// Levels per side requested in REST snapshots.
-    pub snapshot_limit: u32,
-    /// Known `(symbol, price scale, quantity scale)`; others get the default scale.
-    pub scales: Vec<(String, u8, u8)>,
-}
-
-impl VenueSpec {
-    /// The combined-stream URL: `ws_url?streams=btcusdt@depth@100ms/btcusdt@trade/...`.
-    pub fn stream_url(&self) -> String {
-        let names: Vec<String> = self
-            .symbols
-            .iter()
-            .flat_map(|s| {
-                let lower = s.to_ascii_lowercase();
-                self.streams.iter().map(move |st| format!("{lower}@{st}"))
-            })
-            .collect();
-        let sep = if self.ws_url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}streams={}", self.ws_url, names.join("/"))
-    }
-}
-
-/// Settings of a [`LiveFeed`].
-#[derive(Clone)]
-pub struct LiveConfig {
-    /// The venues, in source-id order.
-    pub venues: Vec<VenueSpec>,
-    /// TLS client configuration for wss:// and https://.
-    pub tls: Arc<rustls::ClientConfig>,
-    /// First reconnect delay ceiling, ns (doubles per failed attempt).
-    pub reconnect_initial_ns: u64,
-    /// Reconnect delay cap, ns.
-    pub reconnect_max_ns: u64,
-    /// From the start of an attempt to an open WebSocket, ns.
-    pub connect_timeout_ns: u64,
-    /// Silence after which the connection is dropped as stalled, ns (a ping goes out at a
-    /// third of it).
-    pub stall_timeout_ns: u64,
-    /// Largest frame accepted from a venue.
-    pub max_frame_bytes: usize,
-    /// Least time between two snapshot requests to the same venue, ns.
-    pub snapshot_min_interval_ns: u64,
-    /// A snapshot request that takes longer counts as failed, ns.
-    pub snapshot_timeout_ns: u64,
-    /// First retry delay after a failed snapshot, ns (doubles up to `reconnect_max_ns`).
-    pub snapshot_retry_ns: u64,
-    /// Largest snapshot body accepted.
-    pub max_snapshot_bytes: usize,
-    /// Seed of the backoff jitter.
-    pub jitter_seed: u64,
-    /// The venue's WebSocket order API (`wss://.../ws-fapi/v1`), when orders go to a venue.
-    pub gateway_url: Option<String>,
-}
-
-impl std::fmt::Debug for LiveConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveConfig")
-            .field("venues", &self.venues)
-            .field("reconnect_initial_ns", &self.reconnect_initial_ns)
-            .field("reconnect_max_ns", &self.reconnect_max_ns)
-            .finish_non_exhaustive()
-    }
-}
+pub use super::spec::{LiveConfig, VenueSpec};
 
 /// One input ready for the journal and the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,9 +63,8 @@ struct Venue {
     rest_sources: Vec<u32>,
     url: String,
     conn: WsConn,
-    backoff: Backoff,
-    /// When to try again after a failure (`u64::MAX`: not waiting).
-    next_attempt: u64,
+    /// Decides what `conn` does: attempts, timeouts, pings, backoff, link records.
+    link: VenueLink,
     frames_before: u64,
     bytes_before: u64,
     snapshots_ok: u64,
@@ -151,12 +72,28 @@ struct Venue {
     last_snapshot_error: String,
 }
 
-/// Collects what a connection reports.
+/// Feeds what a connection reports to its link, and the link's records to the queue at once
+/// (so an `up` precedes the frames read in the same call); the link's other actions wait in
+/// `todo` until the connection is free again.
 struct Sink<'a, C: FnMut() -> u64> {
     clock: &'a mut C,
     queue: &'a mut VecDeque<LiveRecord>,
     source: u32,
-    went_down: bool,
+    link: &'a mut VenueLink,
+    todo: &'a mut VecDeque<LinkAction>,
+}
+
+impl<C: FnMut() -> u64> Sink<'_, C> {
+    fn pump(&mut self) {
+        while let Some(action) = self.link.poll_action() {
+            match action {
+                LinkAction::Journal { at, event } => {
+                    push_link(self.queue, self.source, at, &event);
+                }
+                other => self.todo.push_back(other),
+            }
+        }
+    }
 }
 
 impl<C: FnMut() -> u64> WsSink for Sink<'_, C> {
@@ -164,6 +101,7 @@ impl<C: FnMut() -> u64> WsSink for Sink<'_, C> {
         (self.clock)()
     }
     fn frame(&mut self, recv: u64, payload: Vec<u8>) {
+        self.link.handle_frame(recv);
         self.queue.push_back(LiveRecord {
             recv,
             source: self.source,
@@ -171,15 +109,24 @@ impl<C: FnMut() -> u64> WsSink for Sink<'_, C> {
             payload,
         });
     }
-    fn link(&mut self, recv: u64, ev: LinkEvent) {
-        self.went_down |= matches!(ev, LinkEvent::Down { .. });
-        self.queue.push_back(LiveRecord {
-            recv,
-            source: self.source,
-            kind: RecordKind::Link as u16,
-            payload: ev.to_text().into_bytes(),
-        });
+    fn opened(&mut self, now: u64) {
+        self.link.handle_connected(now);
+        self.pump();
     }
+    fn lost(&mut self, now: u64, reason: String) {
+        self.link.handle_closed(now, reason);
+        self.pump();
+    }
+}
+
+/// Queues a link event of `source` as a journal record.
+fn push_link(queue: &mut VecDeque<LiveRecord>, source: u32, recv: u64, ev: &LinkEvent) {
+    queue.push_back(LiveRecord {
+        recv,
+        source,
+        kind: RecordKind::Link as u16,
+        payload: ev.to_text().into_bytes(),
+    });
 }
 
 /// The live feed: venue connections, snapshots, reconnects.
@@ -241,9 +188,16 @@ impl LiveFeed {
         let opts = WsOptions {
             tls: cfg.tls.clone(),
             max_frame_bytes: cfg.max_frame_bytes,
+        };
+        let link_config = LinkConfig {
             connect_timeout_ns: cfg.connect_timeout_ns,
             ping_after_ns: cfg.stall_timeout_ns / 3,
             stall_timeout_ns: cfg.stall_timeout_ns,
+            // A connection that stayed up and busy for the backoff cap earns a fresh start.
+            healthy_after: HealthyAfter {
+                up_ns: cfg.reconnect_max_ns.max(cfg.reconnect_initial_ns).max(1),
+                needs_data: true,
+            },
         };
         let mut venues = Vec::with_capacity(cfg.venues.len());
         let (mut rest_of, mut rest_url) = (HashMap::new(), HashMap::new());
@@ -261,18 +215,18 @@ impl LiveFeed {
                 rest_sources.push(next_source);
                 next_source += 1;
             }
+            let backoff = Backoff::new(
+                cfg.reconnect_initial_ns,
+                cfg.reconnect_max_ns,
+                cfg.jitter_seed.wrapping_add(i as u64),
+            );
             venues.push(Venue {
                 conn: WsConn::new(parsed, Token(first_token + 1 + i), opts.clone()),
-                backoff: Backoff::new(
-                    cfg.reconnect_initial_ns,
-                    cfg.reconnect_max_ns,
-                    cfg.jitter_seed.wrapping_add(i as u64),
-                ),
+                link: VenueLink::new(url.clone(), link_config, backoff),
                 spec,
                 ws_source,
                 rest_sources,
                 url,
-                next_attempt: u64::MAX,
                 frames_before: 0,
                 bytes_before: 0,
                 snapshots_ok: 0,
@@ -285,12 +239,17 @@ impl LiveFeed {
                 OrderGateway::new(
                     url,
                     Token(first_token + 1 + venues.len()),
-                    WsOptions {
+                    opts.clone(),
+                    LinkConfig {
                         // An order connection is quiet by nature: ping it, never call it
-                        // stalled.
+                        // stalled; every connection that opens starts the backoff over.
                         ping_after_ns: 10_000_000_000,
                         stall_timeout_ns: u64::MAX / 4,
-                        ..opts.clone()
+                        healthy_after: HealthyAfter {
+                            up_ns: 0,
+                            needs_data: false,
+                        },
+                        ..link_config
                     },
                     Backoff::new(
                         cfg.reconnect_initial_ns,
@@ -353,7 +312,9 @@ impl LiveFeed {
             self.push_def(now, src, &def);
         }
         for i in 0..self.venues.len() {
-            self.connect(i, registry, clock);
+            let now = clock();
+            self.venues[i].link.start(now);
+            self.obey(i, registry, clock);
         }
     }
 
@@ -363,16 +324,6 @@ impl LiveFeed {
             source,
             kind: RecordKind::SourceDef as u16,
             payload: def.to_text().into_bytes(),
-        });
-    }
-
-    fn connect(&mut self, i: usize, registry: &Registry, clock: &mut impl FnMut() -> u64) {
-        let waker = self.waker.clone();
-        self.venues[i].next_attempt = u64::MAX;
-        self.drive(i, clock, true, |conn, sink| {
-            conn.connect(registry, sink, move || {
-                let _ = waker.wake();
-            });
         });
     }
 
@@ -398,13 +349,19 @@ impl LiveFeed {
                 self.progress(i, registry, clock);
             }
             if let Some(g) = self.gateway.as_mut() {
-                g.progress(registry, clock, &mut self.queue);
+                let waker = self.waker.clone();
+                g.progress(registry, clock, &mut self.queue, move || {
+                    let _ = waker.wake();
+                });
             }
             self.drain_snapshots(clock);
         } else if off <= self.venues.len() {
             self.progress(off - 1, registry, clock);
         } else if let Some(g) = self.gateway.as_mut() {
-            g.progress(registry, clock, &mut self.queue);
+            let waker = self.waker.clone();
+            g.progress(registry, clock, &mut self.queue, move || {
+                let _ = waker.wake();
+            });
         }
     }
 
@@ -427,16 +384,19 @@ impl LiveFeed {
     }
 
     fn progress(&mut self, i: usize, registry: &Registry, clock: &mut impl FnMut() -> u64) {
-        self.drive(i, clock, true, |conn, sink| conn.progress(registry, sink));
+        let mut todo = VecDeque::new();
+        self.drive(i, clock, &mut todo, |conn, sink| {
+            conn.progress(registry, sink)
+        });
+        self.obey_with(i, registry, clock, todo);
     }
 
-    /// Runs `f` on venue `i`'s connection with a sink into the record queue; a connection
-    /// that went down meanwhile gets its backoff when `retry` is set.
+    /// Runs `f` on venue `i`'s connection with a sink into its link and the record queue.
     fn drive<C: FnMut() -> u64>(
         &mut self,
         i: usize,
         clock: &mut C,
-        retry: bool,
+        todo: &mut VecDeque<LinkAction>,
         f: impl FnOnce(&mut WsConn, &mut Sink<'_, C>),
     ) {
         let v = &mut self.venues[i];
@@ -444,16 +404,57 @@ impl LiveFeed {
             clock: &mut *clock,
             queue: &mut self.queue,
             source: v.ws_source,
-            went_down: false,
+            link: &mut v.link,
+            todo,
         };
         f(&mut v.conn, &mut sink);
-        if sink.went_down && retry {
-            self.after_down(i, clock);
+    }
+
+    /// Carries out what venue `i`'s link asks for, until it asks for nothing more.
+    fn obey(&mut self, i: usize, registry: &Registry, clock: &mut impl FnMut() -> u64) {
+        self.obey_with(i, registry, clock, VecDeque::new());
+    }
+
+    fn obey_with(
+        &mut self,
+        i: usize,
+        registry: &Registry,
+        clock: &mut impl FnMut() -> u64,
+        mut todo: VecDeque<LinkAction>,
+    ) {
+        loop {
+            let Some(action) = todo
+                .pop_front()
+                .or_else(|| self.venues[i].link.poll_action())
+            else {
+                return;
+            };
+            match action {
+                LinkAction::Connect => {
+                    let waker = self.waker.clone();
+                    self.drive(i, clock, &mut todo, |conn, sink| {
+                        conn.connect(registry, sink, move || {
+                            let _ = waker.wake();
+                        });
+                    });
+                }
+                LinkAction::SendPing => {
+                    self.drive(i, clock, &mut todo, |conn, sink| {
+                        conn.send_ping(registry, sink);
+                    });
+                }
+                LinkAction::Close { .. } => self.venues[i].conn.abort(registry),
+                LinkAction::Journal { at, event } => {
+                    push_link(&mut self.queue, self.venues[i].ws_source, at, &event);
+                }
+                LinkAction::CancelSnapshots => self.after_down(i),
+            }
         }
     }
 
-    /// The connection of venue `i` went down: forget its snapshot requests, pick a delay.
-    fn after_down(&mut self, i: usize, clock: &mut impl FnMut() -> u64) {
+    /// The connection of venue `i` went down: forget its snapshot requests (the next
+    /// connection's diffs ask again), keep its io figures.
+    fn after_down(&mut self, i: usize) {
         let v = &mut self.venues[i];
         v.frames_before += std::mem::take(&mut v.conn.frames);
         v.bytes_before += std::mem::take(&mut v.conn.bytes);
@@ -461,21 +462,6 @@ impl LiveFeed {
             self.scheduler.cancel(*src);
         }
         self.sched_dirty = true;
-        let delay = v.backoff.next_delay_ns();
-        let now = clock();
-        v.next_attempt = now.saturating_add(delay);
-        let attempt = v.backoff.attempt();
-        self.queue.push_back(LiveRecord {
-            recv: now,
-            source: v.ws_source,
-            kind: RecordKind::Link as u16,
-            payload: LinkEvent::Backoff {
-                attempt,
-                delay_ms: delay / 1_000_000,
-            }
-            .to_text()
-            .into_bytes(),
-        });
     }
 
     /// Timers: reconnects due, connection deadlines, snapshot requests and timeouts, helper
@@ -490,21 +476,11 @@ impl LiveFeed {
             }
         }
         for i in 0..self.venues.len() {
-            let v = &mut self.venues[i];
-            if now >= v.next_attempt {
-                self.connect(i, registry, clock);
-                continue;
-            }
-            // A connection that stayed up and busy for the backoff cap earns a fresh start.
-            if v.conn.is_open()
-                && v.backoff.attempt() > 0
-                && v.conn.frames > 0
-                && now.saturating_sub(v.conn.opened_at) >= v.backoff.max_ns()
-            {
-                v.backoff.reset();
-            }
-            if now >= v.conn.next_deadline() {
-                self.drive(i, clock, true, |conn, sink| conn.on_timer(registry, sink));
+            if self.venues[i].link.poll_timeout().is_some_and(|t| now >= t) {
+                // A fresh reading: records stay in clock order after frames read since `now`.
+                let at = clock();
+                self.venues[i].link.handle_timeout(at);
+                self.obey(i, registry, clock);
             }
         }
         // The scheduler's calls walk its keys: only when something changed or is due.
@@ -575,7 +551,7 @@ impl LiveFeed {
         let conns = self
             .venues
             .iter()
-            .map(|v| v.next_attempt.min(v.conn.next_deadline()))
+            .map(|v| v.link.poll_timeout().unwrap_or(u64::MAX))
             .min()
             .unwrap_or(u64::MAX)
             .min(
@@ -592,7 +568,7 @@ impl LiveFeed {
         let Some(&(vi, src)) = self.rest_of.get(&(market, symbol.to_owned())) else {
             return;
         };
-        if self.venues[vi].conn.is_open() {
+        if self.venues[vi].link.is_open() {
             self.scheduler.want(now, vi, src);
             self.sched_dirty = true;
         }
@@ -614,8 +590,10 @@ impl LiveFeed {
             g.close(registry, clock);
         }
         for i in 0..self.venues.len() {
-            self.venues[i].next_attempt = u64::MAX;
-            self.drive(i, clock, false, |conn, sink| conn.close(registry, sink));
+            self.venues[i].conn.send_close_frame();
+            let now = clock();
+            self.venues[i].link.close(now);
+            self.obey(i, registry, clock);
         }
     }
 
@@ -628,34 +606,11 @@ impl LiveFeed {
                 url: v.url.clone(),
                 frames: v.frames_before + v.conn.frames,
                 bytes: v.bytes_before + v.conn.bytes,
-                next_attempt_ns: (v.next_attempt != u64::MAX).then_some(v.next_attempt),
+                next_attempt_ns: v.link.next_attempt(),
                 snapshots_ok: v.snapshots_ok,
                 snapshots_failed: v.snapshots_failed,
                 last_snapshot_error: v.last_snapshot_error.clone(),
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn combined_stream_url() {
-        let v = VenueSpec {
-            name: "usdm".into(),
-            market: Market::UsdM,
-            ws_url: "wss://fstream.binance.com/stream".into(),
-            rest_url: "https://fapi.binance.com".into(),
-            symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
-            streams: vec!["depth@100ms".into(), "bookTicker".into()],
-            snapshot_limit: 1000,
-            scales: vec![],
-        };
-        assert_eq!(
-            v.stream_url(),
-            "wss://fstream.binance.com/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker/ethusdt@depth@100ms/ethusdt@bookTicker"
-        );
     }
 }

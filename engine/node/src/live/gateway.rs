@@ -17,7 +17,7 @@ use mio::{Registry, Token};
 use super::feed::LiveRecord;
 use super::ws::{WsConn, WsOptions, WsSink, WsUrl};
 use tape_core::input::{RecordKind, GATEWAY_SOURCE};
-use tape_core::link::Backoff;
+use tape_core::link::{Backoff, LinkAction, LinkConfig, VenueLink};
 use tape_core::venue::LinkEvent;
 
 /// The request id the desk put first in a request (`{"id":N,...`).
@@ -34,12 +34,22 @@ fn failure(id: u64, reason: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// Feeds what the connection reports to the link; the link's actions wait in `todo` until the
+/// connection is free again (the gateway journals no link records: its frames tell the story).
 struct GwSink<'a, C: FnMut() -> u64> {
     clock: &'a mut C,
     queue: &'a mut VecDeque<LiveRecord>,
     outstanding: &'a mut BTreeSet<u64>,
-    up: bool,
-    down: Option<String>,
+    link: &'a mut VenueLink,
+    todo: &'a mut VecDeque<LinkAction>,
+}
+
+impl<C: FnMut() -> u64> GwSink<'_, C> {
+    fn pump(&mut self) {
+        while let Some(action) = self.link.poll_action() {
+            self.todo.push_back(action);
+        }
+    }
 }
 
 impl<C: FnMut() -> u64> WsSink for GwSink<'_, C> {
@@ -47,6 +57,7 @@ impl<C: FnMut() -> u64> WsSink for GwSink<'_, C> {
         (self.clock)()
     }
     fn frame(&mut self, recv: u64, payload: Vec<u8>) {
+        self.link.handle_frame(recv);
         if let Some(id) = std::str::from_utf8(&payload).ok().and_then(request_id) {
             self.outstanding.remove(&id);
         }
@@ -57,12 +68,13 @@ impl<C: FnMut() -> u64> WsSink for GwSink<'_, C> {
             payload,
         });
     }
-    fn link(&mut self, _recv: u64, ev: LinkEvent) {
-        match ev {
-            LinkEvent::Up => self.up = true,
-            LinkEvent::Down { reason } => self.down = Some(reason),
-            _ => {}
-        }
+    fn opened(&mut self, now: u64) {
+        self.link.handle_connected(now);
+        self.pump();
+    }
+    fn lost(&mut self, now: u64, reason: String) {
+        self.link.handle_closed(now, reason);
+        self.pump();
     }
 }
 
@@ -86,8 +98,9 @@ pub struct GatewayIo {
 /// The connection to the venue's order API.
 pub(crate) struct OrderGateway {
     conn: WsConn,
-    backoff: Backoff,
-    next_attempt: u64,
+    link: VenueLink,
+    /// The first poll starts the link.
+    started: bool,
     outstanding: BTreeSet<u64>,
     io: GatewayIo,
 }
@@ -97,13 +110,14 @@ impl OrderGateway {
         url: &str,
         token: Token,
         opts: WsOptions,
+        link: LinkConfig,
         backoff: Backoff,
     ) -> Result<OrderGateway, String> {
         let parsed = WsUrl::parse(url)?;
         Ok(OrderGateway {
             conn: WsConn::new(parsed, token, opts),
-            backoff,
-            next_attempt: 0,
+            link: VenueLink::new(url, link, backoff),
+            started: false,
             outstanding: BTreeSet::new(),
             io: GatewayIo {
                 url: url.to_owned(),
@@ -130,67 +144,98 @@ impl OrderGateway {
     }
 
     pub(crate) fn next_deadline(&self) -> u64 {
-        self.next_attempt.min(self.conn.next_deadline())
+        if !self.started {
+            return 0;
+        }
+        self.link.poll_timeout().unwrap_or(u64::MAX)
     }
 
     fn drive<C: FnMut() -> u64>(
         &mut self,
-        registry: &Registry,
         clock: &mut C,
         queue: &mut VecDeque<LiveRecord>,
+        todo: &mut VecDeque<LinkAction>,
         f: impl FnOnce(&mut WsConn, &mut GwSink<'_, C>),
     ) {
         let mut sink = GwSink {
             clock: &mut *clock,
             queue: &mut *queue,
             outstanding: &mut self.outstanding,
-            up: false,
-            down: None,
+            link: &mut self.link,
+            todo,
         };
         f(&mut self.conn, &mut sink);
-        let (up, mut down) = (sink.up, sink.down.take());
-        if up {
-            self.io.connects += 1;
-            // Every report of the venue account from now on, in the API's own envelope.
-            let sub = r#"{"id":"tape-subscribe","method":"userDataStream.subscribe"}"#;
-            if let Err(e) = self.conn.send_text(sub) {
-                self.conn.abort(registry, &mut NullSink(clock), e.clone());
-                down = Some(e);
+    }
+
+    /// Carries out what the link asks for, after the connection call that caused it.
+    fn obey<C: FnMut() -> u64>(
+        &mut self,
+        registry: &Registry,
+        clock: &mut C,
+        queue: &mut VecDeque<LiveRecord>,
+        mut todo: VecDeque<LinkAction>,
+        wake: &(impl Fn() + Send + Clone + 'static),
+    ) {
+        while let Some(action) = todo.pop_front().or_else(|| self.link.poll_action()) {
+            match action {
+                LinkAction::Connect => {
+                    let wake = wake.clone();
+                    self.drive(clock, queue, &mut todo, |c, s| c.connect(registry, s, wake));
+                }
+                LinkAction::SendPing => {
+                    self.drive(clock, queue, &mut todo, |c, s| c.send_ping(registry, s));
+                }
+                LinkAction::Close { .. } => self.conn.abort(registry),
+                LinkAction::Journal {
+                    event: LinkEvent::Up,
+                    ..
+                } => {
+                    self.io.connects += 1;
+                    // Every report of the venue account from now on, in the API's own envelope.
+                    let sub = r#"{"id":"tape-subscribe","method":"userDataStream.subscribe"}"#;
+                    if let Err(e) = self.conn.send_text(sub) {
+                        self.conn.abort(registry);
+                        let now = clock();
+                        self.link.handle_closed(now, e);
+                    }
+                }
+                LinkAction::Journal {
+                    at,
+                    event: LinkEvent::Down { reason },
+                } => {
+                    for id in std::mem::take(&mut self.outstanding) {
+                        self.io.failed += 1;
+                        queue.push_back(LiveRecord {
+                            recv: at,
+                            source: GATEWAY_SOURCE,
+                            kind: RecordKind::GatewayFrame as u16,
+                            payload: failure(id, &format!("connection lost ({reason})")),
+                        });
+                    }
+                    self.io.last_down = reason;
+                }
+                LinkAction::Journal { .. } | LinkAction::CancelSnapshots => {}
             }
-        }
-        if let Some(reason) = down {
-            let now = clock();
-            for id in std::mem::take(&mut self.outstanding) {
-                self.io.failed += 1;
-                queue.push_back(LiveRecord {
-                    recv: now,
-                    source: GATEWAY_SOURCE,
-                    kind: RecordKind::GatewayFrame as u16,
-                    payload: failure(id, &format!("connection lost ({reason})")),
-                });
-            }
-            self.io.last_down = reason;
-            self.next_attempt = now.saturating_add(self.backoff.next_delay_ns());
-        } else if self.conn.is_open() && self.backoff.attempt() > 0 {
-            self.backoff.reset();
         }
     }
 
-    /// Connects when due (at once the first time, then after the backoff).
+    /// Connects when due (at once the first time, then after the backoff), and runs the
+    /// link's timers.
     pub(crate) fn poll<C: FnMut() -> u64>(
         &mut self,
         registry: &Registry,
         now: u64,
         clock: &mut C,
         queue: &mut VecDeque<LiveRecord>,
-        wake: impl Fn() + Send + 'static,
+        wake: impl Fn() + Send + Clone + 'static,
     ) {
-        if now >= self.next_attempt {
-            self.next_attempt = u64::MAX;
-            self.drive(registry, clock, queue, |c, s| c.connect(registry, s, wake));
-        } else if now >= self.conn.next_deadline() {
-            self.drive(registry, clock, queue, |c, s| c.on_timer(registry, s));
+        if !self.started {
+            self.started = true;
+            self.link.start(clock());
+        } else if self.link.poll_timeout().is_some_and(|t| now >= t) {
+            self.link.handle_timeout(clock());
         }
+        self.obey(registry, clock, queue, VecDeque::new(), &wake);
     }
 
     pub(crate) fn progress<C: FnMut() -> u64>(
@@ -198,8 +243,11 @@ impl OrderGateway {
         registry: &Registry,
         clock: &mut C,
         queue: &mut VecDeque<LiveRecord>,
+        wake: impl Fn() + Send + Clone + 'static,
     ) {
-        self.drive(registry, clock, queue, |c, s| c.progress(registry, s));
+        let mut todo = VecDeque::new();
+        self.drive(clock, queue, &mut todo, |c, s| c.progress(registry, s));
+        self.obey(registry, clock, queue, todo, &wake);
     }
 
     /// Writes one request; a failure is answered at once with a journaled error response.
@@ -225,21 +273,18 @@ impl OrderGateway {
         }
     }
 
+    /// Shutdown: a close frame, then the socket goes; requests still outstanding get no
+    /// answer (the node is stopping).
     pub(crate) fn close<C: FnMut() -> u64>(&mut self, registry: &Registry, clock: &mut C) {
-        self.next_attempt = u64::MAX;
-        self.conn.close(registry, &mut NullSink(clock));
+        self.started = true;
+        self.conn.send_close_frame();
+        self.link.close(clock());
+        while let Some(action) = self.link.poll_action() {
+            if let LinkAction::Close { .. } = action {
+                self.conn.abort(registry);
+            }
+        }
     }
-}
-
-/// A sink for events nobody needs (a close at shutdown, an abort right after connecting).
-struct NullSink<'a, C: FnMut() -> u64>(&'a mut C);
-
-impl<C: FnMut() -> u64> WsSink for NullSink<'_, C> {
-    fn now(&mut self) -> u64 {
-        (self.0)()
-    }
-    fn frame(&mut self, _recv: u64, _payload: Vec<u8>) {}
-    fn link(&mut self, _recv: u64, _ev: LinkEvent) {}
 }
 
 #[cfg(test)]

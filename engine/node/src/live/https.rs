@@ -8,7 +8,7 @@
 //! timeout of its own.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,61 +63,17 @@ impl Url {
     /// [`HttpError::Url`] for another scheme, user info, a bad host or port, whitespace or
     /// control characters.
     pub fn parse(url: &str) -> Result<Url, HttpError> {
-        let bad = |reason: &'static str| HttpError::Url {
-            url: url.to_owned(),
-            reason,
-        };
-        let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-        let (scheme, rest) = if lower.starts_with("https://") {
-            (Scheme::Https, &url[8..])
-        } else if lower.starts_with("http://") {
-            (Scheme::Http, &url[7..])
-        } else {
-            return Err(bad("scheme must be http:// or https://"));
-        };
-        if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
-            return Err(bad("contains whitespace or control characters"));
-        }
-        let rest = rest.split('#').next().unwrap_or_default();
-        let (authority, target) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        let target = match target {
-            "" => "/".to_owned(),
-            t if t.starts_with('?') => format!("/{t}"),
-            t => t.to_owned(),
-        };
-        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-            let (host, port) = bracketed
-                .split_once(']')
-                .ok_or(bad("unclosed '[' in host"))?;
-            host.parse::<Ipv6Addr>()
-                .map_err(|_| bad("not an IPv6 address in brackets"))?;
-            (host, port)
-        } else {
-            let (host, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
-            if !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-            {
-                return Err(bad("host is not a DNS name or an IP address"));
-            }
-            (host, port)
-        };
-        if host.is_empty() {
-            return Err(bad("empty host"));
-        }
-        let port = match port {
-            "" => scheme.default_port(),
-            p => p
-                .strip_prefix(':')
-                .and_then(|p| p.parse::<u16>().ok())
-                .filter(|p| *p != 0)
-                .ok_or(bad("invalid port"))?,
-        };
+        let schemes = [("https://", 443), ("http://", 80)];
+        let parts = super::url::parse(url, &schemes, "scheme must be http:// or https://")
+            .map_err(|reason| HttpError::Url {
+                url: url.to_owned(),
+                reason,
+            })?;
         Ok(Url {
-            scheme,
-            host: host.to_owned(),
-            port,
-            target,
+            scheme: [Scheme::Https, Scheme::Http][parts.scheme],
+            host: parts.host.to_owned(),
+            port: parts.port,
+            target: parts.target,
         })
     }
 

@@ -5,29 +5,41 @@
 //! that go through the journal and then the [`Engine`](tape_core::engine::Engine), exactly as a
 //! replay would feed them.
 //!
+//! - `url`: the one URL parser of the `ws`/`wss` and `http`/`https` clients.
 //! - `tls`: the rustls client configuration (webpki roots plus an optional extra CA file).
 //! - `https`: a small blocking HTTP/1.1 GET client (keep-alive, chunked, bounded everywhere).
 //! - `snapshot`: the [`SnapshotFetcher`] helper thread (REST depth snapshots off the engine
 //!   thread) that wakes the engine's mio poll; what to fetch when is decided by the core's
 //!   [`SnapshotScheduler`](tape_core::link::SnapshotScheduler).
+//! - `dial`: a client WebSocket from a connecting TCP socket to open (TLS, handshake), shared
+//!   with `tape loadgen`.
 //! - `ws`: one venue WebSocket connection on the engine's mio loop (resolve, TCP, TLS,
-//!   handshake, frames, pings, stall detection).
+//!   handshake, frames); it keeps no timers and makes no decisions.
 //! - `gateway`: the order gateway, one WebSocket to a venue's order API.
-//! - `feed`: [`LiveFeed`], every venue connection with its reconnects and snapshots, as a
-//!   queue of journal records for the node.
+//! - `spec`: [`VenueSpec`] and [`LiveConfig`], what the feed connects to and how.
+//! - `feed`: [`LiveFeed`], every venue connection with its snapshots, as a queue of journal
+//!   records for the node.
+//!
+//! When to connect, time out, ping, call a connection stalled, back off and what link records
+//! to journal is decided by the core's [`VenueLink`](tape_core::link::VenueLink), one per
+//! connection; `feed` and `gateway` feed it what `ws` reports and carry out its actions.
 
+mod dial;
 mod feed;
 mod gateway;
 mod https;
 mod snapshot;
+mod spec;
 #[cfg(test)]
 mod testing;
 mod tls;
+mod url;
 mod ws;
 
+pub use dial::{Dial, DialError, DialStep, DialTarget, Stream as ClientStream};
 pub use feed::{LiveConfig, LiveFeed, LiveRecord, VenueIo, VenueSpec};
 pub use gateway::GatewayIo;
 pub use https::{HttpClient, HttpError, HttpResponse, Scheme, Url, MAX_HEAD_BYTES};
 pub use snapshot::{FetcherOptions, SnapshotDone, SnapshotFetcher, SnapshotJob, FETCH_QUEUE_LEN};
 pub use tls::{client_tls_config, ClientTlsError};
-pub use ws::{Stream as ClientStream, WsUrl};
+pub use ws::WsUrl;

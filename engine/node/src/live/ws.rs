@@ -1,27 +1,23 @@
 //! One venue WebSocket connection on the engine's mio loop: resolve (on a helper thread, so
-//! DNS never blocks the loop), non-blocking TCP connect, rustls, the tungstenite client
-//! handshake resumed across `WouldBlock`, then frames until the venue closes, the socket
-//! fails, or the stream stalls.
+//! DNS never blocks the loop), non-blocking TCP connect to each address in turn, the shared
+//! [`Dial`] (rustls, the tungstenite client handshake resumed across `WouldBlock`), then frames until the venue closes, the socket
+//! fails, or the core's [`VenueLink`](tape_core::link::VenueLink) drops it.
 //!
-//! The connection itself never sleeps or retries: it reports what happened as
-//! [`LinkEvent`]s and frames through [`WsSink`], and [`super::feed::LiveFeed`] decides when
-//! to try again.
+//! The connection itself keeps no timer and makes no decision: it reports what happened
+//! (opened, frame, lost) through [`WsSink`], and its owner feeds that to the link and carries
+//! out what the link asks for (connect, ping, close).
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, StreamOwned};
-use tungstenite::handshake::client::{ClientHandshake, Request};
-use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
-use tape_core::venue::LinkEvent;
+use super::dial::{Dial, DialError, DialStep, DialTarget, Stream};
 
 /// A `ws://` or `wss://` URL, split for connecting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,101 +33,21 @@ pub struct WsUrl {
 }
 
 impl WsUrl {
-    /// Parses `ws[s]://host[:port]/path?query`.
+    /// Parses `ws[s]://host[:port]/path?query` (with the snapshot client's parser, so both
+    /// accept the same hosts and ports).
     ///
     /// # Errors
     /// A message naming what is wrong.
     pub fn parse(url: &str) -> Result<WsUrl, String> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("wss://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("ws://") {
-            (false, r)
-        } else {
-            return Err(format!("{url:?}: not a ws:// or wss:// URL"));
-        };
-        let authority = rest.split(['/', '?']).next().unwrap_or("");
-        let (host, port) = split_authority(authority, if tls { 443 } else { 80 })
-            .ok_or_else(|| format!("{url:?}: bad host or port"))?;
+        let schemes = [("wss://", 443), ("ws://", 80)];
+        let parts = super::url::parse(url, &schemes, "not a ws:// or wss:// URL")
+            .map_err(|reason| format!("{url:?}: {reason}"))?;
         Ok(WsUrl {
-            tls,
-            host,
-            port,
+            tls: parts.scheme == 0,
+            host: parts.host.to_owned(),
+            port: parts.port,
             url: url.to_owned(),
         })
-    }
-}
-
-/// `host[:port]` or `[v6]:port` into (host, port).
-pub(crate) fn split_authority(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        (h, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().ok()?),
-            None => (authority, default_port),
-        }
-    };
-    (!host.is_empty() && port != 0).then(|| (host.to_owned(), port))
-}
-
-/// The byte stream under a client WebSocket: plain TCP or rustls over TCP, non-blocking.
-/// `WouldBlock` means "come back on the next readiness event"; `flush` also pushes out TLS
-/// records rustls still holds.
-pub enum Stream {
-    /// `ws://`.
-    Plain(TcpStream),
-    /// `wss://`.
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    /// The socket, for (de)registration with a mio registry.
-    pub fn socket(&mut self) -> &mut TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &mut s.sock,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => {
-                s.flush()?;
-                // rustls keeps what the socket refused; push it out now if possible.
-                while s.conn.wants_write() {
-                    s.conn.write_tls(&mut s.sock)?;
-                }
-                Ok(())
-            }
-        }
     }
 }
 
@@ -139,27 +55,20 @@ impl Write for Stream {
 enum Phase {
     Closed,
     Resolving(Receiver<io::Result<Vec<SocketAddr>>>),
-    Connecting {
-        sock: TcpStream,
+    /// TCP, TLS, the WebSocket handshake; `rest` are the addresses to try if TCP fails.
+    Dialing {
+        dial: Dial,
         rest: Vec<SocketAddr>,
     },
-    Handshaking(Box<MidHandshake<ClientHandshake<Stream>>>),
     Open(Box<WebSocket<Stream>>),
 }
 
-/// Settings of one connection.
+/// Settings of one connection (its timings belong to the link).
 #[derive(Clone)]
 pub(crate) struct WsOptions {
     pub tls: Arc<rustls::ClientConfig>,
     /// Largest frame or message accepted from the venue.
     pub max_frame_bytes: usize,
-    /// From the start of an attempt to an open WebSocket.
-    pub connect_timeout_ns: u64,
-    /// Time without data after which a ping is sent (keeps NAT and proxies awake, proves
-    /// the TCP path).
-    pub ping_after_ns: u64,
-    /// Time without data after which the connection is declared stalled and dropped.
-    pub stall_timeout_ns: u64,
 }
 
 /// What a connection hands to its owner.
@@ -168,8 +77,10 @@ pub(crate) trait WsSink {
     fn now(&mut self) -> u64;
     /// A frame (text or binary) received at `recv`.
     fn frame(&mut self, recv: u64, payload: Vec<u8>);
-    /// The connection changed state.
-    fn link(&mut self, recv: u64, ev: LinkEvent);
+    /// The WebSocket handshake completed at `now`.
+    fn opened(&mut self, now: u64);
+    /// The attempt or connection ended by itself at `now` (the socket is already released).
+    fn lost(&mut self, now: u64, reason: String);
 }
 
 /// One venue connection.
@@ -178,19 +89,11 @@ pub(crate) struct WsConn {
     token: Token,
     opts: WsOptions,
     phase: Phase,
-    /// When the current attempt must be open by.
-    deadline: u64,
-    /// Last time a data frame arrived from the venue (or the connection opened).
-    last_rx: u64,
-    /// Set when a ping went out in the current silence.
-    pinged: bool,
     /// The venue's close frame, if one came.
     close_reason: Option<String>,
     /// Raw bytes and frames received over the connection's life.
     pub frames: u64,
     pub bytes: u64,
-    /// When the WebSocket opened (0 if not open).
-    pub opened_at: u64,
 }
 
 impl WsConn {
@@ -200,13 +103,9 @@ impl WsConn {
             token,
             opts,
             phase: Phase::Closed,
-            deadline: u64::MAX,
-            last_rx: 0,
-            pinged: false,
             close_reason: None,
             frames: 0,
             bytes: 0,
-            opened_at: 0,
         }
     }
 
@@ -214,22 +113,14 @@ impl WsConn {
         matches!(self.phase, Phase::Open(_))
     }
 
-    /// Starts an attempt: the `connecting` link event goes out and name resolution begins
-    /// (an IP literal needs none). `wake` is called by the resolver thread when it is done.
+    /// Starts an attempt (the link asked for it): name resolution begins (an IP literal needs
+    /// none). `wake` is called by the resolver thread when it is done.
     pub(crate) fn connect(
         &mut self,
         registry: &Registry,
         sink: &mut impl WsSink,
         wake: impl Fn() + Send + 'static,
     ) {
-        let now = sink.now();
-        sink.link(
-            now,
-            LinkEvent::Connecting {
-                url: self.url.url.clone(),
-            },
-        );
-        self.deadline = now.saturating_add(self.opts.connect_timeout_ns);
         self.close_reason = None;
         let host = self.url.host.clone();
         let port = self.url.port;
@@ -272,7 +163,19 @@ impl WsConn {
                         last_err = format!("register: {e}");
                         continue;
                     }
-                    self.phase = Phase::Connecting { sock, rest: addrs };
+                    let target = DialTarget {
+                        url: self.url.url.clone(),
+                        tls: self
+                            .url
+                            .tls
+                            .then(|| (self.opts.tls.clone(), self.url.host.clone())),
+                        user_agent: Some(concat!("tape/", env!("CARGO_PKG_VERSION"))),
+                        config: WebSocketConfig::default()
+                            .max_message_size(Some(self.opts.max_frame_bytes))
+                            .max_frame_size(Some(self.opts.max_frame_bytes)),
+                    };
+                    let dial = Dial::new(sock, target);
+                    self.phase = Phase::Dialing { dial, rest: addrs };
                     return;
                 }
                 Err(e) => last_err = format!("connect {addr}: {e}"),
@@ -300,84 +203,38 @@ impl WsConn {
                         return self.fail(registry, sink, "resolver thread died".into())
                     }
                 },
-                Phase::Connecting { mut sock, rest } => {
-                    if let Ok(Some(e)) | Err(e) = sock.take_error() {
-                        let _ = registry.deregister(&mut sock);
-                        let reason = format!("connect {}:{}: {e}", self.url.host, self.url.port);
-                        if rest.is_empty() {
-                            return self.fail(registry, sink, reason);
-                        }
-                        self.start_tcp(registry, sink, rest.into_iter().rev().collect());
-                        continue;
-                    }
-                    match sock.peer_addr() {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                            self.phase = Phase::Connecting { sock, rest };
-                            return;
-                        }
-                        Err(e) => {
-                            let _ = registry.deregister(&mut sock);
-                            return self.fail(registry, sink, format!("connect: {e}"));
-                        }
-                    }
-                    let _ = sock.set_nodelay(true);
-                    let stream = if self.url.tls {
-                        let name = match ServerName::try_from(self.url.host.clone()) {
-                            Ok(n) => n,
-                            Err(e) => {
-                                let _ = registry.deregister(&mut sock);
-                                return self.fail(registry, sink, format!("server name: {e}"));
-                            }
-                        };
-                        match ClientConnection::new(self.opts.tls.clone(), name) {
-                            Ok(c) => Stream::Tls(Box::new(StreamOwned::new(c, sock))),
-                            Err(e) => {
-                                let _ = registry.deregister(&mut sock);
-                                return self.fail(registry, sink, format!("tls: {e}"));
-                            }
-                        }
-                    } else {
-                        Stream::Plain(sock)
-                    };
-                    let request = match tungstenite::client::IntoClientRequest::into_client_request(
-                        self.url.url.as_str(),
-                    ) {
-                        Ok(r) => with_user_agent(r),
-                        Err(e) => {
-                            let mut stream = stream;
-                            let _ = registry.deregister(stream.socket());
-                            return self.fail(registry, sink, format!("request: {e}"));
-                        }
-                    };
-                    let cfg = WebSocketConfig::default()
-                        .max_message_size(Some(self.opts.max_frame_bytes))
-                        .max_frame_size(Some(self.opts.max_frame_bytes));
-                    match ClientHandshake::start(stream, request, Some(cfg)) {
-                        Ok(mid) => self.phase = Phase::Handshaking(Box::new(mid)),
-                        Err(e) => return self.fail(registry, sink, format!("handshake: {e}")),
-                    }
-                }
-                Phase::Handshaking(mid) => match mid.handshake() {
-                    Ok((ws, _response)) => {
-                        let now = sink.now();
-                        self.last_rx = now;
-                        self.opened_at = now;
-                        self.pinged = false;
-                        self.deadline = u64::MAX;
-                        sink.link(now, LinkEvent::Up);
-                        self.phase = Phase::Open(Box::new(ws));
-                    }
-                    Err(HandshakeError::Interrupted(mid)) => {
-                        self.phase = Phase::Handshaking(Box::new(mid));
+                Phase::Dialing { dial, rest } => match dial.advance() {
+                    DialStep::Pending(dial) => {
+                        self.phase = Phase::Dialing { dial, rest };
                         return;
                     }
-                    Err(HandshakeError::Failure(e)) => {
+                    DialStep::Open(ws) => {
+                        let now = sink.now();
+                        sink.opened(now);
+                        self.phase = Phase::Open(ws);
+                    }
+                    DialStep::Failed(e, sock) => {
+                        if let Some(mut sock) = sock {
+                            let _ = registry.deregister(&mut sock);
+                        }
                         let reason = match e {
-                            tungstenite::Error::Http(resp) => {
+                            DialError::Refused(e) => {
+                                let reason =
+                                    format!("connect {}:{}: {e}", self.url.host, self.url.port);
+                                if rest.is_empty() {
+                                    return self.fail(registry, sink, reason);
+                                }
+                                self.start_tcp(registry, sink, rest.into_iter().rev().collect());
+                                continue;
+                            }
+                            DialError::Connect(e) => format!("connect: {e}"),
+                            DialError::ServerName(e) => format!("server name: {e}"),
+                            DialError::Tls(e) => format!("tls: {e}"),
+                            DialError::Request(e) => format!("request: {e}"),
+                            DialError::Handshake(tungstenite::Error::Http(resp)) => {
                                 format!("handshake refused: HTTP {}", resp.status())
                             }
-                            other => format!("handshake: {other}"),
+                            DialError::Handshake(e) => format!("handshake: {e}"),
                         };
                         return self.fail(registry, sink, reason);
                     }
@@ -410,12 +267,8 @@ impl WsConn {
             match ws.read() {
                 Ok(msg) => {
                     let now = sink.now();
-                    // Only market data counts as life: a venue that answers pings but sends
-                    // nothing is stalled.
-                    if matches!(msg, Message::Text(_) | Message::Binary(_)) {
-                        self.last_rx = now;
-                        self.pinged = false;
-                    }
+                    // Only data frames reach the sink (and the link): a venue that answers
+                    // pings but sends nothing is stalled.
                     match msg {
                         Message::Text(t) => {
                             self.frames += 1;
@@ -461,69 +314,34 @@ impl WsConn {
         }
     }
 
-    /// The next time [`WsConn::on_timer`] has something to do.
-    pub(crate) fn next_deadline(&self) -> u64 {
-        match self.phase {
-            Phase::Closed => u64::MAX,
-            Phase::Open(_) => {
-                if self.pinged {
-                    self.last_rx.saturating_add(self.opts.stall_timeout_ns)
-                } else {
-                    self.last_rx.saturating_add(self.opts.ping_after_ns)
-                }
+    /// Sends a ping on an open connection (the link found it quiet). A full socket keeps it
+    /// queued in tungstenite; any other failure loses the connection.
+    pub(crate) fn send_ping(&mut self, registry: &Registry, sink: &mut impl WsSink) {
+        let Phase::Open(ws) = &mut self.phase else {
+            return;
+        };
+        match ws.send(Message::Ping(Default::default())) {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                let reason = describe(&e);
+                self.abort(registry);
+                self.down(sink, reason);
             }
-            _ => self.deadline,
         }
     }
 
-    /// Timers: the connect deadline, the silence ping, the stall timeout.
-    pub(crate) fn on_timer(&mut self, registry: &Registry, sink: &mut impl WsSink) {
-        let now = sink.now();
-        match &mut self.phase {
-            Phase::Closed => {}
-            Phase::Open(ws) => {
-                let silent = now.saturating_sub(self.last_rx);
-                if silent >= self.opts.stall_timeout_ns {
-                    let reason = format!("stalled: nothing received for {} ms", silent / 1_000_000);
-                    self.abort(registry, sink, reason);
-                } else if silent >= self.opts.ping_after_ns && !self.pinged {
-                    self.pinged = true;
-                    let sent = ws.send(Message::Ping(Default::default()));
-                    if let Err(e) = sent {
-                        if !matches!(&e, tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
-                        {
-                            self.abort(registry, sink, describe(&e));
-                        }
-                    }
-                }
-            }
-            _ if now >= self.deadline => {
-                let reason = format!(
-                    "connect timeout after {} ms",
-                    self.opts.connect_timeout_ns / 1_000_000
-                );
-                self.abort(registry, sink, reason);
-            }
-            _ => {}
-        }
-    }
-
-    /// Drops the connection (or attempt) now, reporting `reason`.
-    pub(crate) fn abort(&mut self, registry: &Registry, sink: &mut impl WsSink, reason: String) {
+    /// Drops the connection (or attempt) now, without reporting it: the link asked for it.
+    pub(crate) fn abort(&mut self, registry: &Registry) {
         match std::mem::replace(&mut self.phase, Phase::Closed) {
-            Phase::Closed => return,
-            Phase::Resolving(_) => {}
-            Phase::Connecting { mut sock, .. } => {
-                let _ = registry.deregister(&mut sock);
-            }
-            Phase::Handshaking(mut mid) => {
-                let _ = registry.deregister(mid.get_mut().get_mut().socket());
+            Phase::Closed | Phase::Resolving(_) => {}
+            Phase::Dialing { mut dial, .. } => {
+                let _ = registry.deregister(dial.socket());
             }
             Phase::Open(mut ws) => {
                 let _ = registry.deregister(ws.get_mut().socket());
             }
         }
-        self.down(sink, reason);
     }
 
     /// Sends one text frame on an open connection. A full socket keeps it queued in
@@ -539,13 +357,13 @@ impl WsConn {
         }
     }
 
-    /// Closes politely (shutdown): a close frame if open, then the socket is dropped.
-    pub(crate) fn close(&mut self, registry: &Registry, sink: &mut impl WsSink) {
+    /// Says goodbye before a shutdown: a close frame if open (best effort; the link's `Close`
+    /// then drops the socket).
+    pub(crate) fn send_close_frame(&mut self) {
         if let Phase::Open(ws) = &mut self.phase {
             let _ = ws.close(None);
             let _ = ws.flush();
         }
-        self.abort(registry, sink, "closed by tape".into());
     }
 
     fn fail(&mut self, _registry: &Registry, sink: &mut impl WsSink, reason: String) {
@@ -555,18 +373,9 @@ impl WsConn {
 
     fn down(&mut self, sink: &mut impl WsSink, reason: String) {
         self.phase = Phase::Closed;
-        self.deadline = u64::MAX;
-        self.opened_at = 0;
         let now = sink.now();
-        sink.link(now, LinkEvent::Down { reason });
+        sink.lost(now, reason);
     }
-}
-
-fn with_user_agent(mut r: Request) -> Request {
-    if let Ok(v) = concat!("tape/", env!("CARGO_PKG_VERSION")).parse() {
-        r.headers_mut().insert("User-Agent", v);
-    }
-    r
 }
 
 fn describe(e: &tungstenite::Error) -> String {
