@@ -22,11 +22,10 @@ pub use status::StatusLine;
 use crate::latency_log::LatencyLog;
 use crate::live::{LiveConfig, LiveFeed};
 use crate::net::{NetConfig, NetEvent, NetServer, SendResult};
-use tape_core::book::{BookEvent, ResyncReason};
 use tape_core::engine::{Engine, EngineConfig, Probe, Stage};
-use tape_core::input::Nanos;
+use tape_core::input::{Nanos, RecordKind, SourceId, CLIENT_SOURCE};
 use tape_core::metrics::{Latency, LatencyStage};
-use tape_core::output::Event;
+use tape_core::output::VenueCommand;
 use tape_core::server::{Action, ConnId, Hub, HubConfig};
 
 /// How the loop waits when there is nothing to do.
@@ -451,7 +450,7 @@ impl Node {
                     handle_input(
                         &mut parts!(self, None, Some(&mut self.wire)),
                         t_read,
-                        rec.source,
+                        SourceId(rec.source),
                         rec.kind,
                         rec.payload,
                     )?;
@@ -472,8 +471,8 @@ impl Node {
                         handle_input(
                             &mut parts!(self, None),
                             self.clock.now(),
-                            tape_core::input::CLIENT_SOURCE,
-                            tape_core::input::RecordKind::DeskSetup as u16,
+                            SourceId(CLIENT_SOURCE),
+                            RecordKind::DeskSetup as u16,
                             payload.as_bytes(),
                         )?;
                     }
@@ -500,7 +499,7 @@ impl Node {
             handle_input(
                 &mut parts!(self, Some(live), Some(&mut self.wire)),
                 rec.recv,
-                rec.source,
+                SourceId(rec.source),
                 rec.kind,
                 &rec.payload,
             )?;
@@ -520,8 +519,8 @@ impl Node {
         handle_input(
             &mut parts!(self, None),
             now,
-            tape_core::input::CLIENT_SOURCE,
-            tape_core::input::RecordKind::DeskSetup as u16,
+            SourceId(CLIENT_SOURCE),
+            RecordKind::DeskSetup as u16,
             payload.as_bytes(),
         )
     }
@@ -537,7 +536,7 @@ impl Node {
             handle_input(
                 &mut parts!(self, live),
                 now,
-                tape_core::input::CLIENT_SOURCE,
+                SourceId(CLIENT_SOURCE),
                 kind,
                 &payload,
             )?;
@@ -783,13 +782,13 @@ struct Parts<'a> {
 fn handle_input(
     p: &mut Parts<'_>,
     t_read: u64,
-    source: u32,
+    source: SourceId,
     kind: u16,
     payload: &[u8],
 ) -> std::io::Result<()> {
     let mut t_start = p.clock.now();
     if let Some(j) = p.journal.as_mut() {
-        j.append(t_read, source, kind, payload)
+        j.append(t_read, source.0, kind, payload)
             .map_err(|e| std::io::Error::other(format!("journal: {e}")))?;
         let t = p.clock.now();
         p.latency
@@ -797,37 +796,31 @@ fn handle_input(
         t_start = t;
     }
     let mut timer = StageTimer::new(p.clock, t_start, p.latency);
+    // The kind as journaled: one this build does not know is rejected by the engine (counted
+    // like any bad record), as it would be on replay.
     if p.engine
-        .handle_record_probed(Nanos(t_read), source, kind, payload, &mut timer)
+        .handle_stored_probed(Nanos(t_read), source, kind, payload, &mut timer)
         .is_err()
     {
         p.stats.record_errors += 1;
     }
     let t_applied = timer.last();
+    // Venue commands first: an order goes out before its acknowledgement reaches clients.
+    while let Some(cmd) = p.engine.poll_venue_command() {
+        let Some(live) = p.live.as_deref_mut() else {
+            continue; // replay: the venue's answers are in the journal already
+        };
+        match cmd {
+            // Sent now; a failure comes back as a record.
+            VenueCommand::Order { json, .. } => live.send_order(t_read, &json),
+            VenueCommand::Snapshot { market, symbol, .. } => {
+                live.want_snapshot(t_read, market, &symbol);
+            }
+        }
+    }
     let before = p.hub.stats_delivered();
     while let Some(out) = p.engine.poll_output() {
-        if let Event::Private(m) = &out.event {
-            if m.channel == tape_core::desk::PrivateChannel::Gateway {
-                // Orders for the venue: sent now; a failure comes back as a record.
-                if let Some(live) = p.live.as_deref_mut() {
-                    live.send_order(t_read, &m.json);
-                }
-                continue;
-            }
-        }
         p.hub.handle_output(&out, p.engine);
-        if let (
-            Some(live),
-            Event::Book(BookEvent::ResyncRequested {
-                instrument, reason, ..
-            }),
-        ) = (p.live.as_deref_mut(), &out.event)
-        {
-            if *reason != ResyncReason::Disconnected {
-                let inst = p.engine.registry().get(*instrument);
-                live.want_snapshot(t_read, inst.market, &inst.symbol);
-            }
-        }
     }
     let t_fan = p.clock.now();
     p.latency

@@ -14,7 +14,7 @@ use anyhow::Result;
 use crossbeam_channel::{Receiver, TryRecvError};
 use mio::{Events, Poll, Registry, Token};
 use tape_core::engine::{Engine, EngineConfig};
-use tape_core::input::Nanos;
+use tape_core::input::{Nanos, SourceId};
 use tape_core::instrument::Market;
 use tape_node::net::{ConnId, NetEvent, NetServer, SendResult};
 use tungstenite::Utf8Bytes;
@@ -437,12 +437,14 @@ impl Venue {
         };
         if self
             .engine
-            .handle_record(Nanos(rec.recv_ns), rec.source, rec.kind, payload)
+            .handle_stored(Nanos(rec.recv_ns), SourceId(rec.source), rec.kind, payload)
             .is_err()
         {
             self.stats.engine_errors += 1;
         }
         while self.engine.poll_output().is_some() {}
+        // The simulator serves snapshots itself; the engine's wishes go nowhere.
+        while self.engine.poll_venue_command().is_some() {}
         if let Some((market, sym, event_ms)) = depth {
             self.on_depth(market, sym, event_ms);
         }
