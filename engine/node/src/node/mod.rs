@@ -21,7 +21,7 @@ pub use status::StatusLine;
 
 use crate::latency_log::LatencyLog;
 use crate::live::{LiveConfig, LiveFeed};
-use crate::net::{NetConfig, NetEvent, NetServer, SendResult};
+use crate::net::{NetConfig, NetEvent, NetServer, SendResult, SocketId};
 use tape_core::engine::{Engine, EngineConfig, Probe, Stage};
 use tape_core::input::{Nanos, RecordKind, SourceId, CLIENT_SOURCE};
 use tape_core::metrics::{Latency, LatencyStage};
@@ -214,12 +214,14 @@ impl std::fmt::Debug for Node {
     }
 }
 
-fn net_conn(c: ConnId) -> crate::net::ConnId {
-    crate::net::ConnId(c.0)
+// A hub session lives exactly as long as its socket, so both ids share one number: the
+// socket's (never reused, so a stale id can never name a later session).
+fn socket_of(c: ConnId) -> SocketId {
+    SocketId(c.0)
 }
 
-fn hub_conn(c: crate::net::ConnId) -> ConnId {
-    ConnId(c.0)
+fn conn_of(s: SocketId) -> ConnId {
+    ConnId(s.0)
 }
 
 /// The node's feed.
@@ -568,22 +570,22 @@ impl Node {
                     }
                 }
                 NetEvent::Open { conn, query, .. } => {
-                    self.hub.handle_open(now_n, hub_conn(conn), &query);
+                    self.hub.handle_open(now_n, conn_of(conn), &query);
                     self.drain_client_records(now)?;
                 }
                 NetEvent::Text { conn, text } => {
-                    self.hub.handle_heard(now_n, hub_conn(conn));
+                    self.hub.handle_heard(now_n, conn_of(conn));
                     self.hub
-                        .handle_text(now_n, hub_conn(conn), &text, &self.engine);
+                        .handle_text(now_n, conn_of(conn), &text, &self.engine);
                     self.drain_client_records(now)?;
                 }
                 NetEvent::Binary { conn, len } => {
-                    self.hub.handle_heard(now_n, hub_conn(conn));
-                    self.hub.handle_binary(now_n, hub_conn(conn), len);
+                    self.hub.handle_heard(now_n, conn_of(conn));
+                    self.hub.handle_binary(now_n, conn_of(conn), len);
                 }
-                NetEvent::Writable { conn } => self.transmit(now, hub_conn(conn)),
+                NetEvent::Writable { conn } => self.transmit(now, conn_of(conn)),
                 NetEvent::Closed { conn, .. } => {
-                    self.hub.handle_closed(hub_conn(conn));
+                    self.hub.handle_closed(conn_of(conn));
                     self.drain_client_records(now)?;
                 }
             }
@@ -682,7 +684,7 @@ impl Node {
         if self.hub.poll_timeout().is_some_and(|t| t.0 <= now) {
             // Pongs and other control frames count as activity for the heartbeat.
             for c in self.hub.connections() {
-                if let Some(heard) = self.net.as_ref().and_then(|n| n.last_heard(net_conn(c))) {
+                if let Some(heard) = self.net.as_ref().and_then(|n| n.last_heard(socket_of(c))) {
                     self.hub.handle_heard(Nanos(heard), c);
                 }
             }
@@ -692,14 +694,14 @@ impl Node {
             match a {
                 Action::Ping(c) => {
                     if let Some(net) = &mut self.net {
-                        net.ping(self.poll.registry(), net_conn(c));
+                        net.ping(self.poll.registry(), socket_of(c));
                     }
                 }
                 Action::Close { conn, code, reason } => {
                     // Let the last queued message (e.g. the 4003 error) go out first.
                     self.transmit(now, conn);
                     if let Some(net) = &mut self.net {
-                        net.close(self.poll.registry(), net_conn(conn), code, &reason);
+                        net.close(self.poll.registry(), socket_of(conn), code, &reason);
                     }
                 }
             }
@@ -887,7 +889,7 @@ fn transmit(
     conn: ConnId,
 ) {
     let Some(net) = net.as_mut() else { return };
-    let nc = net_conn(conn);
+    let nc = socket_of(conn);
     if net.write_pending(nc) {
         return; // the socket is full; NetEvent::Writable brings us back
     }

@@ -16,7 +16,7 @@ use mio::{Events, Poll, Registry, Token};
 use tape_core::engine::{Engine, EngineConfig};
 use tape_core::input::{Nanos, SourceId};
 use tape_core::instrument::Market;
-use tape_node::net::{ConnId, NetEvent, NetServer, SendResult};
+use tape_node::net::{NetEvent, NetServer, SendResult, SocketId};
 use tungstenite::Utf8Bytes;
 
 mod api;
@@ -95,7 +95,7 @@ struct ApiSession {
 struct Listener {
     market: Market,
     net: NetServer,
-    clients: BTreeMap<ConnId, Client>,
+    clients: BTreeMap<SocketId, Client>,
     /// `truncate`: cut the next frame sent on this listener.
     truncate_next: bool,
     /// `refuse-snapshot`: depth requests still to refuse.
@@ -518,7 +518,7 @@ impl Venue {
         let reg = self.poll.registry();
         if let Some(max) = self.max_age_ns {
             for l in &mut self.listeners {
-                let old: Vec<ConnId> = l
+                let old: Vec<SocketId> = l
                     .clients
                     .iter()
                     .filter(|(_, c)| now.saturating_sub(c.opened_ns) >= max)
