@@ -36,7 +36,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
@@ -49,6 +49,7 @@ use rustls::{ClientConnection, StreamOwned};
 use serde::Serialize;
 use tape_core::metrics::MAX_LATENCY_NS;
 use tape_node::live::{client_tls_config, ClientStream as Stream, WsUrl};
+use tape_node::node::WallClock;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
@@ -357,6 +358,9 @@ struct Conn {
 
 /// Everything connections share: settings, counters, histograms.
 struct Shared {
+    /// The node's clock: `recv_ns` in messages is a reading of the same kind, so latency is
+    /// the difference of two comparable readings.
+    clock: WallClock,
     url: String,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     ws_config: WebSocketConfig,
@@ -369,12 +373,6 @@ struct Shared {
     hist: Histogram<u64>,
     interval: Histogram<u64>,
     r: LoadgenReport,
-}
-
-fn unix_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn is_would_block(e: &tungstenite::Error) -> bool {
@@ -550,7 +548,10 @@ impl Conn {
     fn read_all(&mut self, ws: &mut WebSocket<Stream>, sh: &mut Shared) -> bool {
         loop {
             match ws.read() {
-                Ok(Message::Text(t)) => sh.on_text(self, t.as_str(), unix_ns()),
+                Ok(Message::Text(t)) => {
+                    let now = sh.clock.now();
+                    sh.on_text(self, t.as_str(), now);
+                }
                 Ok(Message::Binary(_)) => sh.r.bad_messages += 1,
                 Ok(Message::Close(frame)) => {
                     if !self.closing && !self.closed_by_server {
@@ -684,6 +685,7 @@ pub fn run(cfg: &LoadgenConfig, stop: &AtomicBool) -> Result<LoadgenReport> {
     };
     let hist = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)?;
     let mut sh = Shared {
+        clock: WallClock::default(),
         url: cfg.url.clone(),
         tls,
         ws_config: WebSocketConfig::default().read_buffer_size(16 * 1024),
@@ -781,7 +783,7 @@ pub fn run(cfg: &LoadgenConfig, stop: &AtomicBool) -> Result<LoadgenReport> {
                 sh.measuring = true;
                 next_log = now + cfg.interval;
                 if let Some(p) = &cfg.log {
-                    let base = unix_ns() as f64 / 1e9;
+                    let base = sh.clock.now() as f64 / 1e9;
                     log = Some(IntervalLog::create(p, base).context("latency log")?);
                 }
             }
