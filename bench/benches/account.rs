@@ -309,7 +309,7 @@ fn triggers(c: &mut Criterion) {
 fn order_entry(c: &mut Criterion) {
     use tape_core::desk::{ClientOp, ClientRecord, DeskSetup};
     use tape_core::engine::{Engine, EngineConfig};
-    use tape_core::input::{RecordKind, CLIENT_SOURCE};
+    use tape_core::input::{RecordKind, SourceId, CLIENT_SOURCE};
     let mut e = Engine::new(EngineConfig {
         instruments: vec![(Market::UsdM, "BTCUSDT".into(), 2, 3)],
         ..EngineConfig::default()
@@ -322,8 +322,8 @@ fn order_entry(c: &mut Criterion) {
     };
     e.handle_record(
         Nanos(1),
-        CLIENT_SOURCE,
-        RecordKind::DeskSetup as u16,
+        SourceId(CLIENT_SOURCE),
+        RecordKind::DeskSetup,
         setup.to_payload().as_bytes(),
     )
     .unwrap();
@@ -350,7 +350,7 @@ fn order_entry(c: &mut Criterion) {
             i += 1;
             now += 1_000_000;
             for p in [place, cancel] {
-                e.handle_record(Nanos(now), CLIENT_SOURCE, RecordKind::Client as u16, p)
+                e.handle_record(Nanos(now), SourceId(CLIENT_SOURCE), RecordKind::Client, p)
                     .unwrap();
                 while let Some(o) = e.poll_output() {
                     black_box(o);

@@ -157,7 +157,7 @@ fn clients(
 
 /// As the engine loop does: move the hub's messages to the socket until either runs dry.
 fn transmit(hub: &mut Hub, net: &mut NetServer, poll: &Poll, engine: &Engine, conn: ConnId) {
-    let nc = tape_node::net::ConnId(conn.0);
+    let nc = tape_node::net::SocketId(conn.0);
     while !net.write_pending(nc) {
         let Some(m) = hub.poll_transmit(Nanos(2), conn, engine) else {
             break;

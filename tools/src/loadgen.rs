@@ -36,7 +36,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
@@ -49,6 +49,7 @@ use serde::Serialize;
 use tape_core::metrics::MAX_LATENCY_NS;
 use tape_node::live::{client_tls_config, ClientStream as Stream, WsUrl};
 use tape_node::live::{Dial, DialError, DialStep, DialTarget};
+use tape_node::node::WallClock;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
@@ -356,6 +357,9 @@ struct Conn {
 struct Shared {
     /// What every connection dials.
     target: DialTarget,
+    /// The node's clock: `recv_ns` in messages is a reading of the same kind, so latency is
+    /// the difference of two comparable readings.
+    clock: WallClock,
     subscribe: String,
     measuring: bool,
     pending: usize,
@@ -365,12 +369,6 @@ struct Shared {
     hist: Histogram<u64>,
     interval: Histogram<u64>,
     r: LoadgenReport,
-}
-
-fn unix_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn is_would_block(e: &tungstenite::Error) -> bool {
@@ -525,7 +523,10 @@ impl Conn {
     fn read_all(&mut self, ws: &mut WebSocket<Stream>, sh: &mut Shared) -> bool {
         loop {
             match ws.read() {
-                Ok(Message::Text(t)) => sh.on_text(self, t.as_str(), unix_ns()),
+                Ok(Message::Text(t)) => {
+                    let now = sh.clock.now();
+                    sh.on_text(self, t.as_str(), now);
+                }
                 Ok(Message::Binary(_)) => sh.r.bad_messages += 1,
                 Ok(Message::Close(frame)) => {
                     if !self.closing && !self.closed_by_server {
@@ -665,6 +666,7 @@ pub fn run(cfg: &LoadgenConfig, stop: &AtomicBool) -> Result<LoadgenReport> {
             user_agent: None,
             config: WebSocketConfig::default().read_buffer_size(16 * 1024),
         },
+        clock: WallClock::default(),
         subscribe: serde_json::json!({"type": "subscribe", "id": 1,
             "channels": cfg.channels, "symbols": cfg.symbols})
         .to_string(),
@@ -759,7 +761,7 @@ pub fn run(cfg: &LoadgenConfig, stop: &AtomicBool) -> Result<LoadgenReport> {
                 sh.measuring = true;
                 next_log = now + cfg.interval;
                 if let Some(p) = &cfg.log {
-                    let base = unix_ns() as f64 / 1e9;
+                    let base = sh.clock.now() as f64 / 1e9;
                     log = Some(IntervalLog::create(p, base).context("latency log")?);
                 }
             }

@@ -44,9 +44,9 @@ use tape_core::book::BookEvent;
 use tape_core::desk::PrivateChannel;
 use tape_core::engine::{Engine, EngineConfig};
 use tape_core::fixed::Scaled;
-use tape_core::input::Nanos;
+use tape_core::input::{Nanos, SourceId};
 use tape_core::metrics::{Latency, LatencyStage, StageSummary, MAX_LATENCY_NS, PERCENTILES};
-use tape_core::output::Event;
+use tape_core::output::{Event, VenueCommand};
 use tape_journal::JournalReader;
 use tape_node::node::{StageTimer, WallClock};
 
@@ -223,8 +223,17 @@ fn event_kind(e: &Event) -> &'static str {
             PrivateChannel::RiskAlerts => "private_risk_alerts",
             PrivateChannel::Signal => "private_signal",
             PrivateChannel::BotStatus => "private_bot_status",
-            PrivateChannel::Gateway => "gateway_request",
         },
+    }
+}
+
+/// The summary's name of a venue command. Orders keep the name they had as outputs
+/// (`gateway_request`); snapshot requests were never counted (the `book_resync_requested`
+/// output behind each is), so they stay out of the summary.
+fn venue_command_kind(c: &VenueCommand) -> Option<&'static str> {
+    match c {
+        VenueCommand::Order { .. } => Some("gateway_request"),
+        VenueCommand::Snapshot { .. } => None,
     }
 }
 
@@ -288,7 +297,13 @@ impl Timing {
         let start = self.clock.now();
         let mut timer = StageTimer::new(&self.clock, start, &mut self.stages);
         // Errors are counted by the engine and appear in the summary; replay goes on.
-        let _ = engine.handle_record_probed(Nanos(recorded), source, kind, payload, &mut timer);
+        let _ = engine.handle_stored_probed(
+            Nanos(recorded),
+            SourceId(source),
+            kind,
+            payload,
+            &mut timer,
+        );
         let done = self.clock.now();
         self.due_to_applied
             .saturating_record(done.saturating_sub(due).clamp(1, MAX_LATENCY_NS));
@@ -360,10 +375,20 @@ pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)
             t.handle(&mut engine, rec.recv_ns, rec.source, rec.kind, rec.payload);
         } else {
             // Errors are counted by the engine and appear in the summary; replay goes on.
-            let _ = engine.handle_record(Nanos(rec.recv_ns), rec.source, rec.kind, rec.payload);
+            let _ = engine.handle_stored(
+                Nanos(rec.recv_ns),
+                SourceId(rec.source),
+                rec.kind,
+                rec.payload,
+            );
         }
         while let Some(out) = engine.poll_output() {
             *outputs.entry(event_kind(&out.event)).or_default() += 1;
+        }
+        while let Some(cmd) = engine.poll_venue_command() {
+            if let Some(kind) = venue_command_kind(&cmd) {
+                *outputs.entry(kind).or_default() += 1;
+            }
         }
     }
     let elapsed = start.elapsed().as_secs_f64();

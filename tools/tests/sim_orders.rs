@@ -20,7 +20,7 @@ use tape_core::account::kinds::ExecType;
 use tape_core::account::{Money, OrderStatus, UserDataDecoder};
 use tape_core::engine::{Engine, EngineConfig};
 use tape_core::fixed::{parse_fixed, write_fixed, Price, Qty};
-use tape_core::input::{Nanos, RecordKind, SourceDef};
+use tape_core::input::{Nanos, RecordKind, SourceDef, SourceId};
 use tape_core::instrument::{Market, Registry};
 use tape_tools::sim::{SimConfig, SimHandle, SimStats, VenueSim};
 use tungstenite::{Message, WebSocket};
@@ -251,9 +251,15 @@ fn journal() -> &'static Journal {
             let rec = rec.unwrap();
             first_ms.get_or_insert(rec.recv_ns / 1_000_000);
             engine
-                .handle_record(Nanos(rec.recv_ns), rec.source, rec.kind, rec.payload)
+                .handle_stored(
+                    Nanos(rec.recv_ns),
+                    SourceId(rec.source),
+                    rec.kind,
+                    rec.payload,
+                )
                 .ok();
             while engine.poll_output().is_some() {}
+            while engine.poll_venue_command().is_some() {}
             if rec.kind == RecordKind::SourceDef as u16 {
                 markets.insert(rec.source, SourceDef::parse(rec.payload).unwrap().market);
                 continue;

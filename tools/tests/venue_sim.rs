@@ -18,7 +18,7 @@ use support::{next_text, root};
 use tape_core::book::{BookSync, SyncLimits};
 use tape_core::decode::{DecodeCtx, Decoder};
 use tape_core::engine::{Engine, EngineConfig};
-use tape_core::input::{Nanos, RecordKind, SourceDef};
+use tape_core::input::{Nanos, RecordKind, SourceDef, SourceId};
 use tape_core::instrument::{Market, Registry};
 use tape_core::msg::{Level, MarketMsg, Side};
 use tape_tools::sim::{Fault, SimConfig, SimHandle, VenueSim};
@@ -69,9 +69,15 @@ fn session() -> &'static Session {
             let rec = rec.unwrap();
             first_ns.get_or_insert(rec.recv_ns);
             engine
-                .handle_record(Nanos(rec.recv_ns), rec.source, rec.kind, rec.payload)
+                .handle_stored(
+                    Nanos(rec.recv_ns),
+                    SourceId(rec.source),
+                    rec.kind,
+                    rec.payload,
+                )
                 .ok();
             while engine.poll_output().is_some() {}
+            while engine.poll_venue_command().is_some() {}
             if rec.kind == RecordKind::SourceDef as u16 {
                 markets.insert(rec.source, SourceDef::parse(rec.payload).unwrap().market);
             } else if rec.kind == RecordKind::WsFrame as u16 {

@@ -11,7 +11,7 @@
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use tape_tools::config::{Config, Idle};
@@ -22,12 +22,6 @@ fn arg(i: usize, default: u64) -> u64 {
         .nth(i)
         .and_then(|a| a.parse().ok())
         .unwrap_or(default)
-}
-
-fn unix_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// `"recv_ns":123` without parsing the whole message.
@@ -81,6 +75,8 @@ fn main() {
             ws
         })
         .collect();
+    // The node's clock, so the client's reading is comparable with the node's `recv_ns`.
+    let clock = tape_node::node::WallClock::default();
     let mut client_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("hist");
     let mut messages = 0u64;
     let end = Instant::now() + Duration::from_secs(seconds);
@@ -93,7 +89,7 @@ fn main() {
                     messages += 1;
                     if Instant::now() > warm {
                         if let Some(r) = recv_ns(t.as_str()) {
-                            client_hist.saturating_record(unix_ns().saturating_sub(r).max(1));
+                            client_hist.saturating_record(clock.now().saturating_sub(r).max(1));
                         }
                     }
                 }

@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::book::{BookEvent, BookSync, SyncLimits};
 use crate::decode::{DecodeCtx, Decoder};
-use crate::desk::{Desk, DeskError, DeskSetup, SetupError};
+use crate::desk::{Desk, DeskError, DeskOutput, DeskSetup, SetupError};
 use crate::fixed::{Price, Qty};
 use crate::input::{Nanos, RecordKind, SourceDef, SourceId, MAX_SOURCES};
 use crate::instrument::{InstrumentId, Market, Registry};
 use crate::msg::{BookTicker, Level, MarketMsg};
-use crate::output::{Bbo, Digest, Error, Event, Output};
+use crate::output::{Bbo, Digest, Error, Event, Output, VenueCommand};
 use crate::ticker::TradeStats;
 use crate::venue::{LinkEvent, VenueStatus};
 
@@ -80,10 +80,13 @@ pub struct EngineStats {
     pub messages: MessageCounts,
     /// Errors by code.
     pub errors: BTreeMap<&'static str, u64>,
-    /// Outputs produced.
+    /// Outputs produced: client outputs and venue orders (the digest counts both, as venue
+    /// orders were client outputs once), not snapshot requests.
     pub outputs: u64,
     /// Outputs dropped because the caller did not drain the queue.
     pub outputs_dropped: u64,
+    /// Venue commands dropped because the caller did not drain their queue.
+    pub venue_commands_dropped: u64,
     /// bookTicker oracle checks: a bookTicker whose `u` equals the book's last applied id.
     pub bbo_checks: u64,
     /// Of those, how many disagreed with the book's top.
@@ -156,6 +159,8 @@ pub struct Engine {
     venues: Vec<Option<VenueStatus>>,
     book_events: Vec<BookEvent>,
     out: VecDeque<Output>,
+    /// Commands for venue connections (orders, snapshot requests), oldest first.
+    venue_out: VecDeque<VenueCommand>,
     digest: Digest,
     stats: EngineStats,
     /// The trading desk, once a [`RecordKind::DeskSetup`] record created it.
@@ -186,6 +191,7 @@ impl Engine {
             venues: Vec::new(),
             book_events: Vec::with_capacity(4096),
             out: VecDeque::with_capacity(4096),
+            venue_out: VecDeque::new(),
             digest: Digest::default(),
             stats: EngineStats::default(),
             desk: None,
@@ -195,13 +201,16 @@ impl Engine {
     /// Handles one input record. Failures are counted, emitted as [`Event::Error`] and
     /// returned; the engine stays usable either way.
     ///
+    /// A stored record whose kind this build does not know goes to
+    /// [`Engine::handle_unknown_kind`] instead.
+    ///
     /// # Errors
     /// The [`Error`] this record caused, if any.
     pub fn handle_record(
         &mut self,
         now: Nanos,
-        source: u32,
-        kind: u16,
+        source: SourceId,
+        kind: RecordKind,
         payload: &[u8],
     ) -> Result<(), Error> {
         self.handle_record_probed(now, source, kind, payload, &mut NoProbe)
@@ -214,36 +223,89 @@ impl Engine {
     pub fn handle_record_probed<P: Probe>(
         &mut self,
         now: Nanos,
-        source: u32,
-        kind: u16,
+        source: SourceId,
+        kind: RecordKind,
         payload: &[u8],
         probe: &mut P,
     ) -> Result<(), Error> {
         self.stats.records += 1;
-        let res = match RecordKind::from_u16(kind) {
-            Some(RecordKind::SourceDef) => self.define_source(source, payload),
-            Some(RecordKind::WsFrame) => self.handle_frame(now, source, payload, probe),
-            Some(RecordKind::RestSnapshot) => self.handle_snapshot(now, source, payload, probe),
-            Some(RecordKind::Link) => self.handle_link(now, source, payload),
-            Some(RecordKind::DeskSetup) => self.handle_desk_setup(payload),
-            Some(RecordKind::Client) => self.handle_client(now, payload),
-            Some(RecordKind::GatewayFrame) => self.handle_gateway_frame(now, payload),
-            None => Err(Error::UnknownKind {
-                source_id: source,
-                kind,
-            }),
+        let res = match kind {
+            RecordKind::SourceDef => self.define_source(source, payload),
+            RecordKind::WsFrame => self.handle_frame(now, source, payload, probe),
+            RecordKind::RestSnapshot => self.handle_snapshot(now, source, payload, probe),
+            RecordKind::Link => self.handle_link(now, source, payload),
+            RecordKind::DeskSetup => self.handle_desk_setup(payload),
+            RecordKind::Client => self.handle_client(now, payload),
+            RecordKind::GatewayFrame => self.handle_gateway_frame(now, payload),
         };
         if let Err(e) = &res {
-            *self.stats.errors.entry(e.code()).or_default() += 1;
-            self.emit(now, Event::Error(e.clone()));
+            self.reject(now, e);
         }
         res
     }
 
-    /// The next output, oldest first.
+    /// A stored record whose kind (`kind`, as stored) this build does not know: counted as a
+    /// record and rejected as [`Error::UnknownKind`] like any bad record, so a journal
+    /// written by a newer build replays with the same counts and digest everywhere.
+    pub fn handle_unknown_kind(&mut self, now: Nanos, source: SourceId, kind: u16) -> Error {
+        self.stats.records += 1;
+        let e = Error::UnknownKind {
+            source_id: source,
+            kind,
+        };
+        self.reject(now, &e);
+        e
+    }
+
+    /// Handles one record as stored in a journal (a raw kind): [`Engine::handle_record`] for
+    /// a known kind, [`Engine::handle_unknown_kind`] otherwise. For journal readers.
+    ///
+    /// # Errors
+    /// As [`Engine::handle_record`].
+    pub fn handle_stored(
+        &mut self,
+        now: Nanos,
+        source: SourceId,
+        kind: u16,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        self.handle_stored_probed(now, source, kind, payload, &mut NoProbe)
+    }
+
+    /// [`Engine::handle_stored`] with a probe (see [`Engine::handle_record_probed`]).
+    ///
+    /// # Errors
+    /// As [`Engine::handle_record`].
+    pub fn handle_stored_probed<P: Probe>(
+        &mut self,
+        now: Nanos,
+        source: SourceId,
+        kind: u16,
+        payload: &[u8],
+        probe: &mut P,
+    ) -> Result<(), Error> {
+        match RecordKind::from_u16(kind) {
+            Some(k) => self.handle_record_probed(now, source, k, payload, probe),
+            None => Err(self.handle_unknown_kind(now, source, kind)),
+        }
+    }
+
+    fn reject(&mut self, now: Nanos, e: &Error) {
+        *self.stats.errors.entry(e.code()).or_default() += 1;
+        self.emit(now, Event::Error(e.clone()));
+    }
+
+    /// The next output for clients, oldest first.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+
+    /// The next command for a venue connection (an order to send, a snapshot to fetch),
+    /// oldest first. The io layer drains it after every input, like [`Engine::poll_output`].
+    #[must_use]
+    pub fn poll_venue_command(&mut self) -> Option<VenueCommand> {
+        self.venue_out.pop_front()
     }
 
     /// The running digest over every output produced so far.
@@ -326,9 +388,30 @@ impl Engine {
     }
 
     fn flush_desk(&mut self, now: Nanos) {
-        while let Some(m) = self.desk.as_deref_mut().and_then(Desk::poll_msg) {
-            self.emit(now, Event::Private(m));
+        while let Some(m) = self.desk.as_deref_mut().and_then(Desk::poll_output) {
+            match m {
+                DeskOutput::Private(m) => self.emit(now, Event::Private(m)),
+                DeskOutput::VenueOrder { user, json } => {
+                    // In the digest at the same point, with the same encoding, as when venue
+                    // orders were client outputs: pinned digests stay valid.
+                    self.digest.update_venue_order(now, &user, &json);
+                    self.stats.outputs += 1;
+                    self.emit_venue(VenueCommand::Order {
+                        recv: now,
+                        user,
+                        json,
+                    });
+                }
+            }
         }
+    }
+
+    fn emit_venue(&mut self, cmd: VenueCommand) {
+        if self.venue_out.len() >= self.cfg.max_queued_outputs {
+            self.venue_out.pop_front();
+            self.stats.venue_commands_dropped += 1;
+        }
+        self.venue_out.push_back(cmd);
     }
 
     /// The source whose diffs feed an instrument's book, if any.
@@ -344,12 +427,12 @@ impl Engine {
         Some(&self.sources.get(id.0 as usize)?.as_ref()?.def)
     }
 
-    fn define_source(&mut self, source: u32, payload: &[u8]) -> Result<(), Error> {
+    fn define_source(&mut self, source: SourceId, payload: &[u8]) -> Result<(), Error> {
         let bad = |message: String| Error::BadSourceDef {
             source_id: source,
             message,
         };
-        if source >= MAX_SOURCES {
+        if source.0 >= MAX_SOURCES {
             return Err(bad(format!("source id above {}", MAX_SOURCES - 1)));
         }
         let def = SourceDef::parse(payload).map_err(|e| bad(e.to_string()))?;
@@ -358,11 +441,11 @@ impl Engine {
             (Some(sym), None) => Some(self.registry.lookup_or_register(def.market, sym.as_bytes())),
             (None, _) => None,
         };
-        let instrument = registered.transpose().map_err(|e| Error::Registry {
+        let instrument = registered.transpose().map_err(|err| Error::Registry {
             source_id: source,
-            message: e.to_string(),
+            err,
         })?;
-        let idx = source as usize;
+        let idx = source.0 as usize;
         if self.sources.len() <= idx {
             self.sources.resize_with(idx + 1, || None);
         }
@@ -375,8 +458,8 @@ impl Engine {
         Ok(())
     }
 
-    fn source_info(&self, source: u32) -> Result<(Market, Option<InstrumentId>), Error> {
-        match self.sources.get(source as usize) {
+    fn source_info(&self, source: SourceId) -> Result<(Market, Option<InstrumentId>), Error> {
+        match self.sources.get(source.0 as usize) {
             Some(Some(s)) => Ok((s.def.market, s.instrument)),
             _ => Err(Error::UnknownSource(source)),
         }
@@ -385,11 +468,12 @@ impl Engine {
     fn handle_frame<P: Probe>(
         &mut self,
         now: Nanos,
-        source: u32,
+        source_id: SourceId,
         payload: &[u8],
         probe: &mut P,
     ) -> Result<(), Error> {
-        let (market, _) = self.source_info(source)?;
+        let (market, _) = self.source_info(source_id)?;
+        let source = source_id.0;
         let ctx = DecodeCtx {
             market,
             auto_register: self.cfg.auto_register,
@@ -397,10 +481,7 @@ impl Engine {
         let msg = self
             .decoder
             .decode_frame(payload, ctx, &mut self.registry)
-            .map_err(|err| Error::Decode {
-                source_id: SourceId(source),
-                err,
-            })?;
+            .map_err(|err| Error::Decode { source_id, err })?;
         probe.mark(Stage::Decoded);
         self.stats.messages.0[msg_kind(&msg)] += 1;
         match msg {
@@ -507,7 +588,7 @@ impl Engine {
     fn handle_snapshot<P: Probe>(
         &mut self,
         now: Nanos,
-        source: u32,
+        source: SourceId,
         payload: &[u8],
         probe: &mut P,
     ) -> Result<(), Error> {
@@ -517,7 +598,7 @@ impl Engine {
             .decoder
             .decode_snapshot(payload, id, &self.registry)
             .map_err(|err| Error::Decode {
-                source_id: SourceId(source),
+                source_id: source,
                 err,
             })?;
         probe.mark(Stage::Decoded);
@@ -532,12 +613,15 @@ impl Engine {
 
     /// A connection changed state. `down` clears every book it fed, so nothing stale is ever
     /// served as live; they sync again from scratch when frames flow again.
-    fn handle_link(&mut self, now: Nanos, source: u32, payload: &[u8]) -> Result<(), Error> {
-        self.source_info(source)?;
-        let ev = LinkEvent::parse(payload).map_err(|err| Error::BadLink {
-            source_id: source,
-            err,
-        })?;
+    fn handle_link(
+        &mut self,
+        now: Nanos,
+        source_id: SourceId,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        self.source_info(source_id)?;
+        let ev = LinkEvent::parse(payload).map_err(|err| Error::BadLink { source_id, err })?;
+        let source = source_id.0;
         let idx = source as usize;
         if self.venues.len() <= idx {
             self.venues.resize_with(idx + 1, || None);
@@ -547,11 +631,7 @@ impl Engine {
                 .as_ref()
                 .expect("source_info checked it")
                 .def;
-            self.venues[idx] = Some(VenueStatus::new(
-                SourceId(source),
-                def.name.clone(),
-                def.market,
-            ));
+            self.venues[idx] = Some(VenueStatus::new(source_id, def.name.clone(), def.market));
         }
         // The venue is down before its books are cleared, so the clearing itself reports no
         // intermediate state.
@@ -619,6 +699,18 @@ impl Engine {
         let mut events = std::mem::take(&mut self.book_events);
         let mut sync_changed = false;
         for ev in events.drain(..) {
+            if let BookEvent::ResyncRequested { instrument, reason } = ev {
+                if reason != crate::book::ResyncReason::Disconnected {
+                    let inst = self.registry.get(instrument);
+                    let cmd = VenueCommand::Snapshot {
+                        recv: now,
+                        instrument,
+                        market: inst.market,
+                        symbol: inst.symbol.clone(),
+                    };
+                    self.emit_venue(cmd);
+                }
+            }
             sync_changed |= matches!(
                 ev,
                 BookEvent::Synced { .. }

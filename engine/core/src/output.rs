@@ -4,7 +4,7 @@ use crate::book::BookEvent;
 use crate::decode::DecodeError;
 use crate::fixed::{Decimal, Price, Qty};
 use crate::input::{Nanos, SourceId};
-use crate::instrument::InstrumentId;
+use crate::instrument::{InstrumentId, Market, RegistryError};
 use crate::msg::{AggTrade, BookTicker, Level, Ticker, Trade};
 
 /// One engine output, stamped with the receive time of the input that caused it.
@@ -14,6 +14,36 @@ pub struct Output {
     pub recv: Nanos,
     /// What happened.
     pub event: Event,
+}
+
+/// What the engine wants a venue connection to do: its second output queue
+/// ([`Engine::poll_venue_command`](crate::engine::Engine::poll_venue_command)), apart from the
+/// client outputs, so nothing meant for a venue can reach a client by mistake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VenueCommand {
+    /// Send this request to the external order venue's WebSocket API.
+    Order {
+        /// Receive time of the input that produced it (a failed send comes back as a
+        /// record stamped later).
+        recv: Nanos,
+        /// The user whose order it is.
+        user: String,
+        /// The `order.place` / `order.cancel` request, as sent.
+        json: String,
+    },
+    /// Fetch a REST depth snapshot: the book lost sync while its connection stayed up (a gap,
+    /// a crossed book, a stale snapshot). A book whose connection went down gets none: it
+    /// syncs again when frames flow on the new connection.
+    Snapshot {
+        /// Receive time of the input that produced it.
+        recv: Nanos,
+        /// The book.
+        instrument: InstrumentId,
+        /// Its market.
+        market: Market,
+        /// Its symbol.
+        symbol: String,
+    },
 }
 
 /// Best bid and ask of a synced book, emitted when either changed.
@@ -30,6 +60,9 @@ pub struct Bbo {
 }
 
 /// Why an input was rejected. Counted by [`Error::code`]; the engine carries on.
+///
+/// The digest folds each error's `Display` text, so these messages are part of every pinned
+/// digest: ids print as bare numbers, exactly as when they were plain `u32`s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The frame did not decode.
@@ -41,45 +74,45 @@ pub enum Error {
         err: DecodeError,
     },
     /// A record named a source that was never defined.
-    #[error("record from undefined source {0}")]
-    UnknownSource(u32),
+    #[error("record from undefined source {}", .0.0)]
+    UnknownSource(SourceId),
     /// A source definition that could not be parsed or conflicts with an earlier one.
-    #[error("source {source_id}: bad definition: {message}")]
+    #[error("source {}: bad definition: {message}", .source_id.0)]
     BadSourceDef {
         /// The source id.
-        source_id: u32,
+        source_id: SourceId,
         /// What was wrong.
         message: String,
     },
     /// A record kind this engine does not know.
-    #[error("source {source_id}: unknown record kind {kind}")]
+    #[error("source {}: unknown record kind {kind}", .source_id.0)]
     UnknownKind {
         /// The source id.
-        source_id: u32,
+        source_id: SourceId,
         /// The stored kind.
         kind: u16,
     },
     /// A link record that could not be parsed.
-    #[error("source {source_id}: {err}")]
+    #[error("source {}: {err}", .source_id.0)]
     BadLink {
         /// The source id.
-        source_id: u32,
+        source_id: SourceId,
         /// What was wrong.
         err: crate::venue::LinkError,
     },
     /// A REST snapshot from a source that names no symbol.
-    #[error("source {0}: snapshot source has no symbol")]
-    SnapshotWithoutSymbol(u32),
+    #[error("source {}: snapshot source has no symbol", .0.0)]
+    SnapshotWithoutSymbol(SourceId),
     /// A client record or desk setup was refused.
     #[error("client record: {0}")]
     Desk(crate::desk::DeskError),
     /// The symbol of a snapshot source could not be registered.
-    #[error("source {source_id}: {message}")]
+    #[error("source {}: {err}", .source_id.0)]
     Registry {
         /// The source id.
-        source_id: u32,
-        /// The registry's message.
-        message: String,
+        source_id: SourceId,
+        /// Why the registry refused the symbol.
+        err: RegistryError,
     },
 }
 
@@ -148,10 +181,40 @@ impl Digest {
         let mut enc = Enc::default();
         enc.u64(out.recv.0);
         encode_event(&mut enc, &out.event);
+        self.fold(&enc);
+    }
+
+    /// Folds one venue order into the digest, at the point in the output sequence where the
+    /// engine produced it.
+    ///
+    /// Venue orders used to travel as `Event::Private` messages on channel 7 ("gateway",
+    /// never to clients, no connection) and were folded like any output. Every journal with
+    /// external orders was pinned with that encoding, so it is kept byte for byte: the same
+    /// tag, channel number, empty `conn`, user and request text. A replay therefore gives the
+    /// same digest (and count) as before the venue commands got their own queue.
+    pub fn update_venue_order(&mut self, recv: Nanos, user: &str, json: &str) {
+        let mut enc = Enc::default();
+        enc.u64(recv.0);
+        enc.u8(TAG_PRIVATE);
+        enc.u8(GATEWAY_CHANNEL);
+        enc.opt(None);
+        enc.str(user);
+        enc.str(json);
+        self.fold(&enc);
+    }
+
+    fn fold(&mut self, enc: &Enc) {
         self.value = xxhash_rust::xxh3::xxh3_64_with_seed(enc.bytes(), self.value);
         self.count += 1;
     }
 }
+
+/// The digest tag of [`Event::Private`].
+const TAG_PRIVATE: u8 = 9;
+
+/// The channel number venue orders had as private messages (the retired
+/// `PrivateChannel::Gateway`), kept in their digest encoding.
+const GATEWAY_CHANNEL: u8 = 7;
 
 /// A fixed stack buffer for canonical encodings; long strings are hashed, not copied.
 struct Enc {
@@ -307,11 +370,49 @@ fn encode_event(e: &mut Enc, ev: &Event) {
             v.encode(&mut |bytes| e.raw(bytes));
         }
         Event::Private(m) => {
-            e.u8(9);
+            e.u8(TAG_PRIVATE);
             e.u8(m.channel as u8);
             e.opt(m.conn);
             e.str(&m.user);
             e.str(&m.json);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Venue orders keep the digest encoding they had as `Event::Private` messages on
+    /// channel 7 (the pinned digests of every journal with orders depend on it): recv, tag 9,
+    /// channel 7, no connection, then user and request as (length, xxh3) pairs.
+    #[test]
+    fn venue_orders_fold_as_the_old_gateway_messages() {
+        let (user, json) = ("alice", r#"{"method":"order.place"}"#);
+        let mut old = Vec::new();
+        old.extend_from_slice(&42u64.to_le_bytes());
+        old.extend_from_slice(&[9, 7, 0]);
+        for s in [user, json] {
+            old.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            old.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(s.as_bytes()).to_le_bytes());
+        }
+        let mut d = Digest::default();
+        d.update_venue_order(Nanos(42), user, json);
+        assert_eq!(d.value(), xxhash_rust::xxh3::xxh3_64_with_seed(&old, 0));
+        assert_eq!(d.count(), 1);
+        // The other private channels still fold with their own numbers: a reply folds
+        // exactly like the bytes above with channel 0.
+        let mut r = Digest::default();
+        r.update(&Output {
+            recv: Nanos(42),
+            event: Event::Private(crate::desk::PrivateMsg {
+                user: user.into(),
+                channel: crate::desk::PrivateChannel::Reply,
+                conn: None,
+                json: json.into(),
+            }),
+        });
+        old[9] = 0;
+        assert_eq!(r.value(), xxhash_rust::xxh3::xxh3_64_with_seed(&old, 0));
     }
 }

@@ -6,10 +6,10 @@ mod net_support;
 use std::io::Read;
 
 use net_support::*;
-use tape_node::net::{ConnId, NetConfig, NetEvent, SendResult};
+use tape_node::net::{NetConfig, NetEvent, SendResult, SocketId};
 use tungstenite::Message;
 
-fn open_conn(h: &Harness) -> ConnId {
+fn open_conn(h: &Harness) -> SocketId {
     match h.wait_event("Open", |e| matches!(e, NetEvent::Open { .. })) {
         NetEvent::Open { conn, .. } => conn,
         _ => unreachable!(),

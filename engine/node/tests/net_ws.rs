@@ -7,19 +7,19 @@ use std::io::Write;
 use std::net::Shutdown;
 
 use net_support::*;
-use tape_node::net::{ConnId, NetConfig, NetEvent, SendResult};
+use tape_node::net::{NetConfig, NetEvent, SendResult, SocketId};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocket};
 use tungstenite::{Error as WsError, Message};
 
-fn open_conn(h: &Harness) -> ConnId {
+fn open_conn(h: &Harness) -> SocketId {
     match h.wait_event("Open", |e| matches!(e, NetEvent::Open { .. })) {
         NetEvent::Open { conn, .. } => conn,
         _ => unreachable!(),
     }
 }
 
-fn closed_event(h: &Harness, id: ConnId) -> (Option<u16>, String) {
+fn closed_event(h: &Harness, id: SocketId) -> (Option<u16>, String) {
     match h.wait_event(
         "Closed",
         |e| matches!(e, NetEvent::Closed { conn, .. } if *conn == id),

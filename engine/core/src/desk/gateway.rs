@@ -1,10 +1,12 @@
 //! The desk's side of an external order venue (Binance's WebSocket API, or the simulator's).
 //!
 //! Orders the accounts want sent become `order.place` / `order.cancel` requests, rendered
-//! here and emitted as [`PrivateChannel::Gateway`](super::PrivateChannel::Gateway) messages for
-//! the io layer to send. Everything the venue says back (responses, user-data events) returns
-//! as [`RecordKind::GatewayFrame`](crate::input::RecordKind::GatewayFrame) records, journaled
-//! like market data, so a replay reproduces the same fills.
+//! here and emitted as [`DeskOutput::VenueOrder`](super::DeskOutput::VenueOrder)s, which the
+//! engine hands to the io layer as
+//! [`VenueCommand::Order`](crate::output::VenueCommand::Order)s. Everything the venue says
+//! back (responses, user-data events) returns as
+//! [`RecordKind::GatewayFrame`](crate::input::RecordKind::GatewayFrame) records, journaled like
+//! market data, so a replay reproduces the same fills.
 //!
 //! One venue account serves every user of the desk. Each order gets a venue client id of
 //! its own (`tg<n>`, unique on the desk), so two users' ids never collide at the venue; the

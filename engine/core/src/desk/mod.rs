@@ -58,8 +58,9 @@ pub enum PrivateChannel {
     Signal = 5,
     /// Bot status from publishers, to every subscriber.
     BotStatus = 6,
-    /// A request for the external order venue (sent by the io layer, never to clients).
-    Gateway = 7,
+    // 7 was the external order venue's requests; they now leave the engine through
+    // `Engine::poll_venue_command`, and the digest still folds them under tag 7 (see
+    // `Digest::update_venue_order`), so 7 must not be reused.
 }
 
 impl PrivateChannel {
@@ -83,7 +84,6 @@ impl PrivateChannel {
             PrivateChannel::RiskAlerts => "risk_alerts",
             PrivateChannel::Signal => "signal",
             PrivateChannel::BotStatus => "bot_status",
-            PrivateChannel::Gateway => "gateway",
         }
     }
 
@@ -121,6 +121,21 @@ pub struct PrivateMsg {
     pub conn: Option<u64>,
     /// The JSON text sent to clients.
     pub json: String,
+}
+
+/// What the desk says, in the order it said it: the relative order of client messages and
+/// venue orders is part of the engine's digest, so both travel through one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeskOutput {
+    /// A message for clients.
+    Private(PrivateMsg),
+    /// A request for the external order venue (never sent to clients).
+    VenueOrder {
+        /// The user whose order it is.
+        user: String,
+        /// The order-API request (`order.place` / `order.cancel`), as sent to the venue.
+        json: String,
+    },
 }
 
 /// What a [`ClientRecord`] reports.
@@ -217,7 +232,7 @@ impl<'a> ClientRecord<'a> {
 }
 
 /// Per user: the next `seq` of each private channel.
-type Seqs = [u64; 8];
+type Seqs = [u64; 7];
 
 /// Counters of the desk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -242,7 +257,7 @@ pub struct Desk {
     /// Instruments already made known to the accounts, by id.
     known: Vec<bool>,
     seqs: BTreeMap<String, Seqs>,
-    out: VecDeque<PrivateMsg>,
+    out: VecDeque<DeskOutput>,
     json: JsonBuf,
     stats: DeskStats,
     /// The external order venue, when the setup names one (else the paper venue).
@@ -306,8 +321,9 @@ impl Desk {
         self.drain(now, registry);
     }
 
-    /// The next message, oldest first.
-    pub fn poll_msg(&mut self) -> Option<PrivateMsg> {
+    /// The next message or venue order, oldest first.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<DeskOutput> {
         self.out.pop_front()
     }
 
@@ -326,7 +342,7 @@ impl Desk {
         }
     }
 
-    /// Applies one client record; replies and events are queued for [`Desk::poll_msg`].
+    /// Applies one client record; replies and events are queued for [`Desk::poll_output`].
     ///
     /// # Errors
     /// A malformed record or an unknown user (counted by the engine; nothing is queued).
@@ -423,12 +439,12 @@ impl Desk {
     }
 
     fn push(&mut self, user: &str, channel: PrivateChannel, conn: Option<u64>, json: String) {
-        self.out.push_back(PrivateMsg {
+        self.out.push_back(DeskOutput::Private(PrivateMsg {
             user: user.to_owned(),
             channel,
             conn,
             json,
-        });
+        }));
     }
 
     /// A synced book changed: marks, triggers and the paper venue follow it.
@@ -479,11 +495,10 @@ impl Desk {
             return;
         };
         match g.request(&mut self.json, user, cmd, registry) {
-            Ok(json) => {
-                let seq = self.next_seq(user, PrivateChannel::Gateway);
-                let _ = seq;
-                self.push(user, PrivateChannel::Gateway, None, json);
-            }
+            Ok(json) => self.out.push_back(DeskOutput::VenueOrder {
+                user: user.to_owned(),
+                json,
+            }),
             Err(_) => {
                 if let Some(a) = self.accounts.user_mut(user) {
                     let _ = match cmd {

@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use super::*;
 use crate::engine::{Engine, EngineConfig};
 use crate::fixed::parse_decimal;
-use crate::input::{RecordKind, CLIENT_SOURCE};
+use crate::input::{RecordKind, SourceId, CLIENT_SOURCE};
 use crate::instrument::Market;
-use crate::output::Event;
+use crate::output::{Event, VenueCommand};
 
 fn engine_with_desk() -> Engine {
     let mut e = Engine::new(EngineConfig {
@@ -22,8 +22,8 @@ fn engine_with_desk() -> Engine {
     };
     e.handle_record(
         Nanos(1),
-        CLIENT_SOURCE,
-        RecordKind::DeskSetup as u16,
+        SourceId(CLIENT_SOURCE),
+        RecordKind::DeskSetup,
         setup.to_payload().as_bytes(),
     )
     .unwrap();
@@ -32,8 +32,13 @@ fn engine_with_desk() -> Engine {
 
 fn command(e: &mut Engine, body: &[u8]) -> Vec<PrivateMsg> {
     let payload = ClientRecord::encode(ClientOp::Command, 9, "alice", body);
-    e.handle_record(Nanos(2), CLIENT_SOURCE, RecordKind::Client as u16, &payload)
-        .unwrap();
+    e.handle_record(
+        Nanos(2),
+        SourceId(CLIENT_SOURCE),
+        RecordKind::Client,
+        &payload,
+    )
+    .unwrap();
     let mut v = Vec::new();
     while let Some(o) = e.poll_output() {
         if let Event::Private(m) = o.event {
@@ -190,8 +195,8 @@ fn gateway_engine() -> Engine {
     assert!(setup.to_payload().contains(r#""gateway":"usdm""#));
     e.handle_record(
         Nanos(1),
-        CLIENT_SOURCE,
-        RecordKind::DeskSetup as u16,
+        SourceId(CLIENT_SOURCE),
+        RecordKind::DeskSetup,
         setup.to_payload().as_bytes(),
     )
     .unwrap();
@@ -200,8 +205,13 @@ fn gateway_engine() -> Engine {
 
 fn as_user(e: &mut Engine, user: &str, body: &str) -> Vec<PrivateMsg> {
     let payload = ClientRecord::encode(ClientOp::Command, 1, user, body.as_bytes());
-    e.handle_record(Nanos(2), CLIENT_SOURCE, RecordKind::Client as u16, &payload)
-        .unwrap();
+    e.handle_record(
+        Nanos(2),
+        SourceId(CLIENT_SOURCE),
+        RecordKind::Client,
+        &payload,
+    )
+    .unwrap();
     drain(e)
 }
 
@@ -215,14 +225,28 @@ fn drain(e: &mut Engine) -> Vec<PrivateMsg> {
     v
 }
 
+/// The venue orders the last input produced, as (user, request).
+fn venue_orders(e: &mut Engine) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    while let Some(c) = e.poll_venue_command() {
+        match c {
+            VenueCommand::Order { user, json, .. } => v.push((user, json)),
+            VenueCommand::Snapshot { .. } => panic!("no book here: {c:?}"),
+        }
+    }
+    v
+}
+
 fn venue(e: &mut Engine, frame: &str) -> Vec<PrivateMsg> {
     e.handle_record(
         Nanos(3),
-        crate::input::GATEWAY_SOURCE,
-        RecordKind::GatewayFrame as u16,
+        SourceId(crate::input::GATEWAY_SOURCE),
+        RecordKind::GatewayFrame,
         frame.as_bytes(),
     )
     .unwrap();
+    // Nothing the venue says makes the desk send an order of its own here.
+    assert_eq!(venue_orders(e), Vec::<(String, String)>::new());
     drain(e)
 }
 
@@ -232,20 +256,26 @@ fn otu(c: &str, x: &str, status: &str, l: &str, z: &str) -> String {
     )
 }
 
+/// The one venue order the last input produced, for `user`, parsed.
+fn req(e: &mut Engine, user: &str) -> serde_json::Value {
+    let orders = venue_orders(e);
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0].0, user);
+    serde_json::from_str(&orders[0].1).unwrap()
+}
+
 #[test]
 fn external_gateway_requests_reports_and_rejections() {
     let mut e = gateway_engine();
     let order = r#"{"type":"place_order","symbol":"BTCUSDT","side":"buy","order_type":"limit","price":"61000.00","qty":"0.010","client_order_id":"same"}"#;
     // Both users pick the same client id: the venue gets two distinct ones.
     let a = as_user(&mut e, "alice", order);
+    let ra = req(&mut e, "alice");
     let b = as_user(&mut e, "bob", order);
-    let req = |out: &[PrivateMsg]| {
-        out.iter()
-            .find(|m| m.channel == PrivateChannel::Gateway)
-            .map(|m| serde_json::from_str::<serde_json::Value>(&m.json).unwrap())
-            .expect("a gateway request")
-    };
-    let (ra, rb) = (req(&a), req(&b));
+    let rb = req(&mut e, "bob");
+    assert!(b
+        .iter()
+        .any(|m| m.json.contains("\"status\":\"pending_new\"")));
     assert_eq!(ra["method"], "order.place");
     assert_eq!(ra["params"]["symbol"], "BTCUSDT");
     assert_eq!(ra["params"]["side"], "BUY");
@@ -304,7 +334,8 @@ fn external_gateway_requests_reports_and_rejections() {
         "alice",
         r#"{"type":"place_order","symbol":"BTCUSDT","side":"sell","order_type":"limit","price":"62000.00","qty":"0.010","client_order_id":"s1"}"#,
     );
-    assert_eq!(req(&out)["params"]["newClientOrderId"], "tg3");
+    assert!(!out.is_empty());
+    assert_eq!(req(&mut e, "alice")["params"]["newClientOrderId"], "tg3");
     venue(
         &mut e,
         &otu("tg3", "NEW", "NEW", "0", "0")
@@ -316,7 +347,8 @@ fn external_gateway_requests_reports_and_rejections() {
         "alice",
         r#"{"type":"cancel_order","client_order_id":"s1"}"#,
     );
-    let c = req(&out);
+    assert!(!out.is_empty());
+    let c = req(&mut e, "alice");
     assert_eq!(c["method"], "order.cancel");
     assert_eq!(c["params"]["origClientOrderId"], "tg3");
 }

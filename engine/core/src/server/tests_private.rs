@@ -10,7 +10,7 @@ use crate::auth::{token_for, AuthConfig, Authenticator, Roles, UserDef};
 use crate::desk::DeskSetup;
 use crate::engine::{Engine, EngineConfig};
 use crate::fixed::parse_decimal;
-use crate::input::{Nanos, RecordKind, CLIENT_SOURCE};
+use crate::input::{Nanos, RecordKind, SourceId, CLIENT_SOURCE};
 use crate::wire::CLOSE_UNAUTHORIZED;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
@@ -69,7 +69,10 @@ impl World {
 
     fn apply(&mut self, source: u32, kind: u16, payload: Vec<u8>) {
         let now = self.h.now;
-        let _ = self.h.engine.handle_record(now, source, kind, &payload);
+        let _ = self
+            .h
+            .engine
+            .handle_stored(now, SourceId(source), kind, &payload);
         while let Some(o) = self.h.engine.poll_output() {
             self.h.hub.handle_output(&o, &self.h.engine);
         }
@@ -306,7 +309,7 @@ fn bracket_risk_isolation_and_replay() {
     let live = w.h.engine.digest();
     let mut replay = Engine::new(EngineConfig::default()).unwrap();
     for (now, source, kind, payload) in &w.journal {
-        let _ = replay.handle_record(Nanos(*now), *source, *kind, payload);
+        let _ = replay.handle_stored(Nanos(*now), SourceId(*source), *kind, payload);
         while replay.poll_output().is_some() {}
     }
     assert_eq!(replay.digest(), live);
@@ -326,14 +329,14 @@ fn client_records_never_panic_on_garbage() {
     ];
     for p in bad {
         assert!(e
-            .handle_record(Nanos(1), CLIENT_SOURCE, RecordKind::Client as u16, p)
+            .handle_record(Nanos(1), SourceId(CLIENT_SOURCE), RecordKind::Client, p)
             .is_err());
-        let _ = e.handle_record(Nanos(1), CLIENT_SOURCE, RecordKind::DeskSetup as u16, p);
+        let _ = e.handle_record(Nanos(1), SourceId(CLIENT_SOURCE), RecordKind::DeskSetup, p);
     }
     e.handle_record(
         Nanos(1),
-        CLIENT_SOURCE,
-        RecordKind::DeskSetup as u16,
+        SourceId(CLIENT_SOURCE),
+        RecordKind::DeskSetup,
         setup().to_payload().as_bytes(),
     )
     .unwrap();
@@ -341,8 +344,8 @@ fn client_records_never_panic_on_garbage() {
     // Bad commands are answered (an error reply), not failed.
     e.handle_record(
         Nanos(2),
-        CLIENT_SOURCE,
-        RecordKind::Client as u16,
+        SourceId(CLIENT_SOURCE),
+        RecordKind::Client,
         b"tape-client/1 op=command conn=1 user=alice\n{\"type\":\"place_order\",\"symbol\":\"NOPE\"}",
     )
     .unwrap();
@@ -355,8 +358,8 @@ fn client_records_never_panic_on_garbage() {
     assert!(e
         .handle_record(
             Nanos(3),
-            CLIENT_SOURCE,
-            RecordKind::Client as u16,
+            SourceId(CLIENT_SOURCE),
+            RecordKind::Client,
             b"tape-client/1 op=login conn=1 user=mallory\n",
         )
         .is_err());

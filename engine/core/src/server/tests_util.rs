@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{Action, ConnId, Hub, HubConfig};
 use crate::engine::{Engine, EngineConfig};
 use crate::fixed::{parse_fixed, Scaled};
-use crate::input::{Nanos, RecordKind, SourceDef};
+use crate::input::{Nanos, RecordKind, SourceDef, SourceId};
 use crate::instrument::{InstrumentId, Market};
 use crate::msg::Side;
 use crate::output::{Event, Output};
@@ -139,7 +139,7 @@ impl Harness {
         self.now = self.now.max(Nanos(r.now));
         let _ = self
             .engine
-            .handle_record(self.now, r.source, r.kind as u16, &r.payload);
+            .handle_record(self.now, SourceId(r.source), r.kind, &r.payload);
         let mut outs = Vec::new();
         while let Some(o) = self.engine.poll_output() {
             self.hub.handle_output(&o, &self.engine);

@@ -14,7 +14,7 @@ use mio::Interest;
 
 use super::http::{self, HeadParse, RequestHead, UpgradeError};
 use super::transport::Transport;
-use super::{ConnId, NetConfig, NetEvent, NetStats};
+use super::{NetConfig, NetEvent, NetStats, SocketId};
 use ws::Ws;
 
 /// Largest close reason a close frame can carry (125 minus the code).
@@ -86,7 +86,7 @@ enum Phase {
 
 /// One accepted socket and where it is in its life.
 pub(crate) struct Conn {
-    pub id: ConnId,
+    pub id: SocketId,
     pub peer: SocketAddr,
     pub io: Transport,
     /// The interest currently registered with mio.
@@ -103,7 +103,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// A freshly accepted socket, expecting a request head before `deadline`.
-    pub(crate) fn new(id: ConnId, peer: SocketAddr, io: Transport, deadline: u64) -> Self {
+    pub(crate) fn new(id: SocketId, peer: SocketAddr, io: Transport, deadline: u64) -> Self {
         Conn {
             id,
             peer,

@@ -29,9 +29,10 @@ use std::sync::Arc;
 /// Nanoseconds in a second, for the timeouts in [`NetConfig`].
 pub const NS_PER_SEC: u64 = 1_000_000_000;
 
-/// Identifies one connection for as long as it lives; never reused for a later connection.
+/// Identifies one client socket for as long as it lives; never reused for a later one. (The
+/// hub has its own [`tape_core::server::ConnId`] for the session on it; the node maps them.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnId(pub usize);
+pub struct SocketId(pub usize);
 
 /// Configuration of a [`NetServer`].
 #[derive(Debug, Clone)]
@@ -99,7 +100,7 @@ pub enum NetEvent {
     /// (or dropped at the handshake deadline if it never comes).
     Http {
         /// The connection to answer on.
-        conn: ConnId,
+        conn: SocketId,
         /// Request method (`GET`, `HEAD`, ...).
         method: String,
         /// Path without the query.
@@ -113,7 +114,7 @@ pub enum NetEvent {
     /// handshake.
     Open {
         /// The new connection.
-        conn: ConnId,
+        conn: SocketId,
         /// The request path (`ws_path`, or a path under `ws_path_prefix`).
         path: String,
         /// Raw query string of the upgrade request (e.g. `token=...`).
@@ -124,14 +125,14 @@ pub enum NetEvent {
     /// A complete text message from a client.
     Text {
         /// The sender.
-        conn: ConnId,
+        conn: SocketId,
         /// The message; shares tungstenite's receive buffer, no copy.
         text: tungstenite::Utf8Bytes,
     },
     /// A complete binary message from a client (the client protocol is text-only).
     Binary {
         /// The sender.
-        conn: ConnId,
+        conn: SocketId,
         /// Message length in bytes.
         len: usize,
     },
@@ -139,12 +140,12 @@ pub enum NetEvent {
     /// [`SendResult::Buffered`] or [`SendResult::Refused`]) has now flushed all of it.
     Writable {
         /// The connection.
-        conn: ConnId,
+        conn: SocketId,
     },
     /// An [`NetEvent::Open`]ed connection is gone; emitted exactly once per `Open`.
     Closed {
         /// The connection; its id is dead from now on.
-        conn: ConnId,
+        conn: SocketId,
         /// The close code: the peer's when the peer closed, ours when we closed or failed the
         /// connection (1009, 1002, 1007, ...), `None` when it was dropped without one.
         code: Option<u16>,

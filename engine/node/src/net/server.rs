@@ -13,9 +13,9 @@ use tungstenite::Utf8Bytes;
 
 use super::conn::{Conn, Env, Step};
 use super::transport::Transport;
-use super::{ConnId, NetConfig, NetEvent, NetStats, SendResult};
+use super::{NetConfig, NetEvent, NetStats, SendResult, SocketId};
 
-/// Low bits of a [`ConnId`] name the slot, high bits its generation, so an id is never reused.
+/// Low bits of a [`SocketId`] name the slot, high bits its generation, so an id is never reused.
 const SLOT_BITS: u32 = usize::BITS / 2;
 const SLOT_MASK: usize = (1 << SLOT_BITS) - 1;
 
@@ -129,7 +129,7 @@ impl NetServer {
 
     /// Queues `msg` as one text frame on an open client WebSocket and tries to write it now.
     /// The payload is shared, not copied, until it is framed into the connection's buffer.
-    pub fn send(&mut self, registry: &Registry, conn: ConnId, msg: Utf8Bytes) -> SendResult {
+    pub fn send(&mut self, registry: &Registry, conn: SocketId, msg: Utf8Bytes) -> SendResult {
         let Some(slot) = self.slot_of_id(conn) else {
             return SendResult::Closed;
         };
@@ -143,7 +143,7 @@ impl NetServer {
     /// [`NetServer::flush`] after queueing a connection's messages, so a burst costs one
     /// syscall instead of one per message. `Sent` means queued; `Refused` and `Closed` as for
     /// [`NetServer::send`].
-    pub fn queue(&mut self, registry: &Registry, conn: ConnId, msg: Utf8Bytes) -> SendResult {
+    pub fn queue(&mut self, registry: &Registry, conn: SocketId, msg: Utf8Bytes) -> SendResult {
         let Some(slot) = self.slot_of_id(conn) else {
             return SendResult::Closed;
         };
@@ -155,7 +155,7 @@ impl NetServer {
 
     /// Writes what [`NetServer::queue`] framed for `conn`: `Sent` when all of it reached the
     /// kernel, `Buffered` when the rest waits for [`NetEvent::Writable`].
-    pub fn flush(&mut self, registry: &Registry, conn: ConnId) -> SendResult {
+    pub fn flush(&mut self, registry: &Registry, conn: SocketId) -> SendResult {
         let Some(slot) = self.slot_of_id(conn) else {
             return SendResult::Closed;
         };
@@ -165,7 +165,7 @@ impl NetServer {
 
     /// The kernel's `SO_SNDBUF` of `conn`'s socket, bytes (Linux reports twice the value set,
     /// the rest being its bookkeeping); `None` for an unknown connection.
-    pub fn socket_send_buffer(&self, conn: ConnId) -> Option<usize> {
+    pub fn socket_send_buffer(&self, conn: SocketId) -> Option<usize> {
         let c = self.conn(conn)?;
         socket2::SockRef::from(c.io.socket())
             .send_buffer_size()
@@ -174,12 +174,12 @@ impl NetServer {
 
     /// True while `conn` has output waiting for the socket (a [`NetEvent::Writable`] follows
     /// when it drains).
-    pub fn write_pending(&self, conn: ConnId) -> bool {
+    pub fn write_pending(&self, conn: SocketId) -> bool {
         self.conn(conn).is_some_and(|c| c.write_pending())
     }
 
     /// Sends a WebSocket ping on `conn` (heartbeats); skipped if its write buffer is full.
-    pub fn ping(&mut self, registry: &Registry, conn: ConnId) {
+    pub fn ping(&mut self, registry: &Registry, conn: SocketId) {
         if let Some(slot) = self.slot_of_id(conn) {
             self.with_conn(registry, slot, None, |c, env| ((), c.ping(env)));
         }
@@ -188,7 +188,7 @@ impl NetServer {
     /// Starts the close handshake on `conn` with `code` and `reason` (cut to 123 bytes).
     /// `Closed` follows when the peer answers, or at the closing deadline (`close_timeout_ns`
     /// after the latest `now_ns` seen). A connection still in its HTTP phase is just dropped.
-    pub fn close(&mut self, registry: &Registry, conn: ConnId, code: u16, reason: &str) {
+    pub fn close(&mut self, registry: &Registry, conn: SocketId, code: u16, reason: &str) {
         if let Some(slot) = self.slot_of_id(conn) {
             self.with_conn(registry, slot, None, |c, env| {
                 ((), c.close(code, reason, env))
@@ -202,7 +202,7 @@ impl NetServer {
     pub fn respond_http(
         &mut self,
         registry: &Registry,
-        conn: ConnId,
+        conn: SocketId,
         status: u16,
         content_type: &str,
         body: &[u8],
@@ -215,7 +215,7 @@ impl NetServer {
     pub fn respond_http_with(
         &mut self,
         registry: &Registry,
-        conn: ConnId,
+        conn: SocketId,
         status: u16,
         content_type: &str,
         headers: &[(&str, &str)],
@@ -237,7 +237,7 @@ impl NetServer {
     /// the peer sees the TCP connection end abruptly. A [`NetEvent::Closed`] with no code
     /// follows (from the next `handle_event`/`tick`) if the connection was open. For fault
     /// injection and for peers that must not get a goodbye.
-    pub fn abort(&mut self, registry: &Registry, conn: ConnId) {
+    pub fn abort(&mut self, registry: &Registry, conn: SocketId) {
         if let Some(slot) = self.slot_of_id(conn) {
             self.with_conn(registry, slot, None, |c, env| ((), c.abort(env)));
         }
@@ -279,7 +279,7 @@ impl NetServer {
     }
 
     /// When bytes last arrived on WebSocket `conn` (ns, as passed in `now_ns`).
-    pub fn last_heard(&self, conn: ConnId) -> Option<u64> {
+    pub fn last_heard(&self, conn: SocketId) -> Option<u64> {
         self.conn(conn).and_then(|c| c.last_heard())
     }
 
@@ -365,7 +365,7 @@ impl NetServer {
                 }
             };
             let generation = self.slots[slot].generation & SLOT_MASK;
-            let id = ConnId((generation << SLOT_BITS) | slot);
+            let id = SocketId((generation << SLOT_BITS) | slot);
             let deadline = self.now.saturating_add(self.cfg.handshake_timeout_ns);
             let mut conn = Box::new(Conn::new(id, peer, io, deadline));
             let token = Token(self.first_token + 1 + slot);
@@ -454,12 +454,12 @@ impl NetServer {
         (slot < self.slots.len()).then_some(slot)
     }
 
-    fn slot_of_id(&self, id: ConnId) -> Option<usize> {
+    fn slot_of_id(&self, id: SocketId) -> Option<usize> {
         let slot = id.0 & SLOT_MASK;
         self.conn(id).map(|_| slot)
     }
 
-    fn conn(&self, id: ConnId) -> Option<&Conn> {
+    fn conn(&self, id: SocketId) -> Option<&Conn> {
         self.slots
             .get(id.0 & SLOT_MASK)?
             .conn

@@ -1,20 +1,161 @@
-//! The market-data feed of `tape run` for now: a journal replayed at its recorded pace (or N
-//! times faster, or as fast as possible), optionally in a loop. Live exchange feeds come in
-//! through the same [`Feed`] shape later.
+//! Where the node's records come from, behind one interface: [`Feed`].
+//!
+//! A journal replayed against the wall clock ([`ReplayFeed`]) and the live venue connections
+//! ([`LiveFeed`]) differ in everything but their output: records `(receive time, source, kind,
+//! bytes)` for the journal and the engine. The loop drives either through [`Feed`]: socket
+//! events and timers in, due records out through [`Feed::poll`], the engine's venue commands
+//! back through [`Feed::handle_venue_command`].
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use mio::{Registry, Token};
+
+use super::WallClock;
+use crate::live::{GatewayIo, LiveFeed, VenueIo};
+use tape_core::input::SourceId;
+use tape_core::output::VenueCommand;
 use tape_journal::{JournalError, JournalReader};
 
-/// One input ready for the engine.
+/// One input ready for the journal and the engine.
 #[derive(Debug)]
 pub struct FeedRecord<'a> {
+    /// Receive time, ns since the epoch: stamped when a live record was read, or the poll
+    /// time of a replayed one (it is being received again now).
+    pub recv: u64,
     /// Source id.
-    pub source: u32,
-    /// Record kind.
+    pub source: SourceId,
+    /// Record kind as journaled (an unknown one is the engine's to reject, as on replay).
     pub kind: u16,
-    /// Raw bytes.
-    pub payload: &'a [u8],
+    /// Raw bytes: lent by a replay, owned by a live record.
+    pub payload: Cow<'a, [u8]>,
+}
+
+/// What [`Feed::poll`] found.
+#[derive(Debug)]
+pub enum FeedPoll<'a> {
+    /// A record due now.
+    Record(FeedRecord<'a>),
+    /// Nothing is due before this wall-clock time, ns (`u64::MAX`: until a socket event).
+    NotBefore(u64),
+    /// The journal ended and a new pass begins: the engine should start from a clean state.
+    Restarted,
+    /// The feed ended for good.
+    Finished,
+}
+
+/// A source of records for the node loop (quinn-proto style: `handle_*` in, `poll` out).
+///
+/// The io-facing methods default to nothing, for feeds without sockets.
+pub trait Feed {
+    /// Starts connecting (once).
+    fn start(&mut self, _registry: &Registry, _clock: &WallClock) {}
+
+    /// True when a mio token belongs to this feed.
+    fn owns(&self, _token: Token) -> bool {
+        false
+    }
+
+    /// A readiness event for a token the feed [`owns`](Feed::owns).
+    fn handle_event(&mut self, _registry: &Registry, _token: Token, _clock: &WallClock) {}
+
+    /// Runs the feed's io and timers that are not driven by socket events (reconnects,
+    /// pings, snapshot results); called once per loop iteration before [`Feed::poll`].
+    fn drive(&mut self, _registry: &Registry, _clock: &WallClock) {}
+
+    /// The next record due at `now`, or when one will be.
+    ///
+    /// # Errors
+    /// A source that can no longer be read (a damaged journal).
+    fn poll(&mut self, now: u64) -> std::io::Result<FeedPoll<'_>>;
+
+    /// The earliest time [`Feed::drive`] has something to do (`u64::MAX`: none).
+    fn next_deadline(&self) -> u64 {
+        u64::MAX
+    }
+
+    /// A command from the engine for the venue (an order, a snapshot request).
+    fn handle_venue_command(&mut self, cmd: VenueCommand);
+
+    /// Stops the feed: connections close and their last records (`down`) stay queued for
+    /// [`Feed::poll`]; a replay ends.
+    fn close(&mut self, registry: &Registry, clock: &WallClock);
+
+    /// Passes started (replay).
+    fn passes(&self) -> u64 {
+        0
+    }
+
+    /// io figures per venue connection, for `/status`.
+    fn venue_io(&self) -> Vec<VenueIo> {
+        Vec::new()
+    }
+
+    /// io figures of the order gateway, if there is one.
+    fn gateway_io(&self) -> Option<GatewayIo> {
+        None
+    }
+}
+
+impl Feed for LiveFeed {
+    fn start(&mut self, registry: &Registry, clock: &WallClock) {
+        LiveFeed::start(self, registry, &mut || clock.now());
+    }
+
+    fn owns(&self, token: Token) -> bool {
+        LiveFeed::owns(self, token)
+    }
+
+    fn handle_event(&mut self, registry: &Registry, token: Token, clock: &WallClock) {
+        LiveFeed::handle_event(self, registry, token, &mut || clock.now());
+    }
+
+    fn drive(&mut self, registry: &Registry, clock: &WallClock) {
+        LiveFeed::poll(self, registry, clock.now(), &mut || clock.now());
+    }
+
+    fn poll(&mut self, _now: u64) -> std::io::Result<FeedPoll<'_>> {
+        // Records carry the time they were read off the socket (or the snapshot thread).
+        Ok(match self.pop() {
+            Some(r) => FeedPoll::Record(FeedRecord {
+                recv: r.recv,
+                source: SourceId(r.source),
+                kind: r.kind,
+                payload: Cow::Owned(r.payload),
+            }),
+            None => FeedPoll::NotBefore(u64::MAX),
+        })
+    }
+
+    fn next_deadline(&self) -> u64 {
+        LiveFeed::next_deadline(self)
+    }
+
+    fn handle_venue_command(&mut self, cmd: VenueCommand) {
+        match cmd {
+            // Sent now; a failure comes back as a record.
+            VenueCommand::Order { recv, json, .. } => self.send_order(recv.0, &json),
+            VenueCommand::Snapshot {
+                recv,
+                market,
+                symbol,
+                ..
+            } => self.want_snapshot(recv.0, market, &symbol),
+        }
+    }
+
+    fn close(&mut self, registry: &Registry, clock: &WallClock) {
+        // The venues' `down` records are journaled and applied like any other.
+        self.close_all(registry, &mut || clock.now());
+    }
+
+    fn venue_io(&self) -> Vec<VenueIo> {
+        LiveFeed::venue_io(self)
+    }
+
+    fn gateway_io(&self) -> Option<GatewayIo> {
+        LiveFeed::gateway_io(self)
+    }
 }
 
 /// Replays a journal against the wall clock.
@@ -45,19 +186,6 @@ impl std::fmt::Debug for ReplayFeed {
             .field("records", &self.records)
             .finish_non_exhaustive()
     }
-}
-
-/// What [`ReplayFeed::poll`] found.
-#[derive(Debug)]
-pub enum FeedPoll<'a> {
-    /// A record due now.
-    Record(FeedRecord<'a>),
-    /// The next record is due at this wall-clock time (ns).
-    NotBefore(u64),
-    /// The journal ended and a new pass begins: the engine should start from a clean state.
-    Restarted,
-    /// The journal ended and the feed does not loop.
-    Finished,
 }
 
 impl ReplayFeed {
@@ -109,7 +237,7 @@ impl ReplayFeed {
     ///
     /// # Errors
     /// A journal that became unreadable (damage found while reading).
-    pub fn poll(&mut self, now: u64) -> Result<FeedPoll<'_>, JournalError> {
+    pub fn poll_journal(&mut self, now: u64) -> Result<FeedPoll<'_>, JournalError> {
         if self.done {
             return Ok(FeedPoll::Finished);
         }
@@ -143,9 +271,10 @@ impl ReplayFeed {
         self.handed_out = true;
         self.records += 1;
         Ok(FeedPoll::Record(FeedRecord {
-            source,
+            recv: now,
+            source: SourceId(source),
             kind,
-            payload: &self.buf,
+            payload: Cow::Borrowed(&self.buf),
         }))
     }
 
@@ -157,5 +286,23 @@ impl ReplayFeed {
     /// Passes started (1 for the first).
     pub fn passes(&self) -> u64 {
         self.passes
+    }
+}
+
+impl Feed for ReplayFeed {
+    fn poll(&mut self, now: u64) -> std::io::Result<FeedPoll<'_>> {
+        self.poll_journal(now)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// A replay has no venue: its answers to these commands are in the journal already.
+    fn handle_venue_command(&mut self, _cmd: VenueCommand) {}
+
+    fn close(&mut self, _registry: &Registry, _clock: &WallClock) {
+        self.done = true;
+    }
+
+    fn passes(&self) -> u64 {
+        ReplayFeed::passes(self)
     }
 }

@@ -6,28 +6,31 @@
 //! (timing each stage), fans outputs out, writes what the sockets accept, and runs timers.
 //! Nothing here blocks on a client: a client that cannot keep up is conflated, then closed.
 
+mod clock;
 mod feed;
+mod http;
+mod pipeline;
 mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use mio::{Events, Poll};
 
-pub use feed::{FeedPoll, FeedRecord, ReplayFeed};
+pub use clock::{StageTimer, WallClock};
+pub use feed::{Feed, FeedPoll, FeedRecord, ReplayFeed};
+pub use pipeline::FEED_BATCH;
 pub use status::StatusLine;
 
 use crate::latency_log::LatencyLog;
 use crate::live::{LiveConfig, LiveFeed};
-use crate::net::{NetConfig, NetEvent, NetServer, SendResult};
-use tape_core::book::{BookEvent, ResyncReason};
-use tape_core::engine::{Engine, EngineConfig, Probe, Stage};
-use tape_core::input::Nanos;
-use tape_core::metrics::{Latency, LatencyStage};
-use tape_core::output::Event;
-use tape_core::server::{Action, ConnId, Hub, HubConfig};
+use crate::net::{NetConfig, NetEvent, NetServer};
+use pipeline::{conn_of, socket_of, Pipeline};
+use tape_core::engine::{Engine, EngineConfig};
+use tape_core::input::{Nanos, RecordKind, SourceId, CLIENT_SOURCE};
+use tape_core::server::{Action, Hub, HubConfig};
 
 /// How the loop waits when there is nothing to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +88,6 @@ pub struct NodeConfig {
     pub desk: Option<tape_core::desk::DeskSetup>,
 }
 
-/// Most feed records handled per loop iteration, so sockets are served between batches
-/// even when replaying as fast as possible.
-pub const FEED_BATCH: usize = 64;
-
 /// How often hub/net timers run.
 const TIMER_PERIOD_NS: u64 = 50_000_000;
 
@@ -97,71 +96,6 @@ const MAX_BLOCK_NS: u64 = 100_000_000;
 
 /// How long shutdown waits for clients to complete their close handshakes.
 const SHUTDOWN_GRACE_NS: u64 = 2_000_000_000;
-
-/// The wall clock, read as ns since the Unix epoch but advancing monotonically.
-#[derive(Debug, Clone, Copy)]
-pub struct WallClock {
-    base_unix_ns: u64,
-    base: Instant,
-}
-
-impl Default for WallClock {
-    fn default() -> Self {
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        WallClock {
-            base_unix_ns: unix,
-            base: Instant::now(),
-        }
-    }
-}
-
-impl WallClock {
-    /// Now, in ns since the Unix epoch.
-    #[inline]
-    pub fn now(&self) -> u64 {
-        self.base_unix_ns + self.base.elapsed().as_nanos() as u64
-    }
-}
-
-/// Times the stages inside [`Engine::handle_record_probed`]: each [`Stage`] mark records
-/// the time since the previous mark (or since `start_ns`) as [`LatencyStage::Decode`] or
-/// [`LatencyStage::Apply`]. `tape run`'s loop and `tape replay --latency` both use it.
-#[derive(Debug)]
-pub struct StageTimer<'a> {
-    clock: &'a WallClock,
-    last: u64,
-    latency: &'a mut Latency,
-}
-
-impl<'a> StageTimer<'a> {
-    /// A timer whose first stage starts at `start_ns` (a [`WallClock::now`] reading).
-    pub fn new(clock: &'a WallClock, start_ns: u64, latency: &'a mut Latency) -> Self {
-        StageTimer {
-            clock,
-            last: start_ns,
-            latency,
-        }
-    }
-
-    /// The clock reading of the last mark (`start_ns` before any).
-    pub fn last(&self) -> u64 {
-        self.last
-    }
-}
-
-impl Probe for StageTimer<'_> {
-    fn mark(&mut self, stage: Stage) {
-        let t = self.clock.now();
-        let s = match stage {
-            Stage::Decoded => LatencyStage::Decode,
-            Stage::Applied => LatencyStage::Apply,
-        };
-        self.latency.record(s, t.saturating_sub(self.last));
-        self.last = t;
-    }
-}
 
 /// Counters of the loop itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -188,45 +122,26 @@ pub struct Node {
     cfg: NodeConfig,
     poll: Poll,
     events: Events,
-    net: Option<NetServer>,
-    hub: Hub,
-    engine: Engine,
-    feed: Feed,
+    /// Journal, engine, hub and client sockets: what every input goes through.
+    pipe: Pipeline,
+    // Send: a node is built on one thread and may run on another (tests, `tape run`).
+    feed: Box<dyn Feed + Send>,
     clock: WallClock,
     started_ns: u64,
-    latency: Latency,
-    journal: Option<tape_journal::JournalWriter>,
     log: Option<LatencyLog>,
     log_interval_start: u64,
     net_events: Vec<NetEvent>,
     actions: Vec<Action>,
-    stats: LoopStats,
     rates: status::Rates,
-    /// Receive times of the batch's records whose messages are not written yet.
-    wire: Vec<u64>,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("listen", &self.local_addr())
-            .field("stats", &self.stats)
+            .field("stats", &self.pipe.stats)
             .finish_non_exhaustive()
     }
-}
-
-fn net_conn(c: ConnId) -> crate::net::ConnId {
-    crate::net::ConnId(c.0)
-}
-
-fn hub_conn(c: crate::net::ConnId) -> ConnId {
-    ConnId(c.0)
-}
-
-/// The node's feed.
-enum Feed {
-    Replay(Box<ReplayFeed>),
-    Live(Box<LiveFeed>),
 }
 
 /// First mio token of the live feed (the client server's tokens stay far below).
@@ -243,20 +158,20 @@ impl Node {
             Some(addr) => Some(NetServer::bind(addr, cfg.net.clone(), poll.registry(), 0)?),
             None => None,
         };
-        let feed = match &cfg.feed {
+        let feed: Box<dyn Feed + Send> = match &cfg.feed {
             FeedSource::Replay {
                 journal,
                 speed,
                 repeat,
-            } => Feed::Replay(Box::new(
+            } => Box::new(
                 ReplayFeed::open(journal, *speed, *repeat)
                     .map_err(|e| std::io::Error::other(format!("{}: {e}", journal.display())))?,
-            )),
-            FeedSource::Live(live) => Feed::Live(Box::new(LiveFeed::new(
+            ),
+            FeedSource::Live(live) => Box::new(LiveFeed::new(
                 (**live).clone(),
                 poll.registry(),
                 LIVE_FIRST_TOKEN,
-            )?)),
+            )?),
         };
         let engine = Engine::new(cfg.engine.clone()).map_err(std::io::Error::other)?;
         let clock = WallClock::default();
@@ -297,30 +212,24 @@ impl Node {
             );
         }
         Ok(Node {
-            journal,
-            hub,
+            pipe: Pipeline::new(clock, journal, engine, hub, net),
             cfg,
             poll,
             events: Events::with_capacity(1024),
-            net,
-            engine,
             feed,
             clock,
             started_ns,
-            latency: Latency::default(),
             log,
             log_interval_start: started_ns,
             net_events: Vec::with_capacity(256),
             actions: Vec::new(),
-            stats: LoopStats::default(),
             rates: status::Rates::default(),
-            wire: Vec::with_capacity(FEED_BATCH),
         })
     }
 
     /// The bound address (useful with port 0); `None` when serving nobody.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.net.as_ref().map(NetServer::local_addr)
+        self.pipe.net.as_ref().map(NetServer::local_addr)
     }
 
     /// Runs until `stop` is set (then closes every client with 1001 and returns) or the feed
@@ -341,29 +250,28 @@ impl Node {
         let mut feed_finished = false;
         let mut stopping_since: Option<u64> = None;
         self.feed_desk_setup()?;
-        if let Feed::Live(live) = &mut self.feed {
-            let clock = self.clock;
-            live.start(self.poll.registry(), &mut || clock.now());
-        }
+        self.feed.start(self.poll.registry(), &self.clock);
         loop {
             let now = self.clock.now();
             if stop.load(Ordering::Relaxed) && stopping_since.is_none() {
-                if let Some(net) = &mut self.net {
+                if let Some(net) = &mut self.pipe.net {
                     net.shutdown(self.poll.registry());
                 }
-                if let Feed::Live(live) = &mut self.feed {
-                    // The venues' `down` records are journaled and applied like any other.
-                    let clock = self.clock;
-                    live.close_all(self.poll.registry(), &mut || clock.now());
-                    self.pump_live(usize::MAX)?;
-                }
+                // What the feed still holds (the venues' `down` records) is journaled and
+                // applied like any other record; a replay just ends.
+                self.feed.close(self.poll.registry(), &self.clock);
+                self.pump(usize::MAX)?;
                 stopping_since = Some(now);
             }
             if let Some(t) = stopping_since {
-                let open = self.net.as_ref().map_or(0, NetServer::connection_count);
+                let open = self
+                    .pipe
+                    .net
+                    .as_ref()
+                    .map_or(0, NetServer::connection_count);
                 if open == 0 || now.saturating_sub(t) > SHUTDOWN_GRACE_NS {
                     self.flush_latency_log(now)?;
-                    if let Some(j) = &mut self.journal {
+                    if let Some(j) = &mut self.pipe.journal {
                         j.flush()
                             .map_err(|e| std::io::Error::other(format!("journal flush: {e}")))?;
                     }
@@ -375,10 +283,7 @@ impl Node {
                 IdleStrategy::Block => {
                     let mut deadline = next_timer.min(now + MAX_BLOCK_NS);
                     if !feed_finished && stopping_since.is_none() {
-                        deadline = deadline.min(next_feed);
-                        if let Feed::Live(live) = &self.feed {
-                            deadline = deadline.min(live.next_deadline());
-                        }
+                        deadline = deadline.min(next_feed).min(self.feed.next_deadline());
                     }
                     Duration::from_nanos(deadline.saturating_sub(now))
                 }
@@ -388,32 +293,32 @@ impl Node {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            self.stats.iterations += 1;
+            self.pipe.stats.iterations += 1;
             let now = self.clock.now();
             let had_socket_events = !self.events.is_empty();
             for ev in self.events.iter() {
-                if let Some(net) = self.net.as_mut().filter(|n| n.owns(ev.token())) {
+                if let Some(net) = self.pipe.net.as_mut().filter(|n| n.owns(ev.token())) {
                     net.handle_event(self.poll.registry(), ev, now, &mut self.net_events);
-                } else if let Feed::Live(live) = &mut self.feed {
-                    if live.owns(ev.token()) {
-                        let clock = self.clock;
-                        live.handle_event(self.poll.registry(), ev.token(), &mut || clock.now());
-                    }
+                } else if self.feed.owns(ev.token()) {
+                    self.feed
+                        .handle_event(self.poll.registry(), ev.token(), &self.clock);
                 }
             }
             self.dispatch_net_events(now)?;
 
             let mut fed = 0;
             if stopping_since.is_none() && !feed_finished {
-                (fed, next_feed, feed_finished) = self.pump_feed()?;
+                self.feed.drive(self.poll.registry(), &self.clock);
+                (fed, next_feed, feed_finished) = self.pump(FEED_BATCH)?;
             }
-            self.transmit_all(now);
+            self.pipe.transmit_all(self.poll.registry(), now);
 
             if now >= next_timer {
                 next_timer = now + TIMER_PERIOD_NS;
                 self.run_timers(now)?;
                 if self.rates.due(now) {
-                    self.rates.sample(now, &self.hub.stats(), &self.stats);
+                    self.rates
+                        .sample(now, &self.pipe.hub.stats(), &self.pipe.stats);
                 }
                 if self.log.is_some()
                     && now.saturating_sub(self.log_interval_start) >= self.cfg.interval_ns
@@ -426,11 +331,11 @@ impl Node {
                 on_status(&self.status_line(now));
             }
             if fed > 0 || had_socket_events {
-                self.stats.busy_ns += self.clock.now().saturating_sub(now);
+                self.pipe.stats.busy_ns += self.clock.now().saturating_sub(now);
             }
             if fed == 0 && !had_socket_events {
                 // Idle time: fault in journal pages ahead of the writer, off the hot path.
-                if let Some(j) = &mut self.journal {
+                if let Some(j) = &mut self.pipe.journal {
                     let _ = j.pretouch();
                 }
                 if self.cfg.idle == IdleStrategy::Yield {
@@ -440,87 +345,52 @@ impl Node {
         }
     }
 
-    /// Feeds due records through the engine and the hub; returns (records handled, when the
-    /// next one is due, feed finished).
-    fn pump_feed(&mut self) -> std::io::Result<(usize, u64, bool)> {
-        if let Feed::Live(live) = &mut self.feed {
-            let clock = self.clock;
-            live.poll(self.poll.registry(), clock.now(), &mut || clock.now());
-            let fed = self.pump_live(FEED_BATCH)?;
-            let more = matches!(&self.feed, Feed::Live(l) if l.queued() > 0);
-            return Ok((fed, if more { 0 } else { u64::MAX }, false));
-        }
-        let Feed::Replay(feed) = &mut self.feed else {
-            unreachable!("live handled above")
-        };
+    /// Feeds up to `max` due records through the pipeline; returns (records handled, when
+    /// the next one is due, feed finished).
+    fn pump(&mut self, max: usize) -> std::io::Result<(usize, u64, bool)> {
         let mut fed = 0;
-        while fed < FEED_BATCH {
-            let t_read = self.clock.now();
-            let polled = feed
-                .poll(t_read)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            match polled {
+        let (next, finished) = loop {
+            if fed >= max {
+                break (0, false);
+            }
+            match self.feed.poll(self.clock.now())? {
                 FeedPoll::Record(rec) => {
-                    handle_input(
-                        &mut parts!(self, None, Some(&mut self.wire)),
-                        t_read,
-                        rec.source,
-                        rec.kind,
-                        rec.payload,
-                    )?;
+                    let (recv, source, kind) = (rec.recv, rec.source, rec.kind);
+                    let registry = self.poll.registry();
+                    self.pipe
+                        .handle_input(registry, recv, source, kind, &rec.payload, true)?;
+                    forward_venue_commands(&mut self.pipe.engine, &mut *self.feed);
                     fed += 1;
                 }
-                FeedPoll::NotBefore(due) => {
-                    flush_wire(&mut parts!(self, None), &mut self.wire);
-                    return Ok((fed, due, false));
-                }
+                FeedPoll::NotBefore(due) => break (due, false),
                 FeedPoll::Restarted => {
-                    flush_wire(&mut parts!(self, None), &mut self.wire);
+                    self.pipe.flush_wire(self.poll.registry());
                     // A new pass: the books start over as after a reconnect.
-                    self.engine =
+                    self.pipe.engine =
                         Engine::new(self.cfg.engine.clone()).map_err(std::io::Error::other)?;
-                    self.stats.passes += 1;
-                    if let Some(setup) = &self.cfg.desk {
-                        let payload = setup.to_payload();
-                        handle_input(
-                            &mut parts!(self, None),
-                            self.clock.now(),
-                            tape_core::input::CLIENT_SOURCE,
-                            tape_core::input::RecordKind::DeskSetup as u16,
-                            payload.as_bytes(),
-                        )?;
-                    }
+                    self.pipe.stats.passes += 1;
+                    self.feed_desk_setup()?;
                 }
-                FeedPoll::Finished => {
-                    flush_wire(&mut parts!(self, None), &mut self.wire);
-                    return Ok((fed, u64::MAX, true));
-                }
+                FeedPoll::Finished => break (u64::MAX, true),
             }
-        }
-        flush_wire(&mut parts!(self, None), &mut self.wire);
-        Ok((fed, 0, false))
+        };
+        self.pipe.flush_wire(self.poll.registry());
+        Ok((fed, next, finished))
     }
 
-    /// Journals and applies up to `max` queued live records (their receive time was stamped
-    /// when they were read from the socket or the snapshot thread).
-    fn pump_live(&mut self, max: usize) -> std::io::Result<usize> {
-        let Feed::Live(live) = &mut self.feed else {
-            return Ok(0);
-        };
-        let mut fed = 0;
-        while fed < max {
-            let Some(rec) = live.pop() else { break };
-            handle_input(
-                &mut parts!(self, Some(live), Some(&mut self.wire)),
-                rec.recv,
-                rec.source,
-                rec.kind,
-                &rec.payload,
-            )?;
-            fed += 1;
-        }
-        flush_wire(&mut parts!(self, None), &mut self.wire);
-        Ok(fed)
+    /// Journals and applies one input that is not from the feed (a client record, the desk
+    /// setup); its messages are written before the next input.
+    fn handle_input(
+        &mut self,
+        now: u64,
+        source: SourceId,
+        kind: u16,
+        payload: &[u8],
+    ) -> std::io::Result<()> {
+        self.pipe
+            .handle_input(self.poll.registry(), now, source, kind, payload, false)?;
+        forward_venue_commands(&mut self.pipe.engine, &mut *self.feed);
+        Ok(())
     }
 
     /// Journals and applies the desk setup (if configured) as a client record.
@@ -530,11 +400,10 @@ impl Node {
         };
         let payload = setup.to_payload();
         let now = self.clock.now();
-        handle_input(
-            &mut parts!(self, None),
+        self.handle_input(
             now,
-            tape_core::input::CLIENT_SOURCE,
-            tape_core::input::RecordKind::DeskSetup as u16,
+            SourceId(CLIENT_SOURCE),
+            RecordKind::DeskSetup as u16,
             payload.as_bytes(),
         )
     }
@@ -542,18 +411,8 @@ impl Node {
     /// Journals and applies the client records the hub produced (logins, private
     /// subscriptions, order entry), in order.
     fn drain_client_records(&mut self, now: u64) -> std::io::Result<()> {
-        while let Some((kind, payload)) = self.hub.poll_record() {
-            let live = match &mut self.feed {
-                Feed::Live(l) => Some(&mut **l),
-                Feed::Replay(_) => None,
-            };
-            handle_input(
-                &mut parts!(self, live),
-                now,
-                tape_core::input::CLIENT_SOURCE,
-                kind,
-                &payload,
-            )?;
+        while let Some((kind, payload)) = self.pipe.hub.poll_record() {
+            self.handle_input(now, SourceId(CLIENT_SOURCE), kind, &payload)?;
         }
         Ok(())
     }
@@ -571,7 +430,7 @@ impl Node {
                 } => {
                     let (status, ctype, body) =
                         self.http_route(&path, authorization.as_deref(), now);
-                    if let Some(net) = &mut self.net {
+                    if let Some(net) = &mut self.pipe.net {
                         net.respond_http(
                             self.poll.registry(),
                             conn,
@@ -582,22 +441,25 @@ impl Node {
                     }
                 }
                 NetEvent::Open { conn, query, .. } => {
-                    self.hub.handle_open(now_n, hub_conn(conn), &query);
+                    self.pipe.hub.handle_open(now_n, conn_of(conn), &query);
                     self.drain_client_records(now)?;
                 }
                 NetEvent::Text { conn, text } => {
-                    self.hub.handle_heard(now_n, hub_conn(conn));
-                    self.hub
-                        .handle_text(now_n, hub_conn(conn), &text, &self.engine);
+                    self.pipe.hub.handle_heard(now_n, conn_of(conn));
+                    self.pipe
+                        .hub
+                        .handle_text(now_n, conn_of(conn), &text, &self.pipe.engine);
                     self.drain_client_records(now)?;
                 }
                 NetEvent::Binary { conn, len } => {
-                    self.hub.handle_heard(now_n, hub_conn(conn));
-                    self.hub.handle_binary(now_n, hub_conn(conn), len);
+                    self.pipe.hub.handle_heard(now_n, conn_of(conn));
+                    self.pipe.hub.handle_binary(now_n, conn_of(conn), len);
                 }
-                NetEvent::Writable { conn } => self.transmit(now, hub_conn(conn)),
+                NetEvent::Writable { conn } => {
+                    self.pipe.transmit(self.poll.registry(), now, conn_of(conn));
+                }
                 NetEvent::Closed { conn, .. } => {
-                    self.hub.handle_closed(hub_conn(conn));
+                    self.pipe.hub.handle_closed(conn_of(conn));
                     self.drain_client_records(now)?;
                 }
             }
@@ -606,120 +468,42 @@ impl Node {
         Ok(())
     }
 
-    /// `GET /api/orders|positions|portfolio` with `Authorization: Bearer`: the same JSON as
-    /// `get_orders`/`get_positions`/`get_portfolio`.
-    fn api_route(&mut self, what: &str, authorization: Option<&str>, now: u64) -> (u16, String) {
-        let err = |status: u16, msg: &str| {
-            let mut s = String::from("{\"error\":");
-            tape_core::wire::json::escape_json_string(&mut s, msg);
-            s.push('}');
-            (status, s)
-        };
-        let user =
-            match self
-                .hub
-                .authorize_http(authorization, tape_core::auth::Role::Viewer, Nanos(now))
-            {
-                Ok(u) => u,
-                Err((status, msg)) => return err(status, &msg),
-            };
-        let Some(desk) = self.engine.desk() else {
-            return err(404, "no trading desk is configured");
-        };
-        let mut j = tape_core::wire::json::JsonBuf::new();
-        let registry = self.engine.registry();
-        let what = match what {
-            "orders" => tape_core::desk::Snapshot::Orders,
-            "positions" => tape_core::desk::Snapshot::Positions,
-            _ => tape_core::desk::Snapshot::Portfolio,
-        };
-        let body = desk.snapshot_json(&mut j, what, &user, None, Nanos(now), registry);
-        match body {
-            Some(b) => (200, b),
-            None => err(404, "this user has no account on the desk"),
-        }
-    }
-
-    fn http_route(
-        &mut self,
-        path: &str,
-        authorization: Option<&str>,
-        now: u64,
-    ) -> (u16, &'static str, String) {
-        match path {
-            "/api/orders" | "/api/positions" | "/api/portfolio" => {
-                let (status, body) = self.api_route(&path[5..], authorization, now);
-                (status, "application/json", body)
-            }
-            "/status" => (200, "application/json", self.status_json(now)),
-            "/metrics" => (
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics_text(now),
-            ),
-            p if p == self.cfg.net.ws_path => (
-                426,
-                "text/plain; charset=utf-8",
-                "426 Upgrade Required: this path speaks WebSocket\n".into(),
-            ),
-            _ => (404, "text/plain; charset=utf-8", "404 Not Found\n".into()),
-        }
-    }
-
-    fn transmit_all(&mut self, now: u64) {
-        transmit_all(
-            &mut self.hub,
-            &mut self.net,
-            self.poll.registry(),
-            &self.engine,
-            &mut self.stats,
-            now,
-        );
-    }
-
-    fn transmit(&mut self, now: u64, conn: ConnId) {
-        transmit(
-            &mut self.hub,
-            &mut self.net,
-            self.poll.registry(),
-            &self.engine,
-            &mut self.stats,
-            now,
-            conn,
-        );
-    }
-
     fn run_timers(&mut self, now: u64) -> std::io::Result<()> {
         // Only when a hub deadline (heartbeat, slow consumer) or action is due: walking every
         // connection on each tick would be O(clients) work on the engine thread for nothing.
         let mut actions = std::mem::take(&mut self.actions);
-        if self.hub.poll_timeout().is_some_and(|t| t.0 <= now) {
+        if self.pipe.hub.poll_timeout().is_some_and(|t| t.0 <= now) {
             // Pongs and other control frames count as activity for the heartbeat.
-            for c in self.hub.connections() {
-                if let Some(heard) = self.net.as_ref().and_then(|n| n.last_heard(net_conn(c))) {
-                    self.hub.handle_heard(Nanos(heard), c);
+            for c in self.pipe.hub.connections() {
+                if let Some(heard) = self
+                    .pipe
+                    .net
+                    .as_ref()
+                    .and_then(|n| n.last_heard(socket_of(c)))
+                {
+                    self.pipe.hub.handle_heard(Nanos(heard), c);
                 }
             }
-            self.hub.handle_timeout(Nanos(now), &mut actions);
+            self.pipe.hub.handle_timeout(Nanos(now), &mut actions);
         }
         for a in actions.drain(..) {
             match a {
                 Action::Ping(c) => {
-                    if let Some(net) = &mut self.net {
-                        net.ping(self.poll.registry(), net_conn(c));
+                    if let Some(net) = &mut self.pipe.net {
+                        net.ping(self.poll.registry(), socket_of(c));
                     }
                 }
                 Action::Close { conn, code, reason } => {
                     // Let the last queued message (e.g. the 4003 error) go out first.
-                    self.transmit(now, conn);
-                    if let Some(net) = &mut self.net {
-                        net.close(self.poll.registry(), net_conn(conn), code, &reason);
+                    self.pipe.transmit(self.poll.registry(), now, conn);
+                    if let Some(net) = &mut self.pipe.net {
+                        net.close(self.poll.registry(), socket_of(conn), code, &reason);
                     }
                 }
             }
         }
         self.actions = actions;
-        if let Some(net) = &mut self.net {
+        if let Some(net) = &mut self.pipe.net {
             net.tick(self.poll.registry(), now, &mut self.net_events);
         }
         self.dispatch_net_events(now)
@@ -729,7 +513,7 @@ impl Node {
         if let Some(log) = &mut self.log {
             let start = self.log_interval_start.saturating_sub(self.started_ns) as f64 / 1e9;
             let len = now.saturating_sub(self.log_interval_start) as f64 / 1e9;
-            log.write_interval(&mut self.latency, start, len)?;
+            log.write_interval(&mut self.pipe.latency, start, len)?;
             self.log_interval_start = now;
         }
         Ok(())
@@ -742,190 +526,19 @@ impl Node {
 
     /// The engine (for tests and status).
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.pipe.engine
     }
 
     /// Loop counters.
     pub fn loop_stats(&self) -> LoopStats {
-        self.stats
+        self.pipe.stats
     }
 }
 
-/// The [`Parts`] of a node, borrowed field by field (so its feed may stay borrowed).
-macro_rules! parts {
-    ($node:ident, $live:expr) => {
-        parts!($node, $live, None)
-    };
-    ($node:ident, $live:expr, $wire:expr) => {
-        Parts {
-            clock: &$node.clock,
-            journal: &mut $node.journal,
-            latency: &mut $node.latency,
-            engine: &mut $node.engine,
-            hub: &mut $node.hub,
-            stats: &mut $node.stats,
-            net: &mut $node.net,
-            registry: $node.poll.registry(),
-            live: $live,
-            wire: $wire,
-        }
-    };
-}
-use parts;
-
-/// The parts of a [`Node`] one input touches (split borrows, so the feed can stay borrowed).
-struct Parts<'a> {
-    clock: &'a WallClock,
-    journal: &'a mut Option<tape_journal::JournalWriter>,
-    latency: &'a mut Latency,
-    engine: &'a mut Engine,
-    hub: &'a mut Hub,
-    stats: &'a mut LoopStats,
-    net: &'a mut Option<NetServer>,
-    registry: &'a mio::Registry,
-    live: Option<&'a mut LiveFeed>,
-    /// When set, the records' messages are written once for the whole batch (see
-    /// [`Node::flush_wire`]) and their receive times collected here; otherwise each
-    /// record's messages are written before the next record.
-    wire: Option<&'a mut Vec<u64>>,
-}
-
-/// One input: journal it (before it changes any state: a crash never leaves state the
-/// journal cannot rebuild; a failing journal stops the engine), apply it, fan its outputs out
-/// and write them before the next input, timing every stage.
-fn handle_input(
-    p: &mut Parts<'_>,
-    t_read: u64,
-    source: u32,
-    kind: u16,
-    payload: &[u8],
-) -> std::io::Result<()> {
-    let mut t_start = p.clock.now();
-    if let Some(j) = p.journal.as_mut() {
-        j.append(t_read, source, kind, payload)
-            .map_err(|e| std::io::Error::other(format!("journal: {e}")))?;
-        let t = p.clock.now();
-        p.latency
-            .record(LatencyStage::Journal, t.saturating_sub(t_start));
-        t_start = t;
-    }
-    let mut timer = StageTimer::new(p.clock, t_start, p.latency);
-    if p.engine
-        .handle_record_probed(Nanos(t_read), source, kind, payload, &mut timer)
-        .is_err()
-    {
-        p.stats.record_errors += 1;
-    }
-    let t_applied = timer.last();
-    let before = p.hub.stats_delivered();
-    while let Some(out) = p.engine.poll_output() {
-        if let Event::Private(m) = &out.event {
-            if m.channel == tape_core::desk::PrivateChannel::Gateway {
-                // Orders for the venue: sent now; a failure comes back as a record.
-                if let Some(live) = p.live.as_deref_mut() {
-                    live.send_order(t_read, &m.json);
-                }
-                continue;
-            }
-        }
-        p.hub.handle_output(&out, p.engine);
-        if let (
-            Some(live),
-            Event::Book(BookEvent::ResyncRequested {
-                instrument, reason, ..
-            }),
-        ) = (p.live.as_deref_mut(), &out.event)
-        {
-            if *reason != ResyncReason::Disconnected {
-                let inst = p.engine.registry().get(*instrument);
-                live.want_snapshot(t_read, inst.market, &inst.symbol);
-            }
-        }
-    }
-    let t_fan = p.clock.now();
-    p.latency
-        .record(LatencyStage::Fanout, t_fan.saturating_sub(t_applied));
-    if p.hub.stats_delivered() != before {
-        if let Some(wire) = p.wire.as_deref_mut() {
-            // Part of a batch: written with the batch's other messages, one write per client.
-            wire.push(t_read);
-            p.stats.records += 1;
-            return Ok(());
-        }
-        // Write this record's messages before the next record.
-        transmit_all(p.hub, p.net, p.registry, p.engine, p.stats, t_fan);
-        let t_wire = p.clock.now();
-        p.latency
-            .record(LatencyStage::TickToWire, t_wire.saturating_sub(t_read));
-    }
-    p.stats.records += 1;
-    Ok(())
-}
-
-/// Writes what a batch's records produced: every ready client's messages, one write per
-/// client, then records each record's tick-to-wire.
-///
-/// Batching is natural: a batch holds the records that were already waiting when the loop
-/// got to them (at most [`FEED_BATCH`]), so an idle engine writes every record at once, and a
-/// busy one amortizes the per-client write over the records that queued meanwhile instead of
-/// falling further behind at one write per record per client.
-fn flush_wire(p: &mut Parts<'_>, wire: &mut Vec<u64>) {
-    if wire.is_empty() {
-        return;
-    }
-    let t = p.clock.now();
-    transmit_all(p.hub, p.net, p.registry, p.engine, p.stats, t);
-    let t_wire = p.clock.now();
-    for t_read in wire.drain(..) {
-        p.latency
-            .record(LatencyStage::TickToWire, t_wire.saturating_sub(t_read));
-    }
-}
-
-fn transmit_all(
-    hub: &mut Hub,
-    net: &mut Option<NetServer>,
-    registry: &mio::Registry,
-    engine: &Engine,
-    stats: &mut LoopStats,
-    now: u64,
-) {
-    while let Some(conn) = hub.poll_ready() {
-        transmit(hub, net, registry, engine, stats, now, conn);
-    }
-}
-
-/// Moves the hub's messages for `conn` to its socket until either runs dry: all of them framed
-/// into the connection's buffer, then one flush (one syscall for the burst).
-fn transmit(
-    hub: &mut Hub,
-    net: &mut Option<NetServer>,
-    registry: &mio::Registry,
-    engine: &Engine,
-    stats: &mut LoopStats,
-    now: u64,
-    conn: ConnId,
-) {
-    let Some(net) = net.as_mut() else { return };
-    let nc = net_conn(conn);
-    if net.write_pending(nc) {
-        return; // the socket is full; NetEvent::Writable brings us back
-    }
-    let mut queued = 0u64;
-    while let Some(msg) = hub.poll_transmit(Nanos(now), conn, engine) {
-        match net.queue(registry, nc, msg) {
-            SendResult::Sent | SendResult::Buffered => queued += 1,
-            SendResult::Refused => {
-                // Over the transport's buffer limit: the message is lost for this client,
-                // counted; the hub's own bound normally keeps us far from this.
-                stats.send_refused += 1;
-                break;
-            }
-            SendResult::Closed => return,
-        }
-    }
-    if queued > 0 {
-        stats.sent += queued;
-        let _ = net.flush(registry, nc);
+/// Hands the engine's venue commands to the feed, in order (a replay drops them: the venue's
+/// answers are in the journal already).
+fn forward_venue_commands(engine: &mut Engine, feed: &mut dyn Feed) {
+    while let Some(cmd) = engine.poll_venue_command() {
+        feed.handle_venue_command(cmd);
     }
 }

@@ -88,9 +88,9 @@ impl std::fmt::Display for StatusLine {
 
 impl Node {
     pub(super) fn status_line(&self, now: u64) -> StatusLine {
-        let hub = self.hub.stats();
-        let t2w = self.latency.summary(LatencyStage::TickToWire);
-        let books: Vec<_> = self.engine.books().collect();
+        let hub = self.pipe.hub.stats();
+        let t2w = self.pipe.latency.summary(LatencyStage::TickToWire);
+        let books: Vec<_> = self.pipe.engine.books().collect();
         StatusLine {
             uptime_s: now.saturating_sub(self.started_ns) / 1_000_000_000,
             connections: hub.connections,
@@ -104,15 +104,16 @@ impl Node {
 
     /// The `/status` document.
     pub fn status_json(&self, now: u64) -> String {
-        let hub = self.hub.stats();
+        let hub = self.pipe.hub.stats();
         let net = self
+            .pipe
             .net
             .as_ref()
             .map(|n| n.stats().clone())
             .unwrap_or_default();
         let mut latency = Map::new();
         for stage in LatencyStage::ALL {
-            let s = self.latency.summary(stage);
+            let s = self.pipe.latency.summary(stage);
             let mut m = Map::new();
             m.insert("count".into(), json!(s.count));
             for (name, v) in PERCENTILE_NAMES.iter().zip(s.ns) {
@@ -140,8 +141,9 @@ impl Node {
                 })
             })
             .collect();
-        let reg = self.engine.registry();
+        let reg = self.pipe.engine.registry();
         let books: Vec<Value> = self
+            .pipe
             .engine
             .books()
             .map(|b| {
@@ -161,6 +163,7 @@ impl Node {
             })
             .collect();
         let engine_errors: Map<String, Value> = self
+            .pipe
             .engine
             .stats()
             .errors
@@ -177,7 +180,7 @@ impl Node {
                 "in_per_sec": self.rates.per_sec.0,
                 "out_per_sec": self.rates.per_sec.1,
                 "in_total": hub.requests,
-                "out_total": self.stats.sent,
+                "out_total": self.pipe.stats.sent,
                 "published_total": hub.published,
             },
             "slow_clients": {
@@ -191,14 +194,14 @@ impl Node {
             "errors_by_code": errors,
             "latency_ns": latency,
             "feed": {
-                "records": self.stats.records,
+                "records": self.pipe.stats.records,
                 "records_per_sec": self.rates.per_sec.2,
-                "passes": self.feed_passes(),
-                "record_errors": self.stats.record_errors,
+                "passes": self.feed.passes(),
+                "record_errors": self.pipe.stats.record_errors,
                 "engine_errors": engine_errors,
-                "bbo_oracle_checks": self.engine.stats().bbo_checks,
-                "bbo_oracle_mismatches": self.engine.stats().bbo_mismatches,
-                "digest": format!("{:016x}", self.engine.digest().value()),
+                "bbo_oracle_checks": self.pipe.engine.stats().bbo_checks,
+                "bbo_oracle_mismatches": self.pipe.engine.stats().bbo_mismatches,
+                "digest": format!("{:016x}", self.pipe.engine.digest().value()),
             },
             "books": books,
             "venues": self.venues_json(now),
@@ -224,18 +227,15 @@ impl Node {
 
     /// The trading desk and the private sessions, when configured.
     fn desk_json(&self) -> Value {
-        let Some(d) = self.engine.desk() else {
+        let Some(d) = self.pipe.engine.desk() else {
             return Value::Null;
         };
         let st = d.stats();
-        let p = self.hub.private_stats();
-        let gateway = match (&self.feed, d.gateway_stats()) {
-            (_, None) => Value::Null,
-            (feed, Some(g)) => {
-                let io = match feed {
-                    super::Feed::Live(l) => l.gateway_io(),
-                    super::Feed::Replay(_) => None,
-                };
+        let p = self.pipe.hub.private_stats();
+        let gateway = match d.gateway_stats() {
+            None => Value::Null,
+            Some(g) => {
+                let io = self.feed.gateway_io();
                 json!({
                     "requests": g.requests,
                     "rejected": g.rejected,
@@ -266,21 +266,12 @@ impl Node {
         })
     }
 
-    fn feed_passes(&self) -> u64 {
-        match &self.feed {
-            super::Feed::Replay(f) => f.passes(),
-            super::Feed::Live(_) => 0,
-        }
-    }
-
     /// Venue connections: the engine's status (from the journaled link records) joined with
     /// the io figures of the live feed.
     fn venues_json(&self, now: u64) -> Vec<Value> {
-        let io = match &self.feed {
-            super::Feed::Live(l) => l.venue_io(),
-            super::Feed::Replay(_) => Vec::new(),
-        };
-        self.engine
+        let io = self.feed.venue_io();
+        self.pipe
+            .engine
             .venues()
             .map(|v| {
                 let mut doc = json!({
@@ -313,8 +304,9 @@ impl Node {
 
     /// The `/metrics` document (Prometheus text exposition format 0.0.4).
     pub fn metrics_text(&self, now: u64) -> String {
-        let hub = self.hub.stats();
+        let hub = self.pipe.hub.stats();
         let net = self
+            .pipe
             .net
             .as_ref()
             .map(|n| n.stats().clone())
@@ -363,13 +355,13 @@ impl Node {
             "tape_messages_sent_total",
             "Messages written to client sockets.",
             "counter",
-            &[(String::new(), self.stats.sent)],
+            &[(String::new(), self.pipe.stats.sent)],
         );
         gauge(
             "tape_feed_records_total",
             "Feed records handled by the engine.",
             "counter",
-            &[(String::new(), self.stats.records)],
+            &[(String::new(), self.pipe.stats.records)],
         );
         gauge(
             "tape_slow_client_events_total",
@@ -415,7 +407,7 @@ impl Node {
                 ("{direction=\"out\"}".into(), net.bytes_out),
             ],
         );
-        let venues: Vec<_> = self.engine.venues().collect();
+        let venues: Vec<_> = self.pipe.engine.venues().collect();
         let label = |v: &tape_core::venue::VenueStatus| format!("{{venue=\"{}\"}}", v.name);
         let live: Vec<_> = venues
             .iter()
@@ -451,7 +443,7 @@ impl Node {
         let _ = writeln!(m, "# HELP tape_latency_ns Stage latency in nanoseconds.");
         let _ = writeln!(m, "# TYPE tape_latency_ns summary");
         for stage in LatencyStage::ALL {
-            let s = self.latency.summary(stage);
+            let s = self.pipe.latency.summary(stage);
             for (p, v) in PERCENTILES.iter().zip(s.ns) {
                 let q = if *p >= 100.0 {
                     "1".to_owned()

@@ -7,7 +7,7 @@ use mio::Registry;
 use tape_core::book::OrderBook;
 use tape_core::engine::Engine;
 use tape_core::instrument::Market;
-use tape_node::net::{ConnId, SendResult};
+use tape_node::net::{SendResult, SocketId};
 
 use super::{ApiSession, Client, Listener, Venue, POLICY};
 use crate::sim::orders::{self, ApiError, Call, Outcome, SymbolSpec};
@@ -36,7 +36,7 @@ fn synced_book<'e>(engine: &'e Engine, market: Market, spec: &SymbolSpec) -> Opt
 
 /// Queues `msg` to `conn` (flushed by [`Venue::flush_clients`]); a connection too far behind
 /// is closed as a slow consumer.
-fn queue(reg: &Registry, l: &mut Listener, conn: ConnId, msg: String, stats: &mut SimStats) {
+fn queue(reg: &Registry, l: &mut Listener, conn: SocketId, msg: String, stats: &mut SimStats) {
     match l.net.queue(reg, conn, msg.into()) {
         SendResult::Sent | SendResult::Buffered => {
             if let Some(c) = l.clients.get_mut(&conn) {
@@ -56,7 +56,7 @@ fn queue(reg: &Registry, l: &mut Listener, conn: ConnId, msg: String, stats: &mu
 
 impl Venue {
     /// True when `conn` on listener `li` is a WebSocket API connection.
-    pub(super) fn is_api(&self, li: usize, conn: ConnId) -> bool {
+    pub(super) fn is_api(&self, li: usize, conn: SocketId) -> bool {
         self.listeners[li]
             .clients
             .get(&conn)
@@ -64,7 +64,7 @@ impl Venue {
     }
 
     /// A WebSocket API connection opened. It does not start the timeline (stream clients do).
-    pub(super) fn on_api_open(&mut self, li: usize, conn: ConnId, now: u64) {
+    pub(super) fn on_api_open(&mut self, li: usize, conn: SocketId, now: u64) {
         self.listeners[li].clients.insert(
             conn,
             Client {
@@ -80,7 +80,7 @@ impl Venue {
     }
 
     /// A binary frame on an API connection: not a request.
-    pub(super) fn on_api_binary(&mut self, li: usize, conn: ConnId) {
+    pub(super) fn on_api_binary(&mut self, li: usize, conn: SocketId) {
         self.answer(
             li,
             conn,
@@ -90,13 +90,13 @@ impl Venue {
     }
 
     /// One request: answered on `conn`, its events to the listener's subscribers.
-    pub(super) fn on_api_text(&mut self, li: usize, conn: ConnId, text: &str) {
+    pub(super) fn on_api_text(&mut self, li: usize, conn: SocketId, text: &str) {
         let req = orders::parse(text, self.listeners[li].market);
         let outcome = req.call.and_then(|call| self.api_call(li, conn, call));
         self.answer(li, conn, req.id, outcome);
     }
 
-    fn answer(&mut self, li: usize, conn: ConnId, id: &str, outcome: Result<Outcome, ApiError>) {
+    fn answer(&mut self, li: usize, conn: SocketId, id: &str, outcome: Result<Outcome, ApiError>) {
         self.stats.api_requests += 1;
         let (reply, events) = match outcome {
             Ok(Outcome { result, events }) => (orders::response_ok(id, &result), events),
@@ -111,7 +111,7 @@ impl Venue {
         self.flush_clients();
     }
 
-    fn api_call(&mut self, li: usize, conn: ConnId, call: Call) -> Result<Outcome, ApiError> {
+    fn api_call(&mut self, li: usize, conn: SocketId, call: Call) -> Result<Outcome, ApiError> {
         let market = self.listeners[li].market;
         let done = |result: String| Outcome {
             result,
@@ -175,7 +175,7 @@ impl Venue {
         }
         let reg = self.poll.registry();
         let l = &mut self.listeners[li];
-        let subs: Vec<(ConnId, u64)> = l
+        let subs: Vec<(SocketId, u64)> = l
             .clients
             .iter()
             .filter_map(|(id, c)| Some((*id, c.api?.subscription?)))

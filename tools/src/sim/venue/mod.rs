@@ -14,9 +14,9 @@ use anyhow::Result;
 use crossbeam_channel::{Receiver, TryRecvError};
 use mio::{Events, Poll, Registry, Token};
 use tape_core::engine::{Engine, EngineConfig};
-use tape_core::input::Nanos;
+use tape_core::input::{Nanos, SourceId};
 use tape_core::instrument::Market;
-use tape_node::net::{ConnId, NetEvent, NetServer, SendResult};
+use tape_node::net::{NetEvent, NetServer, SendResult, SocketId};
 use tungstenite::Utf8Bytes;
 
 mod api;
@@ -95,7 +95,7 @@ struct ApiSession {
 struct Listener {
     market: Market,
     net: NetServer,
-    clients: BTreeMap<ConnId, Client>,
+    clients: BTreeMap<SocketId, Client>,
     /// `truncate`: cut the next frame sent on this listener.
     truncate_next: bool,
     /// `refuse-snapshot`: depth requests still to refuse.
@@ -437,12 +437,14 @@ impl Venue {
         };
         if self
             .engine
-            .handle_record(Nanos(rec.recv_ns), rec.source, rec.kind, payload)
+            .handle_stored(Nanos(rec.recv_ns), SourceId(rec.source), rec.kind, payload)
             .is_err()
         {
             self.stats.engine_errors += 1;
         }
         while self.engine.poll_output().is_some() {}
+        // The simulator serves snapshots itself; the engine's wishes go nowhere.
+        while self.engine.poll_venue_command().is_some() {}
         if let Some((market, sym, event_ms)) = depth {
             self.on_depth(market, sym, event_ms);
         }
@@ -516,7 +518,7 @@ impl Venue {
         let reg = self.poll.registry();
         if let Some(max) = self.max_age_ns {
             for l in &mut self.listeners {
-                let old: Vec<ConnId> = l
+                let old: Vec<SocketId> = l
                     .clients
                     .iter()
                     .filter(|(_, c)| now.saturating_sub(c.opened_ns) >= max)

@@ -2,7 +2,7 @@
 //! endpoints (REST depth, `/sim/fault`, `/sim/stats`).
 
 use tape_core::instrument::Market;
-use tape_node::net::ConnId;
+use tape_node::net::SocketId;
 
 use super::api::api_path;
 use super::{Client, Phase, Venue, POLICY};
@@ -16,7 +16,7 @@ const MAX_STREAMS: usize = 1024;
 impl Venue {
     /// A connection opened: `/stream?streams=a/b` (combined), `/ws/a/b` or `/ws` (raw), or the
     /// market's WebSocket API path.
-    pub(super) fn on_open(&mut self, li: usize, conn: ConnId, path: &str, query: &str, now: u64) {
+    pub(super) fn on_open(&mut self, li: usize, conn: SocketId, path: &str, query: &str, now: u64) {
         if path == api_path(self.listeners[li].market) {
             self.on_api_open(li, conn, now);
             return;
@@ -82,7 +82,7 @@ impl Venue {
 
     /// Binance's live subscription requests: `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`
     /// (or, on a WebSocket API connection, an API request).
-    pub(super) fn on_text(&mut self, li: usize, conn: ConnId, text: &str) {
+    pub(super) fn on_text(&mut self, li: usize, conn: SocketId, text: &str) {
         use serde_json::Value;
         if self.is_api(li, conn) {
             self.on_api_text(li, conn, text);

@@ -1,0 +1,173 @@
+//! One input's way through the node: journal, engine, hub, client sockets, timed per stage.
+//!
+//! [`Pipeline`] owns everything an input touches, so the loop can lend a record out of its
+//! feed while the pipeline handles it: the borrows split along the struct, not by hand.
+
+use mio::Registry;
+
+use super::{LoopStats, WallClock};
+use crate::net::{NetServer, SendResult, SocketId};
+use tape_core::engine::Engine;
+use tape_core::input::{Nanos, SourceId};
+use tape_core::metrics::{Latency, LatencyStage};
+use tape_core::server::{ConnId, Hub};
+
+use super::clock::StageTimer;
+
+/// Most feed records handled per loop iteration, so sockets are served between batches
+/// even when replaying as fast as possible.
+pub const FEED_BATCH: usize = 64;
+
+// A hub session lives exactly as long as its socket, so both ids share one number: the
+// socket's (never reused, so a stale id can never name a later session).
+pub(super) fn socket_of(c: ConnId) -> SocketId {
+    SocketId(c.0)
+}
+
+pub(super) fn conn_of(s: SocketId) -> ConnId {
+    ConnId(s.0)
+}
+
+/// The state one input touches: journal, engine, hub, client sockets, counters.
+pub(super) struct Pipeline {
+    pub(super) clock: WallClock,
+    pub(super) journal: Option<tape_journal::JournalWriter>,
+    pub(super) latency: Latency,
+    pub(super) engine: Engine,
+    pub(super) hub: Hub,
+    pub(super) net: Option<NetServer>,
+    pub(super) stats: LoopStats,
+    /// Receive times of the batch's records whose messages are not written yet.
+    wire: Vec<u64>,
+}
+
+impl Pipeline {
+    pub(super) fn new(
+        clock: WallClock,
+        journal: Option<tape_journal::JournalWriter>,
+        engine: Engine,
+        hub: Hub,
+        net: Option<NetServer>,
+    ) -> Pipeline {
+        Pipeline {
+            clock,
+            journal,
+            latency: Latency::default(),
+            engine,
+            hub,
+            net,
+            stats: LoopStats::default(),
+            wire: Vec::with_capacity(FEED_BATCH),
+        }
+    }
+
+    /// One input: journal it (before it changes any state: a crash never leaves state the
+    /// journal cannot rebuild; a failing journal stops the engine), apply it, fan its client
+    /// outputs out, timing every stage. `batched`: its messages are written with the rest of
+    /// the batch by [`Pipeline::flush_wire`]; otherwise before the next input.
+    ///
+    /// The engine's venue commands stay queued for the caller, who owns the feed they go to.
+    pub(super) fn handle_input(
+        &mut self,
+        registry: &Registry,
+        t_read: u64,
+        source: SourceId,
+        kind: u16,
+        payload: &[u8],
+        batched: bool,
+    ) -> std::io::Result<()> {
+        let mut t_start = self.clock.now();
+        if let Some(j) = self.journal.as_mut() {
+            j.append(t_read, source.0, kind, payload)
+                .map_err(|e| std::io::Error::other(format!("journal: {e}")))?;
+            let t = self.clock.now();
+            self.latency
+                .record(LatencyStage::Journal, t.saturating_sub(t_start));
+            t_start = t;
+        }
+        let mut timer = StageTimer::new(&self.clock, t_start, &mut self.latency);
+        // The kind as journaled: one this build does not know is rejected by the engine
+        // (counted like any bad record), as it would be on replay.
+        if self
+            .engine
+            .handle_stored_probed(Nanos(t_read), source, kind, payload, &mut timer)
+            .is_err()
+        {
+            self.stats.record_errors += 1;
+        }
+        let t_applied = timer.last();
+        let before = self.hub.stats_delivered();
+        while let Some(out) = self.engine.poll_output() {
+            self.hub.handle_output(&out, &self.engine);
+        }
+        let t_fan = self.clock.now();
+        self.latency
+            .record(LatencyStage::Fanout, t_fan.saturating_sub(t_applied));
+        self.stats.records += 1;
+        if self.hub.stats_delivered() != before {
+            if batched {
+                // Written with the batch's other messages, one write per client.
+                self.wire.push(t_read);
+                return Ok(());
+            }
+            self.transmit_all(registry, t_fan);
+            let t_wire = self.clock.now();
+            self.latency
+                .record(LatencyStage::TickToWire, t_wire.saturating_sub(t_read));
+        }
+        Ok(())
+    }
+
+    /// Writes what a batch's records produced: every ready client's messages, one write per
+    /// client, then records each record's tick-to-wire.
+    ///
+    /// Batching is natural: a batch holds the records that were already waiting when the
+    /// loop got to them (at most [`FEED_BATCH`]), so an idle engine writes every record at
+    /// once, and a busy one amortizes the per-client write over the records that queued
+    /// meanwhile instead of falling further behind at one write per record per client.
+    pub(super) fn flush_wire(&mut self, registry: &Registry) {
+        if self.wire.is_empty() {
+            return;
+        }
+        let t = self.clock.now();
+        self.transmit_all(registry, t);
+        let t_wire = self.clock.now();
+        for t_read in self.wire.drain(..) {
+            self.latency
+                .record(LatencyStage::TickToWire, t_wire.saturating_sub(t_read));
+        }
+    }
+
+    pub(super) fn transmit_all(&mut self, registry: &Registry, now: u64) {
+        while let Some(conn) = self.hub.poll_ready() {
+            self.transmit(registry, now, conn);
+        }
+    }
+
+    /// Moves the hub's messages for `conn` to its socket until either runs dry: all of them
+    /// framed into the connection's buffer, then one flush (one syscall for the burst).
+    pub(super) fn transmit(&mut self, registry: &Registry, now: u64, conn: ConnId) {
+        let Some(net) = self.net.as_mut() else { return };
+        let sock = socket_of(conn);
+        if net.write_pending(sock) {
+            return; // the socket is full; NetEvent::Writable brings us back
+        }
+        let mut queued = 0u64;
+        while let Some(msg) = self.hub.poll_transmit(Nanos(now), conn, &self.engine) {
+            match net.queue(registry, sock, msg) {
+                SendResult::Sent | SendResult::Buffered => queued += 1,
+                SendResult::Refused => {
+                    // Over the transport's buffer limit: the message is lost for this client,
+                    // counted; the hub's own bound normally keeps us far from this.
+                    self.stats.send_refused += 1;
+                    break;
+                }
+                SendResult::Closed => return,
+            }
+        }
+        if queued > 0 {
+            self.stats.sent += queued;
+            let _ = net.flush(registry, sock);
+        }
+    }
+}
