@@ -11,11 +11,11 @@ use super::private::PrivateState;
 use super::publish::{inst_of, InstState, Subscriber};
 use super::request::{Parser, Request};
 use super::stats::{ConnStats, Counters, HubStats};
+use super::view::MarketView;
 use super::{
     Action, Channel, ConnId, HubConfig, StreamKey, CLOSE_HEARTBEAT_TIMEOUT, CLOSE_SLOW_CONSUMER,
     CLOSE_TOO_MANY_CONNECTIONS, CLOSE_TOO_MANY_ERRORS, MAX_BOOK_DEPTH,
 };
-use crate::engine::Engine;
 use crate::input::Nanos;
 use crate::wire::JsonBuf;
 
@@ -139,7 +139,13 @@ impl Hub {
     }
 
     /// A text frame (a request) from `conn`. Replies and errors are queued to it.
-    pub fn handle_text(&mut self, now: Nanos, conn: ConnId, text: &str, engine: &Engine) {
+    pub fn handle_text(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        text: &str,
+        view: &(impl MarketView + ?Sized),
+    ) {
         let Some(idx) = self.live(conn) else { return };
         self.counters.requests += 1;
         let (rate, burst) = (self.cfg.requests_per_sec, self.cfg.request_burst);
@@ -155,7 +161,7 @@ impl Hub {
             return self.fail(idx, None, E_TOO_LARGE, &msg);
         }
         let limited = !c.take_token(now, rate, burst);
-        let parsed = self.parser.parse(text, engine.registry());
+        let parsed = self.parser.parse(text, view.registry());
         let id = parsed.id.as_deref();
         if limited {
             let msg = format!("rate limited: over {rate} requests per second (burst {burst})");
@@ -179,7 +185,7 @@ impl Hub {
                     self.private_subscribe(idx, id, &private, true, text);
                 }
                 if !channels.is_empty() || status || private.is_empty() {
-                    self.subscribe(now, idx, id, &channels, &instruments, depth, status, engine);
+                    self.subscribe(now, idx, id, &channels, &instruments, depth, status, view);
                 }
             }
             Request::Unsubscribe {
@@ -194,16 +200,16 @@ impl Hub {
                     self.private_subscribe(idx, id, &private, false, text);
                 }
                 if !channels.is_empty() || status || private.is_empty() {
-                    self.unsubscribe(idx, id, &channels, &instruments, status, engine);
+                    self.unsubscribe(idx, id, &channels, &instruments, status, view);
                 }
             }
             Request::Auth { token } => {
                 self.authenticate(now, idx, id, &token, false);
             }
-            Request::Private(kind) => self.private_request(now, idx, id, kind, text, engine),
+            Request::Private(kind) => self.private_request(now, idx, id, kind, text, view),
             Request::GetBook { instrument, depth } => {
                 let depth = depth.unwrap_or(self.cfg.default_book_depth);
-                let msg = self.book_now(now, instrument, depth, id, engine);
+                let msg = self.book_now(now, instrument, depth, id, view);
                 self.succeed(idx, msg);
             }
             Request::Ping => {
@@ -246,13 +252,13 @@ impl Hub {
 
     /// The next message to send to `conn`, or `None` when it has nothing (then it is reported
     /// by [`Hub::poll_ready`] again once something is queued). A book snapshot owed after
-    /// subscribe or conflation is generated here, from `engine`'s book as it is now.
+    /// subscribe or conflation is generated here, from `view`'s book as it is now.
     #[must_use]
     pub fn poll_transmit(
         &mut self,
         now: Nanos,
         conn: ConnId,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) -> Option<Utf8Bytes> {
         let idx = *self.ids.get(&conn)?;
         let cap = self.cfg.outbound_queue;
@@ -260,9 +266,9 @@ impl Hub {
             match self.conn_mut(idx).pop(cap)? {
                 Popped::Msg(m) => break m,
                 // Only an engine swapped for one with fewer instruments could lack it.
-                Popped::Snapshot(inst, _) if inst.0 as usize >= engine.registry().len() => {}
+                Popped::Snapshot(inst, _) if inst.0 as usize >= view.registry().len() => {}
                 Popped::Snapshot(inst, depth) => {
-                    break self.book_now(now, inst, depth, None, engine);
+                    break self.book_now(now, inst, depth, None, view);
                 }
             }
         };

@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tungstenite::Utf8Bytes;
 
 use super::request::PrivateKind;
+use super::view::MarketView;
 use super::{ConnId, Hub};
 use crate::auth::{AuthError, Authenticator, Role, Roles};
 use crate::desk::{ClientOp, ClientRecord, PrivateChannel, PrivateMsg, Snapshot};
-use crate::engine::Engine;
 use crate::input::{Nanos, RecordKind};
 use crate::wire::{
     CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, E_FORBIDDEN, E_INVALID, E_ORDER_REJECTED,
@@ -395,7 +395,7 @@ impl Hub {
         id: Option<&str>,
         kind: PrivateKind,
         text: &str,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) {
         let role = match kind {
             PrivateKind::Order => Role::Trader,
@@ -405,7 +405,7 @@ impl Hub {
         let Some(s) = self.session_with(idx, id, role) else {
             return;
         };
-        let Some(desk) = engine.desk() else {
+        let Some(desk) = view.desk() else {
             return self.fail(idx, id, E_ORDER_REJECTED, "no trading desk is configured");
         };
         let conn = self.conn_mut(idx).id;
@@ -418,8 +418,7 @@ impl Hub {
             PrivateKind::GetPositions => Snapshot::Positions,
             PrivateKind::GetPortfolio => Snapshot::Portfolio,
         };
-        let rendered =
-            desk.snapshot_json(&mut self.json, what, &s.user, id, now, engine.registry());
+        let rendered = desk.snapshot_json(&mut self.json, what, &s.user, id, now, view.registry());
         match rendered {
             Some(json) => self.succeed(idx, Utf8Bytes::from(json)),
             None => {

@@ -10,9 +10,9 @@ use tungstenite::Utf8Bytes;
 
 use super::conn::{Conn, Shared};
 use super::messages::{self, Change, Head};
+use super::view::MarketView;
 use super::{Channel, ConnId, Hub, StreamKey};
 use crate::book::{BookEvent, ResyncReason};
-use crate::engine::Engine;
 use crate::input::Nanos;
 use crate::instrument::InstrumentId;
 use crate::msg::{Level, Ticker};
@@ -110,11 +110,11 @@ fn same_ticker(a: &Ticker, b: &Ticker) -> bool {
 impl Hub {
     /// Publishes one engine output to the subscribers of its stream. Call it for every
     /// output, in order, right after the record that produced it (see the module docs).
-    pub fn handle_output(&mut self, out: &Output, engine: &Engine) {
+    pub fn handle_output(&mut self, out: &Output, view: &(impl MarketView + ?Sized)) {
         let recv = out.recv;
         match &out.event {
             Event::Private(m) => self.on_private(m),
-            Event::Book(ev) => self.on_book(recv, ev, engine),
+            Event::Book(ev) => self.on_book(recv, ev, view),
             Event::Bbo(b) => {
                 let st = inst_of(&mut self.insts, b.instrument);
                 let seq = bump(st, Channel::Bbo);
@@ -126,20 +126,20 @@ impl Hub {
                 });
                 st.bbo_msg = None;
                 if !st.subs[Channel::Bbo as usize].is_empty() {
-                    let msg = self.last_bbo(b.instrument, engine);
+                    let msg = self.last_bbo(b.instrument, view);
                     self.send(StreamKey::new(Channel::Bbo, b.instrument), msg, recv, None);
                 }
             }
             Event::Trade(t) => {
                 let key = StreamKey::new(Channel::Trades, t.instrument);
-                if let Some(h) = self.head(key, "update", t.event_time_ms, recv, engine) {
+                if let Some(h) = self.head(key, "update", t.event_time_ms, recv, view) {
                     let msg = messages::trade(&mut self.json, &h, t);
                     self.send(key, Some(msg), recv, None);
                 }
             }
             Event::AggTrade(t) => {
                 let key = StreamKey::new(Channel::Trades, t.instrument);
-                if let Some(h) = self.head(key, "update", t.event_time_ms, recv, engine) {
+                if let Some(h) = self.head(key, "update", t.event_time_ms, recv, view) {
                     let msg = messages::agg_trade(&mut self.json, &h, t);
                     self.send(key, Some(msg), recv, None);
                 }
@@ -157,7 +157,7 @@ impl Hub {
                 st.ticker = Some((*t, seq, recv));
                 st.ticker_msg = None;
                 if !st.subs[Channel::Ticker as usize].is_empty() {
-                    let msg = self.last_ticker(t.instrument, engine);
+                    let msg = self.last_ticker(t.instrument, view);
                     self.send(
                         StreamKey::new(Channel::Ticker, t.instrument),
                         msg,
@@ -199,7 +199,7 @@ impl Hub {
         self.status_subs = subs;
     }
 
-    fn on_book(&mut self, recv: Nanos, ev: &BookEvent, engine: &Engine) {
+    fn on_book(&mut self, recv: Nanos, ev: &BookEvent, view: &(impl MarketView + ?Sized)) {
         let id = ev.instrument();
         let st = inst_of(&mut self.insts, id);
         match *ev {
@@ -217,7 +217,7 @@ impl Hub {
                     return;
                 }
                 let key = StreamKey::new(Channel::Book, id);
-                if let Some(h) = self.head(key, "update", event_time_ms, recv, engine) {
+                if let Some(h) = self.head(key, "update", event_time_ms, recv, view) {
                     let st = &self.insts[id.0 as usize];
                     let msg =
                         messages::book_update(&mut self.json, &h, final_update_id, &st.changes);
@@ -230,10 +230,10 @@ impl Hub {
                 st.stale = None;
                 st.last_event_ms = 0;
                 st.book_recv = recv;
-                self.broadcast_snapshot(id, last_update_id, recv, engine);
+                self.broadcast_snapshot(id, last_update_id, recv, view);
             }
-            BookEvent::Gap { .. } => self.announce_stale(id, "gap", recv, engine),
-            BookEvent::Crossed { .. } => self.announce_stale(id, "crossed", recv, engine),
+            BookEvent::Gap { .. } => self.announce_stale(id, "gap", recv, view),
+            BookEvent::Crossed { .. } => self.announce_stale(id, "crossed", recv, view),
             BookEvent::ResyncRequested { reason, .. } => match reason {
                 // Initial: never synced, nothing was live. Gap, Crossed: announced above.
                 ResyncReason::Initial | ResyncReason::Gap | ResyncReason::Crossed => {
@@ -242,7 +242,7 @@ impl Hub {
                 ResyncReason::StaleSnapshot
                 | ResyncReason::BufferOverflow
                 | ResyncReason::Disconnected => {
-                    self.announce_stale(id, reason.as_str(), recv, engine)
+                    self.announce_stale(id, reason.as_str(), recv, view)
                 }
             },
             BookEvent::StaleSnapshot { .. } | BookEvent::BufferOverflow { .. } => {
@@ -259,7 +259,7 @@ impl Hub {
         kind: &'static str,
         ts: u64,
         recv: Nanos,
-        engine: &'e Engine,
+        view: &'e (impl MarketView + ?Sized),
     ) -> Option<Head<'e>> {
         let st = inst_of(&mut self.insts, key.instrument);
         let seq = bump(st, key.channel);
@@ -270,7 +270,7 @@ impl Hub {
             kind,
             id: None,
             channel: key.channel,
-            inst: engine.registry().get(key.instrument),
+            inst: view.registry().get(key.instrument),
             seq,
             ts,
             recv,
@@ -293,13 +293,13 @@ impl Hub {
         id: InstrumentId,
         update_id: u64,
         recv: Nanos,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) {
         let key = StreamKey::new(Channel::Book, id);
-        let Some(h) = self.head(key, "snapshot", 0, recv, engine) else {
+        let Some(h) = self.head(key, "snapshot", 0, recv, view) else {
             return;
         };
-        let Some(book) = engine.book(id) else { return };
+        let Some(book) = view.book(id) else { return };
         let mut depths = std::mem::take(&mut self.depths);
         depths.clear();
         depths.extend(
@@ -322,7 +322,7 @@ impl Hub {
         id: InstrumentId,
         reason: &'static str,
         recv: Nanos,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) {
         let st = inst_of(&mut self.insts, id);
         st.changes.clear();
@@ -331,7 +331,7 @@ impl Hub {
         }
         st.stale = Some(reason);
         let book = StreamKey::new(Channel::Book, id);
-        if let Some(h) = self.head(book, "status", 0, recv, engine) {
+        if let Some(h) = self.head(book, "status", 0, recv, view) {
             let msg = messages::status(&mut self.json, &h, reason);
             self.send(book, Some(msg), recv, None);
         }
@@ -340,18 +340,22 @@ impl Hub {
         st.bbo = Some(LastBbo::Stale { seq, reason, recv });
         st.bbo_msg = None;
         if !st.subs[Channel::Bbo as usize].is_empty() {
-            let msg = self.last_bbo(id, engine);
+            let msg = self.last_bbo(id, view);
             self.send(StreamKey::new(Channel::Bbo, id), msg, recv, None);
         }
     }
 
     /// The last message published on `id`'s bbo stream, serialized on first need.
-    pub(super) fn last_bbo(&mut self, id: InstrumentId, engine: &Engine) -> Option<Utf8Bytes> {
+    pub(super) fn last_bbo(
+        &mut self,
+        id: InstrumentId,
+        view: &(impl MarketView + ?Sized),
+    ) -> Option<Utf8Bytes> {
         let st = inst_of(&mut self.insts, id);
         if let Some(m) = &st.bbo_msg {
             return Some(m.clone());
         }
-        let inst = engine.registry().get(id);
+        let inst = view.registry().get(id);
         let msg = match st.bbo? {
             LastBbo::Quote { bbo, seq, ts, recv } => {
                 let h = Head {
@@ -383,7 +387,11 @@ impl Hub {
     }
 
     /// The last message published on `id`'s ticker stream, serialized on first need.
-    pub(super) fn last_ticker(&mut self, id: InstrumentId, engine: &Engine) -> Option<Utf8Bytes> {
+    pub(super) fn last_ticker(
+        &mut self,
+        id: InstrumentId,
+        view: &(impl MarketView + ?Sized),
+    ) -> Option<Utf8Bytes> {
         let st = inst_of(&mut self.insts, id);
         if let Some(m) = &st.ticker_msg {
             return Some(m.clone());
@@ -393,7 +401,7 @@ impl Hub {
             kind: "update",
             id: None,
             channel: Channel::Ticker,
-            inst: engine.registry().get(id),
+            inst: view.registry().get(id),
             seq,
             ts: t.event_time_ms,
             recv,

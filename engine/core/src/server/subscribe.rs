@@ -6,8 +6,8 @@ use super::conn::{Snap, Sub};
 use super::hub::slot;
 use super::messages::{self, Head};
 use super::publish::{inst_of, Subscriber};
+use super::view::MarketView;
 use super::{Channel, Hub, StreamKey};
-use crate::engine::Engine;
 use crate::input::Nanos;
 use crate::instrument::InstrumentId;
 use crate::wire::E_TOO_MANY_SUBS;
@@ -23,7 +23,7 @@ impl Hub {
         instruments: &[InstrumentId],
         depth: Option<usize>,
         status: bool,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) {
         let depth = depth.unwrap_or(self.cfg.default_book_depth);
         let c = self.conn_mut(idx);
@@ -41,7 +41,7 @@ impl Hub {
             );
             return self.fail(idx, id, E_TOO_MANY_SUBS, &msg);
         }
-        let registry = engine.registry();
+        let registry = view.registry();
         let pairs = channels
             .iter()
             .flat_map(|&ch| instruments.iter().map(move |&i| (ch, registry.get(i))));
@@ -52,7 +52,7 @@ impl Hub {
         }
         for &ch in channels {
             for &inst in instruments {
-                self.subscribe_one(now, idx, StreamKey::new(ch, inst), depth, engine);
+                self.subscribe_one(now, idx, StreamKey::new(ch, inst), depth, view);
             }
         }
         if status {
@@ -93,7 +93,7 @@ impl Hub {
         idx: usize,
         key: StreamKey,
         depth: usize,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) {
         let c = slot(&mut self.conns, idx);
         let conn = c.id;
@@ -132,8 +132,8 @@ impl Hub {
             Some(_) => return,
         }
         let initial = match key.channel {
-            Channel::Bbo => self.last_bbo(key.instrument, engine),
-            Channel::Ticker => self.last_ticker(key.instrument, engine),
+            Channel::Bbo => self.last_bbo(key.instrument, view),
+            Channel::Ticker => self.last_ticker(key.instrument, view),
             Channel::Trades | Channel::Status => None,
             Channel::Book => {
                 let (conns, _, sh) = self.split();
@@ -158,7 +158,7 @@ impl Hub {
         channels: &[Channel],
         instruments: &[InstrumentId],
         status: bool,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) {
         if status {
             let c = self.conn_mut(idx);
@@ -184,7 +184,7 @@ impl Hub {
                 }
             }
         }
-        let registry = engine.registry();
+        let registry = view.registry();
         let pairs = channels
             .iter()
             .flat_map(|&ch| instruments.iter().map(move |&i| (ch, registry.get(i))));
@@ -200,7 +200,7 @@ impl Hub {
         inst: InstrumentId,
         depth: usize,
         id: Option<&str>,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) -> Utf8Bytes {
         let st = inst_of(&mut self.insts, inst);
         let (seq, ts, recv, stale) = (
@@ -209,7 +209,7 @@ impl Hub {
             st.book_recv,
             st.stale,
         );
-        let instrument = engine.registry().get(inst);
+        let instrument = view.registry().get(inst);
         let mut head = Head {
             kind: "snapshot",
             id,
@@ -219,7 +219,7 @@ impl Hub {
             ts,
             recv,
         };
-        match engine.book(inst) {
+        match view.book(inst) {
             Some(b) if b.is_synced() => {
                 let update_id = b.last_update_id().unwrap_or(0);
                 messages::book_snapshot(&mut self.json, &head, update_id, b.book(), depth)
