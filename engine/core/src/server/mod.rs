@@ -37,7 +37,9 @@ mod messages;
 mod private;
 mod publish;
 mod request;
+mod sessions;
 mod stats;
+mod streams;
 mod subscribe;
 mod view;
 
