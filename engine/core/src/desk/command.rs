@@ -1,9 +1,13 @@
 //! Order-entry and publish requests: client JSON in, a typed [`Command`] out.
 //!
+//! The body is read with the hub's reader and `id` rule ([`crate::wire::request`]): the hub
+//! looks only at its `type` and `id` and journals the raw bytes; this is the one place its
+//! fields are read, at apply time, live and in replay alike.
+//!
 //! Prices and quantities are JSON strings (`"61800.5"`), parsed exactly at the instrument's
 //! scales; a JSON number there is refused, so no binary float ever touches a price.
 
-use serde_json::{Map, Value};
+use crate::wire::request::{self, request_id, Obj, Val, BAD_ID};
 
 use super::{PrivateChannel, MAX_COMMAND_BYTES};
 use crate::account::{
@@ -113,44 +117,32 @@ pub fn parse(body: &[u8], registry: &Registry) -> Parsed {
             command: Err(invalid(format!("over {MAX_COMMAND_BYTES} bytes"))),
         };
     }
-    let root: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(_) => {
-            return Parsed {
-                id: None,
-                command: Err(invalid("not JSON")),
+    request::read(body, |root| {
+        let obj = match root {
+            Ok(o) => o,
+            Err(e) => {
+                return Parsed {
+                    id: None,
+                    command: Err(invalid(e.message())),
+                }
             }
-        }
-    };
-    let Value::Object(obj) = root else {
-        return Parsed {
-            id: None,
-            command: Err(invalid("expected a JSON object with a \"type\"")),
         };
-    };
-    let id = match obj.get("id") {
-        None => None,
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
-        Some(Value::String(s)) if s.len() <= crate::wire::MAX_ID_BYTES => {
-            Some(crate::wire::json::quoted(s))
-        }
-        Some(_) => {
-            return Parsed {
+        match request_id(obj) {
+            Ok(id) => Parsed {
+                id,
+                command: command(obj, registry),
+            },
+            Err(()) => Parsed {
                 id: None,
-                command: Err(invalid("\"id\" must be an integer or a short string")),
-            }
+                command: Err(invalid(BAD_ID)),
+            },
         }
-    };
-    Parsed {
-        id,
-        command: command(&obj, registry),
-    }
+    })
 }
 
-fn command(o: &Map<String, Value>, registry: &Registry) -> Result<Command, CommandError> {
+fn command(o: Obj<'_>, registry: &Registry) -> Result<Command, CommandError> {
     let kind = o
-        .get("type")
-        .and_then(Value::as_str)
+        .kind()
         .ok_or_else(|| invalid("expected a JSON object with a \"type\""))?;
     match kind {
         "place_order" => place(o, registry),
@@ -165,31 +157,35 @@ fn command(o: &Map<String, Value>, registry: &Registry) -> Result<Command, Comma
     }
 }
 
-fn string<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a str, CommandError> {
+fn string<'a>(o: Obj<'a>, k: &str) -> Result<&'a str, CommandError> {
     match o.get(k) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(invalid(format!("\"{k}\" must be a string"))),
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| invalid(format!("\"{k}\" must be a string"))),
         None => Err(invalid(format!("\"{k}\" is required"))),
     }
 }
 
-fn opt_string<'a>(o: &'a Map<String, Value>, k: &str) -> Result<Option<&'a str>, CommandError> {
+fn opt_string<'a>(o: Obj<'a>, k: &str) -> Result<Option<&'a str>, CommandError> {
     match o.get(k) {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
         Some(_) => string(o, k).map(Some),
     }
 }
 
-fn flag(o: &Map<String, Value>, k: &str) -> Result<bool, CommandError> {
+fn flag(o: Obj<'_>, k: &str) -> Result<bool, CommandError> {
     match o.get(k) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(invalid(format!("\"{k}\" must be true or false"))),
+        None => Ok(false),
+        Some(v) if v.is_null() => Ok(false),
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| invalid(format!("\"{k}\" must be true or false"))),
     }
 }
 
 /// The instrument a `symbol` (`SYMBOL` or `MARKET:SYMBOL`) names, exactly one.
-fn instrument(o: &Map<String, Value>, registry: &Registry) -> Result<InstrumentId, CommandError> {
+fn instrument(o: Obj<'_>, registry: &Registry) -> Result<InstrumentId, CommandError> {
     let name = string(o, "symbol")?;
     let unknown = || {
         CommandError::Symbol(format!(
@@ -214,7 +210,7 @@ fn instrument(o: &Map<String, Value>, registry: &Registry) -> Result<InstrumentI
     }
 }
 
-fn side(o: &Map<String, Value>) -> Result<OrderSide, CommandError> {
+fn side(o: Obj<'_>) -> Result<OrderSide, CommandError> {
     let s = string(o, "side")?;
     OrderSide::parse(s.to_ascii_uppercase().as_bytes())
         .ok_or_else(|| invalid("\"side\" must be \"buy\" or \"sell\""))
@@ -229,27 +225,27 @@ fn scaled(s: &str, scale: u8, k: &str) -> Result<i64, CommandError> {
     Ok(v)
 }
 
-fn price(o: &Map<String, Value>, k: &str, scale: u8) -> Result<Price, CommandError> {
+fn price(o: Obj<'_>, k: &str, scale: u8) -> Result<Price, CommandError> {
     scaled(string(o, k)?, scale, k).map(Price)
 }
 
-fn opt_price(o: &Map<String, Value>, k: &str, scale: u8) -> Result<Option<Price>, CommandError> {
+fn opt_price(o: Obj<'_>, k: &str, scale: u8) -> Result<Option<Price>, CommandError> {
     opt_string(o, k)?
         .map(|s| scaled(s, scale, k).map(Price))
         .transpose()
 }
 
-fn qty(o: &Map<String, Value>, scale: u8) -> Result<Qty, CommandError> {
+fn qty(o: Obj<'_>, scale: u8) -> Result<Qty, CommandError> {
     scaled(string(o, "qty")?, scale, "qty").map(Qty)
 }
 
-fn client_id(o: &Map<String, Value>) -> Result<Option<ClientOrderId>, CommandError> {
+fn client_id(o: Obj<'_>) -> Result<Option<ClientOrderId>, CommandError> {
     opt_string(o, "client_order_id")?
         .map(|s| ClientOrderId::new(s).map_err(|e| invalid(format!("\"client_order_id\": {e}"))))
         .transpose()
 }
 
-fn place(o: &Map<String, Value>, registry: &Registry) -> Result<Command, CommandError> {
+fn place(o: Obj<'_>, registry: &Registry) -> Result<Command, CommandError> {
     let inst = instrument(o, registry)?;
     let i = registry.get(inst);
     let side = side(o)?;
@@ -303,8 +299,8 @@ fn place(o: &Map<String, Value>, registry: &Registry) -> Result<Command, Command
     Ok(Command::Place { order, bracket })
 }
 
-fn leg(v: &Value, scale: u8) -> Result<Leg, CommandError> {
-    let Value::Object(l) = v else {
+fn leg(v: Val<'_>, scale: u8) -> Result<Leg, CommandError> {
+    let Some(l) = v.as_obj() else {
         return Err(invalid("each leg must be an object"));
     };
     if let Some(trigger) = opt_price(l, "trigger", scale)? {
@@ -324,15 +320,15 @@ fn leg(v: &Value, scale: u8) -> Result<Leg, CommandError> {
     })
 }
 
-fn oco(o: &Map<String, Value>, registry: &Registry) -> Result<Command, CommandError> {
+fn oco(o: Obj<'_>, registry: &Registry) -> Result<Command, CommandError> {
     let inst = instrument(o, registry)?;
     let i = registry.get(inst);
-    let legs = match o.get("legs") {
-        Some(Value::Array(a)) if a.len() == 2 => {
-            [leg(&a[0], i.price_scale)?, leg(&a[1], i.price_scale)?]
-        }
-        _ => return Err(invalid("\"legs\" must be an array of two legs")),
+    let two = o.get("legs").filter(|v| v.array_len() == Some(2));
+    let Some(mut legs) = two.and_then(Val::as_array) else {
+        return Err(invalid("\"legs\" must be an array of two legs"));
     };
+    let (first, second) = (legs.next().expect("two"), legs.next().expect("two"));
+    let legs = [leg(first, i.price_scale)?, leg(second, i.price_scale)?];
     Ok(Command::Oco(OcoRequest {
         instrument: inst,
         side: side(o)?,
@@ -342,7 +338,7 @@ fn oco(o: &Map<String, Value>, registry: &Registry) -> Result<Command, CommandEr
     }))
 }
 
-fn trailing(o: &Map<String, Value>, registry: &Registry) -> Result<Command, CommandError> {
+fn trailing(o: Obj<'_>, registry: &Registry) -> Result<Command, CommandError> {
     let inst = instrument(o, registry)?;
     let i = registry.get(inst);
     let offset = match (opt_price(o, "offset", i.price_scale)?, o.get("offset_bps")) {
@@ -362,7 +358,7 @@ fn trailing(o: &Map<String, Value>, registry: &Registry) -> Result<Command, Comm
     }))
 }
 
-fn cancel(o: &Map<String, Value>) -> Result<Command, CommandError> {
+fn cancel(o: Obj<'_>) -> Result<Command, CommandError> {
     match (client_id(o)?, opt_string(o, "advanced_id")?) {
         (Some(id), None) => Ok(Command::Cancel(id)),
         (None, Some(a)) => a
@@ -376,14 +372,18 @@ fn cancel(o: &Map<String, Value>) -> Result<Command, CommandError> {
     }
 }
 
-fn publish(o: &Map<String, Value>) -> Result<Command, CommandError> {
+fn publish(o: Obj<'_>) -> Result<Command, CommandError> {
     let channel = match string(o, "channel")? {
         "signal" => PrivateChannel::Signal,
         "bot_status" => PrivateChannel::BotStatus,
         _ => return Err(invalid("\"channel\" must be \"signal\" or \"bot_status\"")),
     };
     let data = match o.get("data") {
-        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(v) if v.as_obj().is_some() => {
+            let mut data = String::new();
+            v.write_compact(&mut data);
+            data
+        }
         _ => return Err(invalid("\"data\" must be an object")),
     };
     if data.len() > MAX_PUBLISH_BYTES {

@@ -18,6 +18,9 @@
 //!   closed ───────── handle_closed
 //! ```
 //!
+//! The hub reads the engine only through [`MarketView`] (instruments, live books, the desk):
+//! it never changes engine state, and the trait says exactly what it depends on.
+//!
 //! **Ordering contract.** Feed every [`Output`](crate::output::Output) to
 //! [`Hub::handle_output`] right after the [`Engine::handle_record`](crate::engine::Engine)
 //! call that produced it, before the next `handle_text` or `poll_transmit`: snapshots are
@@ -34,8 +37,11 @@ mod messages;
 mod private;
 mod publish;
 mod request;
+mod sessions;
 mod stats;
+mod streams;
 mod subscribe;
+mod view;
 
 #[cfg(test)]
 mod tests;
@@ -53,6 +59,7 @@ pub use hub::Hub;
 pub use private::PrivateStats;
 pub use stats::{ConnStats, Disconnects, HubStats};
 pub use tungstenite::Utf8Bytes;
+pub use view::MarketView;
 
 use crate::instrument::InstrumentId;
 use crate::wire::{

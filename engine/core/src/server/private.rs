@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tungstenite::Utf8Bytes;
 
 use super::request::PrivateKind;
+use super::view::MarketView;
 use super::{ConnId, Hub};
 use crate::auth::{AuthError, Authenticator, Role, Roles};
 use crate::desk::{ClientOp, ClientRecord, PrivateChannel, PrivateMsg, Snapshot};
-use crate::engine::Engine;
 use crate::input::{Nanos, RecordKind};
 use crate::wire::{
     CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, E_FORBIDDEN, E_INVALID, E_ORDER_REJECTED,
@@ -32,16 +32,129 @@ pub(super) struct Session {
     subs: u8,
 }
 
-/// Sessions, their subscriptions, and client records waiting for the journal.
+/// Authenticated sessions, their private subscriptions, and client records waiting for the
+/// journal.
+///
+/// Invariants: a connection is in `user_conns[u]` exactly when it has a session of user `u`
+/// (no empty sets are kept); a connection subscribes to a broadcast channel (`signal`,
+/// `bot_status`) only while it has a session, and its session's `subs` bit says so too.
 #[derive(Debug, Default)]
-pub(super) struct PrivateState {
-    pub auth: Option<Authenticator>,
+pub(super) struct Private {
+    auth: Option<Authenticator>,
     sessions: BTreeMap<ConnId, Session>,
     user_conns: BTreeMap<String, BTreeSet<ConnId>>,
     /// Subscribers of `signal` and `bot_status`.
     broadcast: [BTreeSet<ConnId>; 2],
     records: VecDeque<(u16, Vec<u8>)>,
-    pub stats: PrivateStats,
+    stats: PrivateStats,
+}
+
+impl Private {
+    /// The session of `conn`, if it authenticated.
+    fn session(&self, conn: ConnId) -> Option<&Session> {
+        self.sessions.get(&conn)
+    }
+
+    /// Queues a client record for the journal.
+    fn record(&mut self, op: ClientOp, conn: ConnId, user: &str, body: &[u8]) {
+        let payload = ClientRecord::encode(op, conn.0 as u64, user, body);
+        self.stats.records += 1;
+        self.records.push_back((RecordKind::Client as u16, payload));
+    }
+
+    fn count_auth_failure(&mut self, e: &AuthError) {
+        *self.stats.auth_failures.entry(e.code()).or_default() += 1;
+    }
+
+    /// Opens a session of `user` for `conn`, unless the user already has `max` connections
+    /// (then false, counted).
+    fn login(&mut self, conn: ConnId, user: &str, roles: Roles, max: usize) -> bool {
+        let open = self.user_conns.get(user).map_or(0, BTreeSet::len);
+        if open >= max {
+            self.stats.user_limit_refused += 1;
+            return false;
+        }
+        self.stats.logins += 1;
+        self.user_conns
+            .entry(user.to_owned())
+            .or_default()
+            .insert(conn);
+        let s = Session {
+            user: user.to_owned(),
+            roles,
+            subs: 0,
+        };
+        self.sessions.insert(conn, s);
+        self.record(ClientOp::Login, conn, user, b"");
+        true
+    }
+
+    /// Ends `conn`'s session, if any, with its subscriptions.
+    fn logout(&mut self, conn: ConnId) {
+        let Some(s) = self.sessions.remove(&conn) else {
+            return;
+        };
+        if let Some(set) = self.user_conns.get_mut(&s.user) {
+            set.remove(&conn);
+            if set.is_empty() {
+                self.user_conns.remove(&s.user);
+            }
+        }
+        for b in &mut self.broadcast {
+            b.remove(&conn);
+        }
+        self.record(ClientOp::Logout, conn, &s.user, b"");
+    }
+
+    /// Subscribes (or unsubscribes) `conn`'s session to `channels`.
+    fn set_channels(&mut self, conn: ConnId, channels: &[PrivateChannel], subscribe: bool) {
+        let Some(sess) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        for &ch in channels {
+            if subscribe {
+                sess.subs |= bit(ch);
+            } else {
+                sess.subs &= !bit(ch);
+            }
+            if let Some(b) = broadcast_slot(ch) {
+                if subscribe {
+                    self.broadcast[b].insert(conn);
+                } else {
+                    self.broadcast[b].remove(&conn);
+                }
+            }
+        }
+    }
+
+    /// The connections a desk message goes to, in id order.
+    fn targets(&self, m: &PrivateMsg, out: &mut Vec<ConnId>) {
+        match m.channel {
+            PrivateChannel::Reply => {
+                let Some(conn) = m.conn.map(|c| ConnId(c as usize)) else {
+                    return;
+                };
+                // Only to the session that sent it (a replayed journal has no such client).
+                if self.session(conn).is_some_and(|s| s.user == m.user) {
+                    out.push(conn);
+                }
+            }
+            ch if ch.is_per_user() => {
+                if let Some(conns) = self.user_conns.get(&m.user) {
+                    out.extend(
+                        conns.iter().copied().filter(|c| {
+                            self.sessions.get(c).is_some_and(|s| s.subs & bit(ch) != 0)
+                        }),
+                    );
+                }
+            }
+            ch => {
+                if let Some(b) = broadcast_slot(ch) {
+                    out.extend(self.broadcast[b].iter().copied());
+                }
+            }
+        }
+    }
 }
 
 /// Counters of authentication and private traffic.
@@ -106,7 +219,7 @@ impl Hub {
 
     /// The user `conn` is authenticated as.
     pub fn session_user(&self, conn: ConnId) -> Option<&str> {
-        self.private.sessions.get(&conn).map(|s| s.user.as_str())
+        self.private.session(conn).map(|s| s.user.as_str())
     }
 
     /// Checks an HTTP `Authorization: Bearer` header for a user with `role`: the user's name,
@@ -131,23 +244,10 @@ impl Hub {
             Ok(p) if p.roles.contains(role) => Ok(auth.user_name(p.user).to_owned()),
             Ok(_) => Err((403, format!("forbidden: role {role} required"))),
             Err(e) => {
-                *self
-                    .private
-                    .stats
-                    .auth_failures
-                    .entry(e.code())
-                    .or_default() += 1;
+                self.private.count_auth_failure(&e);
                 Err((401, format!("unauthorized: {e}")))
             }
         }
-    }
-
-    fn record(&mut self, op: ClientOp, conn: ConnId, user: &str, body: &[u8]) {
-        let payload = ClientRecord::encode(op, conn.0 as u64, user, body);
-        self.private.stats.records += 1;
-        self.private
-            .records
-            .push_back((RecordKind::Client as u16, payload));
     }
 
     /// `?token=` at open: authenticates or refuses the connection (error, then close).
@@ -170,7 +270,7 @@ impl Hub {
         token: &str,
         at_open: bool,
     ) -> bool {
-        let conn = self.conn_mut(idx).id;
+        let conn = self.sessions.conn(idx).id;
         let verified = match &self.private.auth {
             None => Err(None),
             Some(a) => a
@@ -192,12 +292,7 @@ impl Hub {
                     Some(e) => format!("unauthorized: {e}"),
                 };
                 if let Some(e) = e {
-                    *self
-                        .private
-                        .stats
-                        .auth_failures
-                        .entry(AuthError::code(&e))
-                        .or_default() += 1;
+                    self.private.count_auth_failure(&e);
                 }
                 return self.refuse_session(
                     idx,
@@ -209,14 +304,12 @@ impl Hub {
                 );
             }
         };
-        if let Some(s) = self.private.sessions.get(&conn) {
+        if let Some(s) = self.private.session(conn) {
             let msg = format!("already authenticated as {}", s.user);
             self.fail(idx, id, E_INVALID, &msg);
             return true;
         }
-        let open = self.private.user_conns.get(&user).map_or(0, BTreeSet::len);
-        if open >= max {
-            self.private.stats.user_limit_refused += 1;
+        if !self.private.login(conn, &user, roles, max) {
             let msg = format!("too many connections for user {user} (max {max})");
             return self.refuse_session(
                 idx,
@@ -227,21 +320,6 @@ impl Hub {
                 true,
             );
         }
-        self.private.stats.logins += 1;
-        self.private
-            .user_conns
-            .entry(user.clone())
-            .or_default()
-            .insert(conn);
-        self.private.sessions.insert(
-            conn,
-            Session {
-                user: user.clone(),
-                roles,
-                subs: 0,
-            },
-        );
-        self.record(ClientOp::Login, conn, &user, b"");
         let j = &mut self.json;
         j.clear();
         j.raw("{\"type\":\"authenticated\"");
@@ -284,33 +362,22 @@ impl Hub {
     /// Journals a market-only (un)subscribe of an authenticated session (private ones are
     /// journaled by `private_subscribe`); anonymous sessions have no user to name.
     pub(super) fn record_market_subscribe(&mut self, idx: usize, text: &str) {
-        let conn = self.conn_mut(idx).id;
-        if let Some(user) = self.private.sessions.get(&conn).map(|s| s.user.clone()) {
-            self.record(ClientOp::Subscribe, conn, &user, text.as_bytes());
+        let conn = self.sessions.conn(idx).id;
+        if let Some(user) = self.private.session(conn).map(|s| s.user.clone()) {
+            self.private
+                .record(ClientOp::Subscribe, conn, &user, text.as_bytes());
         }
     }
 
     /// Drops `conn`'s session (if any) when it closes.
     pub(super) fn end_session(&mut self, conn: ConnId) {
-        let Some(s) = self.private.sessions.remove(&conn) else {
-            return;
-        };
-        if let Some(set) = self.private.user_conns.get_mut(&s.user) {
-            set.remove(&conn);
-            if set.is_empty() {
-                self.private.user_conns.remove(&s.user);
-            }
-        }
-        for b in &mut self.private.broadcast {
-            b.remove(&conn);
-        }
-        self.record(ClientOp::Logout, conn, &s.user, b"");
+        self.private.logout(conn);
     }
 
     /// The session of `idx` with `role`, or the error reply already queued.
     fn session_with(&mut self, idx: usize, id: Option<&str>, role: Role) -> Option<Session> {
-        let conn = self.conn_mut(idx).id;
-        match self.private.sessions.get(&conn) {
+        let conn = self.sessions.conn(idx).id;
+        match self.private.session(conn) {
             None => {
                 self.fail(
                     idx,
@@ -341,26 +408,10 @@ impl Hub {
         let Some(s) = self.session_with(idx, id, Role::Viewer) else {
             return;
         };
-        let conn = self.conn_mut(idx).id;
-        let mut mask = s.subs;
-        for &ch in channels {
-            if subscribe {
-                mask |= bit(ch);
-            } else {
-                mask &= !bit(ch);
-            }
-            if let Some(b) = broadcast_slot(ch) {
-                if subscribe {
-                    self.private.broadcast[b].insert(conn);
-                } else {
-                    self.private.broadcast[b].remove(&conn);
-                }
-            }
-        }
-        if let Some(sess) = self.private.sessions.get_mut(&conn) {
-            sess.subs = mask;
-        }
-        self.record(ClientOp::Subscribe, conn, &s.user, text.as_bytes());
+        let conn = self.sessions.conn(idx).id;
+        self.private.set_channels(conn, channels, subscribe);
+        self.private
+            .record(ClientOp::Subscribe, conn, &s.user, text.as_bytes());
         let j = &mut self.json;
         j.clear();
         j.raw(if subscribe {
@@ -395,7 +446,7 @@ impl Hub {
         id: Option<&str>,
         kind: PrivateKind,
         text: &str,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) {
         let role = match kind {
             PrivateKind::Order => Role::Trader,
@@ -405,21 +456,22 @@ impl Hub {
         let Some(s) = self.session_with(idx, id, role) else {
             return;
         };
-        let Some(desk) = engine.desk() else {
+        let Some(desk) = view.desk() else {
             return self.fail(idx, id, E_ORDER_REJECTED, "no trading desk is configured");
         };
-        let conn = self.conn_mut(idx).id;
+        let conn = self.sessions.conn(idx).id;
         let what = match kind {
             PrivateKind::Order | PrivateKind::Publish => {
-                self.conn_mut(idx).consecutive_errors = 0;
-                return self.record(ClientOp::Command, conn, &s.user, text.as_bytes());
+                self.sessions.clear_errors(idx);
+                return self
+                    .private
+                    .record(ClientOp::Command, conn, &s.user, text.as_bytes());
             }
             PrivateKind::GetOrders => Snapshot::Orders,
             PrivateKind::GetPositions => Snapshot::Positions,
             PrivateKind::GetPortfolio => Snapshot::Portfolio,
         };
-        let rendered =
-            desk.snapshot_json(&mut self.json, what, &s.user, id, now, engine.registry());
+        let rendered = desk.snapshot_json(&mut self.json, what, &s.user, id, now, view.registry());
         match rendered {
             Some(json) => self.succeed(idx, Utf8Bytes::from(json)),
             None => {
@@ -434,37 +486,12 @@ impl Hub {
     pub(super) fn on_private(&mut self, m: &PrivateMsg) {
         let msg = Utf8Bytes::from(m.json.as_str());
         let mut targets: Vec<ConnId> = Vec::new();
-        match m.channel {
-            PrivateChannel::Reply => {
-                let Some(conn) = m.conn.map(|c| ConnId(c as usize)) else {
-                    return;
-                };
-                // Only to the session that sent it (a replayed journal has no such client).
-                if self.session_user(conn) == Some(m.user.as_str()) {
-                    targets.push(conn);
-                }
-            }
-            ch if ch.is_per_user() => {
-                if let Some(conns) = self.private.user_conns.get(&m.user) {
-                    targets.extend(conns.iter().copied().filter(|c| {
-                        self.private
-                            .sessions
-                            .get(c)
-                            .is_some_and(|s| s.subs & bit(ch) != 0)
-                    }));
-                }
-            }
-            ch => {
-                if let Some(b) = broadcast_slot(ch) {
-                    targets.extend(self.private.broadcast[b].iter().copied());
-                }
-            }
-        }
+        self.private.targets(m, &mut targets);
         for conn in targets {
             if let Some(idx) = self.live(conn) {
                 if self.reply(idx, msg.clone()) {
                     self.private.stats.delivered += 1;
-                    self.counters.delivered += 1;
+                    self.sessions.count_delivered();
                 }
             }
         }

@@ -1,17 +1,17 @@
 //! Client requests: simd-json tape in, a validated [`Request`] (symbols resolved) out.
 //!
-//! The root object is walked once; unknown keys are ignored so that clients written for a
-//! later protocol version keep working. The `id` is read first, so that every later error
-//! can echo it.
+//! The tape and the `id` rule are [`crate::wire::request`]'s, shared with the desk, which
+//! reads order-entry and publish requests (only their `type` and `id` are read here).
+//! Unknown keys are ignored so that clients written for a later protocol version keep
+//! working. The `id` is read first, so that every later error can echo it.
 
 use std::collections::HashSet;
-
-use simd_json::{Buffers, Node, StaticNode, Tape, INPUT_PADDING};
 
 use super::{Channel, MAX_BOOK_DEPTH};
 use crate::desk::PrivateChannel;
 use crate::instrument::{InstrumentId, Market, Registry};
 use crate::wire::json::quoted;
+use crate::wire::request::{request_id, Obj, Reader, Val, BAD_ID};
 use crate::wire::{E_CHANNEL, E_INVALID, E_SYMBOL, MAX_ID_BYTES};
 
 /// A request that passed validation.
@@ -92,33 +92,13 @@ pub(crate) struct Parsed {
 }
 
 /// Reusable parsing buffers.
+#[derive(Default)]
 pub(crate) struct Parser {
-    scratch: Vec<u8>,
-    buffers: Buffers,
-    /// Always empty between calls; `Tape::reset` re-lifetimes it to each input.
-    tape: Tape<'static>,
-}
-
-impl Default for Parser {
-    fn default() -> Self {
-        Parser {
-            scratch: Vec::with_capacity(1024),
-            buffers: Buffers::new(1024),
-            tape: Tape(Vec::with_capacity(256)),
-        }
-    }
+    reader: Reader,
 }
 
 fn invalid(msg: impl Into<String>) -> ReqError {
     ReqError::new(E_INVALID, format!("invalid message: {}", msg.into()))
-}
-
-/// Number of tape nodes a value occupies, its header included.
-fn span(node: &Node<'_>) -> usize {
-    match node {
-        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
-        _ => 1,
-    }
 }
 
 /// A short, escaped rendering of client text for error messages.
@@ -130,96 +110,44 @@ fn show(s: &str) -> String {
 impl Parser {
     /// Parses one text frame. Never panics, whatever the input.
     pub(crate) fn parse(&mut self, text: &str, registry: &Registry) -> Parsed {
-        let len = text.len();
-        self.scratch.clear();
-        self.scratch.extend_from_slice(text.as_bytes());
-        self.scratch.resize(len + INPUT_PADDING, b' ');
-        let mut t = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
-        let parsed =
-            match simd_json::fill_tape_padded(&mut self.scratch, len, &mut self.buffers, &mut t) {
-                Ok(()) => parse_nodes(&t.0, registry),
-                Err(_) => Parsed {
-                    id: None,
-                    request: Err(invalid("not JSON")),
-                },
+        self.reader.read(text.as_bytes(), |root| {
+            let obj = match root {
+                Ok(o) => o,
+                Err(e) => {
+                    return Parsed {
+                        id: None,
+                        request: Err(invalid(e.message())),
+                    }
+                }
             };
-        self.tape = t.reset();
-        parsed
-    }
-}
-
-/// The fields a request may have, as tape indices of their values.
-#[derive(Default)]
-struct Fields {
-    kind: Option<usize>,
-    id: Option<usize>,
-    channels: Option<usize>,
-    symbols: Option<usize>,
-    symbol: Option<usize>,
-    depth: Option<usize>,
-    token: Option<usize>,
-}
-
-fn parse_nodes(nodes: &[Node<'_>], registry: &Registry) -> Parsed {
-    let no_id = |e| Parsed {
-        id: None,
-        request: Err(e),
-    };
-    let Some(Node::Object { len, .. }) = nodes.first() else {
-        return no_id(invalid("expected a JSON object with a \"type\""));
-    };
-    let mut f = Fields::default();
-    let mut p = 1;
-    for _ in 0..*len {
-        let (Some(Node::String(k)), Some(v)) = (nodes.get(p), nodes.get(p + 1)) else {
-            break;
-        };
-        let slot = match *k {
-            "type" => &mut f.kind,
-            "id" => &mut f.id,
-            "channels" => &mut f.channels,
-            "symbols" => &mut f.symbols,
-            "symbol" => &mut f.symbol,
-            "depth" => &mut f.depth,
-            "token" => &mut f.token,
-            _ => {
-                p += 1 + span(v);
-                continue;
+            match request_id(obj) {
+                Ok(id) => Parsed {
+                    id,
+                    request: parse_request(obj, registry),
+                },
+                Err(()) => Parsed {
+                    id: None,
+                    request: Err(invalid(BAD_ID)),
+                },
             }
-        };
-        *slot = Some(p + 1);
-        p += 1 + span(v);
+        })
     }
-    let id = match f.id.map(|i| &nodes[i]) {
-        None => None,
-        Some(Node::Static(StaticNode::I64(v))) => Some(itoa::Buffer::new().format(*v).to_owned()),
-        Some(Node::Static(StaticNode::U64(v))) => Some(itoa::Buffer::new().format(*v).to_owned()),
-        Some(Node::String(s)) if s.len() <= MAX_ID_BYTES => Some(quoted(s)),
-        Some(_) => {
-            return no_id(invalid(format!(
-                "\"id\" must be an integer or a string of at most {MAX_ID_BYTES} bytes"
-            )))
-        }
-    };
-    let request = parse_request(nodes, &f, registry);
-    Parsed { id, request }
 }
 
-fn parse_request(nodes: &[Node<'_>], f: &Fields, registry: &Registry) -> Result<Request, ReqError> {
-    let kind = match f.kind.map(|i| &nodes[i]) {
-        Some(Node::String(s)) => *s,
-        _ => return Err(invalid("expected a JSON object with a \"type\"")),
+fn parse_request(o: Obj<'_>, registry: &Registry) -> Result<Request, ReqError> {
+    let Some(kind) = o.kind() else {
+        return Err(invalid("expected a JSON object with a \"type\""));
     };
     match kind {
         "subscribe" | "unsubscribe" => {
-            let (mut channels, private) = channels(nodes, f.channels)?;
+            let (mut channels, private) = channels(o.get("channels"))?;
             let status = channels.contains(&Channel::Status);
             channels.retain(|c| *c != Channel::Status);
             // `status` alone needs no symbols; with market channels, they name the symbols.
             let names = if channels.is_empty() {
                 Vec::new()
             } else {
-                strings(nodes, f.symbols, "symbols")?
+                strings(o.get("symbols"), "symbols")?
             };
             let mut instruments = Vec::new();
             let mut seen = HashSet::new();
@@ -231,7 +159,7 @@ fn parse_request(nodes: &[Node<'_>], f: &Fields, registry: &Registry) -> Result<
                 }
             }
             if kind == "subscribe" {
-                let depth = depth(nodes, f.depth)?;
+                let depth = depth(o.get("depth"))?;
                 Ok(Request::Subscribe {
                     channels,
                     instruments,
@@ -249,9 +177,8 @@ fn parse_request(nodes: &[Node<'_>], f: &Fields, registry: &Registry) -> Result<
             }
         }
         "get_book" => {
-            let name = match f.symbol.map(|i| &nodes[i]) {
-                Some(Node::String(s)) => *s,
-                _ => return Err(invalid("\"symbol\" must be a string")),
+            let Some(name) = o.get("symbol").and_then(Val::as_str) else {
+                return Err(invalid("\"symbol\" must be a string"));
             };
             let found = resolve(registry, name)?;
             let mut ids = found.iter().flatten();
@@ -276,16 +203,14 @@ fn parse_request(nodes: &[Node<'_>], f: &Fields, registry: &Registry) -> Result<
             }
             Ok(Request::GetBook {
                 instrument,
-                depth: depth(nodes, f.depth)?,
+                depth: depth(o.get("depth"))?,
             })
         }
         "ping" => Ok(Request::Ping),
-        "auth" => match f.token.map(|i| &nodes[i]) {
-            Some(Node::String(t)) if !t.is_empty() && t.len() <= MAX_TOKEN_BYTES => {
-                Ok(Request::Auth {
-                    token: (*t).to_owned(),
-                })
-            }
+        "auth" => match o.get("token").and_then(Val::as_str) {
+            Some(t) if !t.is_empty() && t.len() <= MAX_TOKEN_BYTES => Ok(Request::Auth {
+                token: t.to_owned(),
+            }),
             _ => Err(invalid(format!(
                 "\"token\" must be a non-empty string of at most {MAX_TOKEN_BYTES} bytes"
             ))),
@@ -301,37 +226,24 @@ fn parse_request(nodes: &[Node<'_>], f: &Fields, registry: &Registry) -> Result<
     }
 }
 
-/// The string elements of the non-empty array at `at`.
-fn strings<'a>(
-    nodes: &'a [Node<'a>],
-    at: Option<usize>,
-    name: &str,
-) -> Result<Vec<&'a str>, ReqError> {
+/// The string elements of a non-empty array.
+fn strings<'a>(v: Option<Val<'a>>, name: &str) -> Result<Vec<&'a str>, ReqError> {
     let bad = || invalid(format!("\"{name}\" must be a non-empty array of strings"));
-    let at = at.ok_or_else(bad)?;
-    let Node::Array { len, .. } = nodes[at] else {
-        return Err(bad());
-    };
-    if len == 0 {
+    let items = v.and_then(Val::as_array).ok_or_else(bad)?;
+    let names: Vec<&str> = items
+        .map(|v| v.as_str().ok_or_else(bad))
+        .collect::<Result<_, _>>()?;
+    if names.is_empty() {
         return Err(bad());
     }
-    // An array of strings has one node per element, so they are contiguous.
-    (at + 1..at + 1 + len)
-        .map(|i| match nodes.get(i) {
-            Some(Node::String(s)) => Ok(*s),
-            _ => Err(bad()),
-        })
-        .collect()
+    Ok(names)
 }
 
 /// The market (and `status`) channels named, and the private ones, each deduplicated.
-fn channels(
-    nodes: &[Node<'_>],
-    at: Option<usize>,
-) -> Result<(Vec<Channel>, Vec<PrivateChannel>), ReqError> {
+fn channels(v: Option<Val<'_>>) -> Result<(Vec<Channel>, Vec<PrivateChannel>), ReqError> {
     let mut out = Vec::with_capacity(Channel::ALL.len());
     let mut private = Vec::new();
-    for name in strings(nodes, at, "channels")? {
+    for name in strings(v, "channels")? {
         if let Some(p) = PrivateChannel::parse(name) {
             if !private.contains(&p) {
                 private.push(p);
@@ -347,14 +259,9 @@ fn channels(
     Ok((out, private))
 }
 
-fn depth(nodes: &[Node<'_>], at: Option<usize>) -> Result<Option<usize>, ReqError> {
-    let Some(at) = at else { return Ok(None) };
-    let v = match nodes[at] {
-        Node::Static(StaticNode::I64(v)) => u64::try_from(v).ok(),
-        Node::Static(StaticNode::U64(v)) => Some(v),
-        _ => None,
-    };
-    match v {
+fn depth(v: Option<Val<'_>>) -> Result<Option<usize>, ReqError> {
+    let Some(v) = v else { return Ok(None) };
+    match v.as_u64() {
         Some(d @ 1..) if d <= MAX_BOOK_DEPTH as u64 => Ok(Some(d as usize)),
         _ => Err(invalid(format!(
             "\"depth\" must be an integer from 1 to {MAX_BOOK_DEPTH}"

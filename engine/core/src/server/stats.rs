@@ -66,11 +66,10 @@ pub struct HubStats {
     pub per_connection: Vec<ConnStats>,
 }
 
-/// The hub's running counters.
+/// The sessions' running counters (`published` is counted by the streams).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Counters {
     pub requests: u64,
-    pub published: u64,
     pub delivered: u64,
     pub transmitted: u64,
     pub errors: BTreeMap<u16, u64>,

@@ -3,11 +3,10 @@
 use tungstenite::Utf8Bytes;
 
 use super::conn::{Snap, Sub};
-use super::hub::slot;
 use super::messages::{self, Head};
-use super::publish::{inst_of, Subscriber};
+use super::streams::{status_key, Subscriber};
+use super::view::MarketView;
 use super::{Channel, Hub, StreamKey};
-use crate::engine::Engine;
 use crate::input::Nanos;
 use crate::instrument::InstrumentId;
 use crate::wire::E_TOO_MANY_SUBS;
@@ -23,10 +22,10 @@ impl Hub {
         instruments: &[InstrumentId],
         depth: Option<usize>,
         status: bool,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) {
-        let depth = depth.unwrap_or(self.cfg.default_book_depth);
-        let c = self.conn_mut(idx);
+        let depth = depth.unwrap_or(self.config().default_book_depth);
+        let c = self.sessions.conn(idx);
         let held = c.subs.len();
         let mut new = 0usize;
         for &ch in channels {
@@ -34,25 +33,25 @@ impl Hub {
                 new += usize::from(!c.subs.contains_key(&StreamKey::new(ch, inst)));
             }
         }
-        let max = self.cfg.max_subscriptions;
+        let max = self.config().max_subscriptions;
         if held + new > max {
             let msg = format!(
                 "too many subscriptions: {held} held + {new} new is over the limit of {max}"
             );
             return self.fail(idx, id, E_TOO_MANY_SUBS, &msg);
         }
-        let registry = engine.registry();
+        let registry = view.registry();
         let pairs = channels
             .iter()
             .flat_map(|&ch| instruments.iter().map(move |&i| (ch, registry.get(i))));
         let reply = messages::subscriptions(&mut self.json, "subscribed", id, pairs, status);
-        self.conn_mut(idx).consecutive_errors = 0;
+        self.sessions.clear_errors(idx);
         if !self.reply(idx, reply) {
             return;
         }
         for &ch in channels {
             for &inst in instruments {
-                self.subscribe_one(now, idx, StreamKey::new(ch, inst), depth, engine);
+                self.subscribe_one(now, idx, StreamKey::new(ch, inst), depth, view);
             }
         }
         if status {
@@ -63,27 +62,12 @@ impl Hub {
     /// Subscribes to every venue's `status` stream, now and later; the last status of each
     /// known venue follows as initial state.
     fn subscribe_status(&mut self, now: Nanos, idx: usize) {
-        let conn = self.conn_mut(idx).id;
-        match self.status_subs.binary_search_by_key(&conn, |s| s.conn) {
-            Ok(_) => return, // already subscribed: no new initial state
-            Err(pos) => self.status_subs.insert(
-                pos,
-                Subscriber {
-                    conn,
-                    slot: idx,
-                    depth: 0,
-                },
-            ),
+        let conn = self.sessions.conn(idx).id;
+        if !self.streams.subscribe_status(conn, idx) {
+            return; // already subscribed: no new initial state
         }
-        for src in 0..self.venues.len() {
-            let Some((_, msg)) = self.venues[src].clone() else {
-                continue;
-            };
-            let key = status_key(src);
-            let (conns, _, mut sh) = self.split();
-            let c = conns[idx].as_mut().expect("known connection");
-            c.subs.entry(key).or_insert_with(status_sub);
-            c.push(key, &msg, now, &mut sh);
+        for (key, msg) in self.streams.venue_statuses() {
+            self.sessions.push(idx, key, msg, now, true);
         }
     }
 
@@ -93,9 +77,9 @@ impl Hub {
         idx: usize,
         key: StreamKey,
         depth: usize,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) {
-        let c = slot(&mut self.conns, idx);
+        let c = self.sessions.conn_mut(idx);
         let conn = c.id;
         match c.subs.get_mut(&key) {
             None => {
@@ -107,47 +91,31 @@ impl Hub {
                         snap: Snap::None,
                     },
                 );
-                let list = &mut inst_of(&mut self.insts, key.instrument).subs[key.channel.index()];
-                let pos = list
-                    .binary_search_by_key(&conn, |s| s.conn)
-                    .unwrap_or_else(|p| p);
-                list.insert(
-                    pos,
-                    Subscriber {
-                        conn,
-                        slot: idx,
-                        depth,
-                    },
-                );
-                self.sub_counts[key.channel.index()] += 1;
+                let s = Subscriber {
+                    conn,
+                    slot: idx,
+                    depth,
+                };
+                self.streams.subscribe(key, s);
             }
             Some(sub) if key.channel == Channel::Book && sub.depth != depth => {
                 sub.depth = depth;
-                let list = &mut inst_of(&mut self.insts, key.instrument).subs[key.channel.index()];
-                if let Ok(pos) = list.binary_search_by_key(&conn, |s| s.conn) {
-                    list[pos].depth = depth;
-                }
+                self.streams.set_depth(key, conn, depth);
             }
             // Already subscribed: listed in the reply, no new initial state.
             Some(_) => return,
         }
         let initial = match key.channel {
-            Channel::Bbo => self.last_bbo(key.instrument, engine),
-            Channel::Ticker => self.last_ticker(key.instrument, engine),
+            Channel::Bbo => self.last_bbo(key.instrument, view),
+            Channel::Ticker => self.last_ticker(key.instrument, view),
             Channel::Trades | Channel::Status => None,
             Channel::Book => {
-                let (conns, _, sh) = self.split();
-                let c = conns[idx].as_mut().expect("known connection");
-                c.want_snapshot(key, sh.cap, sh.ready);
+                self.sessions.want_snapshot(idx, key);
                 None
             }
         };
         if let Some(msg) = initial {
-            let (conns, _, mut sh) = self.split();
-            conns[idx]
-                .as_mut()
-                .expect("known connection")
-                .push(key, &msg, now, &mut sh);
+            self.sessions.push(idx, key, &msg, now, false);
         }
     }
 
@@ -158,11 +126,11 @@ impl Hub {
         channels: &[Channel],
         instruments: &[InstrumentId],
         status: bool,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) {
+        let conn = self.sessions.conn(idx).id;
         if status {
-            let c = self.conn_mut(idx);
-            let conn = c.id;
+            let c = self.sessions.conn_mut(idx);
             let keys: Vec<StreamKey> = c
                 .subs
                 .keys()
@@ -170,21 +138,19 @@ impl Hub {
                 .copied()
                 .collect();
             for key in keys {
-                self.conn_mut(idx).unsubscribe(key);
+                c.unsubscribe(key);
             }
-            self.remove_subscriber(status_key(0), conn);
+            self.streams.unsubscribe(status_key(0), conn);
         }
         for &ch in channels {
             for &inst in instruments {
                 let key = StreamKey::new(ch, inst);
-                let c = self.conn_mut(idx);
-                let conn = c.id;
-                if c.unsubscribe(key) {
-                    self.remove_subscriber(key, conn);
+                if self.sessions.conn_mut(idx).unsubscribe(key) {
+                    self.streams.unsubscribe(key, conn);
                 }
             }
         }
-        let registry = engine.registry();
+        let registry = view.registry();
         let pairs = channels
             .iter()
             .flat_map(|&ch| instruments.iter().map(move |&i| (ch, registry.get(i))));
@@ -200,26 +166,20 @@ impl Hub {
         inst: InstrumentId,
         depth: usize,
         id: Option<&str>,
-        engine: &Engine,
+        view: &(impl MarketView + ?Sized),
     ) -> Utf8Bytes {
-        let st = inst_of(&mut self.insts, inst);
-        let (seq, ts, recv, stale) = (
-            st.seq[Channel::Book.index()],
-            st.last_event_ms,
-            st.book_recv,
-            st.stale,
-        );
-        let instrument = engine.registry().get(inst);
+        let book = self.streams.book_head(inst);
+        let instrument = view.registry().get(inst);
         let mut head = Head {
             kind: "snapshot",
             id,
             channel: Channel::Book,
             inst: instrument,
-            seq,
-            ts,
-            recv,
+            seq: book.seq,
+            ts: book.ts,
+            recv: book.recv,
         };
-        match engine.book(inst) {
+        match view.book(inst) {
             Some(b) if b.is_synced() => {
                 let update_id = b.last_update_id().unwrap_or(0);
                 messages::book_snapshot(&mut self.json, &head, update_id, b.book(), depth)
@@ -228,22 +188,8 @@ impl Hub {
                 head.kind = "status";
                 head.ts = 0;
                 head.recv = now;
-                messages::status(&mut self.json, &head, stale.unwrap_or("initial"))
+                messages::status(&mut self.json, &head, book.stale.unwrap_or("initial"))
             }
         }
-    }
-}
-
-/// The `status` stream of venue source `src`.
-pub(super) fn status_key(src: usize) -> StreamKey {
-    StreamKey::new(Channel::Status, InstrumentId(src as u32))
-}
-
-/// A connection's entry for a `status` stream.
-pub(super) fn status_sub() -> Sub {
-    Sub {
-        depth: 0,
-        slot: None,
-        snap: Snap::None,
     }
 }

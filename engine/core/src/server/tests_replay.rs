@@ -288,10 +288,7 @@ fn conflated_book_snapshot_continues_with_next_update() {
     let b = &client.books["usdm:BTCUSDT"];
     assert!(b.live);
     assert_eq!(b.updates, 0, "updates folded into the snapshot");
-    assert_eq!(
-        b.seq,
-        h.hub.insts[id.0 as usize].seq[super::Channel::Book as usize]
-    );
+    assert_eq!(b.seq, h.hub.streams.book_head(id).seq);
     assert_book_matches(&h.engine, b, id);
     // From here on, updates continue the snapshot's seq (Client::apply checks it).
     for r in &records[i..] {

@@ -1,9 +1,11 @@
 //! What the client protocol's two writers share: the JSON writer and the protocol's constants.
 //!
 //! Both the public hub (`server`) and the trading desk (`desk`) write client messages; this is
-//! their common ground, so neither imports the other's internals.
+//! their common ground, so neither imports the other's internals. Both also read client
+//! requests the same way ([`request`]).
 
 pub mod json;
+pub mod request;
 
 pub use json::JsonBuf;
 
