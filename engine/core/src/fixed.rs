@@ -106,7 +106,8 @@ pub fn parse_fixed(s: &[u8], scale: u8) -> Result<i64, FixedError> {
     if digits.is_empty() {
         return Err(FixedError::Syntax);
     }
-    let mut acc: i64 = 0;
+    // The magnitude is accumulated unsigned so `i64::MIN` (magnitude 2^63) parses too.
+    let mut acc: u64 = 0;
     let mut frac_digits: u8 = 0;
     let mut seen_dot = false;
     let mut seen_digit = false;
@@ -114,7 +115,7 @@ pub fn parse_fixed(s: &[u8], scale: u8) -> Result<i64, FixedError> {
         match c {
             b'0'..=b'9' => {
                 seen_digit = true;
-                let d = i64::from(c - b'0');
+                let d = u64::from(c - b'0');
                 if seen_dot {
                     if frac_digits >= scale {
                         if d != 0 {
@@ -137,9 +138,20 @@ pub fn parse_fixed(s: &[u8], scale: u8) -> Result<i64, FixedError> {
         return Err(FixedError::Syntax);
     }
     let acc = acc
-        .checked_mul(pow10(scale - frac_digits))
+        .checked_mul(pow10(scale - frac_digits).unsigned_abs())
         .ok_or(FixedError::Overflow)?;
-    Ok(if neg { -acc } else { acc })
+    signed(neg, acc)
+}
+
+/// A sign and a magnitude as an `i64` (`-2^63` included), or [`FixedError::Overflow`].
+#[inline]
+pub(crate) fn signed(neg: bool, magnitude: u64) -> Result<i64, FixedError> {
+    if neg {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+    .ok_or(FixedError::Overflow)
 }
 
 /// Parses a decimal keeping exactly the scale it was written with.
@@ -162,11 +174,20 @@ pub fn parse_decimal(s: &[u8]) -> Result<Decimal, FixedError> {
     })
 }
 
-/// Writes `mantissa` at `scale` as a decimal string with exactly `scale` fraction digits.
+/// Writes `mantissa` at `scale` as a decimal string with exactly `scale` fraction digits
+/// (`i64::MIN` included: the magnitude is taken unsigned).
 pub fn write_fixed(f: &mut impl fmt::Write, mantissa: i64, scale: u8) -> fmt::Result {
     let neg = mantissa < 0;
     let abs = mantissa.unsigned_abs();
-    let p = pow10(scale) as u64;
+    if scale > MAX_SCALE {
+        // Never produced by tape (scales are checked where instruments are added), but
+        // rendering must not panic: every digit is a fraction digit, zero-padded.
+        if neg {
+            f.write_char('-')?;
+        }
+        return write!(f, "0.{abs:0width$}", width = usize::from(scale));
+    }
+    let p = pow10(scale).unsigned_abs();
     if neg {
         f.write_char('-')?;
     }
