@@ -251,6 +251,20 @@ mod tests {
         );
         assert_eq!(parse_fixed(b"100000000000", 8), Err(FixedError::Overflow));
         assert_eq!(parse_fixed(b"1", 19), Err(FixedError::Overflow));
+        assert_eq!(parse_fixed(b"-9223372036854775808", 0), Ok(i64::MIN));
+        assert_eq!(
+            parse_fixed(b"-9223372036854775809", 0),
+            Err(FixedError::Overflow)
+        );
+        assert_eq!(
+            parse_fixed(b"9223372036854775808", 0),
+            Err(FixedError::Overflow)
+        );
+        assert_eq!(
+            parse_fixed(b"-0.000000000000000001", 18),
+            Ok(-1),
+            "smallest magnitude at the largest scale"
+        );
     }
 
     #[test]
@@ -276,7 +290,38 @@ mod tests {
         }
 
         #[test]
-        fn round_trips(m in -i64::MAX..=i64::MAX, scale in 0u8..=18) {
+        fn extremes_round_trip_at_every_scale(
+            m in prop_oneof![
+                Just(i64::MIN), Just(i64::MIN + 1), Just(i64::MAX), Just(i64::MAX - 1),
+                Just(0i64), Just(1i64), Just(-1i64),
+            ],
+            scale in 0u8..=18,
+        ) {
+            let s = Scaled(m, scale).to_string();
+            prop_assert_eq!(parse_fixed(s.as_bytes(), scale), Ok(m), "{}", s);
+            prop_assert_eq!(crate::account::money::parse_rounded(s.as_bytes(), scale), Ok(m));
+            // One more unit in the last place is out of range, never a wrap.
+            if m == i64::MAX || m == i64::MIN {
+                let mag = i128::from(m).unsigned_abs() + 1;
+                let sign = if m < 0 { "-" } else { "" };
+                let p = 10u128.pow(u32::from(scale));
+                let text = if scale == 0 {
+                    format!("{sign}{mag}")
+                } else {
+                    format!("{sign}{}.{:0w$}", mag / p, mag % p, w = usize::from(scale))
+                };
+                prop_assert_eq!(parse_fixed(text.as_bytes(), scale), Err(FixedError::Overflow));
+            }
+        }
+
+        #[test]
+        fn written_above_max_scale_never_panics(m in any::<i64>(), scale in 19u8..=u8::MAX) {
+            let s = Scaled(m, scale).to_string();
+            prop_assert_eq!(s.split('.').nth(1).map(str::len), Some(usize::from(scale)));
+        }
+
+        #[test]
+        fn round_trips(m in any::<i64>(), scale in 0u8..=18) {
             let s = Scaled(m, scale).to_string();
             prop_assert_eq!(parse_fixed(s.as_bytes(), scale), Ok(m));
         }

@@ -303,6 +303,78 @@ mod tests {
         }
 
         #[test]
+        fn div_round_never_panics_and_is_nearest(
+            n in prop_oneof![Just(i128::MIN), Just(i128::MAX), Just(0i128), any::<i128>()],
+            d in prop_oneof![Just(-1i128), Just(1i128), Just(0i128), Just(i128::MIN), Just(i128::MAX), any::<i128>()],
+        ) {
+            match div_round(n, d) {
+                None => prop_assert!(d == 0 || (n == i128::MIN && d == -1)),
+                Some(q) => {
+                    // |n − q·d| <= |d| / 2, checked without overflow in the widest terms.
+                    let t = n / d;
+                    prop_assert!(q == t || q == t + 1 || q == t - 1);
+                    let r = n - t * d; // exact: |r| < |d|
+                    let twice = r.unsigned_abs() * 2;
+                    let away = twice >= d.unsigned_abs();
+                    prop_assert_eq!(q != t, away && r != 0);
+                }
+            }
+        }
+
+        #[test]
+        fn extreme_products_are_exact_or_refused(
+            p in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1i64), Just(1i64), any::<i64>()],
+            q in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1i64), Just(1i64), any::<i64>()],
+            ps in 0u8..=18, qs in 0u8..=18,
+            bps in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(10_000i64), -10_000i64..=10_000],
+        ) {
+            let raw = notional_raw(Price(p), Qty(q));
+            prop_assert_eq!(raw, i128::from(p) * i128::from(q));
+            let scale = ps + qs;
+            match notional(Price(p), Qty(q), ps, qs) {
+                Ok(m) => {
+                    // Money back at the raw scale is within half a unit of Money of `raw`.
+                    if scale >= MONEY_SCALE {
+                        let back = money_to_raw(m, scale, "t").unwrap();
+                        let unit = pow10_i128(scale - MONEY_SCALE);
+                        prop_assert!((raw - back).unsigned_abs() * 2 <= unit.unsigned_abs());
+                    } else {
+                        prop_assert_eq!(i128::from(m.0), raw * pow10_i128(MONEY_SCALE - scale));
+                    }
+                    if let Ok(f) = apply_bps(m, bps) {
+                        let exact = i128::from(m.0) * i128::from(bps);
+                        prop_assert!((exact - i128::from(f.0) * 10_000).unsigned_abs() <= 5_000);
+                    } else {
+                        prop_assert!((i128::from(m.0) * i128::from(bps) / 10_000).unsigned_abs() >= 1u128 << 63);
+                    }
+                }
+                Err(MathError::Overflow { context }) => {
+                    prop_assert_eq!(context, "notional");
+                    let unit = pow10_i128(scale.saturating_sub(MONEY_SCALE));
+                    prop_assert!(scale < MONEY_SCALE || (raw / unit).unsigned_abs() >= (1u128 << 63) - 1);
+                }
+            }
+        }
+
+        #[test]
+        fn money_ops_at_the_edges_are_checked(
+            a in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0i64), any::<i64>()],
+            b in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1i64), Just(1i64), any::<i64>()],
+        ) {
+            let (x, y) = (Money(a), Money(b));
+            prop_assert_eq!(x.add(y, "t").ok(), a.checked_add(b).map(Money));
+            prop_assert_eq!(x.sub(y, "t").ok(), a.checked_sub(b).map(Money));
+            prop_assert_eq!(x.neg("t").ok(), a.checked_neg().map(Money));
+            for s in 0u8..=36 {
+                if let Ok(r) = money_to_raw(x, s, "t") {
+                    if s >= MONEY_SCALE {
+                        prop_assert_eq!(raw_to_money(r, s, "t"), Ok(x), "exact round trip at {}", s);
+                    }
+                }
+            }
+        }
+
+        #[test]
         fn parse_rounded_agrees_with_strict(m in -i64::MAX / 10..=i64::MAX / 10, s in 0u8..=8) {
             let text = crate::fixed::Scaled(m, s).to_string();
             prop_assert_eq!(parse_rounded(text.as_bytes(), s), Ok(m));
