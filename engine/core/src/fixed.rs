@@ -106,7 +106,8 @@ pub fn parse_fixed(s: &[u8], scale: u8) -> Result<i64, FixedError> {
     if digits.is_empty() {
         return Err(FixedError::Syntax);
     }
-    let mut acc: i64 = 0;
+    // The magnitude is accumulated unsigned so `i64::MIN` (magnitude 2^63) parses too.
+    let mut acc: u64 = 0;
     let mut frac_digits: u8 = 0;
     let mut seen_dot = false;
     let mut seen_digit = false;
@@ -114,7 +115,7 @@ pub fn parse_fixed(s: &[u8], scale: u8) -> Result<i64, FixedError> {
         match c {
             b'0'..=b'9' => {
                 seen_digit = true;
-                let d = i64::from(c - b'0');
+                let d = u64::from(c - b'0');
                 if seen_dot {
                     if frac_digits >= scale {
                         if d != 0 {
@@ -137,9 +138,20 @@ pub fn parse_fixed(s: &[u8], scale: u8) -> Result<i64, FixedError> {
         return Err(FixedError::Syntax);
     }
     let acc = acc
-        .checked_mul(pow10(scale - frac_digits))
+        .checked_mul(pow10(scale - frac_digits).unsigned_abs())
         .ok_or(FixedError::Overflow)?;
-    Ok(if neg { -acc } else { acc })
+    signed(neg, acc)
+}
+
+/// A sign and a magnitude as an `i64` (`-2^63` included), or [`FixedError::Overflow`].
+#[inline]
+pub(crate) fn signed(neg: bool, magnitude: u64) -> Result<i64, FixedError> {
+    if neg {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+    .ok_or(FixedError::Overflow)
 }
 
 /// Parses a decimal keeping exactly the scale it was written with.
@@ -162,11 +174,20 @@ pub fn parse_decimal(s: &[u8]) -> Result<Decimal, FixedError> {
     })
 }
 
-/// Writes `mantissa` at `scale` as a decimal string with exactly `scale` fraction digits.
+/// Writes `mantissa` at `scale` as a decimal string with exactly `scale` fraction digits
+/// (`i64::MIN` included: the magnitude is taken unsigned).
 pub fn write_fixed(f: &mut impl fmt::Write, mantissa: i64, scale: u8) -> fmt::Result {
     let neg = mantissa < 0;
     let abs = mantissa.unsigned_abs();
-    let p = pow10(scale) as u64;
+    if scale > MAX_SCALE {
+        // Never produced by tape (scales are checked where instruments are added), but
+        // rendering must not panic: every digit is a fraction digit, zero-padded.
+        if neg {
+            f.write_char('-')?;
+        }
+        return write!(f, "0.{abs:0width$}", width = usize::from(scale));
+    }
+    let p = pow10(scale).unsigned_abs();
     if neg {
         f.write_char('-')?;
     }
@@ -230,6 +251,20 @@ mod tests {
         );
         assert_eq!(parse_fixed(b"100000000000", 8), Err(FixedError::Overflow));
         assert_eq!(parse_fixed(b"1", 19), Err(FixedError::Overflow));
+        assert_eq!(parse_fixed(b"-9223372036854775808", 0), Ok(i64::MIN));
+        assert_eq!(
+            parse_fixed(b"-9223372036854775809", 0),
+            Err(FixedError::Overflow)
+        );
+        assert_eq!(
+            parse_fixed(b"9223372036854775808", 0),
+            Err(FixedError::Overflow)
+        );
+        assert_eq!(
+            parse_fixed(b"-0.000000000000000001", 18),
+            Ok(-1),
+            "smallest magnitude at the largest scale"
+        );
     }
 
     #[test]
@@ -255,7 +290,38 @@ mod tests {
         }
 
         #[test]
-        fn round_trips(m in -i64::MAX..=i64::MAX, scale in 0u8..=18) {
+        fn extremes_round_trip_at_every_scale(
+            m in prop_oneof![
+                Just(i64::MIN), Just(i64::MIN + 1), Just(i64::MAX), Just(i64::MAX - 1),
+                Just(0i64), Just(1i64), Just(-1i64),
+            ],
+            scale in 0u8..=18,
+        ) {
+            let s = Scaled(m, scale).to_string();
+            prop_assert_eq!(parse_fixed(s.as_bytes(), scale), Ok(m), "{}", s);
+            prop_assert_eq!(crate::account::money::parse_rounded(s.as_bytes(), scale), Ok(m));
+            // One more unit in the last place is out of range, never a wrap.
+            if m == i64::MAX || m == i64::MIN {
+                let mag = i128::from(m).unsigned_abs() + 1;
+                let sign = if m < 0 { "-" } else { "" };
+                let p = 10u128.pow(u32::from(scale));
+                let text = if scale == 0 {
+                    format!("{sign}{mag}")
+                } else {
+                    format!("{sign}{}.{:0w$}", mag / p, mag % p, w = usize::from(scale))
+                };
+                prop_assert_eq!(parse_fixed(text.as_bytes(), scale), Err(FixedError::Overflow));
+            }
+        }
+
+        #[test]
+        fn written_above_max_scale_never_panics(m in any::<i64>(), scale in 19u8..=u8::MAX) {
+            let s = Scaled(m, scale).to_string();
+            prop_assert_eq!(s.split('.').nth(1).map(str::len), Some(usize::from(scale)));
+        }
+
+        #[test]
+        fn round_trips(m in any::<i64>(), scale in 0u8..=18) {
             let s = Scaled(m, scale).to_string();
             prop_assert_eq!(parse_fixed(s.as_bytes(), scale), Ok(m));
         }

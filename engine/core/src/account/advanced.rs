@@ -24,9 +24,9 @@
 
 use super::ids::{AdvancedId, ClientOrderId};
 use super::kinds::{OrderSide, OrderStatus, OrderType, TimeInForce};
+use super::money::{overflow, MathError};
 use super::orders::{NewOrder, OrderCommand};
-use super::trailing::TrailOffset;
-use super::trigger_index::orient;
+use super::trailing::{stop_price, TrailOffset};
 use crate::fixed::{Price, Qty};
 use crate::instrument::InstrumentId;
 
@@ -166,6 +166,9 @@ pub enum TriggerOutput {
     Advanced(AdvancedUpdate),
     /// A trailing stop moved.
     Trailing(TrailingUpdate),
+    /// A trailing stop's peak or stop is no longer a price (cannot happen for a stop that
+    /// passed placement; surfaced as a typed error, never as a wrapped price).
+    Overflow(AdvancedId, MathError),
 }
 
 /// Why an advanced-order request or action was refused.
@@ -278,18 +281,24 @@ pub(super) fn update(id: AdvancedId, a: &Advanced, reason: &'static str) -> Adva
     }
 }
 
+/// The client-facing peak and stop of a trailing stop at oriented `peak`.
+///
+/// # Errors
+/// [`MathError::Overflow`] when the peak or the stop is not a price in `1..=i64::MAX`;
+/// placement refuses such stops and peaks only move away from zero-or-overflow, so this is
+/// a guard, reported as an error rather than a wrapped or clamped price.
 pub(super) fn trail_update(
     id: AdvancedId,
     instrument: InstrumentId,
     side: OrderSide,
     peak: i64,
     off: TrailOffset,
-) -> TrailingUpdate {
-    let stop = peak.saturating_sub(off.at(peak));
-    TrailingUpdate {
+) -> Result<TrailingUpdate, MathError> {
+    let sell = side == OrderSide::Sell;
+    Ok(TrailingUpdate {
         id,
         instrument,
-        peak: Price(orient(side, peak)),
-        stop: Price(orient(side, stop)),
-    }
+        peak: stop_price(sell, i128::from(peak)).ok_or(overflow("trailing peak"))?,
+        stop: stop_price(sell, off.stop(peak)).ok_or(overflow("trailing stop"))?,
+    })
 }

@@ -96,6 +96,10 @@ pub enum Reject {
     /// A user-supplied client id uses tape's generated-id prefix.
     #[error("client order id {0} uses the reserved prefix \"tp-\"")]
     ReservedId(ClientOrderId),
+    /// A value the order implies (notional, fee, resulting position) does not fit its
+    /// type: the order is refused rather than accepted with a wrapped value.
+    #[error("order refused: {0}")]
+    Math(#[from] MathError),
 }
 
 /// Why a user-data event was not applied (state is unchanged unless noted).

@@ -13,7 +13,7 @@ impl Account {
             None => {
                 let c =
                     ClientOrderId::generated(&format!("{GENERATED_ID_PREFIX}o{}", self.next_order));
-                self.next_order += 1;
+                self.next_order = self.next_order.saturating_add(1); // an id counter: 2^64 orders never happen
                 c
             }
         };
@@ -30,6 +30,49 @@ impl Account {
         };
         self.orders.check_new(&o)?;
         Ok(o)
+    }
+
+    /// Refuses an order whose implied values do not fit their types, with or without risk
+    /// limits: the resulting position (`i64` quantity), the notional at its price (or, for a
+    /// market-priced order, at the touch it would take, else the last trade) in [`Money`],
+    /// and the paper venue's fee on that notional. Refusing here (error 4020) is the rule:
+    /// an order accepted with a value that wraps or saturates later is worse than none.
+    /// `prices` are every price the order may be sent at (bracket children, OCO legs).
+    fn check_fits(
+        &self,
+        info: &InstrumentInfo,
+        side: OrderSide,
+        qty: Qty,
+        prices: &[Option<Price>],
+    ) -> Result<(), Reject> {
+        let position = self.positions.get(&info.id).map_or(0, |p| p.qty.0);
+        let signed = match side {
+            OrderSide::Buy => Some(qty.0),
+            OrderSide::Sell => qty.0.checked_neg(),
+        };
+        signed
+            .and_then(|d| position.checked_add(d))
+            .ok_or(money::overflow("resulting position quantity"))?;
+        let q = self.quotes.get(&info.id).copied().unwrap_or_default();
+        let reference = match side {
+            OrderSide::Buy => q.ask,
+            OrderSide::Sell => q.bid,
+        }
+        .or(q.last);
+        for price in prices {
+            let Some(p) = price.or(reference) else {
+                continue;
+            };
+            let n = money::notional(p, qty, info.price_scale, info.qty_scale)
+                .map_err(|_| money::overflow("order notional"))?;
+            if let Some(paper) = &self.paper {
+                let c = paper.config();
+                for bps in [c.maker_fee_bps, c.taker_fee_bps] {
+                    money::apply_bps(n, bps).map_err(|_| money::overflow("order fee"))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Pre-trade risk for an order-like request; a refusal is also emitted as an alert.
@@ -77,6 +120,8 @@ impl Account {
             .ok_or(Reject::UnknownInstrument(r.instrument))?;
         let o = self.new_order(&r)?;
         let limit = o.order_type.has_limit_price().then_some(o.price);
+        let stop = o.order_type.has_stop_price().then_some(o.stop_price);
+        self.check_fits(&info, o.side, o.qty, &[limit, stop.or(limit)])?;
         self.risk_check(now, &info, o.side, o.qty, limit, o.reduce_only)?;
         self.submit(now, o)?;
         Ok(o.client_order_id)
@@ -99,6 +144,10 @@ impl Account {
         let o = self.new_order(&entry)?;
         self.triggers.check_bracket(&o, &bracket)?;
         let limit = o.order_type.has_limit_price().then_some(o.price);
+        // The children are sized to the entry's fills, up to its quantity.
+        let children = [Some(bracket.take_profit), Some(bracket.stop_loss)];
+        self.check_fits(&info, o.side, o.qty, &[limit])?;
+        self.check_fits(&info, o.side.opposite(), o.qty, &children)?;
         self.risk_check(now, &info, o.side, o.qty, limit, o.reduce_only)?;
         let mut out = std::mem::take(&mut self.trig_out);
         let id = self.triggers.add_bracket(&o, &bracket, &mut out);
@@ -121,6 +170,16 @@ impl Account {
             Leg::Limit { price } => price,
             Leg::Trigger { trigger, .. } => trigger,
         };
+        let mut prices = [None; 4];
+        for (i, leg) in r.legs.iter().enumerate() {
+            let (a, b) = match *leg {
+                Leg::Limit { price } => (price, price),
+                Leg::Trigger { trigger, limit, .. } => (trigger, limit.unwrap_or(trigger)),
+            };
+            prices[2 * i] = Some(a);
+            prices[2 * i + 1] = Some(b);
+        }
+        self.check_fits(&info, r.side, r.qty, &prices)?;
         self.risk_check(now, &info, r.side, r.qty, Some(price), r.reduce_only)?;
         let mut out = std::mem::take(&mut self.trig_out);
         let id = self.triggers.add_oco(&r, &mut out);
@@ -138,6 +197,7 @@ impl Account {
         let info = self
             .info(r.instrument)
             .ok_or(Reject::UnknownInstrument(r.instrument))?;
+        self.check_fits(&info, r.side, r.qty, &[None])?;
         self.risk_check(now, &info, r.side, r.qty, None, r.reduce_only)?;
         let mut out = std::mem::take(&mut self.trig_out);
         let id = self.triggers.add_trailing(&r, &mut out);
@@ -260,7 +320,9 @@ impl Account {
     pub(super) fn apply_venue_events(&mut self, now: Nanos, out: &mut Vec<UserEvent>) {
         for ev in out.drain(..) {
             // A paper report the order table refuses would be a paper-venue bug; surface it.
-            if let Err(e) = self.apply_user_event(now, ev) {
+            let r = self.apply_user_event(now, ev);
+            self.count_overflow(now, &r);
+            if let Err(e) = r {
                 if let AccountError::Order(oe) = &e {
                     let id = match oe {
                         OrderError::InvalidTransition {
@@ -296,6 +358,10 @@ impl Account {
                 match *t {
                     TriggerOutput::Advanced(u) => self.events.push_back(AccountEvent::Advanced(u)),
                     TriggerOutput::Trailing(u) => self.events.push_back(AccountEvent::Trailing(u)),
+                    TriggerOutput::Overflow(id, e) => {
+                        let what = format!("trailing stop {id} update withheld");
+                        self.report_overflow(now, None, &what, e);
+                    }
                     TriggerOutput::Command(OrderCommand::Place(o)) => {
                         if let Err(e) = self.submit(now, o) {
                             self.events.push_back(AccountEvent::CommandFailed {

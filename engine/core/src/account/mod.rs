@@ -34,6 +34,8 @@ mod users;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_extremes;
+#[cfg(test)]
 mod tests_flow;
 #[cfg(test)]
 mod tests_orders;
@@ -110,6 +112,7 @@ pub struct Account {
     next_order: u64,
     trig_out: Vec<TriggerOutput>,
     venue_out: Vec<UserEvent>,
+    overflows: u64,
 }
 
 impl Account {
@@ -135,6 +138,7 @@ impl Account {
             next_order: 1,
             trig_out: Vec::new(),
             venue_out: Vec::new(),
+            overflows: 0,
         }
     }
 
@@ -239,6 +243,34 @@ impl Account {
         self.paper.as_ref()
     }
 
+    /// Values that did not fit their type (a fill, a venue report, a PnL or a trailing stop
+    /// that would have overflowed), each refused or withheld and reported as an
+    /// [`RiskKind::Overflow`] alert.
+    pub fn overflow_count(&self) -> u64 {
+        self.overflows
+    }
+
+    /// Counts an overflow and tells the user (risk-alert channel): the input was refused or
+    /// the output withheld, never wrapped or clamped into a plausible value.
+    pub(super) fn report_overflow(
+        &mut self,
+        now: Nanos,
+        instrument: Option<InstrumentId>,
+        what: &str,
+        e: MathError,
+    ) {
+        self.overflows = self.overflows.saturating_add(1);
+        self.events.push_back(AccountEvent::Risk(RiskAlert {
+            kind: RiskKind::Overflow,
+            severity: Severity::Critical,
+            message: format!("{what}: {e}"),
+            limit: crate::fixed::Decimal::default(),
+            current: crate::fixed::Decimal::default(),
+            instrument,
+            at: now,
+        }));
+    }
+
     fn info(&self, i: InstrumentId) -> Option<InstrumentInfo> {
         self.instruments.get(&i).copied()
     }
@@ -258,8 +290,21 @@ impl Account {
     /// An [`AccountError`]; the event was not applied.
     pub fn handle_user_event(&mut self, now: Nanos, ev: UserEvent) -> Result<(), AccountError> {
         let r = self.apply_user_event(now, ev);
+        self.count_overflow(now, &r);
         self.drain_triggers(now);
         r
+    }
+
+    /// Reports a venue event refused (or a portfolio withheld) for overflow.
+    pub(super) fn count_overflow(&mut self, now: Nanos, r: &Result<(), AccountError>) {
+        if let Err(
+            AccountError::Math(e)
+            | AccountError::Balance(BalanceError::Math(e))
+            | AccountError::Order(OrderError::Math(e)),
+        ) = r
+        {
+            self.report_overflow(now, None, "venue report refused", *e);
+        }
     }
 
     fn apply_user_event(&mut self, now: Nanos, ev: UserEvent) -> Result<(), AccountError> {
@@ -324,9 +369,14 @@ impl Account {
             if let Some(a) = f.fee_asset {
                 // The report is applied by now; a fee ledger that is full (or would overflow)
                 // only loses this ledger entry, the fee is still in the order and position.
+                // An overflow is still reported (a full table is not an arithmetic fault).
                 if f.fee != Money::ZERO {
-                    if let Ok(b) = self.balances.record_fee(a, f.fee) {
-                        self.events.push_back(AccountEvent::Balance(b));
+                    match self.balances.record_fee(a, f.fee) {
+                        Ok(b) => self.events.push_back(AccountEvent::Balance(b)),
+                        Err(BalanceError::Math(e)) => {
+                            self.report_overflow(now, Some(r.instrument), "fee ledger", e)
+                        }
+                        Err(BalanceError::Full(..)) => {}
                     }
                 }
             }
@@ -341,12 +391,14 @@ impl Account {
         self.emit_order(applied.order, applied.fill);
         if let Some(f) = applied.fill {
             if let Some(p) = self.positions.get(&f.instrument).copied() {
-                self.emit_position(&p);
+                self.emit_position(now, &p);
                 if let Some(a) = self.risk.after_fill(p.instrument, p.qty, p.qty_scale, now) {
                     self.events.push_back(AccountEvent::Risk(a));
                 }
             }
-            let _ = self.refresh_portfolio(now);
+            // On overflow the previous portfolio stays and the fault is reported.
+            let r = self.refresh_portfolio(now);
+            self.count_overflow(now, &r);
         }
         let mut out = std::mem::take(&mut self.trig_out);
         self.triggers
@@ -380,7 +432,7 @@ impl Account {
                 pos.adopt_venue(vp.amount, vp.entry_price);
             }
             let p = *pos;
-            self.emit_position(&p);
+            self.emit_position(now, &p);
         }
         self.refresh_portfolio(now)
     }
@@ -467,8 +519,10 @@ impl Account {
                 pos.mark = mark;
                 if pos.qty.0 != 0 {
                     let p = *pos;
-                    self.emit_position(&p);
-                    let _ = self.refresh_portfolio(now);
+                    self.emit_position(now, &p);
+                    // On overflow the previous portfolio stays and the fault is reported.
+                    let r = self.refresh_portfolio(now);
+                    self.count_overflow(now, &r);
                 }
             }
         }
@@ -480,21 +534,26 @@ impl Account {
             .push_back(AccountEvent::Order(OrderUpdate { order, fill }));
     }
 
-    fn emit_position(&mut self, p: &Position) {
-        if let Ok(u) = p.snapshot() {
-            self.events.push_back(AccountEvent::Position(u));
+    /// Emits a position snapshot; one whose PnL does not fit `Money` is withheld and
+    /// reported as an overflow (the position itself is kept exactly, in `i128`).
+    fn emit_position(&mut self, now: Nanos, p: &Position) {
+        match p.snapshot() {
+            Ok(u) => self.events.push_back(AccountEvent::Position(u)),
+            Err(e) => self.report_overflow(now, Some(p.instrument), "position update withheld", e),
         }
     }
 
     /// Recomputes the portfolio; emits it when it changed, and a drawdown alert on crossing.
     fn refresh_portfolio(&mut self, now: Nanos) -> Result<(), AccountError> {
         let total = match self.quote_asset.and_then(|q| self.balances.get(&q)) {
-            Some(b) => b.total()?,
-            None => Money::ZERO,
+            Some(b) => b.total(),
+            None => Ok(Money::ZERO),
         };
-        let p = self
-            .equity
-            .summarise(self.positions.values(), self.quote_asset, total)?;
+        // The equity peak only moves on success (summarise works on a copy).
+        let mut equity = self.equity;
+        let p =
+            total.and_then(|t| equity.summarise(self.positions.values(), self.quote_asset, t))?;
+        self.equity = equity;
         if p != self.portfolio {
             self.portfolio = p;
             self.events.push_back(AccountEvent::Portfolio(p));

@@ -98,23 +98,22 @@ pub fn pow10_i128(n: u8) -> i128 {
     POW10_I128.get(usize::from(n)).copied().unwrap_or(i128::MAX)
 }
 
-/// `n / d` rounded half away from zero (`0` for `d == 0`, which callers never pass).
+/// `n / d` rounded half away from zero; `None` for `d == 0` or when the quotient does not
+/// fit (`i128::MIN / -1`), never a made-up value.
 #[inline]
-pub fn div_round(n: i128, d: i128) -> i128 {
-    if d == 0 {
-        return 0;
-    }
-    let q = n / d;
-    let r = n % d;
-    // |r| < |d| <= 10^36 for every divisor used here, so doubling cannot overflow.
+pub fn div_round(n: i128, d: i128) -> Option<i128> {
+    let q = n.checked_div(d)?;
+    let r = n.checked_rem(d)?;
+    // |r| < |d| <= 2^127, so 2|r| < 2^128 fits u128.
     if r.unsigned_abs() * 2 >= d.unsigned_abs() {
+        // r != 0 here, so |d| >= 2 and |q| <= 2^126: one step cannot overflow.
         if (n < 0) != (d < 0) {
-            q - 1
+            q.checked_sub(1)
         } else {
-            q + 1
+            q.checked_add(1)
         }
     } else {
-        q
+        Some(q)
     }
 }
 
@@ -131,7 +130,7 @@ pub fn notional_raw(price: Price, qty: Qty) -> i128 {
 #[inline]
 pub fn raw_to_money(raw: i128, raw_scale: u8, context: &'static str) -> Result<Money, MathError> {
     let v = if raw_scale >= MONEY_SCALE {
-        div_round(raw, pow10_i128(raw_scale - MONEY_SCALE))
+        div_round(raw, pow10_i128(raw_scale - MONEY_SCALE)).ok_or(overflow(context))?
     } else {
         raw.checked_mul(pow10_i128(MONEY_SCALE - raw_scale))
             .ok_or(overflow(context))?
@@ -149,10 +148,7 @@ pub fn money_to_raw(m: Money, raw_scale: u8, context: &'static str) -> Result<i1
             .checked_mul(pow10_i128(raw_scale - MONEY_SCALE))
             .ok_or(overflow(context))
     } else {
-        Ok(div_round(
-            i128::from(m.0),
-            pow10_i128(MONEY_SCALE - raw_scale),
-        ))
+        div_round(i128::from(m.0), pow10_i128(MONEY_SCALE - raw_scale)).ok_or(overflow(context))
     }
 }
 
@@ -167,9 +163,11 @@ pub fn notional(
     price_scale: u8,
     qty_scale: u8,
 ) -> Result<Money, MathError> {
+    // Scales are at most 18 each (the registry and `Account::add_instrument` refuse more),
+    // so the sum is at most 36 and cannot wrap a u8.
     raw_to_money(
         notional_raw(price, qty),
-        price_scale + qty_scale,
+        price_scale.saturating_add(qty_scale),
         "notional",
     )
 }
@@ -179,8 +177,10 @@ pub fn notional(
 /// # Errors
 /// [`MathError::Overflow`] when the result does not fit.
 pub fn apply_bps(amount: Money, bps: i64) -> Result<Money, MathError> {
-    let v = div_round(i128::from(amount.0) * i128::from(bps), BPS_PER_UNIT);
-    i64::try_from(v).map(Money).map_err(|_| overflow("bps"))
+    // |i64 × i64| <= 2^126: the product is exact in i128.
+    let v =
+        div_round(i128::from(amount.0) * i128::from(bps), BPS_PER_UNIT).ok_or(overflow("fee"))?;
+    i64::try_from(v).map(Money).map_err(|_| overflow("fee"))
 }
 
 /// Parses `-?digits(.digits)?` at `scale` places, rounding extra digits half away from zero.
@@ -199,7 +199,8 @@ pub fn parse_rounded(s: &[u8], scale: u8) -> Result<i64, FixedError> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, s),
     };
-    let mut acc: i64 = 0;
+    // Unsigned magnitude, so `i64::MIN` parses (as in `parse_fixed`).
+    let mut acc: u64 = 0;
     let (mut frac, mut seen_dot, mut seen_digit, mut round_up, mut first_dropped) =
         (0u8, false, false, false, true);
     for &c in digits {
@@ -218,7 +219,7 @@ pub fn parse_rounded(s: &[u8], scale: u8) -> Result<i64, FixedError> {
                 }
                 acc = acc
                     .checked_mul(10)
-                    .and_then(|v| v.checked_add(i64::from(c - b'0')))
+                    .and_then(|v| v.checked_add(u64::from(c - b'0')))
                     .ok_or(FixedError::Overflow)?;
             }
             b'.' if !seen_dot => seen_dot = true,
@@ -229,12 +230,12 @@ pub fn parse_rounded(s: &[u8], scale: u8) -> Result<i64, FixedError> {
         return Err(FixedError::Syntax);
     }
     let mut acc = acc
-        .checked_mul(pow10(scale - frac))
+        .checked_mul(pow10(scale - frac).unsigned_abs())
         .ok_or(FixedError::Overflow)?;
     if round_up {
         acc = acc.checked_add(1).ok_or(FixedError::Overflow)?;
     }
-    Ok(if neg { -acc } else { acc })
+    crate::fixed::signed(neg, acc)
 }
 
 #[cfg(test)]
@@ -244,16 +245,18 @@ mod tests {
 
     #[test]
     fn rounding_is_half_away_from_zero() {
-        assert_eq!(div_round(15, 10), 2);
-        assert_eq!(div_round(14, 10), 1);
-        assert_eq!(div_round(-15, 10), -2);
-        assert_eq!(div_round(-14, 10), -1);
-        assert_eq!(div_round(0, 7), 0);
-        assert_eq!(div_round(7, 7), 1);
-        assert_eq!(div_round(15, -10), -2);
-        assert_eq!(div_round(-15, -10), 2);
-        assert_eq!(div_round(-14, -10), 1);
-        assert_eq!(div_round(5, 0), 0);
+        assert_eq!(div_round(15, 10), Some(2));
+        assert_eq!(div_round(14, 10), Some(1));
+        assert_eq!(div_round(-15, 10), Some(-2));
+        assert_eq!(div_round(-14, 10), Some(-1));
+        assert_eq!(div_round(0, 7), Some(0));
+        assert_eq!(div_round(7, 7), Some(1));
+        assert_eq!(div_round(15, -10), Some(-2));
+        assert_eq!(div_round(-15, -10), Some(2));
+        assert_eq!(div_round(-14, -10), Some(1));
+        assert_eq!(div_round(5, 0), None, "no quotient, not a made-up zero");
+        assert_eq!(div_round(i128::MIN, -1), None, "2^127 does not fit");
+        assert_eq!(div_round(i128::MIN, 1), Some(i128::MIN));
     }
 
     #[test]
@@ -297,6 +300,78 @@ mod tests {
         #[test]
         fn parse_rounded_never_panics(b in proptest::collection::vec(any::<u8>(), 0..40), s in 0u8..24) {
             let _ = parse_rounded(&b, s);
+        }
+
+        #[test]
+        fn div_round_never_panics_and_is_nearest(
+            n in prop_oneof![Just(i128::MIN), Just(i128::MAX), Just(0i128), any::<i128>()],
+            d in prop_oneof![Just(-1i128), Just(1i128), Just(0i128), Just(i128::MIN), Just(i128::MAX), any::<i128>()],
+        ) {
+            match div_round(n, d) {
+                None => prop_assert!(d == 0 || (n == i128::MIN && d == -1)),
+                Some(q) => {
+                    // |n − q·d| <= |d| / 2, checked without overflow in the widest terms.
+                    let t = n / d;
+                    prop_assert!(q == t || q == t + 1 || q == t - 1);
+                    let r = n - t * d; // exact: |r| < |d|
+                    let twice = r.unsigned_abs() * 2;
+                    let away = twice >= d.unsigned_abs();
+                    prop_assert_eq!(q != t, away && r != 0);
+                }
+            }
+        }
+
+        #[test]
+        fn extreme_products_are_exact_or_refused(
+            p in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1i64), Just(1i64), any::<i64>()],
+            q in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1i64), Just(1i64), any::<i64>()],
+            ps in 0u8..=18, qs in 0u8..=18,
+            bps in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(10_000i64), -10_000i64..=10_000],
+        ) {
+            let raw = notional_raw(Price(p), Qty(q));
+            prop_assert_eq!(raw, i128::from(p) * i128::from(q));
+            let scale = ps + qs;
+            match notional(Price(p), Qty(q), ps, qs) {
+                Ok(m) => {
+                    // Money back at the raw scale is within half a unit of Money of `raw`.
+                    if scale >= MONEY_SCALE {
+                        let back = money_to_raw(m, scale, "t").unwrap();
+                        let unit = pow10_i128(scale - MONEY_SCALE);
+                        prop_assert!((raw - back).unsigned_abs() * 2 <= unit.unsigned_abs());
+                    } else {
+                        prop_assert_eq!(i128::from(m.0), raw * pow10_i128(MONEY_SCALE - scale));
+                    }
+                    if let Ok(f) = apply_bps(m, bps) {
+                        let exact = i128::from(m.0) * i128::from(bps);
+                        prop_assert!((exact - i128::from(f.0) * 10_000).unsigned_abs() <= 5_000);
+                    } else {
+                        prop_assert!((i128::from(m.0) * i128::from(bps) / 10_000).unsigned_abs() >= 1u128 << 63);
+                    }
+                }
+                Err(MathError::Overflow { context }) => {
+                    prop_assert_eq!(context, "notional");
+                    let unit = pow10_i128(scale.saturating_sub(MONEY_SCALE));
+                    prop_assert!(scale < MONEY_SCALE || (raw / unit).unsigned_abs() >= (1u128 << 63) - 1);
+                }
+            }
+        }
+
+        #[test]
+        fn money_ops_at_the_edges_are_checked(
+            a in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0i64), any::<i64>()],
+            b in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1i64), Just(1i64), any::<i64>()],
+        ) {
+            let (x, y) = (Money(a), Money(b));
+            prop_assert_eq!(x.add(y, "t").ok(), a.checked_add(b).map(Money));
+            prop_assert_eq!(x.sub(y, "t").ok(), a.checked_sub(b).map(Money));
+            prop_assert_eq!(x.neg("t").ok(), a.checked_neg().map(Money));
+            for s in 0u8..=36 {
+                if let Ok(r) = money_to_raw(x, s, "t") {
+                    if s >= MONEY_SCALE {
+                        prop_assert_eq!(raw_to_money(r, s, "t"), Ok(x), "exact round trip at {}", s);
+                    }
+                }
+            }
         }
 
         #[test]

@@ -102,14 +102,18 @@ impl Order {
         if self.filled.0 <= 0 {
             return None;
         }
-        i64::try_from(div_round(self.cum_quote_raw, i128::from(self.filled.0)))
-            .ok()
+        // A volume-weighted mean of i64 prices lies between them, so it always fits; the
+        // checked path only guards that reasoning.
+        div_round(self.cum_quote_raw, i128::from(self.filled.0))
+            .and_then(|v| i64::try_from(v).ok())
             .map(Price)
     }
 
     /// Quantity not yet filled.
     pub fn remaining(&self) -> Qty {
-        Qty(self.qty.0 - self.filled.0)
+        // 0 <= filled <= qty (the order table refuses overfills), so this cannot overflow;
+        // saturating only guards that invariant, it is never reached.
+        Qty(self.qty.0.saturating_sub(self.filled.0))
     }
 
     /// True while the order can still fill.

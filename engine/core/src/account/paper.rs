@@ -95,7 +95,7 @@ pub struct PaperVenue {
     next_trade_id: u64,
     markets: BTreeMap<InstrumentId, PaperMarket>,
     resting_ids: HashMap<ClientOrderId, InstrumentId>,
-    fills: Vec<(Price, Qty)>,
+    fills: Vec<(Price, Qty, Money)>,
 }
 
 impl Default for PaperVenue {
@@ -112,13 +112,24 @@ fn accepts(side: OrderSide, level: Price, limit: Option<Price>) -> bool {
     }
 }
 
-/// Takes up to `want` from `levels` (best first) at acceptable prices; records fills.
+/// The fee of one fill: `bps` of its notional. `None` when the notional or the fee does
+/// not fit [`Money`]: the paper venue then does not make that fill (the walk stops there, as
+/// if the liquidity were not there), rather than report a fill with a made-up fee.
+fn fill_fee(info: &InstrumentInfo, price: Price, qty: Qty, bps: i64) -> Option<Money> {
+    notional(price, qty, info.price_scale, info.qty_scale)
+        .and_then(|n| apply_bps(n, bps))
+        .ok()
+}
+
+/// Takes up to `want` from `levels` (best first) at acceptable prices whose fill has a fee
+/// (see [`fill_fee`]); records fills with their fees.
 fn take(
     levels: &mut Vec<Level>,
     side: OrderSide,
     limit: Option<Price>,
     want: i64,
-    fills: &mut Vec<(Price, Qty)>,
+    fee: impl Fn(Price, Qty) -> Option<Money>,
+    fills: &mut Vec<(Price, Qty, Money)>,
 ) -> i64 {
     let mut got = 0;
     let mut used = 0;
@@ -126,9 +137,13 @@ fn take(
         if got == want || !accepts(side, l.price, limit) {
             break;
         }
+        // 0 <= got < want: no overflow.
         let q = l.qty.0.min(want - got);
         if q > 0 {
-            fills.push((l.price, Qty(q)));
+            let Some(f) = fee(l.price, Qty(q)) else {
+                break;
+            };
+            fills.push((l.price, Qty(q), f));
             got += q;
             l.qty.0 -= q;
         }
@@ -140,11 +155,28 @@ fn take(
     got
 }
 
-fn available(levels: &[Level], side: OrderSide, limit: Option<Price>) -> i64 {
-    levels
-        .iter()
-        .take_while(|l| accepts(side, l.price, limit))
-        .fold(0i64, |a, l| a.saturating_add(l.qty.0))
+/// What [`take`] would fill, without taking it (fill-or-kill).
+fn fillable(
+    levels: &[Level],
+    side: OrderSide,
+    limit: Option<Price>,
+    want: i64,
+    fee: impl Fn(Price, Qty) -> Option<Money>,
+) -> i64 {
+    let mut got = 0;
+    for l in levels {
+        if got == want || !accepts(side, l.price, limit) {
+            break;
+        }
+        let q = l.qty.0.min(want - got);
+        if q > 0 {
+            if fee(l.price, Qty(q)).is_none() {
+                break;
+            }
+            got += q;
+        }
+    }
+    got
 }
 
 impl PaperVenue {
@@ -243,7 +275,7 @@ impl PaperVenue {
             venue_id: self.next_order_id,
             filled: Qty::ZERO,
         };
-        self.next_order_id += 1;
+        self.next_order_id = self.next_order_id.saturating_add(1);
         let supported = matches!(
             o.order_type,
             OrderType::Market | OrderType::Limit | OrderType::LimitMaker
@@ -260,12 +292,15 @@ impl PaperVenue {
             return;
         }
         let limit = (o.order_type != OrderType::Market).then_some(o.price);
+        let taker_bps = self.cfg.taker_fee_bps;
+        let fee = |p, q| fill_fee(info, p, q, taker_bps);
         let (crosses, fok_short) = {
             let book = self.opposite(o.instrument, o.side);
             (
                 book.first()
                     .is_some_and(|l| accepts(o.side, l.price, limit)),
-                o.time_in_force == TimeInForce::Fok && available(book, o.side, limit) < o.qty.0,
+                o.time_in_force == TimeInForce::Fok
+                    && fillable(book, o.side, limit, o.qty.0, fee) < o.qty.0,
             )
         };
         // Like Binance: a crossing LIMIT_MAKER is refused outright; a crossing GTX order is
@@ -293,17 +328,26 @@ impl PaperVenue {
                 o.side,
                 limit,
                 o.qty.0,
+                fee,
                 &mut fills,
             );
         }
-        for &(p, q) in &fills {
+        for &(p, q, f) in &fills {
+            // Fills sum to at most the order quantity.
             r.filled.0 += q.0;
             let status = if r.filled == o.qty {
                 OrderStatus::Filled
             } else {
                 OrderStatus::PartiallyFilled
             };
-            out.push(self.report(now, info, &r, ExecType::Trade, status, Some((p, q, false))));
+            out.push(self.report(
+                now,
+                info,
+                &r,
+                ExecType::Trade,
+                status,
+                Some((p, q, false, f)),
+            ));
         }
         fills.clear();
         self.fills = fills;
@@ -370,6 +414,8 @@ impl PaperVenue {
             return;
         };
         let mut trade_left = trade.map_or(0, |(_, q)| q.0.max(0));
+        let maker_bps = self.cfg.maker_fee_bps;
+        let fee = |p, q| fill_fee(info, p, q, maker_bps);
         for side in [OrderSide::Buy, OrderSide::Sell] {
             loop {
                 let (list, book) = match side {
@@ -379,12 +425,19 @@ impl PaperVenue {
                 let Some(r) = list.first_mut() else {
                     break;
                 };
+                // 0 <= filled < qty for a resting order.
                 let want = r.order.qty.0 - r.filled.0;
                 let limit = Some(r.order.price);
                 let got = match trade {
                     None => {
                         let mut sink = std::mem::take(&mut self.fills);
-                        let got = take(book, side, limit, want, &mut sink);
+                        // Maker fills are at the order's own price: if the fee on all of
+                        // `want` there fits, so does the fee on any part of it.
+                        let got = if fee(r.order.price, Qty(want)).is_some() {
+                            take(book, side, limit, want, |_, _| Some(Money::ZERO), &mut sink)
+                        } else {
+                            0
+                        };
                         sink.clear();
                         self.fills = sink;
                         got
@@ -394,8 +447,8 @@ impl PaperVenue {
                             OrderSide::Buy => tp < r.order.price,
                             OrderSide::Sell => tp > r.order.price,
                         };
-                        if through {
-                            let q = want.min(trade_left);
+                        let q = want.min(trade_left);
+                        if through && fee(r.order.price, Qty(q)).is_some() {
                             trade_left -= q;
                             q
                         } else {
@@ -403,9 +456,9 @@ impl PaperVenue {
                         }
                     }
                 };
-                if got == 0 {
+                let Some(fill_fee) = fee(r.order.price, Qty(got)).filter(|_| got > 0) else {
                     break;
-                }
+                };
                 r.filled.0 += got;
                 let done = r.filled == r.order.qty;
                 let status = if done {
@@ -418,7 +471,7 @@ impl PaperVenue {
                     list.remove(0);
                     self.resting_ids.remove(&snapshot.order.client_order_id);
                 }
-                let fill = (snapshot.order.price, Qty(got), true);
+                let fill = (snapshot.order.price, Qty(got), true, fill_fee);
                 out.push(self.report(now, info, &snapshot, ExecType::Trade, status, Some(fill)));
                 if !done {
                     break;
@@ -428,7 +481,7 @@ impl PaperVenue {
         self.markets.insert(info.id, m);
     }
 
-    /// A venue-style execution report for `r`; `fill` is (price, qty, maker).
+    /// A venue-style execution report for `r`; `fill` is (price, qty, maker, fee).
     fn report(
         &mut self,
         now: Nanos,
@@ -436,21 +489,14 @@ impl PaperVenue {
         r: &Resting,
         exec_type: ExecType,
         status: OrderStatus,
-        fill: Option<(Price, Qty, bool)>,
+        fill: Option<(Price, Qty, bool, Money)>,
     ) -> UserEvent {
-        let (last_price, last_qty, is_maker) = fill.unwrap_or((Price(0), Qty::ZERO, false));
+        let (last_price, last_qty, is_maker, fee) =
+            fill.unwrap_or((Price(0), Qty::ZERO, false, Money::ZERO));
         let (fee, fee_asset, trade_id) = match fill {
             Some(_) => {
-                let bps = if is_maker {
-                    self.cfg.maker_fee_bps
-                } else {
-                    self.cfg.taker_fee_bps
-                };
-                let fee = notional(last_price, last_qty, info.price_scale, info.qty_scale)
-                    .and_then(|n| apply_bps(n, bps))
-                    .unwrap_or(Money::ZERO);
                 let t = self.next_trade_id;
-                self.next_trade_id += 1;
+                self.next_trade_id = self.next_trade_id.saturating_add(1);
                 match info.quote_asset {
                     Some(q) => (fee, Some(q), Some(t)),
                     None => (Money::ZERO, None, Some(t)),

@@ -49,7 +49,10 @@ impl MarkSource {
     ) -> Option<Price> {
         match self {
             MarkSource::Mid => match (bid, ask) {
-                (Some(b), Some(a)) => Some(Price(((i128::from(b.0) + i128::from(a.0)) / 2) as i64)),
+                // The mean of two i64 lies between them: exact in i128, always fits back.
+                (Some(b), Some(a)) => i64::try_from((i128::from(b.0) + i128::from(a.0)) / 2)
+                    .ok()
+                    .map(Price),
                 _ => None,
             },
             MarkSource::Last => last,
@@ -144,7 +147,8 @@ impl Position {
     /// Scale of the raw accumulators (`price_scale + qty_scale`).
     #[inline]
     pub fn raw_scale(&self) -> u8 {
-        self.price_scale + self.qty_scale
+        // Each scale is at most 18 (checked when the instrument is added): no u8 wrap.
+        self.price_scale.saturating_add(self.qty_scale)
     }
 
     /// Long, short or flat.
@@ -171,8 +175,9 @@ impl Position {
         if self.qty.0 == 0 {
             return None;
         }
-        i64::try_from(div_round(self.cost_raw, i128::from(self.qty.0)))
-            .ok()
+        // C / q is a weighted mean of entry prices, so it fits; checked all the same.
+        div_round(self.cost_raw, i128::from(self.qty.0))
+            .and_then(|v| i64::try_from(v).ok())
             .map(Price)
     }
 
@@ -229,11 +234,14 @@ impl Position {
         let mut realized = self.realized_raw;
         let mut eff = FillEffect::default();
         let new_q = q.checked_add(d).ok_or(overflow("position qty"))?;
+        // Magnitudes are taken unsigned (|i64::MIN| = 2^63 does not fit an i64) and every
+        // narrowing back is checked: a fill of i64::MIN is an overflow error, not a wrap.
+        let qty_of = |m: u64| i64::try_from(m).map_err(|_| overflow("fill qty"));
         if q == 0 || (q > 0) == (d > 0) {
             cost = cost
                 .checked_add(notional_raw(price, Qty(d)))
                 .ok_or(overflow("cost basis"))?;
-            eff.opened = Qty(d.unsigned_abs() as i64);
+            eff.opened = Qty(qty_of(d.unsigned_abs())?);
         } else {
             let abs_q = q.unsigned_abs();
             let closed = d.unsigned_abs().min(abs_q);
@@ -243,27 +251,27 @@ impl Position {
                 let num = cost
                     .checked_mul(i128::from(closed))
                     .ok_or(overflow("cost basis"))?;
-                div_round(num, i128::from(abs_q))
+                div_round(num, i128::from(abs_q)).ok_or(overflow("cost basis"))?
             };
+            // closed = min(|d|, |q|) <= 2^63; 2^63 itself is refused by the narrowing.
+            let closed_i = qty_of(closed)?;
             // Closing a long sells at p (+p·c); closing a short buys at p (−p·c).
-            let closed_signed = if q > 0 {
-                closed as i64
-            } else {
-                -(closed as i64)
-            };
+            let closed_signed = if q > 0 { closed_i } else { -closed_i };
             let proceeds = notional_raw(price, Qty(closed_signed));
             let pnl = proceeds
                 .checked_sub(removed)
                 .ok_or(overflow("realized pnl"))?;
             realized = realized.checked_add(pnl).ok_or(overflow("realized pnl"))?;
-            cost -= removed;
+            cost = cost.checked_sub(removed).ok_or(overflow("cost basis"))?;
             eff.realized_raw = pnl;
-            eff.closed = Qty(closed as i64);
+            eff.closed = Qty(closed_i);
+            // closed <= |d|: no underflow.
             let rest = d.unsigned_abs() - closed;
             if rest > 0 {
-                let rest_signed = if d > 0 { rest as i64 } else { -(rest as i64) };
+                let rest_i = qty_of(rest)?;
+                let rest_signed = if d > 0 { rest_i } else { -rest_i };
                 cost = notional_raw(price, Qty(rest_signed));
-                eff.opened = Qty(rest as i64);
+                eff.opened = Qty(rest_i);
                 eff.flipped = true;
             }
         }
@@ -388,7 +396,8 @@ impl EquityTracker {
                 .unrealized_pnl
                 .add(pos.unrealized_pnl()?, "portfolio unrealized")?;
             if pos.qty.0 != 0 {
-                p.open_positions += 1;
+                // A count of positions (one per instrument): cannot reach u32::MAX.
+                p.open_positions = p.open_positions.saturating_add(1);
             }
         }
         p.total_pnl = p.realized_pnl.add(p.unrealized_pnl, "total pnl")?;

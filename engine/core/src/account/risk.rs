@@ -75,6 +75,9 @@ pub enum RiskKind {
     OrderRate,
     /// Drawdown beyond `max_drawdown`.
     Drawdown,
+    /// A value computed from a fill, a venue report or a trigger did not fit its type; the
+    /// input was refused (or the output withheld) instead of wrapping.
+    Overflow,
 }
 
 impl RiskKind {
@@ -87,6 +90,7 @@ impl RiskKind {
             RiskKind::OpenOrders => "open_orders",
             RiskKind::OrderRate => "order_rate",
             RiskKind::Drawdown => "drawdown",
+            RiskKind::Overflow => "overflow",
         }
     }
 }
@@ -175,6 +179,7 @@ struct Bucket {
 /// Compares `a` at scale `sa` with `b` at scale `sb`; exact for scales up to 18 (larger,
 /// misconfigured scales saturate rather than panic).
 pub fn cmp_scaled(a: i64, sa: u8, b: i64, sb: u8) -> Ordering {
+    // Exact for scales up to 18 (|v| · 10^18 < 2^123); beyond, saturation keeps the order.
     let up = |v: i64, s: u8| {
         i128::from(v)
             .checked_mul(super::money::pow10_i128(s))
@@ -294,15 +299,28 @@ impl Risk {
                 }
             }
         }
-        let after = ctx
-            .position
-            .0
-            .saturating_add(o.side.sign().saturating_mul(o.qty.0));
+        // The account refuses an order whose resulting position overflows before risk runs;
+        // called on its own, risk refuses it here rather than compare a saturated value.
+        let Some(after) = o
+            .side
+            .sign()
+            .checked_mul(o.qty.0)
+            .and_then(|d| ctx.position.0.checked_add(d))
+        else {
+            return Err(alert(
+                RiskKind::Overflow,
+                "resulting position overflows".into(),
+                dec(i64::MAX, qs),
+                dec(ctx.position.0, qs),
+            ));
+        };
         let reduces = after.unsigned_abs() <= ctx.position.0.unsigned_abs()
             && (after == 0 || (after > 0) == (ctx.position.0 > 0));
         if let Some(l) = self.limits.position_limit(o.instrument) {
-            let beyond =
-                cmp_scaled(after.saturating_abs(), qs, l.mantissa, l.scale) == Ordering::Greater;
+            // |i64::MIN| has no i64: it is beyond any limit.
+            let beyond = after
+                .checked_abs()
+                .is_none_or(|a| cmp_scaled(a, qs, l.mantissa, l.scale) == Ordering::Greater);
             if beyond && !reduces {
                 return Err(alert(
                     RiskKind::PositionLimit,
@@ -322,7 +340,13 @@ impl Risk {
                     RiskKind::OpenOrders,
                     format!("{} open orders, limit {l}", ctx.open_orders),
                     dec(i64::from(l), 0),
-                    dec(ctx.open_orders as i64 + 1, 0),
+                    // A count (bounded by the order table): the conversion cannot fail.
+                    dec(
+                        i64::try_from(ctx.open_orders)
+                            .unwrap_or(i64::MAX)
+                            .saturating_add(1),
+                        0,
+                    ),
                 ));
             }
         }
@@ -371,8 +395,11 @@ impl Risk {
         now: Nanos,
     ) -> Option<RiskAlert> {
         let l = self.limits.position_limit(instrument)?;
-        let beyond = cmp_scaled(position.0.saturating_abs(), qty_scale, l.mantissa, l.scale)
-            == Ordering::Greater;
+        // |i64::MIN| has no i64: it is beyond any limit.
+        let beyond = position
+            .0
+            .checked_abs()
+            .is_none_or(|a| cmp_scaled(a, qty_scale, l.mantissa, l.scale) == Ordering::Greater);
         if !beyond {
             self.position_breached.remove(&instrument);
             return None;

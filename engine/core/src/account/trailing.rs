@@ -34,19 +34,48 @@ pub enum TrailOffset {
 }
 
 impl TrailOffset {
-    /// The offset at `peak` (a price mantissa).
+    /// The offset at `peak` (a price mantissa); `None` when it does not fit an `i64` (only
+    /// possible for a bps value far above 10 000, which placement refuses).
     #[inline]
-    pub fn at(self, peak: i64) -> i64 {
+    pub fn at(self, peak: i64) -> Option<i64> {
+        i64::try_from(self.exact(peak)).ok()
+    }
+
+    /// The offset at `peak`, exact.
+    #[inline]
+    fn exact(self, peak: i64) -> i128 {
         match self {
-            TrailOffset::Absolute(p) => p.0,
+            TrailOffset::Absolute(p) => i128::from(p.0),
             TrailOffset::Bps(b) => bps_offset(peak, b),
         }
     }
+
+    /// The oriented stop `peak − offset`, exact: stops are kept in `i128` so no peak and
+    /// offset can wrap or saturate them; whether the stop is a valid price is decided where
+    /// it leaves this module ([`stop_price`]).
+    #[inline]
+    pub(super) fn stop(self, peak: i64) -> i128 {
+        i128::from(peak) - self.exact(peak)
+    }
 }
 
+/// The real stop price of an oriented stop (`oriented` is the price for a sell stop, its
+/// negation for a buy stop); `None` unless it is a price, in `1..=i64::MAX`.
+pub(super) fn stop_price(sell: bool, oriented: i128) -> Option<Price> {
+    let p = if sell {
+        Some(oriented)
+    } else {
+        oriented.checked_neg()
+    };
+    p.and_then(|p| i64::try_from(p).ok())
+        .filter(|&p| p > 0)
+        .map(Price)
+}
+
+/// |peak| × bps / 10 000 truncated toward zero, exact (2^63 × 2^32 fits an `i128`).
 #[inline]
-fn bps_offset(peak: i64, bps: u32) -> i64 {
-    (i128::from(peak.unsigned_abs()) * i128::from(bps) / 10_000) as i64
+fn bps_offset(peak: i64, bps: u32) -> i128 {
+    i128::from(peak.unsigned_abs()) * i128::from(bps) / 10_000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,23 +110,29 @@ impl Bucket {
         }
     }
 
-    /// The highest stop of any member at `peak`.
-    fn stop(&self, peak: i64) -> i64 {
-        let a = self.min_abs.unwrap_or(i64::MAX);
-        let b = self.min_bps.map_or(i64::MAX, |b| bps_offset(peak, b));
-        peak.saturating_sub(a.min(b))
+    /// The highest stop of any member at `peak` (exact; `peak` itself for an empty bucket,
+    /// which is never kept).
+    fn stop(&self, peak: i64) -> i128 {
+        let a = self.min_abs.map(i128::from);
+        let b = self.min_bps.map(|b| bps_offset(peak, b));
+        let off = match (a, b) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(x), None) | (None, Some(x)) => x,
+            (None, None) => 0,
+        };
+        i128::from(peak) - off
     }
 }
 
-/// A stop whose peak moved or that fired: (order, oriented peak, oriented stop).
-pub(super) type Moved = (AdvancedId, i64, i64);
+/// A stop whose peak moved or that fired: (order, oriented peak, oriented stop, exact).
+pub(super) type Moved = (AdvancedId, i64, i128);
 
 /// The trailing stops of one instrument and side, in oriented prices.
 #[derive(Debug, Clone, Default)]
 pub(super) struct TrailBook {
     buckets: BTreeMap<i64, Bucket>,
     /// (bucket stop, bucket peak) of every bucket.
-    stops: BTreeSet<(i64, i64)>,
+    stops: BTreeSet<(i128, i64)>,
     len: usize,
 }
 
@@ -108,7 +143,7 @@ impl TrailBook {
     }
 
     /// Arms a stop at `peak`; returns its stop.
-    pub fn insert(&mut self, peak: i64, id: AdvancedId, offset: TrailOffset) -> i64 {
+    pub fn insert(&mut self, peak: i64, id: AdvancedId, offset: TrailOffset) -> i128 {
         let b = self.buckets.entry(peak).or_default();
         if !b.members.is_empty() {
             self.stops.remove(&(b.stop(peak), peak));
@@ -117,7 +152,7 @@ impl TrailBook {
         b.add_offset(offset);
         self.stops.insert((b.stop(peak), peak));
         self.len += 1;
-        peak.saturating_sub(offset.at(peak))
+        offset.stop(peak)
     }
 
     /// Disarms the stop `id` whose current peak is `peak`; false if it is not there.
@@ -159,7 +194,7 @@ impl TrailBook {
         for (peak, mut b) in below {
             self.stops.remove(&(b.stop(peak), peak));
             for m in &b.members {
-                moved.push((m.id, hi, hi.saturating_sub(m.offset.at(hi))));
+                moved.push((m.id, hi, m.offset.stop(hi)));
             }
             if b.members.len() > target.members.len() {
                 std::mem::swap(&mut b.members, &mut target.members);
@@ -178,6 +213,7 @@ impl TrailBook {
 
     /// The price fell to `lo`: removes every stop at or above `lo` and appends it to `fired`.
     pub fn fire(&mut self, lo: i64, fired: &mut Vec<Moved>) {
+        let lo = i128::from(lo);
         while let Some(&(stop, peak)) = self.stops.last() {
             if stop < lo {
                 break;
@@ -188,7 +224,7 @@ impl TrailBook {
             };
             let before = b.members.len();
             b.members.retain(|m| {
-                let s = peak.saturating_sub(m.offset.at(peak));
+                let s = m.offset.stop(peak);
                 if s >= lo {
                     fired.push((m.id, peak, s));
                     false
@@ -209,7 +245,7 @@ impl TrailBook {
     #[cfg(test)]
     pub fn quiet(&self, lo: i64, hi: i64) -> bool {
         self.buckets.first_key_value().is_none_or(|(&k, _)| k >= hi)
-            && self.stops.last().is_none_or(|&(s, _)| s < lo)
+            && self.stops.last().is_none_or(|&(s, _)| s < i128::from(lo))
     }
 }
 
@@ -274,10 +310,10 @@ mod tests {
         t.fire(9_950, &mut fired);
         assert_eq!(fired, vec![(AdvancedId(2), 10_000, 9_950)]);
         // 0.33% of 10_001 = 33.0033 -> 33
-        assert_eq!(TrailOffset::Bps(33).at(10_001), 33);
+        assert_eq!(TrailOffset::Bps(33).at(10_001), Some(33));
         assert_eq!(
             TrailOffset::Bps(33).at(-10_001),
-            33,
+            Some(33),
             "offset is on the magnitude"
         );
     }

@@ -43,11 +43,12 @@ fn side_ix(s: OrderSide) -> usize {
     }
 }
 
-/// Oriented price for a trailing book: sells as is, buys negated.
-pub(super) fn orient(s: OrderSide, p: i64) -> i64 {
+/// Oriented price for a trailing book: sells as is, buys negated (`None` for `i64::MIN`,
+/// which has no negation; trailing books only ever see positive prices).
+pub(super) fn orient(s: OrderSide, p: i64) -> Option<i64> {
     match s {
-        OrderSide::Sell => p,
-        OrderSide::Buy => -p,
+        OrderSide::Sell => Some(p),
+        OrderSide::Buy => p.checked_neg(),
     }
 }
 
@@ -151,7 +152,10 @@ impl InstrumentIndex {
                 st.above.remove(&k);
                 fired.push((k.1, k.2));
             }
-            if st.trail.len() > 0 {
+            // Trailing stops trail prices, and a value at or below zero is not one: feeding it
+            // would move a peak to a stop that is no price (and `-i64::MIN` does not exist).
+            if st.trail.len() > 0 && lo.0 > 0 {
+                // 0 < lo <= hi, so both negations are exact.
                 let (olo, ohi) = match side {
                     OrderSide::Sell => (lo.0, hi.0),
                     OrderSide::Buy => (-hi.0, -lo.0),

@@ -84,7 +84,7 @@ impl Triggers {
     pub fn trailing(&self, id: AdvancedId) -> Option<TrailingUpdate> {
         let a = self.advanced.get(&id)?;
         let (off, peak) = a.trail?;
-        Some(trail_update(id, a.instrument, a.side, peak, off))
+        trail_update(id, a.instrument, a.side, peak, off).ok()
     }
 
     fn alloc(&mut self) -> Result<AdvancedId, TriggerError> {
@@ -92,7 +92,7 @@ impl Triggers {
             return Err(TriggerError::Full(self.max));
         }
         let id = AdvancedId(self.next_id);
-        self.next_id += 1;
+        self.next_id = self.next_id.saturating_add(1);
         Ok(id)
     }
 
@@ -245,8 +245,20 @@ impl Triggers {
             .get(&r.instrument)
             .and_then(|ix| ix.reference(r.side));
         let start = start.ok_or(TriggerError::NoMarketData(r.instrument))?;
+        // Refused here, so a stop never starts at or below zero (sell: offset >= price) or
+        // beyond i64 (buy: price + offset). From here the sell stop only rises and the buy
+        // stop only falls with a positive price, so it stays a price.
+        let peak = orient(r.side, start.0)
+            .filter(|_| start.0 > 0)
+            .ok_or(TriggerError::Invalid(
+                "no positive market price to trail from",
+            ))?;
+        let first = trail_update(AdvancedId(0), r.instrument, r.side, peak, r.offset).map_err(|_| {
+            TriggerError::Invalid(
+                "trailing offset must be below the price (the stop would be at or below zero or beyond the price range)",
+            )
+        })?;
         let id = self.alloc()?;
-        let peak = orient(r.side, start.0);
         let a = Advanced {
             kind: AdvancedKind::TrailingStop,
             state: AdvancedState::Armed,
@@ -265,13 +277,7 @@ impl Triggers {
             .or_default()
             .insert_trailing(r.side, peak, id, r.offset);
         out.push(TriggerOutput::Advanced(update(id, &a, "armed")));
-        out.push(TriggerOutput::Trailing(trail_update(
-            id,
-            a.instrument,
-            a.side,
-            peak,
-            r.offset,
-        )));
+        out.push(TriggerOutput::Trailing(TrailingUpdate { id, ..first }));
         self.advanced.insert(id, a);
         Ok(id)
     }
@@ -323,15 +329,9 @@ impl Triggers {
         ix.evaluate(bid, ask, last, &mut fired, &mut moved, &mut trail_fired);
         for &(id, peak, _) in &moved {
             if let Some(a) = self.advanced.get_mut(&id) {
-                if let Some((off, p)) = a.trail.as_mut() {
+                if let Some((_, p)) = a.trail.as_mut() {
                     *p = peak;
-                    out.push(TriggerOutput::Trailing(trail_update(
-                        id,
-                        a.instrument,
-                        a.side,
-                        peak,
-                        *off,
-                    )));
+                    out.push(trailing_output(id, a, peak));
                 }
             }
         }
@@ -427,7 +427,7 @@ impl Triggers {
     }
 
     fn next_child_id(&self, id: AdvancedId, a: &mut Advanced) -> ClientOrderId {
-        a.seq += 1;
+        a.seq = a.seq.saturating_add(1);
         // "tp-a" + u64 + "-" + u32 is at most 35 bytes of allowed characters.
         ClientOrderId::generated(&format!("tp-a{}-{}", id.0, a.seq))
     }
@@ -520,14 +520,9 @@ impl Triggers {
         let Some(mut a) = self.advanced.remove(&id) else {
             return;
         };
-        if let Some((off, p)) = a.trail.take() {
-            out.push(TriggerOutput::Trailing(trail_update(
-                id,
-                a.instrument,
-                a.side,
-                peak.max(p),
-                off,
-            )));
+        if let Some((_, p)) = a.trail {
+            out.push(trailing_output(id, &a, peak.max(p)));
+            a.trail = None;
         }
         let cid = self.next_child_id(id, &mut a);
         out.push(TriggerOutput::Command(OrderCommand::Place(child_order(
@@ -559,5 +554,16 @@ impl Triggers {
         if let Some(c) = &a.child {
             drop(c);
         }
+    }
+}
+
+/// The update of trailing stop `a` at oriented `peak`, or its typed overflow.
+fn trailing_output(id: AdvancedId, a: &Advanced, peak: i64) -> TriggerOutput {
+    let Some((off, _)) = a.trail else {
+        return TriggerOutput::Overflow(id, super::money::overflow("trailing stop"));
+    };
+    match trail_update(id, a.instrument, a.side, peak, off) {
+        Ok(u) => TriggerOutput::Trailing(u),
+        Err(e) => TriggerOutput::Overflow(id, e),
     }
 }

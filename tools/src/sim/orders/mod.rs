@@ -145,7 +145,8 @@ impl Position {
             return 0;
         }
         let closed = d128.abs().min(q.abs());
-        let removed = div_round(self.cost * closed, q.abs());
+        // q != 0 here and the model's cost stays far from i128::MIN: the quotient exists.
+        let removed = div_round(self.cost * closed, q.abs()).unwrap_or_default();
         let realized = q.signum() * i128::from(p.0) * closed - removed;
         self.cost -= removed;
         let rest = d128.abs() - closed;
@@ -163,7 +164,9 @@ impl Position {
         if self.qty == 0 {
             return 0;
         }
-        i64::try_from(div_round(self.cost, i128::from(self.qty))).unwrap_or(0)
+        div_round(self.cost, i128::from(self.qty))
+            .and_then(|v| i64::try_from(v).ok())
+            .unwrap_or(0)
     }
 
     /// Unrealized PnL at the last fill price.

@@ -142,7 +142,9 @@ fn avg_price(o: &Order) -> i64 {
         return 0;
     }
     // Σ price × qty ÷ qty is a price the order filled between, so it fits.
-    i64::try_from(div_round(o.quote_raw, i128::from(o.filled.0))).unwrap_or(i64::MAX)
+    div_round(o.quote_raw, i128::from(o.filled.0))
+        .and_then(|v| i64::try_from(v).ok())
+        .unwrap_or(i64::MAX)
 }
 
 /// Spot `executionReport`.
