@@ -78,38 +78,37 @@
 //! them, and the file is exactly `segment_size` long. Anything else is damage at the offset
 //! where the intact prefix ends.
 //!
-//! [`JournalWriter::open`] recovers the last segment: it keeps exactly its intact prefix
-//! and zeroes everything after it (truncate to the prefix, extend back to the segment size),
-//! reporting the dropped bytes and records in a [`RecoveryReport`]. A torn header (file
-//! shorter than 64 bytes, bad magic, bad header CRC) makes it rebuild the header from the
-//! file name and drop all of the segment's records. It also validates the segment before the
-//! last, so the sequence continues across the seam. Damage that is not a torn tail of the
-//! last segment (a damaged sealed segment, a gap between segments, a header whose CRC is
-//! valid but whose content is inconsistent, a file longer than its segment size) is not
-//! repaired: `open` returns [`JournalError::Corrupt`] and [`verify()`] says where.
+//! Both ends are checked against the metadata file (`JOURNAL`): a first segment that does
+//! not start where the journal starts, or a missing newest segment, is damage.
+//!
+//! [`JournalWriter::open`] repairs only a **torn tail** (a partial record at the very end of a
+//! full-sized last segment, no intact record after it), reporting what it cut in a
+//! [`RecoveryReport`]. Any other damage, anywhere, is refused with [`JournalError::Corrupt`]
+//! naming segment, offset and kind, and nothing is changed. [`repair()`] is the explicit
+//! decision: it moves everything from the first damage on into `quarantine/` (never deletes)
+//! and says what it kept and moved. `docs/journal.md` has the whole story.
 //!
 //! # Pre-touching, durability, limits
 //!
-//! A write to a never-touched page of a sparse file takes a page fault that allocates the
-//! page (microseconds, more under memory pressure). The writer keeps `pretouch_bytes` ahead
-//! of its write position faulted in by storing a zero into each page (a store, not a load:
-//! a load would map the page read-only and the first real write would fault again). Near
-//! the end of a segment the window continues into the next segment file, which is then
+//! Segments are allocated in full (`fallocate`) when created, so a full disk is an error at
+//! segment creation ([`JournalWriter::make_room`] retries it), never a `SIGBUS` in `append`.
+//! Mapped pages still take a minor fault on first touch; the writer keeps `pretouch_bytes`
+//! ahead of its write position faulted in by storing a zero into each page (a store, not a
+//! load: a load would map the page read-only and the first real write would fault again).
+//! Near the end of a segment the window continues into the next segment file, which is then
 //! created early, so a roll is a header write and a rename. The work is done by
 //! [`JournalWriter::pretouch`] (call it from idle time) and, as a fallback bounded to four
 //! pages per call, by `append` itself when less than half the window is left.
 //!
 //! Appended records are in the page cache at once (a process crash loses nothing); they are
-//! durable after [`JournalWriter::flush`]. Recovery trusts that segments before the last two
-//! were flushed. Segment files are sparse: if the disk fills up, a page fault in the map
-//! raises `SIGBUS` instead of returning an error (pre-allocation would need `fallocate`).
+//! durable after [`JournalWriter::flush`].
 //!
 //! # Safety contract
 //!
-//! Segment files are memory-mapped. While a writer has a journal open, nothing else may
-//! modify its files, and readers must not read it; while a reader or `verify` has it open,
-//! nothing may modify it. Violations are undefined behaviour at the Rust level (typically
-//! `SIGBUS` or torn reads). All `unsafe` code is in the private `segment` module.
+//! Only the writer maps segment files: while it has a journal open, nothing else may modify
+//! its files (a violation is undefined behaviour at the Rust level). Readers copy segment data
+//! with `pread`, so a full or shrinking file system is an error, never a signal. All `unsafe`
+//! code is in the private `segment` module.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -202,6 +202,25 @@ impl JournalWriter {
         self.touch_ahead(usize::MAX, true)
     }
 
+    /// Prepares the next segment now (created and its space reserved), so that the roll an
+    /// `append` may need cannot fail for lack of space. After an `append` failed with an I/O
+    /// error (a full disk: segments reserve their space when created), call this to learn
+    /// whether appending can resume; nothing was half-written by the failed `append`.
+    ///
+    /// # Errors
+    /// [`JournalError::Io`] if the next segment cannot be created (still no space).
+    pub fn make_room(&mut self) -> Result<(), JournalError> {
+        if self.spare.is_none() {
+            self.spare = Some(Spare::create(&self.dir, self.opts.segment_size)?);
+        }
+        self.spare_failed = false;
+        if self.meta_dirty {
+            write_meta(&self.dir, &self.meta, false)?;
+            self.meta_dirty = false;
+        }
+        Ok(())
+    }
+
     /// Writes everything appended so far back to disk and waits (`msync(MS_SYNC)` of the
     /// written range, `fdatasync` of segments sealed since the last flush, `fsync` of the
     /// directory after segment creation).

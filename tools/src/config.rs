@@ -18,6 +18,8 @@ pub struct Config {
     pub engine: EngineSection,
     /// Where market data comes from.
     pub feed: FeedSection,
+    /// How the journal (`feed.record`) is written and what a failed write does.
+    pub journal: JournalSection,
     /// Live venue connections: reconnects, timeouts, snapshots, TLS trust.
     pub live: LiveSection,
     /// The venue simulator that `tape run` starts in-process when no venue is configured.
@@ -32,6 +34,56 @@ pub struct Config {
     /// Users (`[[user]]`); any turns on authentication, private channels and the desk.
     #[serde(rename = "user", skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserSection>,
+}
+
+/// What the node does when it cannot journal an input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnJournalErrorKey {
+    /// Keep serving, apply nothing unjournaled, take no order, retry (see docs/journal.md).
+    #[default]
+    Degrade,
+    /// Stop the node with an error.
+    Stop,
+}
+
+/// `[journal]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalSection {
+    /// Segment file size in MiB (each is allocated in full when created).
+    pub segment_mib: u64,
+    /// `degrade` or `stop` when an append fails (a full disk).
+    pub on_error: OnJournalErrorKey,
+    /// While degraded, how often to try again, ms.
+    pub retry_ms: u64,
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        JournalSection {
+            segment_mib: 64,
+            on_error: OnJournalErrorKey::Degrade,
+            retry_ms: 1000,
+        }
+    }
+}
+
+impl JournalSection {
+    /// The node's journal policy.
+    pub fn policy(&self) -> tape_node::node::JournalPolicy {
+        tape_node::node::JournalPolicy {
+            options: tape_journal::JournalOptions {
+                segment_size: self.segment_mib.saturating_mul(1 << 20),
+                ..tape_journal::JournalOptions::default()
+            },
+            on_error: match self.on_error {
+                OnJournalErrorKey::Degrade => tape_node::node::OnJournalError::Degrade,
+                OnJournalErrorKey::Stop => tape_node::node::OnJournalError::Stop,
+            },
+            retry_ns: self.retry_ms.saturating_mul(1_000_000),
+        }
+    }
 }
 
 /// `[auth]`.
@@ -526,6 +578,14 @@ impl Config {
         }
         if l.request_burst < 1 {
             bail!("limits.request_burst must be at least 1");
+        }
+        self.journal
+            .policy()
+            .options
+            .validate()
+            .context("journal.segment_mib")?;
+        if self.journal.retry_ms == 0 {
+            bail!("journal.retry_ms must be at least 1");
         }
         if self.engine.latency_log_interval_secs == 0 {
             bail!("engine.latency_log_interval_secs must be at least 1");

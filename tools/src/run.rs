@@ -314,6 +314,7 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
             Idle::Block => IdleStrategy::Block,
         },
         feed,
+        journal: cfg.journal.policy(),
         record: (!cfg.feed.record.is_empty()).then(|| PathBuf::from(&cfg.feed.record)),
         latency_log: (!cfg.engine.latency_log.is_empty())
             .then(|| PathBuf::from(&cfg.engine.latency_log)),

@@ -13,8 +13,8 @@ use super::stats::HubStats;
 use super::streams::{status_key, Streams};
 use super::view::MarketView;
 use super::{
-    Action, Channel, ConnId, HubConfig, CLOSE_SLOW_CONSUMER, CLOSE_TOO_MANY_CONNECTIONS,
-    CLOSE_TOO_MANY_ERRORS, MAX_BOOK_DEPTH,
+    Action, Channel, ConnId, HubConfig, JournalStatus, CLOSE_SLOW_CONSUMER,
+    CLOSE_TOO_MANY_CONNECTIONS, CLOSE_TOO_MANY_ERRORS, MAX_BOOK_DEPTH,
 };
 use crate::input::Nanos;
 use crate::wire::{JsonBuf, E_INVALID, E_RATE_LIMITED, E_TOO_LARGE};
@@ -40,6 +40,8 @@ pub struct Hub {
     pub(super) depths: Vec<usize>,
     /// Reused for the connections a sweep closed.
     detached: Vec<Detached>,
+    /// Why the node cannot journal right now; orders and publishes are refused meanwhile.
+    pub(super) journal_fault: Option<String>,
 }
 
 impl Hub {
@@ -57,7 +59,26 @@ impl Hub {
             parser: Parser::default(),
             depths: Vec::new(),
             detached: Vec::new(),
+            journal_fault: None,
         }
+    }
+
+    /// The node's journal changed state: publishes the `journal` entry of the `status` channel
+    /// and, while `status.degraded`, refuses orders and publishes with error 4030 (nothing can
+    /// be applied that cannot be journaled first).
+    pub fn set_journal_status(&mut self, now: Nanos, status: &JournalStatus) {
+        self.journal_fault = status.degraded.then(|| status.reason.clone());
+        let json = &mut self.json;
+        let (key, msg) = self
+            .streams
+            .publish_journal(|seq| messages::journal_status(json, seq, now, status));
+        let subs = self.streams.subscribers(key);
+        if subs.is_empty() {
+            return;
+        }
+        self.sessions.register_status(subs, key);
+        self.sessions.fan_out(subs, key, &msg, now, None);
+        self.streams.count_published();
     }
 
     /// The configuration in use.

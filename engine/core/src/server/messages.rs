@@ -297,6 +297,31 @@ pub(crate) fn venue_status(
     j.freeze()
 }
 
+/// A `status` channel message about the node's journal: `ok`, or `degraded` while it cannot
+/// journal (and so applies no input and takes no order).
+pub(crate) fn journal_status(
+    j: &mut JsonBuf,
+    seq: u64,
+    now: Nanos,
+    s: &super::JournalStatus,
+) -> Utf8Bytes {
+    j.clear();
+    j.raw("{\"type\":\"update\",\"channel\":\"status\",\"venue\":\"journal\",\"seq\":");
+    j.u64(seq);
+    j.raw(",\"ts\":0,\"recv_ns\":");
+    j.u64(now.0);
+    j.raw(",\"data\":{\"state\":\"");
+    j.raw(if s.degraded { "degraded" } else { "ok" });
+    j.raw("\",\"reason\":");
+    j.string(&s.reason);
+    j.raw(",\"skipped_inputs\":");
+    j.u64(s.skipped_inputs);
+    j.raw(",\"since_ns\":");
+    j.u64(s.since_ns);
+    j.raw("}}");
+    j.freeze()
+}
+
 /// A `pong` reply.
 pub(crate) fn pong(j: &mut JsonBuf, id: Option<&str>, now: Nanos) -> Utf8Bytes {
     reply_head(j, "pong", id);

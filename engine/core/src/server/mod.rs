@@ -73,6 +73,19 @@ pub struct ConnId(pub usize);
 /// Most levels per side a book snapshot may ask for.
 pub const MAX_BOOK_DEPTH: usize = 1000;
 
+/// The node's journal as the `status` channel's `journal` entry shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalStatus {
+    /// The node cannot journal: it applies no input and takes no order until it can.
+    pub degraded: bool,
+    /// Why (the journal's error), or what ended it.
+    pub reason: String,
+    /// Inputs that arrived while degraded and were neither journaled nor applied.
+    pub skipped_inputs: u64,
+    /// When the state began, ns since the epoch.
+    pub since_ns: u64,
+}
+
 /// Limits and timers of the client protocol. Every field has the documented default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubConfig {

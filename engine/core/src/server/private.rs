@@ -19,8 +19,8 @@ use crate::auth::{AuthError, Authenticator, Role, Roles};
 use crate::desk::{ClientOp, ClientRecord, PrivateChannel, PrivateMsg, Snapshot};
 use crate::input::{Nanos, RecordKind};
 use crate::wire::{
-    CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, E_FORBIDDEN, E_INVALID, E_ORDER_REJECTED,
-    E_UNAUTHORIZED,
+    CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, E_FORBIDDEN, E_INVALID, E_JOURNAL_UNAVAILABLE,
+    E_ORDER_REJECTED, E_UNAUTHORIZED,
 };
 
 /// One authenticated connection.
@@ -461,6 +461,13 @@ impl Hub {
         };
         let conn = self.sessions.conn(idx).id;
         let what = match kind {
+            PrivateKind::Order | PrivateKind::Publish if self.journal_fault.is_some() => {
+                let why = self.journal_fault.as_deref().unwrap_or_default();
+                let msg = format!(
+                    "journal unavailable: tape takes no order until it can journal it ({why})"
+                );
+                return self.fail(idx, id, E_JOURNAL_UNAVAILABLE, &msg);
+            }
             PrivateKind::Order | PrivateKind::Publish => {
                 self.sessions.clear_errors(idx);
                 return self

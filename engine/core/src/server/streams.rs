@@ -92,6 +92,8 @@ pub(crate) struct Streams {
     status_subs: Vec<Subscriber>,
     /// Per venue source: the last `status` message and its `seq`.
     venues: Vec<Option<(u64, Utf8Bytes)>>,
+    /// The node's own `journal` entry of the `status` channel, once it had something to say.
+    journal: Option<(u64, Utf8Bytes)>,
     /// Messages published to at least one subscriber.
     published: u64,
 }
@@ -234,12 +236,30 @@ impl Streams {
         (status_key(src), msg)
     }
 
-    /// The last status of every venue that published one, in source order.
+    /// Records the node's new `journal` status message (built by `render` from its `seq`)
+    /// and returns the key of its `status` stream.
+    pub(crate) fn publish_journal(
+        &mut self,
+        render: impl FnOnce(u64) -> Utf8Bytes,
+    ) -> (StreamKey, Utf8Bytes) {
+        let seq = self.journal.as_ref().map_or(0, |(s, _)| *s) + 1;
+        let msg = render(seq);
+        self.journal = Some((seq, msg.clone()));
+        (journal_status_key(), msg)
+    }
+
+    /// The last status of every venue that published one, in source order, then the
+    /// node's `journal` entry if it published one.
     pub(crate) fn venue_statuses(&self) -> impl Iterator<Item = (StreamKey, &Utf8Bytes)> {
         self.venues
             .iter()
             .enumerate()
             .filter_map(|(src, v)| v.as_ref().map(|(_, m)| (status_key(src), m)))
+            .chain(
+                self.journal
+                    .as_ref()
+                    .map(|(_, m)| (journal_status_key(), m)),
+            )
     }
 
     /// Distinct snapshot depths of the book subscribers of `id`, ascending, into `out`.
@@ -384,6 +404,12 @@ impl Streams {
 /// The `status` stream of venue source `src`.
 pub(super) fn status_key(src: usize) -> StreamKey {
     StreamKey::new(Channel::Status, InstrumentId(src as u32))
+}
+
+/// The `status` stream of the node's journal: a slot no venue source can have (sources are
+/// numbered from 0 and the top ids are reserved for client and gateway records).
+pub(super) fn journal_status_key() -> StreamKey {
+    StreamKey::new(Channel::Status, InstrumentId(u32::MAX - 2))
 }
 
 #[cfg(test)]

@@ -364,3 +364,63 @@ fn client_records_never_panic_on_garbage() {
         )
         .is_err());
 }
+
+/// While the node cannot journal, the hub takes no order (4030, nothing queued for the
+/// journal), tells `status` subscribers, and takes orders again once the journal is back.
+#[test]
+fn orders_wait_for_the_journal_and_the_status_channel_says_so() {
+    let mut w = World::new();
+    assert!(w.open(1, &token("alice")));
+    w.send(1, r#"{"type":"subscribe","id":1,"channels":["status"]}"#);
+    w.h.drain(1);
+    let order = r#"{"type":"place_order","id":7,"market":"usdm","symbol":"BTCUSDT","side":"buy","order_type":"market","qty":"0.001","client_order_id":"j1"}"#;
+
+    let degraded = super::JournalStatus {
+        degraded: true,
+        reason: "no space left on device".into(),
+        skipped_inputs: 3,
+        since_ns: 5,
+    };
+    w.h.hub.set_journal_status(w.h.now, &degraded);
+    w.h.hub.handle_text(w.h.now, ConnId(1), order, &w.h.engine);
+    assert!(
+        w.h.hub.poll_record().is_none(),
+        "an order nobody can journal is not queued"
+    );
+    let msgs = w.h.drain(1);
+    let status = on_channel(&msgs, "status");
+    assert_eq!(status.len(), 1, "{msgs:?}");
+    assert_eq!(status[0]["venue"], "journal");
+    assert_eq!(status[0]["data"]["state"], "degraded");
+    assert_eq!(status[0]["data"]["skipped_inputs"], 3);
+    let errors = of_type(&msgs, "error");
+    assert_eq!(errors.len(), 1, "{msgs:?}");
+    assert_eq!(errors[0]["code"], 4030);
+    assert_eq!(errors[0]["id"], 7);
+    assert!(errors[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no space left on device"));
+
+    // A late `status` subscriber gets the journal's state as initial state too.
+    assert!(w.open(2, &token("bob")));
+    w.send(2, r#"{"type":"subscribe","id":1,"channels":["status"]}"#);
+    let late = w.h.drain(2);
+    assert!(on_channel(&late, "status")
+        .iter()
+        .any(|m| m["venue"] == "journal" && m["data"]["state"] == "degraded"));
+
+    let ok = super::JournalStatus {
+        reason: "recovered".into(),
+        ..Default::default()
+    };
+    w.h.hub.set_journal_status(w.h.now, &ok);
+    let before = w.journal.len();
+    w.send(1, order);
+    assert_eq!(w.journal.len(), before + 1, "the order is journaled again");
+    let msgs = w.h.drain(1);
+    assert!(on_channel(&msgs, "status")
+        .iter()
+        .any(|m| m["data"]["state"] == "ok"));
+    assert!(of_type(&msgs, "error").iter().all(|e| e["code"] != 4030));
+}

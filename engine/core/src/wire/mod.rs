@@ -35,6 +35,11 @@ pub const E_ORDER_REJECTED: u16 = 4020;
 /// the `risk_alerts` channel).
 pub const E_RISK_REJECTED: u16 = 4021;
 
+/// Error code: the node cannot journal right now (e.g. a full disk), so it takes no order or
+/// publish: journal before apply is the rule. Retry when the `status` channel's `journal`
+/// entry is `ok` again.
+pub const E_JOURNAL_UNAVAILABLE: u16 = 4030;
+
 /// Close code: authentication failed at connect time (bad `?token=`).
 pub const CLOSE_UNAUTHORIZED: u16 = E_UNAUTHORIZED;
 /// Close code: too many errors in a row.

@@ -597,6 +597,26 @@ impl LiveFeed {
         }
     }
 
+    /// Drops every venue connection that is up or connecting and lets each reconnect after
+    /// its backoff, as after any loss: the `down` records are queued like any other, so the
+    /// engine clears those books and they resync from fresh snapshots, live and on replay
+    /// alike. Used after the node skipped inputs it could not journal.
+    pub fn reconnect_all(
+        &mut self,
+        registry: &Registry,
+        clock: &mut impl FnMut() -> u64,
+        reason: &str,
+    ) {
+        for i in 0..self.venues.len() {
+            if self.venues[i].link.is_open() || self.venues[i].link.is_connecting() {
+                self.venues[i].conn.abort(registry);
+                let now = clock();
+                self.venues[i].link.handle_closed(now, reason);
+                self.obey(i, registry, clock);
+            }
+        }
+    }
+
     /// io figures per venue.
     pub fn venue_io(&self) -> Vec<VenueIo> {
         self.venues

@@ -86,6 +86,16 @@ pub trait Feed {
         0
     }
 
+    /// Whether the feed can hold its records while the node cannot journal them (a journal
+    /// being replayed can; a live venue cannot: its records are read as they come).
+    fn can_wait(&self) -> bool {
+        false
+    }
+
+    /// The node skipped records it could not journal: start the state they fed over (live:
+    /// drop and reconnect every venue connection, so books resync from fresh snapshots).
+    fn resync(&mut self, _registry: &Registry, _clock: &WallClock) {}
+
     /// io figures per venue connection, for `/status`.
     fn venue_io(&self) -> Vec<VenueIo> {
         Vec::new()
@@ -98,6 +108,11 @@ pub trait Feed {
 }
 
 impl Feed for LiveFeed {
+    fn resync(&mut self, registry: &Registry, clock: &WallClock) {
+        let reason = "tape resyncs: inputs arrived while it could not journal them";
+        self.reconnect_all(registry, &mut || clock.now(), reason);
+    }
+
     fn start(&mut self, registry: &Registry, clock: &WallClock) {
         LiveFeed::start(self, registry, &mut || clock.now());
     }
@@ -290,6 +305,10 @@ impl ReplayFeed {
 }
 
 impl Feed for ReplayFeed {
+    fn can_wait(&self) -> bool {
+        true
+    }
+
     fn poll(&mut self, now: u64) -> std::io::Result<FeedPoll<'_>> {
         self.poll_journal(now)
             .map_err(|e| std::io::Error::other(e.to_string()))

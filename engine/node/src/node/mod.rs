@@ -27,7 +27,7 @@ pub use status::StatusLine;
 use crate::latency_log::LatencyLog;
 use crate::live::{LiveConfig, LiveFeed};
 use crate::net::{NetConfig, NetEvent, NetServer};
-use pipeline::{conn_of, socket_of, Pipeline};
+use pipeline::{conn_of, socket_of, Handled, Pipeline};
 use tape_core::engine::{Engine, EngineConfig};
 use tape_core::input::{Nanos, RecordKind, SourceId, CLIENT_SOURCE};
 use tape_core::server::{Action, Hub, HubConfig};
@@ -76,6 +76,8 @@ pub struct NodeConfig {
     pub feed: FeedSource,
     /// Journal every input here (receive time, source, kind, bytes) before it is applied.
     pub record: Option<PathBuf>,
+    /// How the journal is written and what a write failure (a full disk) does.
+    pub journal: JournalPolicy,
     /// Latency interval log, if any.
     pub latency_log: Option<PathBuf>,
     /// Interval of the latency log and of rate computations, ns.
@@ -86,6 +88,37 @@ pub struct NodeConfig {
     /// The trading desk (accounts of the users, risk limits, paper venue); journaled as the
     /// first client record so replays rebuild it.
     pub desk: Option<tape_core::desk::DeskSetup>,
+}
+
+/// What the node does when it cannot journal an input (a full disk, an I/O error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnJournalError {
+    /// Keep serving clients with the state it has, apply no input it could not journal (and
+    /// take no order), say so in `/status`, the `status` channel and on stderr, and retry.
+    Degrade,
+    /// Stop the node with an error.
+    Stop,
+}
+
+/// Journal settings of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalPolicy {
+    /// Segment size and pre-touching.
+    pub options: tape_journal::JournalOptions,
+    /// What a failed append does.
+    pub on_error: OnJournalError,
+    /// While degraded: how often to try again, ns.
+    pub retry_ns: u64,
+}
+
+impl Default for JournalPolicy {
+    fn default() -> Self {
+        JournalPolicy {
+            options: tape_journal::JournalOptions::default(),
+            on_error: OnJournalError::Degrade,
+            retry_ns: 1_000_000_000,
+        }
+    }
 }
 
 /// How often hub/net timers run.
@@ -133,6 +166,9 @@ pub struct Node {
     net_events: Vec<NetEvent>,
     actions: Vec<Action>,
     rates: status::Rates,
+    /// A record of a feed that [can wait](Feed::can_wait), read while the journal could not
+    /// take it: handled first once it can.
+    held: Option<(u64, SourceId, u16, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Node {
@@ -185,18 +221,17 @@ impl Node {
         };
         let journal = match &cfg.record {
             Some(dir) => {
-                let (w, report) =
-                    tape_journal::JournalWriter::open(dir, tape_journal::JournalOptions::default())
-                        .map_err(|e| {
-                            let hint = if e.is_corruption() {
-                                "; the writer only cuts a torn tail by itself: `tape verify DIR` \
+                let (w, report) = tape_journal::JournalWriter::open(dir, cfg.journal.options)
+                    .map_err(|e| {
+                        let hint = if e.is_corruption() {
+                            "; the writer only cuts a torn tail by itself: `tape verify DIR` \
                                  lists the damage, `tape repair DIR` moves it into \
                                  DIR/quarantine/ (nothing is deleted)"
-                            } else {
-                                ""
-                            };
-                            std::io::Error::other(format!("{}: {e}{hint}", dir.display()))
-                        })?;
+                        } else {
+                            ""
+                        };
+                        std::io::Error::other(format!("{}: {e}{hint}", dir.display()))
+                    })?;
                 if !report.is_clean() {
                     // The one repair the writer makes on its own; the operator hears of it.
                     eprintln!("tape: journal {}: {report}", dir.display());
@@ -212,7 +247,7 @@ impl Node {
             );
         }
         Ok(Node {
-            pipe: Pipeline::new(clock, journal, engine, hub, net),
+            pipe: Pipeline::new(clock, journal, cfg.journal, engine, hub, net),
             cfg,
             poll,
             events: Events::with_capacity(1024),
@@ -224,6 +259,7 @@ impl Node {
             net_events: Vec::with_capacity(256),
             actions: Vec::new(),
             rates: status::Rates::default(),
+            held: None,
         })
     }
 
@@ -349,6 +385,18 @@ impl Node {
     /// the next one is due, feed finished).
     fn pump(&mut self, max: usize) -> std::io::Result<(usize, u64, bool)> {
         let mut fed = 0;
+        let waits = self.feed.can_wait();
+        if waits && self.pipe.fault.is_some() {
+            // The journal cannot take records: a replayed journal keeps them until it can.
+            return Ok((0, self.clock.now() + TIMER_PERIOD_NS, false));
+        }
+        if let Some((recv, source, kind, payload)) = self.held.take() {
+            let registry = self.poll.registry();
+            self.pipe
+                .handle_input(registry, recv, source, kind, &payload, true)?;
+            forward_venue_commands(&mut self.pipe.engine, &mut *self.feed);
+            fed += 1;
+        }
         let (next, finished) = loop {
             if fed >= max {
                 break (0, false);
@@ -357,8 +405,13 @@ impl Node {
                 FeedPoll::Record(rec) => {
                     let (recv, source, kind) = (rec.recv, rec.source, rec.kind);
                     let registry = self.poll.registry();
-                    self.pipe
-                        .handle_input(registry, recv, source, kind, &rec.payload, true)?;
+                    let handled =
+                        self.pipe
+                            .handle_input(registry, recv, source, kind, &rec.payload, true)?;
+                    if handled == Handled::Skipped && waits {
+                        self.held = Some((recv, source, kind, rec.payload.into_owned()));
+                        break (self.clock.now() + TIMER_PERIOD_NS, false);
+                    }
                     forward_venue_commands(&mut self.pipe.engine, &mut *self.feed);
                     fed += 1;
                 }
@@ -469,6 +522,11 @@ impl Node {
     }
 
     fn run_timers(&mut self, now: u64) -> std::io::Result<()> {
+        if self.pipe.retry_journal(now) {
+            // Inputs were skipped: what they fed starts over (a live venue reconnects and its
+            // books resync; a replayed journal held its records and just goes on).
+            self.feed.resync(self.poll.registry(), &self.clock);
+        }
         // Only when a hub deadline (heartbeat, slow consumer) or action is due: walking every
         // connection on each tick would be O(clients) work on the engine thread for nothing.
         let mut actions = std::mem::take(&mut self.actions);

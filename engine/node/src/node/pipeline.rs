@@ -5,12 +5,13 @@
 
 use mio::Registry;
 
-use super::{LoopStats, WallClock};
+use super::{JournalPolicy, LoopStats, OnJournalError, WallClock};
 use crate::net::{NetServer, SendResult, SocketId};
 use tape_core::engine::Engine;
 use tape_core::input::{Nanos, SourceId};
 use tape_core::metrics::{Latency, LatencyStage};
-use tape_core::server::{ConnId, Hub};
+use tape_core::server::{ConnId, Hub, JournalStatus};
+use tape_journal::JournalError;
 
 use super::clock::StageTimer;
 
@@ -28,10 +29,32 @@ pub(super) fn conn_of(s: SocketId) -> ConnId {
     ConnId(s.0)
 }
 
+/// Why the node cannot journal right now, and since when.
+#[derive(Debug, Clone)]
+pub(super) struct JournalFault {
+    pub(super) since_ns: u64,
+    pub(super) reason: String,
+    /// Inputs neither journaled nor applied since.
+    pub(super) skipped: u64,
+    pub(super) next_retry_ns: u64,
+}
+
+/// What became of one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Handled {
+    /// Journaled (when recording) and applied.
+    Applied,
+    /// Not journaled, so not applied: the journal is faulted (see [`Pipeline::fault`]).
+    Skipped,
+}
+
 /// The state one input touches: journal, engine, hub, client sockets, counters.
 pub(super) struct Pipeline {
     pub(super) clock: WallClock,
     pub(super) journal: Option<tape_journal::JournalWriter>,
+    policy: JournalPolicy,
+    /// Set while appends fail (a full disk): no input is applied until it can be journaled.
+    pub(super) fault: Option<JournalFault>,
     pub(super) latency: Latency,
     pub(super) engine: Engine,
     pub(super) hub: Hub,
@@ -45,6 +68,7 @@ impl Pipeline {
     pub(super) fn new(
         clock: WallClock,
         journal: Option<tape_journal::JournalWriter>,
+        policy: JournalPolicy,
         engine: Engine,
         hub: Hub,
         net: Option<NetServer>,
@@ -52,6 +76,8 @@ impl Pipeline {
         Pipeline {
             clock,
             journal,
+            policy,
+            fault: None,
             latency: Latency::default(),
             engine,
             hub,
@@ -62,9 +88,13 @@ impl Pipeline {
     }
 
     /// One input: journal it (before it changes any state: a crash never leaves state the
-    /// journal cannot rebuild; a failing journal stops the engine), apply it, fan its client
-    /// outputs out, timing every stage. `batched`: its messages are written with the rest of
-    /// the batch by [`Pipeline::flush_wire`]; otherwise before the next input.
+    /// journal cannot rebuild), apply it, fan its client outputs out, timing every stage.
+    /// `batched`: its messages are written with the rest of the batch by
+    /// [`Pipeline::flush_wire`]; otherwise before the next input.
+    ///
+    /// An input that cannot be journaled is not applied: with [`OnJournalError::Degrade`] the
+    /// pipeline enters a fault (see [`Pipeline::retry_journal`]) and skips inputs until the
+    /// journal takes them again; with [`OnJournalError::Stop`] it is an error.
     ///
     /// The engine's venue commands stay queued for the caller, who owns the feed they go to.
     pub(super) fn handle_input(
@@ -75,11 +105,23 @@ impl Pipeline {
         kind: u16,
         payload: &[u8],
         batched: bool,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Handled> {
         let mut t_start = self.clock.now();
         if let Some(j) = self.journal.as_mut() {
-            j.append(t_read, source.0, kind, payload)
-                .map_err(|e| std::io::Error::other(format!("journal: {e}")))?;
+            if let Some(f) = self.fault.as_mut() {
+                f.skipped += 1;
+                return Ok(Handled::Skipped);
+            }
+            match j.append(t_read, source.0, kind, payload) {
+                Ok(_) => {}
+                Err(e @ JournalError::Io { .. })
+                    if self.policy.on_error == OnJournalError::Degrade =>
+                {
+                    self.enter_fault(t_start, e.to_string());
+                    return Ok(Handled::Skipped);
+                }
+                Err(e) => return Err(std::io::Error::other(format!("journal: {e}"))),
+            }
             let t = self.clock.now();
             self.latency
                 .record(LatencyStage::Journal, t.saturating_sub(t_start));
@@ -108,14 +150,82 @@ impl Pipeline {
             if batched {
                 // Written with the batch's other messages, one write per client.
                 self.wire.push(t_read);
-                return Ok(());
+                return Ok(Handled::Applied);
             }
             self.transmit_all(registry, t_fan);
             let t_wire = self.clock.now();
             self.latency
                 .record(LatencyStage::TickToWire, t_wire.saturating_sub(t_read));
         }
-        Ok(())
+        Ok(Handled::Applied)
+    }
+
+    fn enter_fault(&mut self, now: u64, reason: String) {
+        eprintln!(
+            "tape: journal degraded: {reason}; no input is applied and no order taken until it \
+             can be journaled (retrying every {} ms)",
+            self.policy.retry_ns / 1_000_000
+        );
+        self.fault = Some(JournalFault {
+            since_ns: now,
+            reason,
+            skipped: 1,
+            next_retry_ns: now.saturating_add(self.policy.retry_ns),
+        });
+        self.publish_journal_status(now);
+    }
+
+    /// While faulted, and when the retry is due: asks the journal to prepare the next segment.
+    /// Returns true when the fault just ended (the caller resynchronises what was skipped).
+    pub(super) fn retry_journal(&mut self, now: u64) -> bool {
+        let due = self.fault.as_ref().is_some_and(|f| now >= f.next_retry_ns);
+        let Some(j) = self.journal.as_mut().filter(|_| due) else {
+            return false;
+        };
+        if let Err(e) = j.make_room() {
+            let reason = e.to_string();
+            let mut changed = false;
+            if let Some(f) = self.fault.as_mut() {
+                f.next_retry_ns = now.saturating_add(self.policy.retry_ns);
+                changed = reason != f.reason;
+                f.reason = reason;
+            }
+            if changed {
+                self.publish_journal_status(now);
+            }
+            return false;
+        }
+        let Some(f) = self.fault.take() else {
+            return false;
+        };
+        eprintln!(
+            "tape: journal writable again after {:.1} s; {} input(s) arrived meanwhile and were \
+             neither journaled nor applied",
+            now.saturating_sub(f.since_ns) as f64 / 1e9,
+            f.skipped
+        );
+        self.hub.set_journal_status(
+            Nanos(now),
+            &JournalStatus {
+                degraded: false,
+                reason: format!("recovered: {}", f.reason),
+                skipped_inputs: f.skipped,
+                since_ns: now,
+            },
+        );
+        true
+    }
+
+    fn publish_journal_status(&mut self, now: u64) {
+        if let Some(f) = &self.fault {
+            let status = JournalStatus {
+                degraded: true,
+                reason: f.reason.clone(),
+                skipped_inputs: f.skipped,
+                since_ns: f.since_ns,
+            };
+            self.hub.set_journal_status(Nanos(now), &status);
+        }
     }
 
     /// Writes what a batch's records produced: every ready client's messages, one write per

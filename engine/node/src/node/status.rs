@@ -65,6 +65,8 @@ pub struct StatusLine {
     pub tick_to_wire_ns: (u64, u64),
     /// Trades dropped and conflations for slow clients, so far.
     pub drops: (u64, u64),
+    /// Why the journal cannot be written, while it cannot (inputs are skipped meanwhile).
+    pub journal_degraded: Option<String>,
 }
 
 impl std::fmt::Display for StatusLine {
@@ -82,11 +84,34 @@ impl std::fmt::Display for StatusLine {
             self.tick_to_wire_ns.1 as f64 / 1e3,
             self.drops.0,
             self.drops.1
-        )
+        )?;
+        if let Some(why) = &self.journal_degraded {
+            write!(f, "  JOURNAL DEGRADED (no input applied): {why}")?;
+        }
+        Ok(())
     }
 }
 
 impl Node {
+    /// `/status`'s `journal`: whether inputs are journaled, and a fault while there is one.
+    fn journal_json(&self) -> Value {
+        let Some(j) = &self.pipe.journal else {
+            return json!({"state": "off"});
+        };
+        let mut m = json!({
+            "state": "ok",
+            "dir": j.dir().display().to_string(),
+            "next_seq": j.next_seq(),
+        });
+        if let Some(f) = &self.pipe.fault {
+            m["state"] = json!("degraded");
+            m["reason"] = json!(f.reason);
+            m["since_ns"] = json!(f.since_ns);
+            m["skipped_inputs"] = json!(f.skipped);
+        }
+        m
+    }
+
     pub(super) fn status_line(&self, now: u64) -> StatusLine {
         let hub = self.pipe.hub.stats();
         let t2w = self.pipe.latency.summary(LatencyStage::TickToWire);
@@ -99,6 +124,7 @@ impl Node {
             sent_per_sec: self.rates.per_sec.1,
             tick_to_wire_ns: (t2w.ns[0], t2w.ns[2]),
             drops: (hub.trades_dropped, hub.conflated),
+            journal_degraded: self.pipe.fault.as_ref().map(|f| f.reason.clone()),
         }
     }
 
@@ -204,6 +230,7 @@ impl Node {
                 "digest": format!("{:016x}", self.pipe.engine.digest().value()),
             },
             "books": books,
+            "journal": self.journal_json(),
             "venues": self.venues_json(now),
             "desk": self.desk_json(),
             "net": {
