@@ -449,6 +449,14 @@ fn bracket_order_against_the_simulator_through_the_order_gateway() {
     let status: Value = serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap();
     let gw = &status["desk"]["gateway"];
     assert_eq!(gw["connected"], true, "{status}");
+    // Alice and Bob are authenticated: counted by name, not as anonymous (this request's own
+    // connection is plain HTTP, not a WebSocket session).
+    let per_user = &status["connections_per_user"];
+    assert_eq!(
+        (&per_user["alice"], &per_user["bob"], &per_user["anonymous"]),
+        (&json!(1), &json!(1), &json!(0)),
+        "{per_user}"
+    );
     assert!(
         gw["requests"].as_u64() >= Some(2) && gw["reports"].as_u64() >= Some(2),
         "{gw}"

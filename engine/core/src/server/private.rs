@@ -212,6 +212,15 @@ impl Hub {
         self.private.records.pop_front()
     }
 
+    /// Open authenticated connections per user, by name; the rest of the open connections
+    /// are anonymous.
+    pub fn connections_per_user(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.private
+            .user_conns
+            .iter()
+            .map(|(u, conns)| (u.as_str(), conns.len()))
+    }
+
     /// Authentication and private-traffic counters.
     pub fn private_stats(&self) -> &PrivateStats {
         &self.private.stats

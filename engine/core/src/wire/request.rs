@@ -24,6 +24,11 @@ pub enum ReadError {
     NotJson,
     /// JSON, but not an object.
     NotObject,
+    /// Valid JSON with a number tape does not read (an integer beyond 64 bits, a float
+    /// beyond `f64`): said as such, not as "not JSON".
+    NumberOutOfRange,
+    /// Valid JSON nested deeper than [`MAX_DEPTH`].
+    TooDeep,
 }
 
 impl ReadError {
@@ -32,8 +37,108 @@ impl ReadError {
         match self {
             ReadError::NotJson => "not JSON",
             ReadError::NotObject => "expected a JSON object with a \"type\"",
+            ReadError::NumberOutOfRange => {
+                "a number is out of the range tape reads (integers from -2^63 to 2^64-1, \
+                 floats that fit a double); send such values as strings"
+            }
+            ReadError::TooDeep => "nested deeper than 127 levels",
         }
     }
+}
+
+/// What a simd-json failure means for the client: a number it cannot hold in otherwise valid
+/// JSON is told apart from bytes that are not JSON at all. simd-json reports an unreadable
+/// number the same way for `1e400` and for `1e4x`, so the number is checked against the JSON
+/// grammar here: only a grammatical number out of range is `NumberOutOfRange`.
+fn classify(e: &simd_json::ErrorType, text: &[u8]) -> ReadError {
+    use simd_json::ErrorType;
+    match e {
+        ErrorType::InvalidNumber | ErrorType::InvalidExponent | ErrorType::Overflow
+            if all_numbers_grammatical(text) =>
+        {
+            ReadError::NumberOutOfRange
+        }
+        _ => ReadError::NotJson,
+    }
+}
+
+/// Whether every run of number characters outside strings is a JSON number by the grammar
+/// (`-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`).
+fn all_numbers_grammatical(text: &[u8]) -> bool {
+    let mut i = 0;
+    let mut in_str = false;
+    while i < text.len() {
+        let c = text[i];
+        if in_str {
+            match c {
+                b'\\' => i += 1,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_str = true;
+            i += 1;
+            continue;
+        }
+        if c == b'-' || c.is_ascii_digit() {
+            let start = i;
+            while i < text.len()
+                && matches!(text[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            // A number ends at a delimiter: `1e4x` is not a number followed by junk.
+            let ends = text
+                .get(i)
+                .is_none_or(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'));
+            if !ends || !is_json_number(&text[start..i]) {
+                return false;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    true
+}
+
+fn is_json_number(n: &[u8]) -> bool {
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < n.len() && n[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > s
+    };
+    if n.first() == Some(&b'-') {
+        i += 1;
+    }
+    match n.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if n.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    if matches!(n.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(n.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == n.len()
 }
 
 /// The `id` error message (after `invalid message: `); such an `id` is not echoed.
@@ -68,8 +173,8 @@ impl Reader {
         let mut t = std::mem::replace(&mut self.tape, simd_json::Tape(Vec::new())).reset();
         let filled = simd_json::fill_tape_padded(&mut self.scratch, len, &mut self.buffers, &mut t);
         let out = match filled {
-            Err(_) => f(Err(ReadError::NotJson)),
-            Ok(()) if too_deep(&t.0) => f(Err(ReadError::NotJson)),
+            Err(e) => f(Err(classify(e.error(), text))),
+            Ok(()) if too_deep(&t.0) => f(Err(ReadError::TooDeep)),
             Ok(()) => match t.0.first() {
                 Some(Node::Object { .. }) => f(Ok(Obj { nodes: &t.0, at: 0 })),
                 _ => f(Err(ReadError::NotObject)),
@@ -333,6 +438,25 @@ mod tests {
         }
         assert_eq!(id_of("[1]"), Err(ReadError::NotObject.message().to_owned()));
         assert_eq!(id_of("{"), Err(ReadError::NotJson.message().to_owned()));
+        // Valid JSON whose numbers tape cannot hold says so instead of "not JSON".
+        let range = Err(ReadError::NumberOutOfRange.message().to_owned());
+        assert_eq!(id_of(r#"{"type":"ping","id":18446744073709551616}"#), range);
+        assert_eq!(id_of(r#"{"type":"ping","id":1e400}"#), range);
+        assert_eq!(id_of(r#"{"type":"ping","id":-9223372036854775809}"#), range);
+        for not_json in [
+            r#"{"type":"ping","id":1e4x}"#,
+            r#"{"id":01}"#,
+            r#"{"id":1.}"#,
+            r#"{"id":--1}"#,
+        ] {
+            assert_eq!(
+                id_of(not_json),
+                Err(ReadError::NotJson.message().to_owned()),
+                "{not_json}"
+            );
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(id_of(&deep), Err(ReadError::TooDeep.message().to_owned()));
     }
 
     #[test]
@@ -344,7 +468,8 @@ mod tests {
         assert!(read(nest(MAX_DEPTH).as_bytes(), |o| o.is_ok()));
         assert_eq!(
             read(nest(MAX_DEPTH + 1).as_bytes(), |o| o.err()),
-            Some(ReadError::NotJson)
+            // Refused as before, and now said as what it is.
+            Some(ReadError::TooDeep)
         );
     }
 

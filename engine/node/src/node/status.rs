@@ -93,6 +93,24 @@ impl std::fmt::Display for StatusLine {
 }
 
 impl Node {
+    /// `/status`'s `connections_per_user`: authenticated users by name, the rest `anonymous`.
+    fn connections_per_user(&self, open: usize) -> Value {
+        let mut m = Map::new();
+        let mut named = 0;
+        for (user, n) in self.pipe.hub.connections_per_user() {
+            named += n;
+            m.insert(user.to_owned(), json!(n));
+        }
+        // A user may be called "anonymous": the unauthenticated count then yields the name.
+        let key = if m.contains_key("anonymous") {
+            "(anonymous)"
+        } else {
+            "anonymous"
+        };
+        m.insert(key.into(), json!(open.saturating_sub(named)));
+        Value::Object(m)
+    }
+
     /// `/status`'s `journal`: whether inputs are journaled, and a fault while there is one.
     fn journal_json(&self) -> Value {
         let Some(j) = &self.pipe.journal else {
@@ -199,8 +217,7 @@ impl Node {
         let doc = json!({
             "uptime_s": now.saturating_sub(self.started_ns) / 1_000_000_000,
             "connections": hub.connections,
-            // Users arrive with authentication; until then every client is anonymous.
-            "connections_per_user": {"anonymous": hub.connections},
+            "connections_per_user": self.connections_per_user(hub.connections),
             "subscriptions": hub.subscriptions,
             "messages": {
                 "in_per_sec": self.rates.per_sec.0,
