@@ -1,7 +1,7 @@
 //! `tape loadgen`: many WebSocket clients on one thread, measuring tick-to-client latency.
 //!
 //! N client connections (default 100) run on a single `mio::Poll` with non-blocking sockets:
-//! TCP connect, optional rustls, and the tungstenite client handshake are resumed across
+//! TCP connect, optional rustls, and the client handshake (tape-node's `Dial`) are resumed across
 //! `WouldBlock`. At most `connect_batch` handshakes are in flight at once, so the server's
 //! accept backlog is never overrun, and each has a deadline; a failure is counted, never fatal.
 //! Every connection sends one `subscribe` and then only reads.
@@ -47,11 +47,11 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 use tape_core::metrics::MAX_LATENCY_NS;
-use tape_node::live::{client_tls_config, ClientStream as Stream, WsUrl};
-use tape_node::live::{Dial, DialError, DialStep, DialTarget};
+use tape_node::live::{client_tls_config, WsUrl};
+use tape_node::live::{ClientWs, Dial, DialError, DialStep, DialTarget};
 use tape_node::node::WallClock;
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
 /// Distinct streams tracked (over all connections); more count as bad messages.
 const MAX_STREAMS: usize = 1024;
@@ -333,7 +333,7 @@ impl SeqState {
 enum Phase {
     /// TCP, TLS and the WebSocket handshake (tape-node's client [`Dial`]).
     Dialing(Dial),
-    Open(Box<WebSocket<Stream>>),
+    Open(Box<ClientWs>),
     Done,
 }
 
@@ -507,7 +507,7 @@ impl Conn {
                     if self.read_all(&mut ws, sh) {
                         self.phase = Phase::Open(ws);
                     } else {
-                        let _ = reg.deregister(ws.get_mut().socket());
+                        let _ = reg.deregister(ws.socket());
                         sh.open -= 1;
                         if !self.closing {
                             sh.r.connections_lost += 1;
@@ -520,7 +520,7 @@ impl Conn {
     }
 
     /// Reads every available message and flushes; false when the connection is over.
-    fn read_all(&mut self, ws: &mut WebSocket<Stream>, sh: &mut Shared) -> bool {
+    fn read_all(&mut self, ws: &mut ClientWs, sh: &mut Shared) -> bool {
         loop {
             match ws.read() {
                 Ok(Message::Text(t)) => {
@@ -568,7 +568,7 @@ impl Conn {
                 Ok(()) => {}
                 Err(e) if is_would_block(&e) => {}
                 Err(_) => {
-                    let _ = reg.deregister(ws.get_mut().socket());
+                    let _ = reg.deregister(ws.socket());
                     self.phase = Phase::Done;
                     sh.open -= 1;
                 }

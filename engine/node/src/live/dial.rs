@@ -1,10 +1,12 @@
 //! A client WebSocket's way from a connecting TCP socket to an open WebSocket, on a mio loop:
-//! the TCP connect finishing, rustls over it for `wss://`, the tungstenite client handshake
-//! resumed across `WouldBlock`. Shared by the venue connections (`ws`) and `tape loadgen`,
-//! which used to carry one copy each.
+//! the TCP connect finishing, rustls over it for `wss://`, tape's client handshake
+//! ([`ClientHandshake`]) resumed across `WouldBlock`, and then [`ClientWs`]: the stream next to
+//! a tungstenite [`WebSocketContext`] that holds the protocol state, the same split as the
+//! server side (`net::conn`). Shared by the venue connections (`ws`) and `tape loadgen`, which
+//! used to carry one copy each.
 //!
 //! [`Dial::advance`] consumes the dial and hands back the next one, the open WebSocket, or why
-//! it failed together with the socket when it still exists, so the caller can deregister it.
+//! it failed together with the socket, so the caller can deregister it.
 //! The caller words the errors: a venue connection journals them, the load generator counts
 //! them.
 
@@ -14,11 +16,10 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::client::ClientHandshake;
-use tungstenite::handshake::{HandshakeError, MidHandshake};
-use tungstenite::protocol::WebSocketConfig;
-use tungstenite::WebSocket;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Message;
+
+use super::handshake::{ClientHandshake, HandshakeError};
 
 /// The byte stream under a client WebSocket: plain TCP or rustls over TCP, non-blocking.
 /// `WouldBlock` means "come back on the next readiness event"; `flush` also pushes out TLS
@@ -36,6 +37,13 @@ impl Stream {
         match self {
             Stream::Plain(s) => s,
             Stream::Tls(s) => &mut s.sock,
+        }
+    }
+
+    fn into_socket(self) -> TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.sock,
         }
     }
 }
@@ -97,9 +105,61 @@ pub enum DialError {
     /// rustls would not start a session.
     Tls(rustls::Error),
     /// The upgrade request could not be built from the URL.
-    Request(tungstenite::Error),
-    /// The WebSocket handshake failed (an HTTP refusal is `tungstenite::Error::Http`).
-    Handshake(tungstenite::Error),
+    Request(String),
+    /// The WebSocket handshake failed (an HTTP refusal is [`HandshakeError::Refused`]).
+    Handshake(HandshakeError),
+}
+
+/// An open client WebSocket: the stream and, apart from it, the protocol state. The methods
+/// are tungstenite's `WebSocket` ones, so callers read the same; the fields are public so a
+/// caller can hold the socket and the context separately when it needs to.
+pub struct ClientWs {
+    /// Frames, buffers, close state; fed the bytes that came in behind the 101 first.
+    pub ctx: WebSocketContext,
+    /// The TCP or TLS stream.
+    pub stream: Stream,
+}
+
+// tungstenite's error is large; it only travels on the cold failure path.
+#[allow(clippy::result_large_err)]
+impl ClientWs {
+    /// Reads the next message (`Io(WouldBlock)` when the stream has nothing more now).
+    ///
+    /// # Errors
+    /// As [`WebSocketContext::read`].
+    pub fn read(&mut self) -> tungstenite::Result<Message> {
+        self.ctx.read(&mut self.stream)
+    }
+
+    /// Queues `msg` and flushes (a full socket leaves it queued: `Io(WouldBlock)`).
+    ///
+    /// # Errors
+    /// As [`WebSocketContext::write`] and [`WebSocketContext::flush`].
+    pub fn send(&mut self, msg: Message) -> tungstenite::Result<()> {
+        self.ctx.write(&mut self.stream, msg)?;
+        self.ctx.flush(&mut self.stream)
+    }
+
+    /// Writes whatever is queued (pongs tungstenite answered, earlier sends).
+    ///
+    /// # Errors
+    /// As [`WebSocketContext::flush`].
+    pub fn flush(&mut self) -> tungstenite::Result<()> {
+        self.ctx.flush(&mut self.stream)
+    }
+
+    /// Starts the close handshake.
+    ///
+    /// # Errors
+    /// As [`WebSocketContext::close`].
+    pub fn close(&mut self, frame: Option<CloseFrame>) -> tungstenite::Result<()> {
+        self.ctx.close(&mut self.stream, frame)
+    }
+
+    /// The socket, for (de)registration with a mio registry.
+    pub fn socket(&mut self) -> &mut TcpStream {
+        self.stream.socket()
+    }
 }
 
 /// A dial in progress.
@@ -112,7 +172,14 @@ pub enum Dial {
         target: Box<DialTarget>,
     },
     /// The TLS and WebSocket handshakes are under way.
-    Handshaking(Box<MidHandshake<ClientHandshake<Stream>>>),
+    Handshaking {
+        /// TCP, or rustls over it (its own handshake runs inside the first reads and writes).
+        stream: Stream,
+        /// The upgrade request and the response so far.
+        handshake: Box<ClientHandshake>,
+        /// For the WebSocket once it opens.
+        config: WebSocketConfig,
+    },
 }
 
 /// Where [`Dial::advance`] got to.
@@ -120,8 +187,8 @@ pub enum DialStep {
     /// Waiting for readiness.
     Pending(Dial),
     /// The WebSocket is open.
-    Open(Box<WebSocket<Stream>>),
-    /// Failed; the socket comes back while it exists outside tungstenite.
+    Open(Box<ClientWs>),
+    /// Failed; the socket comes back so the caller can deregister it.
     Failed(DialError, Option<TcpStream>),
 }
 
@@ -138,7 +205,7 @@ impl Dial {
     pub fn socket(&mut self) -> &mut TcpStream {
         match self {
             Dial::Tcp { sock, .. } => sock,
-            Dial::Handshaking(mid) => mid.get_mut().get_mut().socket(),
+            Dial::Handshaking { stream, .. } => stream.socket(),
         }
     }
 
@@ -149,17 +216,30 @@ impl Dial {
             dial = match dial {
                 Dial::Tcp { sock, target } => match start(sock, *target) {
                     // The TCP connect is done: go straight on with the handshake.
-                    DialStep::Pending(d @ Dial::Handshaking(_)) => d,
+                    DialStep::Pending(d @ Dial::Handshaking { .. }) => d,
                     other => return other,
                 },
-                Dial::Handshaking(mid) => {
-                    return match mid.handshake() {
-                        Ok((ws, _response)) => DialStep::Open(Box::new(ws)),
-                        Err(HandshakeError::Interrupted(mid)) => {
-                            DialStep::Pending(Dial::Handshaking(Box::new(mid)))
-                        }
-                        Err(HandshakeError::Failure(e)) => {
-                            DialStep::Failed(DialError::Handshake(e), None)
+                Dial::Handshaking {
+                    mut stream,
+                    mut handshake,
+                    config,
+                } => {
+                    return match handshake.advance(&mut stream) {
+                        Ok(Some(leftover)) => DialStep::Open(Box::new(ClientWs {
+                            ctx: WebSocketContext::from_partially_read(
+                                leftover,
+                                Role::Client,
+                                Some(config),
+                            ),
+                            stream,
+                        })),
+                        Ok(None) => DialStep::Pending(Dial::Handshaking {
+                            stream,
+                            handshake,
+                            config,
+                        }),
+                        Err(e) => {
+                            DialStep::Failed(DialError::Handshake(e), Some(stream.into_socket()))
                         }
                     };
                 }
@@ -199,21 +279,18 @@ fn start(sock: TcpStream, target: DialTarget) -> DialStep {
             }
         }
     };
-    let mut request = match target.url.as_str().into_client_request() {
-        Ok(r) => r,
+    let handshake = match ClientHandshake::new(&target.url, target.user_agent) {
+        Ok(h) => h,
         Err(e) => {
-            let sock = match stream {
-                Stream::Plain(s) => s,
-                Stream::Tls(s) => s.sock,
-            };
-            return DialStep::Failed(DialError::Request(e), Some(sock));
+            return DialStep::Failed(
+                DialError::Request(e.to_string()),
+                Some(stream.into_socket()),
+            )
         }
     };
-    if let Some(ua) = target.user_agent.and_then(|ua| ua.parse().ok()) {
-        request.headers_mut().insert("User-Agent", ua);
-    }
-    match ClientHandshake::start(stream, request, Some(target.config)) {
-        Ok(mid) => DialStep::Pending(Dial::Handshaking(Box::new(mid))),
-        Err(e) => DialStep::Failed(DialError::Handshake(e), None),
-    }
+    DialStep::Pending(Dial::Handshaking {
+        stream,
+        handshake: Box::new(handshake),
+        config: target.config,
+    })
 }

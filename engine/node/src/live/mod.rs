@@ -27,6 +27,7 @@
 mod dial;
 mod feed;
 mod gateway;
+mod handshake;
 mod https;
 mod snapshot;
 mod spec;
@@ -36,9 +37,12 @@ mod tls;
 mod url;
 mod ws;
 
-pub use dial::{Dial, DialError, DialStep, DialTarget, Stream as ClientStream};
+pub use dial::{ClientWs, Dial, DialError, DialStep, DialTarget, Stream as ClientStream};
 pub use feed::{LiveConfig, LiveFeed, LiveRecord, VenueIo, VenueSpec};
 pub use gateway::GatewayIo;
+pub use handshake::{
+    ClientHandshake, HandshakeError, MAX_RESPONSE_HEAD_BYTES as MAX_WS_RESPONSE_HEAD_BYTES,
+};
 pub use https::{HttpClient, HttpError, HttpResponse, Scheme, Url, MAX_HEAD_BYTES};
 pub use snapshot::{FetcherOptions, SnapshotDone, SnapshotFetcher, SnapshotJob, FETCH_QUEUE_LEN};
 pub use tls::{client_tls_config, ClientTlsError};
