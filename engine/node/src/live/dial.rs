@@ -10,75 +10,22 @@
 //! The caller words the errors: a venue connection journals them, the load generator counts
 //! them.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, StreamOwned};
+use rustls::ClientConnection;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
 use tungstenite::Message;
 
 use super::handshake::{ClientHandshake, HandshakeError};
+use crate::transport::Transport;
 
-/// The byte stream under a client WebSocket: plain TCP or rustls over TCP, non-blocking.
-/// `WouldBlock` means "come back on the next readiness event"; `flush` also pushes out TLS
-/// records rustls still holds.
-pub enum Stream {
-    /// `ws://`.
-    Plain(TcpStream),
-    /// `wss://`.
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    /// The socket, for (de)registration with a mio registry.
-    pub fn socket(&mut self) -> &mut TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &mut s.sock,
-        }
-    }
-
-    fn into_socket(self) -> TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => s.sock,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => {
-                s.flush()?;
-                // rustls keeps what the socket refused; push it out now if possible.
-                while s.conn.wants_write() {
-                    s.conn.write_tls(&mut s.sock)?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
+/// The byte stream under a client WebSocket: the server's own [`Transport`], client side. The
+/// same non-blocking TCP-or-rustls adapter serves both, so `WouldBlock`, handshake flights and
+/// TLS failures behave alike in both directions.
+pub type Stream = Transport;
 
 /// What to dial: the URL for the upgrade request, TLS (config and server name) for `wss://`.
 #[derive(Clone)]
@@ -158,7 +105,7 @@ impl ClientWs {
 
     /// The socket, for (de)registration with a mio registry.
     pub fn socket(&mut self) -> &mut TcpStream {
-        self.stream.socket()
+        self.stream.socket_mut()
     }
 }
 
@@ -205,7 +152,7 @@ impl Dial {
     pub fn socket(&mut self) -> &mut TcpStream {
         match self {
             Dial::Tcp { sock, .. } => sock,
-            Dial::Handshaking { stream, .. } => stream.socket(),
+            Dial::Handshaking { stream, .. } => stream.socket_mut(),
         }
     }
 
@@ -265,7 +212,7 @@ fn start(sock: TcpStream, target: DialTarget) -> DialStep {
     }
     let _ = sock.set_nodelay(true);
     let stream = match target.tls {
-        None => Stream::Plain(sock),
+        None => Transport::plain(sock),
         Some((config, host)) => {
             let name = match ServerName::try_from(host) {
                 Ok(n) => n,
@@ -274,7 +221,7 @@ fn start(sock: TcpStream, target: DialTarget) -> DialStep {
                 }
             };
             match ClientConnection::new(config, name) {
-                Ok(c) => Stream::Tls(Box::new(StreamOwned::new(c, sock))),
+                Ok(c) => Transport::tls_client(sock, c),
                 Err(e) => return DialStep::Failed(DialError::Tls(e), Some(sock)),
             }
         }

@@ -66,7 +66,6 @@ pub enum HandshakeError {
 pub struct ClientHandshake {
     request: Vec<u8>,
     written: usize,
-    flushed: bool,
     /// The `Sec-WebSocket-Accept` the server must answer with.
     accept: String,
     /// Response bytes read so far (head, then possibly the first frames).
@@ -107,7 +106,6 @@ impl ClientHandshake {
         Ok(ClientHandshake {
             request: request.into_bytes(),
             written: 0,
-            flushed: false,
             accept: derive_accept_key(key.as_bytes()),
             input: Vec::new(),
         })
@@ -138,13 +136,15 @@ impl ClientHandshake {
                 Err(e) => return Err(e.into()),
             }
         }
-        if !self.flushed {
-            // TLS holds the request in rustls until it is flushed to the socket.
-            match stream.flush() {
-                Ok(()) => self.flushed = true,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
+        // Every call until the response is in, not once: over TLS the request waits in rustls
+        // until the TLS handshake completes (inside the reads below) and its records may meet
+        // a full socket then; the next writable event lands here and pushes them on.
+        match stream.flush() {
+            Ok(()) => {}
+            // Reading must go on regardless: readiness is edge-triggered, so input left
+            // unread now would never be announced again.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.into()),
         }
         let mut chunk = [0u8; READ_CHUNK_BYTES];
         loop {
@@ -238,6 +238,9 @@ mod tests {
         written: Vec<u8>,
         reads: VecDeque<Option<Vec<u8>>>,
         writes: VecDeque<Option<usize>>,
+        /// Successive flush results (`false` = `WouldBlock`); after it, flushes succeed.
+        flushes: VecDeque<bool>,
+        flushed: usize,
     }
 
     impl Read for Script {
@@ -267,7 +270,11 @@ mod tests {
             Ok(n)
         }
         fn flush(&mut self) -> io::Result<()> {
-            Ok(())
+            self.flushed += 1;
+            match self.flushes.pop_front() {
+                Some(false) => Err(io::ErrorKind::WouldBlock.into()),
+                _ => Ok(()),
+            }
         }
     }
 
@@ -371,6 +378,23 @@ mod tests {
             }
         };
         assert_eq!(msg, tungstenite::Message::text("x"));
+    }
+
+    #[test]
+    fn a_blocked_flush_still_reads_and_is_retried() {
+        let mut s = Script {
+            flushes: [false, false].into(),
+            ..Script::default()
+        };
+        s.reads.push_back(None);
+        s.reads.push_back(Some(good_head().into_bytes()));
+        let mut hs = handshake();
+        // First call: flush blocks, yet the read is attempted (and blocks too).
+        assert!(hs.advance(&mut s).unwrap().is_none());
+        assert_eq!((s.flushed, s.reads.len()), (1, 1));
+        // Second call: the flush is tried again, still blocks, and the head is read.
+        assert!(hs.advance(&mut s).unwrap().is_some());
+        assert_eq!(s.flushed, 2);
     }
 
     #[test]

@@ -33,6 +33,8 @@ use error::Req;
 use response::{exchange, Conn};
 
 /// A byte stream whose blocking reads and writes can be bounded.
+// Not `crate::transport::Transport`: this client blocks on a std socket with a per-request
+// deadline (socket timeouts, rustls' `StreamOwned`), that one never blocks on a mio socket.
 trait Transport: Read + Write + Send {
     fn set_timeout(&mut self, limit: Duration) -> io::Result<()>;
 }
