@@ -241,3 +241,102 @@ fn start(sock: TcpStream, target: DialTarget) -> DialStep {
         config: target.config,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::testing::{read_request, tls_pair, Server};
+    use mio::{Events, Interest, Poll, Token};
+    use std::time::{Duration, Instant};
+    use tungstenite::handshake::derive_accept_key;
+
+    /// Answers the upgrade with `status`; a 101 carries the right accept key and, in the same
+    /// write, a text frame "hello", so the frame arrives behind the head.
+    fn venue(tls: Option<Arc<rustls::ServerConfig>>, status: &'static str) -> Server {
+        Server::start(tls, move |_, s| {
+            let Some(req) = read_request(s) else { return };
+            let key = req
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap();
+            let mut out = format!(
+                "HTTP/1.1 {status}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {}\r\n\r\n",
+                derive_accept_key(key.as_bytes())
+            )
+            .into_bytes();
+            out.extend_from_slice(&[0x81, 0x05]);
+            out.extend_from_slice(b"hello");
+            let _ = s.write_all(&out);
+            let _ = s.flush();
+            // Hold the connection until the client is done with it.
+            let _ = read_request(s);
+        })
+    }
+
+    /// Dials `server` and drives the dial on a mio poll until it opens or fails (bounded).
+    fn dial(server: &Server, tls: Option<Arc<rustls::ClientConfig>>) -> (Poll, DialStep) {
+        let poll = Poll::new().unwrap();
+        let mut sock = TcpStream::connect(server.addr).unwrap();
+        poll.registry()
+            .register(&mut sock, Token(0), Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
+        let target = DialTarget {
+            url: format!("{scheme}://localhost:{}/ws", server.addr.port()),
+            tls: tls.map(|c| (c, "localhost".to_owned())),
+            user_agent: None,
+            config: WebSocketConfig::default(),
+        };
+        let mut step = Dial::new(sock, target).advance();
+        let (mut poll, mut events) = (poll, Events::with_capacity(8));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let DialStep::Pending(d) = step {
+            assert!(Instant::now() < deadline, "dial did not finish");
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+            step = d.advance();
+        }
+        (poll, step)
+    }
+
+    fn first_text(poll: &mut Poll, ws: &mut ClientWs) -> String {
+        let mut events = Events::with_capacity(8);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match ws.read() {
+                Ok(Message::Text(t)) => return t.to_string(),
+                Ok(other) => panic!("{other:?}"),
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+            assert!(Instant::now() < deadline, "no frame");
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn ws_and_wss_open_and_read_the_frame_sent_behind_the_101() {
+        let (server_tls, client_tls, _dir) = tls_pair();
+        for (server_tls, client_tls) in [(None, None), (Some(server_tls), Some(client_tls))] {
+            let server = venue(server_tls, "101 Switching Protocols");
+            let (mut poll, step) = dial(&server, client_tls);
+            let DialStep::Open(mut ws) = step else {
+                panic!("did not open")
+            };
+            assert_eq!(first_text(&mut poll, &mut ws), "hello");
+        }
+    }
+
+    #[test]
+    fn a_refusal_hands_back_the_status_and_the_socket() {
+        let server = venue(None, "403 Forbidden");
+        let (_poll, step) = dial(&server, None);
+        match step {
+            DialStep::Failed(DialError::Handshake(HandshakeError::Refused(403)), Some(_)) => {}
+            DialStep::Failed(e, sock) => panic!("{e:?}, socket back: {}", sock.is_some()),
+            _ => panic!("did not fail"),
+        }
+    }
+}

@@ -11,8 +11,10 @@
 //! - `snapshot`: the [`SnapshotFetcher`] helper thread (REST depth snapshots off the engine
 //!   thread) that wakes the engine's mio poll; what to fetch when is decided by the core's
 //!   [`SnapshotScheduler`](tape_core::link::SnapshotScheduler).
-//! - `dial`: a client WebSocket from a connecting TCP socket to open (TLS, handshake), shared
-//!   with `tape loadgen`.
+//! - `handshake`: tape's side of the client WebSocket opening handshake (request, `101`
+//!   checks, the bytes behind the head handed back), resumable across `WouldBlock`.
+//! - `dial`: a client WebSocket from a connecting TCP socket to open (TLS, handshake), then
+//!   frames on a `WebSocketContext` kept apart from the stream; shared with `tape loadgen`.
 //! - `ws`: one venue WebSocket connection on the engine's mio loop (resolve, TCP, TLS,
 //!   handshake, frames); it keeps no timers and makes no decisions.
 //! - `gateway`: the order gateway, one WebSocket to a venue's order API.
