@@ -7,6 +7,8 @@
 //! - `node`: the engine thread's mio loop that journals each input, hands it to the core and
 //!   writes what the core produces.
 //! - `latency_log`: HdrHistogram interval logs of the stage histograms.
+//! - `transport`: the non-blocking byte stream (TCP, or rustls over it) under both the
+//!   server's connections and the venue/loadgen client WebSockets.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -14,3 +16,4 @@ pub mod latency_log;
 pub mod live;
 pub mod net;
 pub mod node;
+mod transport;

@@ -11,8 +11,10 @@
 //! - `snapshot`: the [`SnapshotFetcher`] helper thread (REST depth snapshots off the engine
 //!   thread) that wakes the engine's mio poll; what to fetch when is decided by the core's
 //!   [`SnapshotScheduler`](tape_core::link::SnapshotScheduler).
-//! - `dial`: a client WebSocket from a connecting TCP socket to open (TLS, handshake), shared
-//!   with `tape loadgen`.
+//! - `handshake`: tape's side of the client WebSocket opening handshake (request, `101`
+//!   checks, the bytes behind the head handed back), resumable across `WouldBlock`.
+//! - `dial`: a client WebSocket from a connecting TCP socket to open (TLS, handshake), then
+//!   frames on a `WebSocketContext` kept apart from the stream; shared with `tape loadgen`.
 //! - `ws`: one venue WebSocket connection on the engine's mio loop (resolve, TCP, TLS,
 //!   handshake, frames); it keeps no timers and makes no decisions.
 //! - `gateway`: the order gateway, one WebSocket to a venue's order API.
@@ -27,6 +29,7 @@
 mod dial;
 mod feed;
 mod gateway;
+mod handshake;
 mod https;
 mod snapshot;
 mod spec;
@@ -36,9 +39,12 @@ mod tls;
 mod url;
 mod ws;
 
-pub use dial::{Dial, DialError, DialStep, DialTarget, Stream as ClientStream};
+pub use dial::{ClientWs, Dial, DialError, DialStep, DialTarget, Stream as ClientStream};
 pub use feed::{LiveConfig, LiveFeed, LiveRecord, VenueIo, VenueSpec};
 pub use gateway::GatewayIo;
+pub use handshake::{
+    ClientHandshake, HandshakeError, MAX_RESPONSE_HEAD_BYTES as MAX_WS_RESPONSE_HEAD_BYTES,
+};
 pub use https::{HttpClient, HttpError, HttpResponse, Scheme, Url, MAX_HEAD_BYTES};
 pub use snapshot::{FetcherOptions, SnapshotDone, SnapshotFetcher, SnapshotJob, FETCH_QUEUE_LEN};
 pub use tls::{client_tls_config, ClientTlsError};

@@ -16,6 +16,8 @@ pub(crate) struct Parts<'a> {
     pub host: &'a str,
     /// The port, explicit or the scheme's default.
     pub port: u16,
+    /// `host[:port]` exactly as written (IPv6 in brackets): what a `Host` header carries.
+    pub authority: &'a str,
     /// Path and query, always starting with `/` (the fragment is dropped).
     pub target: String,
 }
@@ -77,6 +79,7 @@ pub(crate) fn parse<'a>(
         scheme,
         host,
         port,
+        authority,
         target,
     })
 }
@@ -98,6 +101,10 @@ mod tests {
         assert_eq!(
             (p.scheme, p.host, p.port, p.target.as_str()),
             (1, "::1", 80, "/?q")
+        );
+        assert_eq!(
+            parse("ws://[::1]:9/x", WS, "no").unwrap().authority,
+            "[::1]:9"
         );
         assert_eq!(parse("http://h/", WS, "no"), Err("no"));
         assert_eq!(parse("ws://h:1:2/", WS, "no"), Err("invalid port"));

@@ -1,7 +1,8 @@
 //! One venue WebSocket connection on the engine's mio loop: resolve (on a helper thread, so
 //! DNS never blocks the loop), non-blocking TCP connect to each address in turn, the shared
-//! [`Dial`] (rustls, the tungstenite client handshake resumed across `WouldBlock`), then frames until the venue closes, the socket
-//! fails, or the core's [`VenueLink`](tape_core::link::VenueLink) drops it.
+//! [`Dial`] (rustls, tape's client handshake resumed across `WouldBlock`), then frames on a
+//! [`ClientWs`] until the venue closes, the socket fails, or the core's
+//! [`VenueLink`](tape_core::link::VenueLink) drops it.
 //!
 //! The connection itself keeps no timer and makes no decision: it reports what happened
 //! (opened, frame, lost) through [`WsSink`], and its owner feeds that to the link and carries
@@ -15,9 +16,10 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
-use super::dial::{Dial, DialError, DialStep, DialTarget, Stream};
+use super::dial::{ClientWs, Dial, DialError, DialStep, DialTarget};
+use super::handshake::HandshakeError;
 
 /// A `ws://` or `wss://` URL, split for connecting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +62,7 @@ enum Phase {
         dial: Dial,
         rest: Vec<SocketAddr>,
     },
-    Open(Box<WebSocket<Stream>>),
+    Open(Box<ClientWs>),
 }
 
 /// Settings of one connection (its timings belong to the link).
@@ -231,8 +233,8 @@ impl WsConn {
                             DialError::ServerName(e) => format!("server name: {e}"),
                             DialError::Tls(e) => format!("tls: {e}"),
                             DialError::Request(e) => format!("request: {e}"),
-                            DialError::Handshake(tungstenite::Error::Http(resp)) => {
-                                format!("handshake refused: HTTP {}", resp.status())
+                            DialError::Handshake(HandshakeError::Refused(status)) => {
+                                format!("handshake refused: HTTP {status}")
                             }
                             DialError::Handshake(e) => format!("handshake: {e}"),
                         };
@@ -247,7 +249,7 @@ impl WsConn {
                             return;
                         }
                         Err(reason) => {
-                            let _ = registry.deregister(ws.get_mut().socket());
+                            let _ = registry.deregister(ws.socket());
                             return self.down(sink, reason);
                         }
                     }
@@ -258,11 +260,7 @@ impl WsConn {
 
     /// Reads every frame available; answers pings (tungstenite queues the pong, the flush
     /// sends it). `Err` is the reason the connection is over.
-    fn read_all(
-        &mut self,
-        ws: &mut WebSocket<Stream>,
-        sink: &mut impl WsSink,
-    ) -> Result<(), String> {
+    fn read_all(&mut self, ws: &mut ClientWs, sink: &mut impl WsSink) -> Result<(), String> {
         loop {
             match ws.read() {
                 Ok(msg) => {
@@ -339,7 +337,7 @@ impl WsConn {
                 let _ = registry.deregister(dial.socket());
             }
             Phase::Open(mut ws) => {
-                let _ = registry.deregister(ws.get_mut().socket());
+                let _ = registry.deregister(ws.socket());
             }
         }
     }

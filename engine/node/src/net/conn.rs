@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use mio::Interest;
 
 use super::http::{self, HeadParse, RequestHead, UpgradeError};
-use super::transport::Transport;
 use super::{NetConfig, NetEvent, NetStats, SocketId};
+use crate::transport::Transport;
 use ws::Ws;
 
 /// Largest close reason a close frame can carry (125 minus the code).

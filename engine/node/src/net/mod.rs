@@ -7,7 +7,8 @@
 //!
 //! What lives where:
 //! - `http`: request-head parsing (httparse, bounded) and response bytes, sans-IO.
-//! - `transport`: the byte stream, plain TCP or rustls over TCP, non-blocking `Read`/`Write`.
+//! - `crate::transport` (shared with the venue clients): the byte stream, plain TCP or rustls
+//!   over TCP, non-blocking `Read`/`Write`.
 //! - `conn`: one connection's state machine (head, upgrade, WebSocket, lingering close).
 //! - `server`: accepting, tokens, connection ids, deadlines and the public API.
 //! - `tls`: loading a rustls server configuration from PEM files.
@@ -18,7 +19,6 @@ mod conn;
 mod http;
 mod server;
 mod tls;
-mod transport;
 
 pub use server::NetServer;
 pub use tls::{load_tls_config, TlsConfigError};

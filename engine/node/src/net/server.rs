@@ -12,8 +12,8 @@ use tungstenite::protocol::Message;
 use tungstenite::Utf8Bytes;
 
 use super::conn::{Conn, Env, Step};
-use super::transport::Transport;
 use super::{NetConfig, NetEvent, NetStats, SendResult, SocketId};
+use crate::transport::Transport;
 
 /// Low bits of a [`SocketId`] name the slot, high bits its generation, so an id is never reused.
 const SLOT_BITS: u32 = usize::BITS / 2;

@@ -8,8 +8,8 @@ use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::{CloseFrame, Message, Role, WebSocketConfig, WebSocketContext};
 
 use super::{truncate_utf8, Conn, Endpoint, Env, Next, Phase, Step, MAX_CLOSE_REASON_BYTES};
-use crate::net::transport::Transport;
 use crate::net::{NetConfig, NetEvent, NetStats, SendResult};
+use crate::transport::Transport;
 
 /// Read buffer of a client-endpoint connection; small because the client protocol is small.
 const CLIENT_READ_BUFFER_BYTES: usize = 8 * 1024;

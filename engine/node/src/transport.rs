@@ -1,5 +1,7 @@
 //! The byte stream under HTTP and WebSocket: a non-blocking mio `TcpStream`, plain or wrapped in
-//! a rustls `ServerConnection`.
+//! a rustls connection, server side (`net`) or client side (`live::dial`, so venue connections
+//! and `tape loadgen`). Both sides need the same thing: `WouldBlock` passed through untouched,
+//! handshake records pushed out as soon as they exist, and the socket at hand for mio.
 //!
 //! Both variants implement `Read` and `Write` with non-blocking semantics: `WouldBlock` means
 //! "come back on the next readiness event", never "lost". The TLS adapter is the usual
@@ -11,10 +13,10 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 
 use mio::net::TcpStream;
-use rustls::ServerConnection;
+use rustls::{ClientConnection, Connection, ServerConnection};
 
 /// A connection's socket, plain or TLS, with raw byte counters.
-pub(crate) struct Transport {
+pub struct Transport {
     sock: TcpStream,
     tls: Option<Box<TlsState>>,
     /// Raw bytes read from the socket (TLS records included) not yet moved into the stats.
@@ -24,7 +26,7 @@ pub(crate) struct Transport {
 }
 
 struct TlsState {
-    conn: ServerConnection,
+    conn: Connection,
     /// Set once rustls rejected the peer's records: the connection is dead and counted as a
     /// TLS error rather than a plain I/O error.
     failed: bool,
@@ -42,8 +44,19 @@ impl Transport {
         }
     }
 
-    /// A TLS transport; the handshake runs as a side effect of the first reads and writes.
+    /// A TLS server transport; the handshake runs as a side effect of the first reads and
+    /// writes.
     pub(crate) fn tls(sock: TcpStream, conn: ServerConnection) -> Self {
+        Transport::with_tls(sock, conn.into())
+    }
+
+    /// A TLS client transport; the handshake (ClientHello first) runs as a side effect of the
+    /// first reads and writes, so plaintext written before it completes waits in rustls.
+    pub(crate) fn tls_client(sock: TcpStream, conn: ClientConnection) -> Self {
+        Transport::with_tls(sock, conn.into())
+    }
+
+    fn with_tls(sock: TcpStream, conn: Connection) -> Self {
         Transport {
             sock,
             tls: Some(Box::new(TlsState {
@@ -64,6 +77,11 @@ impl Transport {
     /// The socket, for (re)registration with the mio registry.
     pub(crate) fn socket_mut(&mut self) -> &mut TcpStream {
         &mut self.sock
+    }
+
+    /// The socket back (TLS state dropped), for deregistration after a failed dial.
+    pub(crate) fn into_socket(self) -> TcpStream {
+        self.sock
     }
 
     /// True when TLS records are waiting for the socket to accept them.
