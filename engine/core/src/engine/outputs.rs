@@ -1,0 +1,46 @@
+//! The engine's outputs: the client queue ([`Engine::poll_output`]), the venue queue
+//! ([`Engine::poll_venue_command`]), both bounded, and the [`Digest`] over what they carry.
+
+use crate::input::Nanos;
+use crate::output::{Digest, Event, Output, VenueCommand};
+
+use super::Engine;
+
+impl Engine {
+    /// The next output for clients, oldest first.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The next command for a venue connection (an order to send, a snapshot to fetch),
+    /// oldest first. The io layer drains it after every input, like [`Engine::poll_output`].
+    #[must_use]
+    pub fn poll_venue_command(&mut self) -> Option<VenueCommand> {
+        self.venue_out.pop_front()
+    }
+
+    /// The running digest over every output produced so far.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    pub(super) fn emit(&mut self, now: Nanos, event: Event) {
+        let out = Output { recv: now, event };
+        self.digest.update(&out);
+        self.stats.outputs += 1;
+        if self.out.len() >= self.cfg.max_queued_outputs {
+            self.out.pop_front();
+            self.stats.outputs_dropped += 1;
+        }
+        self.out.push_back(out);
+    }
+
+    pub(super) fn emit_venue(&mut self, cmd: VenueCommand) {
+        if self.venue_out.len() >= self.cfg.max_queued_outputs {
+            self.venue_out.pop_front();
+            self.stats.venue_commands_dropped += 1;
+        }
+        self.venue_out.push_back(cmd);
+    }
+}

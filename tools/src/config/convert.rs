@@ -1,0 +1,122 @@
+//! The configuration turned into what the node and core take: the desk setup and auth
+//! config (validated by the core's own parsers), the feed `tape run` uses and its journal.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::{Config, FeedKind, JournalSection, OnJournalErrorKey};
+
+impl JournalSection {
+    /// The node's journal policy.
+    pub fn policy(&self) -> tape_node::node::JournalPolicy {
+        tape_node::node::JournalPolicy {
+            options: tape_journal::JournalOptions {
+                segment_size: self.segment_mib.saturating_mul(1 << 20),
+                ..tape_journal::JournalOptions::default()
+            },
+            on_error: match self.on_error {
+                OnJournalErrorKey::Degrade => tape_node::node::OnJournalError::Degrade,
+                OnJournalErrorKey::Stop => tape_node::node::OnJournalError::Stop,
+            },
+            retry_ns: self.retry_ms.saturating_mul(1_000_000),
+        }
+    }
+}
+
+impl Config {
+    /// The desk setup, when users are configured. Validated like the journal record.
+    ///
+    /// # Errors
+    /// A desk key with a bad value.
+    pub fn desk_setup(&self) -> Result<Option<tape_core::desk::DeskSetup>> {
+        if self.users.is_empty() {
+            return Ok(None);
+        }
+        let d = &self.desk;
+        let mut text = String::from("tape-desk/1\n");
+        for u in &self.users {
+            text.push_str(&format!("user={}\n", u.name));
+        }
+        text.push_str(&format!(
+            "quote_asset={}\nmark={}\nmaker_fee_bps={}\ntaker_fee_bps={}\ngateway={}\n",
+            d.quote_asset, d.mark, d.maker_fee_bps, d.taker_fee_bps, d.gateway
+        ));
+        for (k, v) in [
+            ("max_order_qty", &d.max_order_qty),
+            ("max_order_notional", &d.max_order_notional),
+            ("max_position", &d.max_position),
+            ("max_drawdown", &d.max_drawdown),
+        ] {
+            if !v.is_empty() {
+                text.push_str(&format!("{k}={v}\n"));
+            }
+        }
+        for (k, v) in [
+            ("max_open_orders", d.max_open_orders),
+            ("max_orders_per_sec", d.max_orders_per_sec),
+        ] {
+            if v > 0 {
+                text.push_str(&format!("{k}={v}\n"));
+            }
+        }
+        let setup = tape_core::desk::DeskSetup::parse(text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("desk setup: ", "desk.")))?;
+        Ok(Some(setup))
+    }
+
+    /// The authentication settings, when users are configured: the secret from `auth.secret`
+    /// or else the environment variable `auth.secret_env`.
+    ///
+    /// # Errors
+    /// No secret, a short one, a bad user name or role.
+    pub fn auth_config(&self) -> Result<Option<tape_core::auth::AuthConfig>> {
+        use tape_core::auth::{AuthConfig, Authenticator, Roles, UserDef};
+        if self.users.is_empty() {
+            return Ok(None);
+        }
+        let a = &self.auth;
+        let secret = if a.secret.is_empty() {
+            AuthConfig::secret_from_env(&a.secret_env).map_err(|e| anyhow::anyhow!("auth: {e}"))?
+        } else {
+            a.secret.clone().into_bytes()
+        };
+        let mut users = Vec::new();
+        for u in &self.users {
+            let roles = Roles::from_names(u.roles.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?;
+            users.push(UserDef {
+                name: u.name.clone(),
+                roles,
+                max_connections: (u.max_connections > 0).then_some(u.max_connections),
+            });
+        }
+        let mut cfg = AuthConfig::new(secret, users);
+        cfg.leeway_s = a.leeway_secs;
+        cfg.max_connections_per_user = a.max_connections_per_user;
+        Authenticator::new(cfg.clone()).map_err(|e| anyhow::anyhow!("auth: {e}"))?;
+        Ok(Some(cfg))
+    }
+
+    /// The feed `tape run` uses.
+    pub fn feed_kind(&self) -> FeedKind {
+        match self.feed.source {
+            FeedKind::Auto if !self.venues.is_empty() => FeedKind::Live,
+            FeedKind::Auto if !self.feed.journal.is_empty() => FeedKind::Replay,
+            FeedKind::Auto => FeedKind::Sim,
+            other => other,
+        }
+    }
+
+    /// The journal to replay: the configured one, or the bundled session.
+    pub fn journal_path(&self) -> PathBuf {
+        if !self.feed.journal.is_empty() {
+            return PathBuf::from(&self.feed.journal);
+        }
+        let local = PathBuf::from("fixtures/session");
+        if local.is_dir() {
+            return local;
+        }
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/session")
+    }
+}

@@ -1,0 +1,448 @@
+//! `tape.toml`: every key, its default, and validation. `docs/config.md` documents the same
+//! keys; `config_reference_matches_defaults` keeps the two honest.
+//!
+//! This module is the schema: one struct per TOML section, each with its defaults. Loading and
+//! validation live in `validate`, turning the file into what the node and core take (desk
+//! setup, auth config, the feed it resolves to) in `convert`.
+
+mod convert;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Client server settings.
+    pub server: ServerSection,
+    /// Per-connection limits.
+    pub limits: LimitsSection,
+    /// The event loop.
+    pub engine: EngineSection,
+    /// Where market data comes from.
+    pub feed: FeedSection,
+    /// How the journal (`feed.record`) is written and what a failed write does.
+    pub journal: JournalSection,
+    /// Live venue connections: reconnects, timeouts, snapshots, TLS trust.
+    pub live: LiveSection,
+    /// The venue simulator that `tape run` starts in-process when no venue is configured.
+    pub sim: SimSection,
+    /// Venue connections (`[[venue]]`, one per combined stream); any makes the feed live.
+    #[serde(rename = "venue", skip_serializing_if = "Vec::is_empty")]
+    pub venues: Vec<VenueSection>,
+    /// Client authentication (JWT HS256).
+    pub auth: AuthSection,
+    /// The trading desk every configured user gets an account on.
+    pub desk: DeskSection,
+    /// Users (`[[user]]`); any turns on authentication, private channels and the desk.
+    #[serde(rename = "user", skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserSection>,
+}
+
+/// What the node does when it cannot journal an input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnJournalErrorKey {
+    /// Keep serving, apply nothing unjournaled, take no order, retry (see docs/journal.md).
+    #[default]
+    Degrade,
+    /// Stop the node with an error.
+    Stop,
+}
+
+/// `[journal]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalSection {
+    /// Segment file size in MiB (each is allocated in full when created).
+    pub segment_mib: u64,
+    /// `degrade` or `stop` when an append fails (a full disk).
+    pub on_error: OnJournalErrorKey,
+    /// While degraded, how often to try again, ms.
+    pub retry_ms: u64,
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        JournalSection {
+            segment_mib: 64,
+            on_error: OnJournalErrorKey::Degrade,
+            retry_ms: 1000,
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// Environment variable holding the HS256 secret (used when `secret` is empty).
+    pub secret_env: String,
+    /// The secret itself (for tests and examples; prefer `secret_env`).
+    pub secret: String,
+    /// Clock skew tolerated on `exp`/`nbf`, seconds.
+    pub leeway_secs: u64,
+    /// Open connections per user unless the user sets `max_connections`.
+    pub max_connections_per_user: usize,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            secret_env: "TAPE_JWT_SECRET".into(),
+            secret: String::new(),
+            leeway_secs: 30,
+            max_connections_per_user: 5,
+        }
+    }
+}
+
+/// `[[user]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSection {
+    /// The name a token's `sub` must carry.
+    pub name: String,
+    /// Any of `viewer`, `trader`, `publisher`, `admin`.
+    pub roles: Vec<String>,
+    /// Open connections allowed; 0 = `auth.max_connections_per_user`.
+    #[serde(default)]
+    pub max_connections: usize,
+}
+
+/// `[desk]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeskSection {
+    /// Asset the portfolio is summarised in.
+    pub quote_asset: String,
+    /// What marks positions: `mid` or `last`.
+    pub mark: String,
+    /// Paper venue maker fee, basis points.
+    pub maker_fee_bps: i64,
+    /// Paper venue taker fee, basis points.
+    pub taker_fee_bps: i64,
+    /// Largest quantity of one order (decimal); empty = no limit.
+    pub max_order_qty: String,
+    /// Largest notional of one order (quote asset, decimal); empty = no limit.
+    pub max_order_notional: String,
+    /// Largest absolute position per instrument (decimal); empty = no limit.
+    pub max_position: String,
+    /// Most live orders per user; 0 = no limit.
+    pub max_open_orders: u32,
+    /// Most orders per second per user; 0 = no limit.
+    pub max_orders_per_sec: u32,
+    /// Drawdown of PnL equity from its peak that raises an alert (decimal); empty = none.
+    pub max_drawdown: String,
+    /// Where orders go: `paper` (inside the engine), or the order API of a `spot`, `usdm`
+    /// or `coinm` venue.
+    pub gateway: String,
+    /// That venue's WebSocket order API URL; empty = the in-process simulator's.
+    pub gateway_url: String,
+}
+
+impl Default for DeskSection {
+    fn default() -> Self {
+        DeskSection {
+            quote_asset: "USDT".into(),
+            mark: "mid".into(),
+            maker_fee_bps: 2,
+            taker_fee_bps: 4,
+            max_order_qty: String::new(),
+            max_order_notional: String::new(),
+            max_position: String::new(),
+            max_open_orders: 0,
+            max_orders_per_sec: 0,
+            max_drawdown: String::new(),
+            gateway: "paper".into(),
+            gateway_url: String::new(),
+        }
+    }
+}
+
+/// Which feed `tape run` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedKind {
+    /// `live` when `[[venue]]`s are configured, else `replay` when `feed.journal` is set,
+    /// else `sim`.
+    Auto,
+    /// The venue simulator in-process, reached through the real TLS client.
+    Sim,
+    /// A journal replay.
+    Replay,
+    /// The configured venues.
+    Live,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address and port to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// WebSocket path.
+    pub ws_path: String,
+    /// Echo endpoint path for conformance tests; empty = off.
+    pub echo_path: String,
+    /// PEM certificate chain for wss/https; empty = plain ws/http.
+    pub tls_cert: String,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: String,
+    /// Outbound queue per connection, in messages.
+    pub outbound_queue: usize,
+    /// Kernel send buffer (`SO_SNDBUF`) of each client socket, bytes; 0 = the kernel's
+    /// auto-tuning.
+    pub send_buffer_bytes: usize,
+    /// Close a client that stays behind this long (ms), with 4010.
+    pub slow_client_timeout_ms: u64,
+    /// WebSocket ping interval (s); silent for two intervals closes with 4011.
+    pub heartbeat_secs: u64,
+    /// Consecutive invalid requests before the connection is closed with 1008.
+    pub max_errors: u32,
+    /// Seconds between one-line status reports on stdout; 0 = none.
+    pub status_interval_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8080".into(),
+            ws_path: "/ws".into(),
+            echo_path: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            outbound_queue: 100,
+            send_buffer_bytes: 256 * 1024,
+            slow_client_timeout_ms: 5_000,
+            heartbeat_secs: 30,
+            max_errors: 10,
+            status_interval_secs: 5,
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Open WebSocket connections at most (4003 beyond).
+    pub max_connections: usize,
+    /// Largest client message in bytes (4008 / close 1009 beyond).
+    pub max_message_bytes: usize,
+    /// Subscriptions per connection (4009 beyond).
+    pub max_subscriptions: usize,
+    /// Sustained requests per second per connection (4007 beyond).
+    pub requests_per_sec: u32,
+    /// Request burst per connection.
+    pub request_burst: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_connections: 1000,
+            max_message_bytes: 64 * 1024,
+            max_subscriptions: 500,
+            requests_per_sec: 20,
+            request_burst: 40,
+        }
+    }
+}
+
+/// How the loop waits when there is nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Idle {
+    /// Zero-timeout polls, never sleeping: lowest latency, one core at 100 % (production).
+    Spin,
+    /// Zero-timeout polls with a `sched_yield` between empty ones.
+    Yield,
+    /// Sleep in `epoll_wait` until the next socket event or timer (laptops, tests).
+    Block,
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSection {
+    /// Idle strategy.
+    pub idle: Idle,
+    /// Pin the engine thread to this CPU; -1 = no pinning.
+    pub cpu: i64,
+    /// HdrHistogram interval log file; empty = none.
+    pub latency_log: String,
+    /// Seconds per interval in the latency log.
+    pub latency_log_interval_secs: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            idle: Idle::Block,
+            cpu: -1,
+            latency_log: String::new(),
+            latency_log_interval_secs: 5,
+        }
+    }
+}
+
+/// `[feed]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedSection {
+    /// `auto`, `sim`, `replay` or `live`.
+    pub source: FeedKind,
+    /// Journal to replay; empty = the bundled session.
+    pub journal: String,
+    /// Replay pace: 1 = recorded pace, N = N times faster, 0 = as fast as possible.
+    pub speed: u32,
+    /// Start again from the beginning when the journal ends.
+    #[serde(rename = "loop")]
+    pub repeat: bool,
+    /// Journal every input the engine handles into this directory (a new journal, or one to
+    /// continue); empty = none.
+    pub record: String,
+}
+
+impl Default for FeedSection {
+    fn default() -> Self {
+        FeedSection {
+            source: FeedKind::Auto,
+            journal: String::new(),
+            speed: 1,
+            repeat: true,
+            record: String::new(),
+        }
+    }
+}
+
+/// `[live]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveSection {
+    /// First reconnect delay ceiling, ms; doubles per failed attempt (full jitter).
+    pub reconnect_initial_ms: u64,
+    /// Reconnect delay cap, ms.
+    pub reconnect_max_ms: u64,
+    /// Time from the start of an attempt to an open WebSocket, ms.
+    pub connect_timeout_ms: u64,
+    /// Silence after which a venue connection is dropped as stalled, ms (a ping goes out at
+    /// a third of it).
+    pub stall_timeout_ms: u64,
+    /// Largest frame accepted from a venue, bytes.
+    pub max_frame_bytes: usize,
+    /// Least time between two REST snapshot requests to one venue, ms.
+    pub snapshot_min_interval_ms: u64,
+    /// A snapshot request taking longer fails, ms.
+    pub snapshot_timeout_ms: u64,
+    /// First retry delay after a failed snapshot, ms (doubles up to reconnect_max_ms).
+    pub snapshot_retry_ms: u64,
+    /// Largest snapshot body accepted, bytes.
+    pub max_snapshot_bytes: usize,
+    /// Trust the Mozilla root certificates (webpki-roots).
+    pub webpki_roots: bool,
+    /// Extra CA certificates (PEM) to trust; empty = none.
+    pub ca_file: String,
+}
+
+impl Default for LiveSection {
+    fn default() -> Self {
+        LiveSection {
+            reconnect_initial_ms: 1_000,
+            reconnect_max_ms: 30_000,
+            connect_timeout_ms: 10_000,
+            stall_timeout_ms: 30_000,
+            max_frame_bytes: 4 << 20,
+            snapshot_min_interval_ms: 1_000,
+            snapshot_timeout_ms: 10_000,
+            snapshot_retry_ms: 1_000,
+            max_snapshot_bytes: 16 << 20,
+            webpki_roots: true,
+            ca_file: String::new(),
+        }
+    }
+}
+
+/// `[[venue]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VenueSection {
+    /// Name in status and in the journal (no spaces).
+    pub name: String,
+    /// `spot`, `usdm` or `coinm`.
+    pub market: String,
+    /// Combined-stream endpoint, e.g. `wss://fstream.binance.com/stream`.
+    pub ws_url: String,
+    /// REST base for depth snapshots, e.g. `https://fapi.binance.com`.
+    pub rest_url: String,
+    /// Symbols (any case).
+    pub symbols: Vec<String>,
+    /// Streams per symbol.
+    #[serde(default = "default_streams")]
+    pub streams: Vec<String>,
+    /// Levels per side of REST snapshots.
+    #[serde(default = "default_snapshot_limit")]
+    pub snapshot_limit: u32,
+    /// Price/quantity scales of symbols, e.g. `{ BTCUSDT = [2, 3] }`; others use 8.
+    #[serde(default)]
+    pub scales: std::collections::BTreeMap<String, [u8; 2]>,
+}
+
+fn default_streams() -> Vec<String> {
+    ["depth@100ms", "trade", "bookTicker", "ticker"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_snapshot_limit() -> u32 {
+    1000
+}
+
+/// Streams a venue may subscribe to.
+pub const STREAMS: [&str; 11] = [
+    "depth",
+    "depth@0ms",
+    "depth@100ms",
+    "depth@250ms",
+    "depth@500ms",
+    "depth@1000ms",
+    "trade",
+    "aggTrade",
+    "bookTicker",
+    "ticker",
+    "miniTicker",
+];
+
+/// `[sim]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimSection {
+    /// Journal or capture file the simulator serves; empty = the bundled session.
+    pub journal: String,
+    /// Pace: 1 = recorded, N = N times faster, 0 = as fast as possible.
+    pub speed: u32,
+    /// Start again (closing every stream with 1001) when the journal ends.
+    #[serde(rename = "loop")]
+    pub repeat: bool,
+    /// Directory for the simulator's self-signed certificate; empty = a temporary one.
+    pub cert_dir: String,
+    /// Faults to inject, `KIND@SECONDS` (see docs/venue-sim.md).
+    pub faults: Vec<String>,
+}
+
+impl Default for SimSection {
+    fn default() -> Self {
+        SimSection {
+            journal: String::new(),
+            speed: 1,
+            repeat: true,
+            cert_dir: String::new(),
+            faults: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The schema's defaults, validation messages and docs/config.md, checked together.
+
+use std::path::PathBuf;
+
+use super::*;
+
+#[test]
+fn empty_file_is_all_defaults() {
+    let c: Config = toml::from_str("").unwrap();
+    assert_eq!(c, Config::default());
+    c.validate().unwrap();
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_named() {
+    let e = toml::from_str::<Config>("[server]\nlisten_addr = \"x\"\n").unwrap_err();
+    assert!(e.to_string().contains("listen_addr"), "{e}");
+    let c: Config = toml::from_str("[server]\nlisten = \"nope\"\n").unwrap();
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("server.listen"));
+    let c: Config = toml::from_str("[engine]\nidle = \"spin\"\n[feed]\nspeed = 0\n").unwrap();
+    assert_eq!(c.engine.idle, Idle::Spin);
+    assert_eq!(c.feed.speed, 0);
+    assert!(toml::from_str::<Config>("[engine]\nidle = \"nap\"\n").is_err());
+}
+
+#[test]
+fn example_configs_load_and_are_live() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for (file, venues) in [("live.toml", 2), ("sim.toml", 3)] {
+        let c = Config::load(&dir.join(file)).unwrap();
+        assert_eq!(c.venues.len(), venues, "{file}");
+        assert_eq!(c.feed_kind(), FeedKind::Live, "{file}");
+    }
+    let c = Config::load(&dir.join("desk.toml")).unwrap();
+    let setup = c.desk_setup().unwrap().unwrap();
+    assert_eq!(setup.users, ["alice", "bob", "signals", "dashboard"]);
+    assert_eq!(setup.max_open_orders, Some(50));
+    assert_eq!(c.users[3].max_connections, 20);
+}
+
+#[test]
+fn desk_and_user_mistakes_are_named() {
+    let user = "[[user]]\nname = \"a\"\nroles = [\"trader\"]\n";
+    for (extra, needle) in [
+        ("[desk]\nmax_order_qty = \"x\"\n", "max_order_qty"),
+        ("[desk]\nmark = \"vwap\"\n", "mark"),
+        ("[[user]]\nname = \"b\"\nroles = [\"god\"]\n", "god"),
+        ("[[user]]\nname = \"a\"\nroles = []\n", "duplicate"),
+    ] {
+        let c: Config = toml::from_str(&format!("{user}{extra}")).unwrap();
+        let e = format!("{:#}", c.validate().unwrap_err());
+        assert!(e.contains(needle), "{extra}: {e}");
+    }
+    // No secret anywhere: named when the node is configured.
+    let mut c: Config = toml::from_str(user).unwrap();
+    c.auth.secret_env = "TAPE_TEST_SURELY_UNSET_VARIABLE".into();
+    let e = format!("{:#}", c.auth_config().unwrap_err());
+    assert!(e.contains("TAPE_TEST_SURELY_UNSET_VARIABLE"), "{e}");
+}
+
+#[test]
+fn venue_and_sim_mistakes_are_named() {
+    let base = "[[venue]]\nname = \"a\"\nmarket = \"usdm\"\nws_url = \"wss://h/stream\"\nrest_url = \"https://h\"\nsymbols = [\"BTCUSDT\"]\n";
+    let ok: Config = toml::from_str(base).unwrap();
+    ok.validate().unwrap();
+    assert_eq!(ok.venues[0].streams, default_streams());
+    for (extra, needle) in [
+        ("streams = [\"kline_1m\"]\n", "unknown stream"),
+        ("snapshot_limit = 1\n", "snapshot_limit"),
+        ("scales = { ETHUSDT = [2, 3] }\n", "scales.ETHUSDT"),
+    ] {
+        let c: Config = toml::from_str(&format!("{base}{extra}")).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(needle), "{extra}: {e}");
+    }
+    let two = format!("{base}{base}");
+    let c: Config = toml::from_str(&two).unwrap();
+    assert!(c.validate().unwrap_err().to_string().contains("unique"));
+    let c: Config = toml::from_str(&base.replace("wss://h/stream", "https://h/stream")).unwrap();
+    assert!(c.validate().unwrap_err().to_string().contains("ws_url"));
+    let c: Config = toml::from_str(&base.replace("usdm", "options")).unwrap();
+    assert!(c.validate().unwrap_err().to_string().contains("market"));
+    let c: Config = toml::from_str("[sim]\nfaults = [\"explode@3\"]\n").unwrap();
+    assert!(c.validate().unwrap_err().to_string().contains("sim.faults"));
+    let c: Config = toml::from_str("[feed]\nsource = \"live\"\n").unwrap();
+    assert!(c.validate().unwrap_err().to_string().contains("[[venue]]"));
+    let c: Config = toml::from_str("[live]\nreconnect_initial_ms = 0\n").unwrap();
+    assert!(c.validate().is_err());
+    assert_eq!(Config::default().feed_kind(), FeedKind::Sim);
+}
+
+/// Every key in docs/config.md's tables exists with the documented default, and every
+/// key of the config is documented.
+#[test]
+fn config_reference_matches_defaults() {
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md"),
+    )
+    .unwrap();
+    let defaults = toml::Value::try_from(Config::default()).unwrap();
+    let mut documented = 0;
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !cells[1].starts_with('`') || !cells[1].contains('.') {
+            continue;
+        }
+        let key = cells[1].trim_matches('`');
+        let default = cells[2].trim_matches('`');
+        let (section, name) = key.split_once('.').unwrap();
+        let v = defaults
+            .get(section)
+            .and_then(|s| s.get(name))
+            .unwrap_or_else(|| panic!("docs/config.md documents unknown key {key}"));
+        let shown = match v {
+            toml::Value::String(s) => format!("\"{s}\""),
+            other => other.to_string(),
+        };
+        assert_eq!(shown, default, "default of {key}");
+        documented += 1;
+    }
+    let total: usize = defaults
+        .as_table()
+        .unwrap()
+        .values()
+        .map(|s| s.as_table().unwrap().len())
+        .sum();
+    assert_eq!(documented, total, "every key is documented");
+}

@@ -1,0 +1,156 @@
+//! Loading `tape.toml` and checking the values that parse but make no sense.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use super::{Config, FeedKind, STREAMS};
+
+impl Config {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// Unreadable file, TOML syntax, unknown keys, or invalid values (each names the file).
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read config", path.display()))?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " "))
+        })?;
+        cfg.validate()
+            .with_context(|| format!("{}: invalid config", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but make no sense.
+    ///
+    /// # Errors
+    /// The first invalid value, by key.
+    pub fn validate(&self) -> Result<()> {
+        let s = &self.server;
+        if s.listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!("server.listen: {:?} is not an address:port", s.listen);
+        }
+        if !s.ws_path.starts_with('/') {
+            bail!("server.ws_path must start with '/'");
+        }
+        if !s.echo_path.is_empty() && (!s.echo_path.starts_with('/') || s.echo_path == s.ws_path) {
+            bail!("server.echo_path must start with '/' and differ from ws_path");
+        }
+        if s.tls_cert.is_empty() != s.tls_key.is_empty() {
+            bail!("server.tls_cert and server.tls_key go together");
+        }
+        if s.outbound_queue == 0 {
+            bail!("server.outbound_queue must be at least 1");
+        }
+        if s.heartbeat_secs == 0 {
+            bail!("server.heartbeat_secs must be at least 1");
+        }
+        let l = &self.limits;
+        if l.max_connections == 0 || l.max_message_bytes < 64 || l.requests_per_sec == 0 {
+            bail!("limits: max_connections, requests_per_sec must be >= 1 and max_message_bytes >= 64");
+        }
+        if l.request_burst < 1 {
+            bail!("limits.request_burst must be at least 1");
+        }
+        self.journal
+            .policy()
+            .options
+            .validate()
+            .context("journal.segment_mib")?;
+        if self.journal.retry_ms == 0 {
+            bail!("journal.retry_ms must be at least 1");
+        }
+        if self.engine.latency_log_interval_secs == 0 {
+            bail!("engine.latency_log_interval_secs must be at least 1");
+        }
+        let lv = &self.live;
+        if lv.reconnect_initial_ms == 0 || lv.reconnect_max_ms < lv.reconnect_initial_ms {
+            bail!("live.reconnect_initial_ms must be >= 1 and <= live.reconnect_max_ms");
+        }
+        if lv.connect_timeout_ms == 0 || lv.stall_timeout_ms < 3 || lv.snapshot_timeout_ms == 0 {
+            bail!("live: connect_timeout_ms, snapshot_timeout_ms >= 1 and stall_timeout_ms >= 3");
+        }
+        if lv.max_frame_bytes < 1024 || lv.max_snapshot_bytes < 1024 {
+            bail!("live: max_frame_bytes and max_snapshot_bytes must be at least 1024");
+        }
+        if lv.snapshot_retry_ms == 0 {
+            bail!("live.snapshot_retry_ms must be at least 1");
+        }
+        if let Some(setup) = self.desk_setup()? {
+            if setup.gateway.is_some() {
+                if self.feed_kind() == FeedKind::Replay {
+                    bail!("desk.gateway = {:?} needs a live feed ([[venue]]s or the simulator), not a journal replay", self.desk.gateway);
+                }
+                if self.feed_kind() == FeedKind::Live && self.desk.gateway_url.is_empty() {
+                    bail!("desk.gateway_url is required with [[venue]]s (the venue's WebSocket order API)");
+                }
+            }
+            if !self.desk.gateway_url.is_empty() {
+                tape_node::live::WsUrl::parse(&self.desk.gateway_url)
+                    .map_err(|e| anyhow::anyhow!("desk.gateway_url: {e}"))?;
+            }
+        }
+        for u in &self.users {
+            tape_core::auth::Roles::from_names(u.roles.iter().map(String::as_str))
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?;
+        }
+        if self.feed.source == FeedKind::Live && self.venues.is_empty() {
+            bail!("feed.source = \"live\" needs at least one [[venue]]");
+        }
+        for f in &self.sim.faults {
+            if let Err(e) = f.parse::<crate::sim::ScheduledFault>() {
+                bail!("sim.faults: {f:?}: {e}");
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, v) in self.venues.iter().enumerate() {
+            let at = format!("venue[{i}] ({:?})", v.name);
+            if v.name.is_empty() || v.name.contains(char::is_whitespace) || !names.insert(&v.name) {
+                bail!("{at}: name must be non-empty, unique, without spaces");
+            }
+            if tape_core::instrument::Market::parse(&v.market).is_none() {
+                bail!(
+                    "{at}: market must be spot, usdm or coinm, not {:?}",
+                    v.market
+                );
+            }
+            tape_node::live::WsUrl::parse(&v.ws_url)
+                .map_err(|e| anyhow::anyhow!("{at}: ws_url: {e}"))?;
+            if !(v.rest_url.starts_with("https://") || v.rest_url.starts_with("http://")) {
+                bail!("{at}: rest_url must be an https:// (or http://) URL");
+            }
+            if v.symbols.is_empty() {
+                bail!("{at}: symbols must name at least one symbol");
+            }
+            for sym in &v.symbols {
+                if sym.is_empty()
+                    || sym.len() > 32
+                    || !sym.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    bail!("{at}: bad symbol {sym:?}");
+                }
+            }
+            if v.streams.is_empty() {
+                bail!("{at}: streams must not be empty");
+            }
+            for st in &v.streams {
+                if !STREAMS.contains(&st.as_str()) {
+                    bail!(
+                        "{at}: unknown stream {st:?} (one of {})",
+                        STREAMS.join(", ")
+                    );
+                }
+            }
+            if !(5..=5000).contains(&v.snapshot_limit) {
+                bail!("{at}: snapshot_limit must be 5 to 5000");
+            }
+            for (sym, [p, q]) in &v.scales {
+                if *p > 18 || *q > 18 || !v.symbols.iter().any(|s| s.eq_ignore_ascii_case(sym)) {
+                    bail!("{at}: scales.{sym}: scales 0 to 18, for a listed symbol");
+                }
+            }
+        }
+        Ok(())
+    }
+}
