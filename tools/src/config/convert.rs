@@ -34,14 +34,21 @@ impl Config {
             return Ok(None);
         }
         let d = &self.desk;
-        let mut text = String::from("tape-desk/1\n");
-        for u in &self.users {
-            text.push_str(&format!("user={}\n", u.name));
-        }
-        text.push_str(&format!(
-            "quote_asset={}\nmark={}\nmaker_fee_bps={}\ntaker_fee_bps={}\ngateway={}\n",
-            d.quote_asset, d.mark, d.maker_fee_bps, d.taker_fee_bps, d.gateway
-        ));
+        // Field by field through the same rules a journal reader applies, then once through
+        // the record encoding: a value (a user name with a newline, say) can never turn into
+        // another key, and what the node journals is exactly what was checked.
+        let mut fields: Vec<(&str, String)> = self
+            .users
+            .iter()
+            .map(|u| ("user", u.name.clone()))
+            .collect();
+        fields.extend([
+            ("quote_asset", d.quote_asset.clone()),
+            ("mark", d.mark.clone()),
+            ("maker_fee_bps", d.maker_fee_bps.to_string()),
+            ("taker_fee_bps", d.taker_fee_bps.to_string()),
+            ("gateway", d.gateway.clone()),
+        ]);
         for (k, v) in [
             ("max_order_qty", &d.max_order_qty),
             ("max_order_notional", &d.max_order_notional),
@@ -49,7 +56,7 @@ impl Config {
             ("max_drawdown", &d.max_drawdown),
         ] {
             if !v.is_empty() {
-                text.push_str(&format!("{k}={v}\n"));
+                fields.push((k, v.clone()));
             }
         }
         for (k, v) in [
@@ -57,11 +64,18 @@ impl Config {
             ("max_orders_per_sec", d.max_orders_per_sec),
         ] {
             if v > 0 {
-                text.push_str(&format!("{k}={v}\n"));
+                fields.push((k, v.to_string()));
             }
         }
-        let setup = tape_core::desk::DeskSetup::parse(text.as_bytes())
-            .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("desk setup: ", "desk.")))?;
+        let desk_err = |e: tape_core::desk::SetupError| {
+            anyhow::anyhow!("{}", e.to_string().replace("desk setup: ", "desk."))
+        };
+        let mut built = tape_core::desk::DeskSetup::default();
+        for (k, v) in &fields {
+            built.set_field(k, v).map_err(desk_err)?;
+        }
+        let setup =
+            tape_core::desk::DeskSetup::parse(built.to_payload().as_bytes()).map_err(desk_err)?;
         Ok(Some(setup))
     }
 

@@ -62,6 +62,30 @@ fn desk_and_user_mistakes_are_named() {
     assert!(e.contains("TAPE_TEST_SURELY_UNSET_VARIABLE"), "{e}");
 }
 
+/// A value can never turn into another desk key: the desk setup is built field by field, not
+/// by writing and re-reading `key=value` text (where a newline in a user name injected keys).
+#[test]
+fn a_user_name_cannot_inject_desk_keys() {
+    let c: Config = toml::from_str(
+        "[[user]]\nname = \"a\\nmark=last\\nmaker_fee_bps=-999\"\nroles = [\"trader\"]\n",
+    )
+    .unwrap();
+    match c.desk_setup() {
+        Ok(Some(setup)) => {
+            assert_eq!(setup.users, ["a\nmark=last\nmaker_fee_bps=-999"]);
+            assert_eq!(setup, {
+                let mut d = c.clone();
+                d.users[0].name = "x".into();
+                let mut s = d.desk_setup().unwrap().unwrap();
+                s.users = setup.users.clone();
+                s
+            });
+        }
+        Ok(None) => panic!("a user is configured"),
+        Err(e) => assert!(format!("{e:#}").contains("user"), "{e:#}"),
+    }
+}
+
 #[test]
 fn venue_and_sim_mistakes_are_named() {
     let base = "[[venue]]\nname = \"a\"\nmarket = \"usdm\"\nws_url = \"wss://h/stream\"\nrest_url = \"https://h\"\nsymbols = [\"BTCUSDT\"]\n";

@@ -136,7 +136,7 @@ impl DeskSetup {
     ///
     /// # Errors
     /// [`SetupError::Value`] naming the key.
-    pub(crate) fn set_field(&mut self, k: &str, v: &str) -> Result<(), SetupError> {
+    pub fn set_field(&mut self, k: &str, v: &str) -> Result<(), SetupError> {
         let s = self;
         let bad = |m: &str| SetupError::Value {
             key: k.chars().take(40).collect(),
