@@ -285,9 +285,15 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
         net: NetConfig {
             ws_path: s.ws_path.clone(),
             echo_path: (!s.echo_path.is_empty()).then(|| s.echo_path.clone()),
-            // Sockets in every phase (HTTP, handshakes, closing) beyond the WebSocket limit,
-            // so a refused client still gets its 4003 reply.
-            max_sockets: l.max_connections + l.max_connections / 4 + 16,
+            // Open WebSockets, room beyond them for closing ones and for a refused client to
+            // get its 4003 reply, plus the handshake pool: a flood of handshakes evicts its own
+            // oldest and never takes a completed connection's socket.
+            max_sockets: l.max_connections + l.max_connections / 4 + 16 + s.max_handshaking,
+            handshake_timeout_ns: s.handshake_timeout_ms.saturating_mul(1_000_000),
+            first_byte_timeout_ns: s.first_byte_timeout_ms.saturating_mul(1_000_000),
+            max_handshaking: s.max_handshaking,
+            max_handshaking_per_ip: s.max_handshaking_per_ip,
+            per_ip_exempt_loopback: s.per_ip_exempt_loopback,
             // The transport's hard cap: a request over `max_message_bytes` gets error 4008 from
             // the hub and the connection stays; only a frame over 4x the limit is closed (1009).
             max_message_bytes: l.max_message_bytes.saturating_mul(4),

@@ -424,3 +424,44 @@ fn a_recorded_run_replays_to_the_same_digest_and_logs_latency() {
         "{log}"
     );
 }
+
+/// Sends `request` raw and returns the whole response (the server closes after it).
+fn raw_http(addr: SocketAddr, request: &str) -> String {
+    use std::io::Write;
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn read_only_endpoints_refuse_other_methods_answer_head_and_refuse_two_credentials() {
+    let srv = start(|_| {});
+    for (method, path) in [
+        ("POST", "/status"),
+        ("DELETE", "/api/orders"),
+        ("PUT", "/metrics"),
+    ] {
+        let r = raw_http(
+            srv.addr,
+            &format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        );
+        assert!(r.starts_with("HTTP/1.1 405 "), "{method} {path}: {r}");
+        assert!(r.contains("\r\nAllow: GET, HEAD\r\n"), "{r}");
+    }
+    let get = raw_http(srv.addr, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = raw_http(srv.addr, "HEAD /status HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
+    assert!(get.starts_with("HTTP/1.1 200 ") && !get.ends_with("\r\n\r\n"));
+    let two = raw_http(
+        srv.addr,
+        "GET /api/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n",
+    );
+    assert!(two.starts_with("HTTP/1.1 400 "), "{two}");
+    // Unknown paths stay 404 whatever the method.
+    let r = raw_http(srv.addr, "POST /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 404 "), "{r}");
+}

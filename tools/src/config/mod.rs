@@ -206,6 +206,16 @@ pub struct ServerSection {
     pub max_errors: u32,
     /// Seconds between one-line status reports on stdout; 0 = none.
     pub status_interval_secs: u64,
+    /// Time from accept to the first byte, ms; an idle socket is closed after it.
+    pub first_byte_timeout_ms: u64,
+    /// Time from accept to a completed handshake (or an answered HTTP request), ms.
+    pub handshake_timeout_ms: u64,
+    /// Sockets in their handshake at most, all addresses; a new one evicts the oldest.
+    pub max_handshaking: usize,
+    /// Sockets in their handshake from one IP address at most (more are closed); 0 = no limit.
+    pub max_handshaking_per_ip: usize,
+    /// Exempt loopback addresses from `max_handshaking_per_ip` (e.g. behind a local proxy).
+    pub per_ip_exempt_loopback: bool,
 }
 
 impl Default for ServerSection {
@@ -222,6 +232,11 @@ impl Default for ServerSection {
             heartbeat_secs: 30,
             max_errors: 10,
             status_interval_secs: 5,
+            first_byte_timeout_ms: 2_000,
+            handshake_timeout_ms: 10_000,
+            max_handshaking: 512,
+            max_handshaking_per_ip: 64,
+            per_ip_exempt_loopback: false,
         }
     }
 }

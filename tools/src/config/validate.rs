@@ -46,6 +46,12 @@ impl Config {
         if s.heartbeat_secs == 0 {
             bail!("server.heartbeat_secs must be at least 1");
         }
+        if s.first_byte_timeout_ms == 0 || s.handshake_timeout_ms < s.first_byte_timeout_ms {
+            bail!("server.first_byte_timeout_ms must be >= 1 and <= server.handshake_timeout_ms");
+        }
+        if s.max_handshaking == 0 {
+            bail!("server.max_handshaking must be at least 1");
+        }
         let l = &self.limits;
         if l.max_connections == 0 || l.max_message_bytes < 64 || l.requests_per_sec == 0 {
             bail!("limits: max_connections, requests_per_sec must be >= 1 and max_message_bytes >= 64");

@@ -93,6 +93,13 @@ pub(crate) struct Conn {
     pub registered: Interest,
     /// When this connection is dropped unless it progresses (ns; 0 = never).
     pub deadline: u64,
+    /// When it was accepted (ns): the handshake deadline counts from here.
+    pub accepted_at: u64,
+    /// Counted in the server's handshaking pool and per-address table (the server clears it
+    /// when the connection leaves its handshake, so each is uncounted exactly once).
+    pub in_pool: bool,
+    /// No byte has arrived yet: the deadline is the (short) first-byte one.
+    awaiting_first_byte: bool,
     phase: Phase,
     last_heard: u64,
     /// True between `Open` and `Closed`.
@@ -102,14 +109,25 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// A freshly accepted socket, expecting a request head before `deadline`.
-    pub(crate) fn new(id: SocketId, peer: SocketAddr, io: Transport, deadline: u64) -> Self {
+    /// A socket accepted at `now`: its first byte is due within `first_byte_timeout_ns`, its
+    /// request head within `handshake_timeout_ns`.
+    pub(crate) fn new(
+        id: SocketId,
+        peer: SocketAddr,
+        io: Transport,
+        now: u64,
+        cfg: &NetConfig,
+    ) -> Self {
+        let first = cfg.first_byte_timeout_ns.min(cfg.handshake_timeout_ns);
         Conn {
             id,
             peer,
             io,
             registered: Interest::READABLE,
-            deadline,
+            deadline: now.saturating_add(first),
+            accepted_at: now,
+            in_pool: false,
+            awaiting_first_byte: true,
             phase: Phase::Head { buf: Vec::new() },
             last_heard: 0,
             open: false,
@@ -131,6 +149,15 @@ impl Conn {
         } else {
             Interest::READABLE
         }
+    }
+
+    /// True until the opening handshake is done (or an HTTP request is answered): what the
+    /// handshaking pool and the per-address limit count.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Head { .. } | Phase::AwaitResponse { .. } | Phase::Upgrading { .. }
+        )
     }
 
     /// Last time bytes arrived on an established WebSocket.
@@ -176,6 +203,9 @@ impl Conn {
     /// The deadline passed: count it and report. The owner drops the socket.
     pub(crate) fn expire(&mut self, env: &mut Env) {
         env.stats.timeouts += 1;
+        if self.awaiting_first_byte && matches!(self.phase, Phase::Head { .. }) {
+            env.stats.first_byte_timeouts += 1;
+        }
         if matches!(
             self.phase,
             Phase::Head { .. } | Phase::AwaitResponse { .. } | Phase::Upgrading { .. }
@@ -234,6 +264,14 @@ impl Conn {
             buf.resize(start + room.min(4096), 0);
             let res = self.io.read(&mut buf[start..]);
             buf.truncate(start + *res.as_ref().unwrap_or(&0));
+            // Raw bytes count (a TLS ClientHello yields no plaintext yet): the peer is alive,
+            // so it gets the rest of the handshake time, counted from accept.
+            if self.awaiting_first_byte && self.io.bytes_in > 0 {
+                self.awaiting_first_byte = false;
+                self.deadline = self
+                    .accepted_at
+                    .saturating_add(env.cfg.handshake_timeout_ns);
+            }
             match res {
                 // Gone before a complete request: nothing to answer.
                 Ok(0) => return Next::Remove,

@@ -85,6 +85,11 @@ pub(crate) fn parse_head(buf: &[u8]) -> HeadParse {
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             head.ws_version = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("authorization") {
+            // Two credentials are ambiguous (which one did a proxy check?): refuse rather
+            // than pick one.
+            if head.authorization.is_some() {
+                return HeadParse::Invalid("more than one Authorization header".to_owned());
+            }
             head.authorization = Some(value.to_owned());
         }
     }
@@ -292,6 +297,15 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(parse_head(&many), HeadParse::TooLarge);
+    }
+
+    #[test]
+    fn two_authorization_headers_are_a_bad_request() {
+        let one = b"GET /api/orders HTTP/1.1\r\nAuthorization: Bearer a\r\n\r\n";
+        assert_eq!(complete(one).authorization.as_deref(), Some("Bearer a"));
+        let two = b"GET /api/orders HTTP/1.1\r\nAuthorization: Bearer a\r\n\
+            authorization: Bearer b\r\n\r\n";
+        assert!(matches!(parse_head(two), HeadParse::Invalid(r) if r.contains("Authorization")));
     }
 
     #[test]

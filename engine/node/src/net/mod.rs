@@ -63,6 +63,21 @@ pub struct NetConfig {
     pub send_buffer_bytes: usize,
     /// Time from accept to a complete upgrade (or an HTTP response) before the socket is dropped.
     pub handshake_timeout_ns: u64,
+    /// Time from accept to the first byte before the socket is dropped: an idle socket costs a
+    /// slot and a file descriptor, and a real client sends at once, so this is much shorter
+    /// than `handshake_timeout_ns`.
+    pub first_byte_timeout_ns: u64,
+    /// Sockets still in their handshake (request head, awaiting an HTTP answer, writing the
+    /// 101) at most, all addresses together. A new one beyond it evicts the oldest, so a flood
+    /// of sockets that never finish cannot keep new clients out; completed connections are
+    /// not in this pool. Counted in [`NetStats::handshakes_evicted`].
+    pub max_handshaking: usize,
+    /// Sockets in their handshake from one IP address at most; a new one beyond it is closed
+    /// at once (no byte is read), counted in [`NetStats::rejected_per_ip`]. 0 = no limit.
+    pub max_handshaking_per_ip: usize,
+    /// Exempt loopback peers (127.0.0.0/8, ::1) from `max_handshaking_per_ip`, for a local
+    /// proxy that funnels every client through one address.
+    pub per_ip_exempt_loopback: bool,
     /// Time a closing connection (close handshake, flushing a response, lingering close) may
     /// take before the socket is dropped.
     pub close_timeout_ns: u64,
@@ -84,6 +99,10 @@ impl Default for NetConfig {
             write_buffer_limit: 1024 * 1024,
             send_buffer_bytes: 0,
             handshake_timeout_ns: 10 * NS_PER_SEC,
+            first_byte_timeout_ns: 2 * NS_PER_SEC,
+            max_handshaking: 512,
+            max_handshaking_per_ip: 64,
+            per_ip_exempt_loopback: false,
             close_timeout_ns: 5 * NS_PER_SEC,
             tls: None,
         }
@@ -175,6 +194,14 @@ pub struct NetStats {
     pub accepted: u64,
     /// Sockets dropped at accept because `max_sockets` were open.
     pub rejected_over_cap: u64,
+    /// Sockets closed at accept because their address had `max_handshaking_per_ip` sockets
+    /// in their handshake.
+    pub rejected_per_ip: u64,
+    /// Sockets in their handshake dropped to make room in the `max_handshaking` pool.
+    pub handshakes_evicted: u64,
+    /// Sockets dropped because no byte arrived within `first_byte_timeout_ns` (also in
+    /// `timeouts` and `handshake_failures`).
+    pub first_byte_timeouts: u64,
     /// `accept` failures other than `WouldBlock` (e.g. out of file descriptors).
     pub accept_errors: u64,
     /// Non-upgrade HTTP requests delivered as [`NetEvent::Http`].

@@ -1,8 +1,9 @@
 //! [`NetServer`]: the listener, the connection table, tokens, ids and deadlines.
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use mio::event::Event;
 use mio::net::TcpListener;
@@ -50,6 +51,15 @@ pub struct NetServer {
     /// `accept` failed with something other than `WouldBlock` (e.g. EMFILE): retry from `tick`
     /// since no new readiness edge may come.
     accept_retry: bool,
+    /// Sockets in their handshake, oldest first, for eviction when the pool is full. Entries
+    /// of connections that finished or died stay until skipped (or compacted): cheaper than
+    /// removing from the middle.
+    pool: VecDeque<SocketId>,
+    /// Live connections counted in `pool` (`in_pool` set).
+    pool_len: usize,
+    /// Sockets in their handshake per peer address; an address with none has no entry, so
+    /// the map is bounded by `max_handshaking`.
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 impl NetServer {
@@ -87,6 +97,9 @@ impl NetServer {
             now: 0,
             next_deadline: u64::MAX,
             accept_retry: false,
+            pool: VecDeque::new(),
+            pool_len: 0,
+            per_ip: HashMap::new(),
         })
     }
 
@@ -117,7 +130,7 @@ impl NetServer {
         let token = event.token();
         if token.0 == self.first_token {
             if self.listening {
-                self.accept(registry);
+                self.accept(registry, out);
             }
             return;
         }
@@ -249,7 +262,7 @@ impl NetServer {
         self.now = self.now.max(now_ns);
         out.append(&mut self.deferred);
         if self.accept_retry && self.listening {
-            self.accept(registry);
+            self.accept(registry, out);
         }
         if self.now < self.next_deadline {
             return;
@@ -309,7 +322,7 @@ impl NetServer {
         &self.stats
     }
 
-    fn accept(&mut self, registry: &Registry) {
+    fn accept(&mut self, registry: &Registry, out: &mut Vec<NetEvent>) {
         self.accept_retry = false;
         loop {
             let (sock, peer) = match self.listener.accept() {
@@ -332,6 +345,22 @@ impl NetServer {
                 }
             };
             self.stats.accepted += 1;
+            let ip = canonical_ip(peer.ip());
+            let limit = self.cfg.max_handshaking_per_ip;
+            if limit > 0
+                && !(self.cfg.per_ip_exempt_loopback && ip.is_loopback())
+                && self.per_ip.get(&ip).copied().unwrap_or(0) >= limit
+            {
+                // Dropping the socket unread closes it: one address cannot hold more of the
+                // handshake pool than this.
+                self.stats.rejected_per_ip += 1;
+                continue;
+            }
+            if self.pool_len >= self.cfg.max_handshaking.max(1) {
+                // The pool is full: the oldest handshake has had the most time and made the
+                // least of it, so it goes and the newcomer gets a chance.
+                self.evict_oldest_handshake(registry, out);
+            }
             if self.count >= self.cfg.max_sockets {
                 self.stats.rejected_over_cap += 1;
                 continue;
@@ -366,8 +395,8 @@ impl NetServer {
             };
             let generation = self.slots[slot].generation & SLOT_MASK;
             let id = SocketId((generation << SLOT_BITS) | slot);
-            let deadline = self.now.saturating_add(self.cfg.handshake_timeout_ns);
-            let mut conn = Box::new(Conn::new(id, peer, io, deadline));
+            let mut conn = Box::new(Conn::new(id, peer, io, self.now, &self.cfg));
+            let deadline = conn.deadline;
             let token = Token(self.first_token + 1 + slot);
             if registry
                 .register(conn.io.socket_mut(), token, Interest::READABLE)
@@ -377,9 +406,57 @@ impl NetServer {
                 self.free.push(slot);
                 continue;
             }
+            conn.in_pool = true;
             self.slots[slot].conn = Some(conn);
             self.count += 1;
+            self.pool_len += 1;
+            *self.per_ip.entry(ip).or_insert(0) += 1;
+            self.pool.push_back(id);
+            if self.pool.len() > 2 * self.cfg.max_handshaking.max(1) + 64 {
+                // Most entries are stale (finished handshakes): keep the deque bounded.
+                let slots = &self.slots;
+                self.pool.retain(|id| {
+                    slots
+                        .get(id.0 & SLOT_MASK)
+                        .and_then(|s| s.conn.as_deref())
+                        .is_some_and(|c| c.id == *id && c.in_pool)
+                });
+            }
             self.next_deadline = self.next_deadline.min(deadline);
+            // A real client's request is usually in the socket already: read it now, so it can
+            // leave the pool before the next flood socket could evict it.
+            self.with_conn(registry, slot, Some(out), |conn, env| ((), conn.drive(env)));
+        }
+    }
+
+    /// Drops the oldest connection still in its handshake (skipping stale pool entries).
+    fn evict_oldest_handshake(&mut self, registry: &Registry, out: &mut Vec<NetEvent>) {
+        while let Some(id) = self.pool.pop_front() {
+            let Some(slot) = self.slot_of_id(id) else {
+                continue;
+            };
+            if !self.slots[slot].conn.as_ref().is_some_and(|c| c.in_pool) {
+                continue;
+            }
+            self.stats.handshakes_evicted += 1;
+            self.with_conn(registry, slot, Some(out), |c, env| ((), c.remove(env)));
+            return;
+        }
+    }
+
+    /// Takes a connection that left its handshake (or is going away) out of the pool and
+    /// the per-address count, once.
+    fn leave_pool(pool_len: &mut usize, per_ip: &mut HashMap<IpAddr, usize>, conn: &mut Conn) {
+        if !mem::take(&mut conn.in_pool) {
+            return;
+        }
+        *pool_len -= 1;
+        let ip = canonical_ip(conn.peer.ip());
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
         }
     }
 
@@ -400,6 +477,8 @@ impl NetServer {
             now,
             next_deadline,
             first_token,
+            pool_len,
+            per_ip,
             ..
         } = self;
         let conn = slots.get_mut(slot)?.conn.as_mut()?;
@@ -427,6 +506,9 @@ impl NetServer {
                 *next_deadline = (*next_deadline).min(conn.deadline);
             }
         }
+        if conn.in_pool && !conn.is_handshaking() {
+            Self::leave_pool(pool_len, per_ip, conn);
+        }
         stats.bytes_in += mem::take(&mut conn.io.bytes_in);
         stats.bytes_out += mem::take(&mut conn.io.bytes_out);
         if step == Step::Remove {
@@ -440,6 +522,7 @@ impl NetServer {
             return;
         };
         if let Some(mut conn) = s.conn.take() {
+            Self::leave_pool(&mut self.pool_len, &mut self.per_ip, &mut conn);
             let _ = registry.deregister(conn.io.socket_mut());
             self.stats.bytes_in += mem::take(&mut conn.io.bytes_in);
             self.stats.bytes_out += mem::take(&mut conn.io.bytes_out);
@@ -447,6 +530,11 @@ impl NetServer {
             self.free.push(slot);
             self.count -= 1;
         }
+    }
+
+    /// Sockets in their handshake now (the pool bounded by `max_handshaking`).
+    pub fn handshaking_count(&self) -> usize {
+        self.pool_len
     }
 
     fn slot_of(&self, token: Token) -> Option<usize> {
@@ -465,5 +553,13 @@ impl NetServer {
             .conn
             .as_deref()
             .filter(|c| c.id == id)
+    }
+}
+
+/// An IPv4 peer on a dual-stack listener arrives as `::ffff:a.b.c.d`; count it as `a.b.c.d`.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }

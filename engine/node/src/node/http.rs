@@ -18,12 +18,25 @@ pub(super) type Answer = (u16, &'static str, String);
 
 impl Node {
     /// Answers one HTTP request (the transport handles the WebSocket upgrade itself).
+    /// Only `GET` and `HEAD` (the transport drops a `HEAD`'s body) reach an endpoint; any
+    /// other method on a known path is a 405 (the caller adds `Allow`).
     pub(super) fn http_route(
         &mut self,
+        method: &str,
         path: &str,
         authorization: Option<&str>,
         now: u64,
     ) -> Answer {
+        if !known_path(path, &self.cfg.net.ws_path) {
+            return (404, "text/plain; charset=utf-8", "404 Not Found\n".into());
+        }
+        if !read_only_method(method) {
+            return (
+                405,
+                "text/plain; charset=utf-8",
+                "405 Method Not Allowed: use GET or HEAD\n".into(),
+            );
+        }
         if let Some(what) = api_snapshot(path) {
             let (status, body) = api_answer(
                 &mut self.pipe.hub,
@@ -49,6 +62,16 @@ impl Node {
             _ => (404, "text/plain; charset=utf-8", "404 Not Found\n".into()),
         }
     }
+}
+
+/// The methods every endpoint serves: they only read.
+fn read_only_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+}
+
+/// A path some endpoint answers (so a wrong method on it is 405, not 404).
+fn known_path(path: &str, ws_path: &str) -> bool {
+    api_snapshot(path).is_some() || matches!(path, "/status" | "/metrics") || path == ws_path
 }
 
 /// The desk snapshot an `/api/*` path names.
@@ -104,6 +127,26 @@ mod tests {
         assert_eq!(api_snapshot("/api/portfolio"), Some(Snapshot::Portfolio));
         assert_eq!(api_snapshot("/api/other"), None);
         assert_eq!(api_snapshot("/status"), None);
+    }
+
+    #[test]
+    fn only_get_and_head_are_served_and_unknown_paths_stay_404() {
+        for m in ["GET", "HEAD"] {
+            assert!(read_only_method(m), "{m}");
+        }
+        for m in ["POST", "DELETE", "PUT", "PATCH", "OPTIONS", "get"] {
+            assert!(!read_only_method(m), "{m}");
+        }
+        for p in [
+            "/status",
+            "/metrics",
+            "/api/orders",
+            "/api/portfolio",
+            "/ws",
+        ] {
+            assert!(known_path(p, "/ws"), "{p}");
+        }
+        assert!(!known_path("/nope", "/ws"));
     }
 
     #[test]

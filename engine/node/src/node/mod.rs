@@ -477,18 +477,26 @@ impl Node {
             match ev {
                 NetEvent::Http {
                     conn,
+                    method,
                     path,
                     authorization,
                     ..
                 } => {
                     let (status, ctype, body) =
-                        self.http_route(&path, authorization.as_deref(), now);
+                        self.http_route(&method, &path, authorization.as_deref(), now);
+                    // Every endpoint is read-only: a 405 says which methods it takes.
+                    let allow: &[(&str, &str)] = if status == 405 {
+                        &[("Allow", "GET, HEAD")]
+                    } else {
+                        &[]
+                    };
                     if let Some(net) = &mut self.pipe.net {
-                        net.respond_http(
+                        net.respond_http_with(
                             self.poll.registry(),
                             conn,
                             status,
                             ctype,
+                            allow,
                             body.as_bytes(),
                         );
                     }

@@ -253,6 +253,10 @@ impl Node {
             "net": {
                 "accepted": net.accepted,
                 "rejected_over_cap": net.rejected_over_cap,
+                "rejected_per_ip": net.rejected_per_ip,
+                "handshakes_evicted": net.handshakes_evicted,
+                "first_byte_timeouts": net.first_byte_timeouts,
+                "timeouts": net.timeouts,
                 "http_requests": net.http_requests,
                 "upgrades": net.upgrades,
                 "handshake_failures": net.handshake_failures,
