@@ -3,7 +3,7 @@
 
 mod net_support;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::Shutdown;
 
 use net_support::*;
@@ -452,4 +452,78 @@ fn extra_response_headers_are_sanitised() {
     assert!(resp.contains("\r\nRetry-After: 1\r\n"), "{resp}");
     assert!(resp.contains("\r\nX-Evil: aSet-Cookie: x\r\n"), "{resp}");
     assert!(resp.ends_with("\r\n\r\n{}"), "{resp}");
+}
+
+/// The opening of a masked binary frame announcing `len` payload bytes (64-bit length form),
+/// followed by `sent` of them: a message the client starts and never finishes.
+fn unfinished_frame(len: u64, sent: usize) -> Vec<u8> {
+    let mask = [0x0a, 0x0b, 0x0c, 0x0d];
+    let mut f = vec![0x82, 0x80 | 127];
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(&mask);
+    f.extend((0..sent).map(|i| 0x55 ^ mask[i % 4]));
+    f
+}
+
+/// A raw WebSocket on the client endpoint (handshake done by hand, nothing else read).
+fn raw_ws(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let mut s = tcp(addr);
+    s.write_all(upgrade_request("/ws").as_bytes()).unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 101"));
+    s
+}
+
+/// Many slow senders each holding a large unfinished message cannot pin memory without bound:
+/// the connection that takes the total over `max_partial_bytes` is closed with 1008, the
+/// others keep theirs, and a closed connection gives its share back.
+#[test]
+fn unfinished_messages_share_a_global_budget() {
+    const KIB: usize = 1024;
+    let h = Harness::start(
+        NetConfig {
+            max_message_bytes: 128 * KIB,
+            max_partial_bytes: 200 * KIB,
+            ..NetConfig::default()
+        },
+        echo_handler(),
+    );
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let mut s = raw_ws(h.addr());
+        s.write_all(&unfinished_frame(100 * KIB as u64, 80 * KIB))
+            .unwrap();
+        let want = (i + 1) * 80 * KIB;
+        h.wait_until("the partial bytes to be counted", move |srv| {
+            srv.stats().partial_bytes >= want
+        });
+        held.push(s);
+    }
+    // The third takes the total over 200 KiB: it is the one closed, with 1008.
+    let mut third = raw_ws(h.addr());
+    third
+        .write_all(&unfinished_frame(100 * KIB as u64, 80 * KIB))
+        .unwrap();
+    let mut close = [0u8; 4];
+    third.read_exact(&mut close).unwrap();
+    assert_eq!(close[0], 0x88, "a close frame");
+    assert_eq!(u16::from_be_bytes([close[2], close[3]]), 1008);
+    h.wait_until("the refusal to be counted", |srv| {
+        srv.stats().partial_budget_closed == 1
+    });
+    let s = h.stats();
+    assert!(s.partial_bytes <= 200 * KIB, "{}", s.partial_bytes);
+    // The two within the budget are still open: finishing their message works.
+    // Closing one gives its share back, so a newcomer fits again.
+    drop(held.pop());
+    h.wait_until("the closed connection's share to go", move |srv| {
+        srv.stats().partial_bytes <= 80 * KIB + 4 * KIB
+    });
+    let mut fourth = raw_ws(h.addr());
+    fourth
+        .write_all(&unfinished_frame(100 * KIB as u64, 80 * KIB))
+        .unwrap();
+    h.wait_until("the newcomer's partial bytes", |srv| {
+        srv.stats().partial_bytes >= 160 * KIB
+    });
+    assert_eq!(h.stats().partial_budget_closed, 1);
 }

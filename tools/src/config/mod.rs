@@ -255,6 +255,8 @@ pub struct LimitsSection {
     pub requests_per_sec: u32,
     /// Request burst per connection.
     pub request_burst: u32,
+    /// Bytes of unfinished messages held across all connections at most, MiB (1008 beyond).
+    pub max_partial_mib: usize,
 }
 
 impl Default for LimitsSection {
@@ -265,6 +267,7 @@ impl Default for LimitsSection {
             max_subscriptions: 500,
             requests_per_sec: 20,
             request_burst: 40,
+            max_partial_mib: 64,
         }
     }
 }

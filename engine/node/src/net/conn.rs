@@ -160,6 +160,15 @@ impl Conn {
         )
     }
 
+    /// Bytes of an unfinished WebSocket message this connection holds (0 outside a
+    /// WebSocket).
+    pub(crate) fn partial_bytes(&self) -> usize {
+        match &self.phase {
+            Phase::Ws(ws) => ws.partial,
+            _ => 0,
+        }
+    }
+
     /// Last time bytes arrived on an established WebSocket.
     pub(crate) fn last_heard(&self) -> Option<u64> {
         matches!(self.phase, Phase::Ws(_)).then_some(self.last_heard)

@@ -78,6 +78,11 @@ pub struct NetConfig {
     /// Exempt loopback peers (127.0.0.0/8, ::1) from `max_handshaking_per_ip`, for a local
     /// proxy that funnels every client through one address.
     pub per_ip_exempt_loopback: bool,
+    /// Bytes of unfinished WebSocket messages held across all connections at most. A
+    /// connection whose unfinished message would take the total beyond it is closed (1008),
+    /// counted in [`NetStats::partial_budget_closed`]: many slow senders each holding a large
+    /// partial message cannot pin memory without bound.
+    pub max_partial_bytes: usize,
     /// Time a closing connection (close handshake, flushing a response, lingering close) may
     /// take before the socket is dropped.
     pub close_timeout_ns: u64,
@@ -103,6 +108,7 @@ impl Default for NetConfig {
             max_handshaking: 512,
             max_handshaking_per_ip: 64,
             per_ip_exempt_loopback: false,
+            max_partial_bytes: 64 * 1024 * 1024,
             close_timeout_ns: 5 * NS_PER_SEC,
             tls: None,
         }
@@ -202,6 +208,11 @@ pub struct NetStats {
     /// Sockets dropped because no byte arrived within `first_byte_timeout_ns` (also in
     /// `timeouts` and `handshake_failures`).
     pub first_byte_timeouts: u64,
+    /// Bytes of unfinished WebSocket messages held now, all connections (a gauge).
+    pub partial_bytes: usize,
+    /// Connections closed (1008) because their unfinished message went over
+    /// `max_partial_bytes` together with everyone else's.
+    pub partial_budget_closed: u64,
     /// `accept` failures other than `WouldBlock` (e.g. out of file descriptors).
     pub accept_errors: u64,
     /// Non-upgrade HTTP requests delivered as [`NetEvent::Http`].

@@ -523,6 +523,11 @@ impl NetServer {
         };
         if let Some(mut conn) = s.conn.take() {
             Self::leave_pool(&mut self.pool_len, &mut self.per_ip, &mut conn);
+            // Its unfinished message goes with it.
+            self.stats.partial_bytes = self
+                .stats
+                .partial_bytes
+                .saturating_sub(conn.partial_bytes());
             let _ = registry.deregister(conn.io.socket_mut());
             self.stats.bytes_in += mem::take(&mut conn.io.bytes_in);
             self.stats.bytes_out += mem::take(&mut conn.io.bytes_out);

@@ -254,6 +254,8 @@ impl Node {
                 "accepted": net.accepted,
                 "rejected_over_cap": net.rejected_over_cap,
                 "rejected_per_ip": net.rejected_per_ip,
+                "partial_bytes": net.partial_bytes,
+                "partial_budget_closed": net.partial_budget_closed,
                 "handshakes_evicted": net.handshakes_evicted,
                 "first_byte_timeouts": net.first_byte_timeouts,
                 "timeouts": net.timeouts,

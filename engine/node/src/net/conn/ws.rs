@@ -27,12 +27,24 @@ pub(super) struct Ws {
     pub(super) failing: bool,
     /// Echo only: a message waiting for room in the write buffer; reading pauses meanwhile.
     pub(super) stash: Option<Message>,
+    /// Bytes read on this WebSocket so far (the transport's own counter is handed to the
+    /// server's statistics after every event, so it cannot be the reference).
+    total: u64,
+    /// `total` minus the transport's counter at the start of the current read pass.
+    base: u64,
+    /// `total` when the last whole message (or control frame) came out of the reader:
+    /// everything read since belongs to a message not finished yet.
+    mark: u64,
+    /// Bytes of that unfinished message, as counted in [`NetStats::partial_bytes`].
+    pub(super) partial: usize,
 }
 
 impl Ws {
     /// A WebSocket on `endpoint` whose first bytes (sent right behind the request) are
     /// `leftover`.
     pub(super) fn new(leftover: Vec<u8>, endpoint: Endpoint, cfg: &NetConfig) -> Ws {
+        // The bytes sent right behind the request start the first message.
+        let leftover_len = leftover.len() as u64;
         Ws {
             ctx: WebSocketContext::from_partially_read(
                 leftover,
@@ -44,6 +56,10 @@ impl Ws {
             closing: false,
             failing: false,
             stash: None,
+            total: leftover_len,
+            base: 0,
+            mark: 0,
+            partial: 0,
         }
     }
 }
@@ -153,14 +169,55 @@ impl Conn {
 
     pub(super) fn drive_ws(&mut self, env: &mut Env) -> Next {
         let before = self.io.bytes_in;
+        if let Phase::Ws(ws) = &mut self.phase {
+            ws.base = ws.total.wrapping_sub(before);
+        }
         let res = self.pump_ws(env);
         if self.io.bytes_in != before {
             self.last_heard = env.now;
         }
-        match res {
+        let next = match res {
             Ok(next) => next,
             Err(e) => self.on_ws_error(env, e),
+        };
+        if self.over_partial_budget(env) {
+            env.stats.partial_budget_closed += 1;
+            return self.fail(
+                env,
+                1008,
+                "server busy: too many bytes of unfinished messages; send smaller messages",
+            );
         }
+        next
+    }
+
+    /// Accounts this connection's unfinished message in the shared gauge; true when the total
+    /// is over the budget and this connection holds part of it (it is the one to close: the
+    /// others were within the budget when they read).
+    fn over_partial_budget(&mut self, env: &mut Env) -> bool {
+        let Phase::Ws(ws) = &mut self.phase else {
+            return false;
+        };
+        ws.total = ws.base.wrapping_add(self.io.bytes_in);
+        // A failing connection reads nothing more into a message: its share is released.
+        let partial = if ws.failing {
+            0
+        } else {
+            usize::try_from(ws.total.saturating_sub(ws.mark)).unwrap_or(usize::MAX)
+        };
+        env.stats.partial_bytes = env
+            .stats
+            .partial_bytes
+            .saturating_sub(ws.partial)
+            .saturating_add(partial);
+        ws.partial = partial;
+        let over = partial > 0 && env.stats.partial_bytes > env.cfg.max_partial_bytes;
+        if over {
+            // This one is closed: give its share back now, not when the socket goes.
+            env.stats.partial_bytes -= partial;
+            ws.partial = 0;
+        }
+        over
     }
 
     /// Echo retry, read until `WouldBlock`, flush.
@@ -188,7 +245,12 @@ impl Conn {
             }
         }
         while !ws.failing && ws.stash.is_none() {
-            match ws.ctx.read(io) {
+            let read = ws.ctx.read(io);
+            if read.is_ok() {
+                // A whole message or control frame: what was read up to here is consumed.
+                ws.mark = ws.base.wrapping_add(io.bytes_in);
+            }
+            match read {
                 Ok(Message::Text(text)) => {
                     env.stats.messages_in += 1;
                     match ws.endpoint {
