@@ -151,11 +151,21 @@ fn read_all(dir: &Path, files: &[Vec<u8>]) -> (u64, bool) {
     panic!("reader returned more than {MAX_READS} records");
 }
 
-fuzz_target!(|data: &[u8]| {
-    let dir = scratch();
+fn clear(dir: &Path) {
     for e in fs::read_dir(dir).expect("scratch dir").flatten() {
         let _ = fs::remove_file(e.path());
     }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let dir = scratch();
+    clear(dir);
+    run(dir, data);
+    // Only an empty directory is left behind when the process exits.
+    clear(dir);
+});
+
+fn run(dir: &Path, data: &[u8]) {
     let (flags, segs) = split(data);
     let mut files = Vec::with_capacity(segs.len());
     for (i, seg) in segs.into_iter().enumerate() {
@@ -214,4 +224,4 @@ fuzz_target!(|data: &[u8]| {
         assert!(!err, "read error after recovery");
         assert_eq!(n, report.kept_records);
     }
-});
+}
