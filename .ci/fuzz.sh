@@ -30,6 +30,13 @@ TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 
 step() { printf '\n==> %s\n' "$*"; }
 
+for t in $TARGETS; do
+  case " $ALL_TARGETS " in
+    *" $t "*) ;;
+    *) echo "unknown fuzz target '$t' (targets: $ALL_TARGETS)" >&2; exit 2 ;;
+  esac
+done
+
 step "fuzzer: cargo-fuzz $CARGO_FUZZ_VERSION (libFuzzer), stable toolchain"
 rustc --version
 if ! command -v c++ >/dev/null 2>&1; then
@@ -98,14 +105,15 @@ for t in $TARGETS; do
   corp=$(sed -nE 's/.* corp: ([0-9]+).*/\1/p' <<<"$last")
   execs=$(stat number_of_executed_units "$log")
   rate=$(stat average_exec_per_sec "$log")
+  rc=$(cat "$logs/$t.rc")
   result=ok
-  [ "$(cat "$logs/$t.rc")" -eq 0 ] || result=CRASH
+  [ "$rc" -eq 0 ] || result="FAILED (exit $rc)"
   printf '%-16s %6s %12s %9s %7s %7s %8s  %s\n' "$t" "$(cat "$logs/$t.secs")" \
     "${execs:--}" "${rate:--}" "${cov:--}" "${ft:--}" "${corp:--}" "$result"
 done
 
 if [ "${#failed[@]}" -ne 0 ]; then
-  echo "fuzzing found crashes in: ${failed[*]} (inputs in $FUZZ_DIR/artifacts/)"
+  echo "fuzzing failed in: ${failed[*]} (crashing inputs in $FUZZ_DIR/artifacts/)"
   exit 1
 fi
 echo "fuzzing: ${FUZZ_SECONDS}s per target, no crash"
