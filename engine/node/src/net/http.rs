@@ -8,7 +8,7 @@ const MAX_HEADERS: usize = 64;
 
 /// The parts of a request head the server routes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RequestHead {
+pub struct RequestHead {
     /// Bytes the head occupied, including the blank line; anything after it is body or
     /// pipelined data.
     pub len: usize,
@@ -29,7 +29,7 @@ pub(crate) struct RequestHead {
 
 /// Outcome of parsing the bytes received so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum HeadParse {
+pub enum HeadParse {
     /// The head is not complete yet; read more.
     Partial,
     /// A complete head.
@@ -41,7 +41,7 @@ pub(crate) enum HeadParse {
 }
 
 /// Parses a request head from the start of `buf`.
-pub(crate) fn parse_head(buf: &[u8]) -> HeadParse {
+pub fn parse_head(buf: &[u8]) -> HeadParse {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -105,7 +105,7 @@ fn has_token(value: &str, token: &str) -> bool {
 
 /// Why an opening handshake was refused (sent as the 400 body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UpgradeError {
+pub enum UpgradeError {
     NotGet,
     NotHttp11,
     NoUpgradeHeader,
@@ -116,7 +116,7 @@ pub(crate) enum UpgradeError {
 
 impl UpgradeError {
     /// A one-line reason, used as the 400 body.
-    pub(crate) fn reason(self) -> &'static str {
+    pub fn reason(self) -> &'static str {
         match self {
             UpgradeError::NotGet => "WebSocket upgrade requires GET",
             UpgradeError::NotHttp11 => "WebSocket upgrade requires HTTP/1.1",
@@ -129,7 +129,7 @@ impl UpgradeError {
 }
 
 /// Validates an RFC 6455 opening handshake and returns the `Sec-WebSocket-Accept` value.
-pub(crate) fn accept_upgrade(head: &RequestHead) -> Result<String, UpgradeError> {
+pub fn accept_upgrade(head: &RequestHead) -> Result<String, UpgradeError> {
     if head.method != "GET" {
         return Err(UpgradeError::NotGet);
     }

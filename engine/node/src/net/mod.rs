@@ -16,7 +16,10 @@
 //! Every connection's failure closes that connection only and is counted in [`NetStats`].
 
 mod conn;
-mod http;
+// Public (and hidden from the docs) only so the fuzz target `tools/fuzz` `http_head` can
+// reach the head parser; not an API.
+#[doc(hidden)]
+pub mod http;
 mod server;
 mod tls;
 
