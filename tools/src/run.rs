@@ -294,6 +294,7 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
             max_handshaking: s.max_handshaking,
             max_handshaking_per_ip: s.max_handshaking_per_ip,
             max_partial_bytes: l.max_partial_mib.saturating_mul(1 << 20),
+            max_anonymous_per_ip: l.max_anonymous_per_ip,
             per_ip_exempt_loopback: s.per_ip_exempt_loopback,
             // The transport's hard cap: a request over `max_message_bytes` gets error 4008 from
             // the hub and the connection stays; only a frame over 4x the limit is closed (1009).

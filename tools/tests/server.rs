@@ -406,7 +406,9 @@ fn a_recorded_run_replays_to_the_same_digest_and_logs_latency() {
             break;
         }
         assert!(Instant::now() < deadline, "feed did not finish: {st}");
-        let _ = recv(&mut ws, deadline);
+        // Paced by the client's own traffic; once the session has played out nothing more
+        // comes, so a read that times out (5 s, see `connect`) just loops back to /status.
+        let _ = ws.read();
     }
     stop.store(true, Ordering::Relaxed);
     drop(ws);
@@ -464,4 +466,54 @@ fn read_only_endpoints_refuse_other_methods_answer_head_and_refuse_two_credentia
     // Unknown paths stay 404 whatever the method.
     let r = raw_http(srv.addr, "POST /nope HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 404 "), "{r}");
+}
+
+/// One host cannot take every anonymous slot: beyond `limits.max_anonymous_per_ip` a new
+/// unauthenticated session is closed with 4003, a session that authenticates stops counting,
+/// and a token at connect time is never counted.
+#[test]
+fn anonymous_sessions_are_limited_per_address() {
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-anon-test";
+    let srv = start(|c| {
+        c.limits.max_anonymous_per_ip = 2;
+        c.auth.secret = SECRET.into();
+        c.users.push(tape_tools::config::UserSection {
+            name: "viewer".into(),
+            roles: vec!["viewer".into()],
+            max_connections: 0,
+        });
+    });
+    let ping = |ws: &mut Ws| {
+        send(ws, json!({"type":"ping","id":1}));
+        recv(ws, Instant::now() + WAIT)
+    };
+    let mut a = connect(srv.addr);
+    let mut b = connect(srv.addr);
+    assert_eq!(ping(&mut a)["type"], "pong");
+    assert_eq!(ping(&mut b)["type"], "pong");
+    // The third anonymous session from 127.0.0.1 is closed with 4003.
+    let mut c = connect(srv.addr);
+    let closed = loop {
+        match c.read() {
+            Ok(Message::Close(f)) => break f,
+            Ok(_) => {}
+            Err(e) => panic!("expected a 4003 close, got {e}"),
+        }
+    };
+    assert_eq!(closed.map(|f| u16::from(f.code)), Some(4003));
+    // `a` authenticates: it no longer counts, so a new anonymous session fits.
+    let token = tape_core::auth::token_for(SECRET.as_bytes(), "viewer", 4_000_000_000);
+    send(&mut a, json!({"type":"auth","id":2,"token":token}));
+    let authed = recv(&mut a, Instant::now() + WAIT);
+    assert_eq!(authed["type"], "authenticated", "{authed}");
+    let mut d = connect(srv.addr);
+    assert_eq!(ping(&mut d)["type"], "pong");
+    // A token at connect time is not anonymous: never counted.
+    let (mut e, _) =
+        tungstenite::connect(format!("ws://{}/ws?token={token}", srv.addr)).expect("connect");
+    if let MaybeTlsStream::Plain(s) = e.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    assert_eq!(recv(&mut e, Instant::now() + WAIT)["type"], "authenticated");
+    assert_eq!(ping(&mut e)["type"], "pong");
 }

@@ -257,6 +257,8 @@ pub struct LimitsSection {
     pub request_burst: u32,
     /// Bytes of unfinished messages held across all connections at most, MiB (1008 beyond).
     pub max_partial_mib: usize,
+    /// Unauthenticated WebSocket sessions from one IP address at most (4003 beyond); 0 = none.
+    pub max_anonymous_per_ip: usize,
 }
 
 impl Default for LimitsSection {
@@ -268,6 +270,7 @@ impl Default for LimitsSection {
             requests_per_sec: 20,
             request_burst: 40,
             max_partial_mib: 64,
+            max_anonymous_per_ip: 256,
         }
     }
 }

@@ -56,10 +56,29 @@ pub fn start(edit: impl FnOnce(&mut Config)) -> Server {
         node.run(&s2, 0, |_| {})
     });
     let addr = rx.recv_timeout(WAIT).expect("node binds");
-    Server {
+    let srv = Server {
         addr,
         stop,
         handle: Some(handle),
+    };
+    // The instruments exist once the journal's first records (its source definitions) are
+    // applied; a client that subscribes before that gets "unknown symbol". Wait for them, so
+    // no test depends on how fast its first connection is.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, body) = get_at(addr, "/status", "");
+        let books = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["books"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if books > 0 {
+            break srv;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no instrument known after {WAIT:?}: {body}"
+        );
+        std::thread::yield_now();
     }
 }
 

@@ -78,9 +78,13 @@ pub struct NetConfig {
     /// Sockets in their handshake from one IP address at most; a new one beyond it is closed
     /// at once (no byte is read), counted in [`NetStats::rejected_per_ip`]. 0 = no limit.
     pub max_handshaking_per_ip: usize,
-    /// Exempt loopback peers (127.0.0.0/8, ::1) from `max_handshaking_per_ip`, for a local
-    /// proxy that funnels every client through one address.
+    /// Exempt loopback peers (127.0.0.0/8, ::1) from `max_handshaking_per_ip` and
+    /// `max_anonymous_per_ip`, for a local proxy that funnels every client through one address.
     pub per_ip_exempt_loopback: bool,
+    /// Open WebSocket sessions that have not authenticated, from one IP address, at most; one
+    /// more is closed with 4003 at once (enforced by the node, which sees both the address and
+    /// the session). A session that authenticates stops counting. 0 = no limit.
+    pub max_anonymous_per_ip: usize,
     /// Bytes of unfinished WebSocket messages held across all connections at most. A
     /// connection whose unfinished message would take the total beyond it is closed (1008),
     /// counted in [`NetStats::partial_budget_closed`]: many slow senders each holding a large
@@ -111,6 +115,7 @@ impl Default for NetConfig {
             max_handshaking: 512,
             max_handshaking_per_ip: 64,
             per_ip_exempt_loopback: false,
+            max_anonymous_per_ip: 256,
             max_partial_bytes: 64 * 1024 * 1024,
             close_timeout_ns: 5 * NS_PER_SEC,
             tls: None,

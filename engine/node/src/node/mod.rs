@@ -26,11 +26,12 @@ pub use status::StatusLine;
 
 use crate::latency_log::LatencyLog;
 use crate::live::{LiveConfig, LiveFeed};
-use crate::net::{NetConfig, NetEvent, NetServer};
+use crate::net::{NetConfig, NetEvent, NetServer, SocketId};
 use pipeline::{conn_of, socket_of, Handled, Pipeline};
 use tape_core::engine::{Engine, EngineConfig};
 use tape_core::input::{Nanos, RecordKind, SourceId, CLIENT_SOURCE};
 use tape_core::server::{Action, Hub, HubConfig};
+use tape_core::wire::CLOSE_TOO_MANY_CONNECTIONS;
 
 /// How the loop waits when there is nothing to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +170,55 @@ pub struct Node {
     /// A record of a feed that [can wait](Feed::can_wait), read while the journal could not
     /// take it: handled first once it can.
     held: Option<(u64, SourceId, u16, Vec<u8>)>,
+    /// Unauthenticated WebSocket sessions per peer address.
+    anonymous: AnonymousPerIp,
+}
+
+/// Unauthenticated WebSocket sessions per peer address, so one host cannot take every
+/// anonymous slot (`NetConfig::max_anonymous_per_ip`). The node keeps it, not the transport
+/// (which does not know who authenticated) nor the hub (which has no addresses).
+#[derive(Debug, Default)]
+struct AnonymousPerIp {
+    by_ip: std::collections::HashMap<std::net::IpAddr, usize>,
+    by_conn: std::collections::HashMap<SocketId, std::net::IpAddr>,
+}
+
+impl AnonymousPerIp {
+    /// Counts a new session from `ip` unless it comes with a token (the hub decides on that)
+    /// or its address is at the limit (then false: refuse it).
+    fn admit(
+        &mut self,
+        cfg: &NetConfig,
+        conn: SocketId,
+        ip: std::net::IpAddr,
+        query: &str,
+    ) -> bool {
+        let ip = ip.to_canonical();
+        let limit = cfg.max_anonymous_per_ip;
+        let exempt = limit == 0 || (cfg.per_ip_exempt_loopback && ip.is_loopback());
+        if exempt || query.split('&').any(|kv| kv.starts_with("token=")) {
+            return true;
+        }
+        let n = self.by_ip.entry(ip).or_default();
+        if *n >= limit {
+            return false;
+        }
+        *n += 1;
+        self.by_conn.insert(conn, ip);
+        true
+    }
+
+    /// `conn` authenticated or closed: it no longer counts.
+    fn forget(&mut self, conn: SocketId) {
+        if let Some(ip) = self.by_conn.remove(&conn) {
+            if let Some(n) = self.by_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.by_ip.remove(&ip);
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -260,6 +310,7 @@ impl Node {
             actions: Vec::new(),
             rates: status::Rates::default(),
             held: None,
+            anonymous: AnonymousPerIp::default(),
         })
     }
 
@@ -501,7 +552,21 @@ impl Node {
                         );
                     }
                 }
-                NetEvent::Open { conn, query, .. } => {
+                NetEvent::Open {
+                    conn, query, peer, ..
+                } => {
+                    if !self.anonymous.admit(&self.cfg.net, conn, peer.ip(), &query) {
+                        if let Some(net) = &mut self.pipe.net {
+                            net.close(
+                                self.poll.registry(),
+                                conn,
+                                CLOSE_TOO_MANY_CONNECTIONS,
+                                "too many anonymous connections from this address: authenticate \
+                                 (?token=) or close some",
+                            );
+                        }
+                        continue;
+                    }
                     self.pipe.hub.handle_open(now_n, conn_of(conn), &query);
                     self.drain_client_records(now)?;
                 }
@@ -510,6 +575,10 @@ impl Node {
                     self.pipe
                         .hub
                         .handle_text(now_n, conn_of(conn), &text, &self.pipe.engine);
+                    if self.pipe.hub.session_user(conn_of(conn)).is_some() {
+                        // Authenticated now: no longer one of its address's anonymous sessions.
+                        self.anonymous.forget(conn);
+                    }
                     self.drain_client_records(now)?;
                 }
                 NetEvent::Binary { conn, len } => {
@@ -520,6 +589,7 @@ impl Node {
                     self.pipe.transmit(self.poll.registry(), now, conn_of(conn));
                 }
                 NetEvent::Closed { conn, .. } => {
+                    self.anonymous.forget(conn);
                     self.pipe.hub.handle_closed(conn_of(conn));
                     self.drain_client_records(now)?;
                 }
