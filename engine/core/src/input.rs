@@ -40,6 +40,10 @@ pub enum RecordKind {
     /// user-data event), or a failure the io layer reports in the same shape, on
     /// [`GATEWAY_SOURCE`].
     GatewayFrame = 7,
+    /// What the io layer did on the order gateway (connected, ready, down, a request sent or
+    /// timed out; see [`crate::desk::GatewayEvent`]), on [`GATEWAY_SOURCE`], in order with
+    /// the frames.
+    GatewayEvent = 8,
 }
 
 /// The source id of client records ([`RecordKind::DeskSetup`], [`RecordKind::Client`]): not a
@@ -60,6 +64,7 @@ impl RecordKind {
             5 => Some(RecordKind::DeskSetup),
             6 => Some(RecordKind::Client),
             7 => Some(RecordKind::GatewayFrame),
+            8 => Some(RecordKind::GatewayEvent),
             _ => None,
         }
     }
@@ -74,6 +79,7 @@ impl RecordKind {
             RecordKind::DeskSetup => "desk_setup",
             RecordKind::Client => "client",
             RecordKind::GatewayFrame => "gateway_frame",
+            RecordKind::GatewayEvent => "gateway_event",
         }
     }
 }

@@ -231,6 +231,28 @@ impl Account {
         Ok(())
     }
 
+    /// Cancels every advanced order, then every live order not already being cancelled
+    /// (`cancel_all`). Returns how many order cancels went out.
+    pub fn cancel_all(&mut self, now: Nanos) -> usize {
+        for id in self.triggers.ids() {
+            let _ = self.cancel_advanced(now, id);
+        }
+        let ids: Vec<ClientOrderId> = self
+            .orders
+            .live()
+            .filter(|o| o.status != OrderStatus::PendingCancel)
+            .map(|o| o.client_order_id)
+            .collect();
+        let mut n = 0;
+        for id in ids {
+            if self.cancel_order(now, &id).is_ok() {
+                n += 1;
+            }
+        }
+        self.drain_triggers(now);
+        n
+    }
+
     /// Cancels an advanced order (its triggers, resting legs and unfilled entry).
     ///
     /// # Errors

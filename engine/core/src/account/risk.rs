@@ -78,6 +78,9 @@ pub enum RiskKind {
     /// A value computed from a fill, a venue report or a trigger did not fit its type; the
     /// input was refused (or the output withheld) instead of wrapping.
     Overflow,
+    /// The venue's own rate limits (request weight, orders per window, a 429 or 418): the
+    /// order was refused before the venue would have.
+    VenueRateLimit,
 }
 
 impl RiskKind {
@@ -91,6 +94,7 @@ impl RiskKind {
             RiskKind::OrderRate => "order_rate",
             RiskKind::Drawdown => "drawdown",
             RiskKind::Overflow => "overflow",
+            RiskKind::VenueRateLimit => "venue_rate_limit",
         }
     }
 }

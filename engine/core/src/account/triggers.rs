@@ -70,6 +70,11 @@ impl Triggers {
         self.advanced.is_empty()
     }
 
+    /// The ids of the live advanced orders, in order.
+    pub fn ids(&self) -> Vec<AdvancedId> {
+        self.advanced.keys().copied().collect()
+    }
+
     /// True when `id` is a live order belonging to an advanced order.
     pub fn owns(&self, id: &ClientOrderId) -> bool {
         self.by_order.contains_key(id)

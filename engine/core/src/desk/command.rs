@@ -43,6 +43,12 @@ pub enum Command {
     Cancel(ClientOrderId),
     /// `cancel_order` by `advanced_id`.
     CancelAdvanced(AdvancedId),
+    /// `cancel_all`: every live order and advanced order of the user, or, with
+    /// `"all_users":true` (role `admin`, checked by the hub), of every user.
+    CancelAll {
+        /// Every user's, not only the sender's.
+        all_users: bool,
+    },
     /// `publish` to `signal` or `bot_status`; `data` is compact JSON.
     Publish {
         /// The channel.
@@ -70,6 +76,7 @@ impl Command {
             Command::Oco(_) => "place_oco",
             Command::Trailing(_) => "place_trailing",
             Command::Cancel(_) | Command::CancelAdvanced(_) => "cancel_order",
+            Command::CancelAll { .. } => "cancel_all",
             Command::Publish { .. } => "publish",
         }
     }
@@ -149,6 +156,13 @@ fn command(o: Obj<'_>, registry: &Registry) -> Result<Command, CommandError> {
         "place_oco" => oco(o, registry),
         "place_trailing" => trailing(o, registry),
         "cancel_order" => cancel(o),
+        "cancel_all" => match o.get("all_users") {
+            None => Ok(Command::CancelAll { all_users: false }),
+            Some(v) => match v.as_bool() {
+                Some(b) => Ok(Command::CancelAll { all_users: b }),
+                None => Err(invalid("\"all_users\" must be true or false")),
+            },
+        },
         "publish" => publish(o),
         other => Err(invalid(format!(
             "unknown type {:?}",

@@ -27,7 +27,7 @@ mod tests;
 use std::collections::{BTreeMap, VecDeque};
 
 pub use command::{Command, CommandError};
-pub use gateway::GatewayStats;
+pub use gateway::{GatewayEvent, GatewayStats};
 pub use setup::{DeskSetup, SetupError};
 
 use crate::account::{Accounts, InstrumentInfo, Reject};
@@ -202,6 +202,9 @@ pub enum DeskError {
     /// The record names a user the desk does not have.
     #[error("unknown user {0:?}")]
     UnknownUser(String),
+    /// A gateway event record that does not parse.
+    #[error("bad gateway event: {0}")]
+    BadGatewayEvent(crate::record::RecordError),
 }
 
 impl DeskError {
@@ -212,6 +215,7 @@ impl DeskError {
             DeskError::NoDesk => "no_desk",
             DeskError::Setup(_) => "bad_desk_setup",
             DeskError::UnknownUser(_) => "unknown_user",
+            DeskError::BadGatewayEvent(_) => "bad_gateway_event",
         }
     }
 }
@@ -276,7 +280,9 @@ impl Desk {
                 .add_user(u, setup.account_config())
                 .map_err(|e| SetupError::User(u.clone(), e.to_string()))?;
         }
-        let gw = setup.gateway.map(gateway::Gateway::new);
+        let gw = setup
+            .gateway
+            .map(|m| gateway::Gateway::new(m, &setup.users, setup.dry_run));
         Ok(Desk {
             seqs: setup
                 .users
@@ -319,6 +325,19 @@ impl Desk {
             g.handle_frame(now, frame, &mut self.accounts, registry);
         }
         self.drain(now, registry);
+    }
+
+    /// Applies what the io layer did on the order gateway.
+    pub fn handle_gateway_event(&mut self, now: Nanos, ev: GatewayEvent, registry: &Registry) {
+        if let Some(g) = self.gateway.as_mut() {
+            g.handle_event(now, ev, &mut self.accounts, registry);
+        }
+        self.drain(now, registry);
+    }
+
+    /// The venue's rate limits as the gateway last saw them (empty without a gateway).
+    pub fn venue_rate_limits(&self) -> &[gateway::limits::RateLimit] {
+        self.gateway.as_ref().map_or(&[], |g| g.limits().all())
     }
 
     /// The next message or venue order, oldest first.
@@ -373,11 +392,30 @@ impl Desk {
         if let Some(inst) = cmd.instrument() {
             self.ensure_instrument(inst, registry);
         }
+        let places = matches!(
+            cmd,
+            Command::Place { .. } | Command::Oco(_) | Command::Trailing(_)
+        );
+        if places {
+            if let Some(g) = self.gateway.as_mut() {
+                if let Err(why) = g.check_order(now) {
+                    g.rate_limited(&user, &why);
+                    self.refuse(&user, rec.conn, id, E_RISK_REJECTED, &why.to_string());
+                    self.drain(now, registry);
+                    return Ok(());
+                }
+            }
+        }
         let result = self.apply(now, &user, cmd.clone());
         match result {
             Ok(ack) => {
                 self.stats.accepted += 1;
-                let msg = render::ack(&mut self.json, id, &cmd, &ack, now);
+                let mut msg = render::ack(&mut self.json, id, &cmd, &ack, now);
+                if places && self.setup.dry_run && self.gateway.is_some() {
+                    // Said before the order's own events: it is signed and journaled, not sent.
+                    msg.pop();
+                    msg.push_str(",\"dry_run\":true}");
+                }
                 self.push(&user, PrivateChannel::Reply, Some(rec.conn), msg);
                 if let Command::Publish { channel, data } = &cmd {
                     self.stats.published += 1;
@@ -396,6 +434,20 @@ impl Desk {
     }
 
     fn apply(&mut self, now: Nanos, user: &str, cmd: Command) -> Result<render::Ack, Reject> {
+        if let Command::CancelAll { all_users } = cmd {
+            let users: Vec<String> = if all_users {
+                self.setup.users.clone()
+            } else {
+                vec![user.to_owned()]
+            };
+            let mut n = 0;
+            for u in users {
+                if let Some(a) = self.accounts.user_mut(&u) {
+                    n += a.cancel_all(now);
+                }
+            }
+            return Ok(render::Ack::CanceledAll(n));
+        }
         let Some(a) = self.accounts.user_mut(user) else {
             // Checked by the caller; a publish needs no account anyway.
             return Ok(render::Ack::Published);
@@ -422,6 +474,7 @@ impl Desk {
                 a.cancel_advanced(now, id)?;
                 render::Ack::Canceled
             }
+            Command::CancelAll { .. } => render::Ack::CanceledAll(0),
             Command::Publish { .. } => render::Ack::Published,
         })
     }
@@ -462,8 +515,63 @@ impl Desk {
         self.drain(now, registry);
     }
 
-    /// Renders every pending account event onto its user's channel.
+    /// Renders every pending account event onto its user's channel, and the gateway's
+    /// queries and notes, until neither has more.
     fn drain(&mut self, now: Nanos, registry: &Registry) {
+        loop {
+            self.drain_accounts(now, registry);
+            let Some(g) = self.gateway.as_mut() else {
+                return;
+            };
+            let reqs: Vec<(String, String)> = g.requests.drain(..).collect();
+            let notes: Vec<gateway::Note> = g.notes.drain(..).collect();
+            if reqs.is_empty() && notes.is_empty() {
+                return;
+            }
+            for (user, json) in reqs {
+                self.out.push_back(DeskOutput::VenueOrder { user, json });
+            }
+            for n in notes {
+                self.note(now, n, registry);
+            }
+        }
+    }
+
+    /// Renders one gateway note for its user.
+    fn note(&mut self, now: Nanos, n: gateway::Note, registry: &Registry) {
+        match n {
+            gateway::Note::RateAlert { user, message } => {
+                let alert = crate::account::AccountEvent::Risk(crate::account::RiskAlert {
+                    kind: crate::account::RiskKind::VenueRateLimit,
+                    severity: crate::account::Severity::Critical,
+                    message,
+                    limit: crate::fixed::Decimal {
+                        mantissa: 0,
+                        scale: 0,
+                    },
+                    current: crate::fixed::Decimal {
+                        mantissa: 0,
+                        scale: 0,
+                    },
+                    instrument: None,
+                    at: now,
+                });
+                self.stats.risk_alerts += 1;
+                let seq = self.next_seq(&user, PrivateChannel::RiskAlerts);
+                let json = render::event(&mut self.json, &alert, seq, now, registry);
+                self.push(&user, PrivateChannel::RiskAlerts, None, json);
+            }
+            gateway::Note::VenueError { ref user, .. }
+            | gateway::Note::Reconciled { ref user, .. } => {
+                let user = user.clone();
+                let seq = self.next_seq(&user, PrivateChannel::Orders);
+                let json = render::gateway_note(&mut self.json, &n, seq, now);
+                self.push(&user, PrivateChannel::Orders, None, json);
+            }
+        }
+    }
+
+    fn drain_accounts(&mut self, now: Nanos, registry: &Registry) {
         while let Some((user, ev)) = self.accounts.poll_event() {
             let user = user.as_str().to_owned();
             if let crate::account::AccountEvent::Command(cmd) = &ev {
@@ -494,11 +602,21 @@ impl Desk {
         let Some(g) = self.gateway.as_mut() else {
             return;
         };
-        match g.request(&mut self.json, user, cmd, registry) {
-            Ok(json) => self.out.push_back(DeskOutput::VenueOrder {
-                user: user.to_owned(),
-                json,
-            }),
+        match g.request(now, &mut self.json, user, cmd, registry) {
+            Ok((json, dry_run)) => {
+                self.out.push_back(DeskOutput::VenueOrder {
+                    user: user.to_owned(),
+                    json,
+                });
+                if dry_run {
+                    // Signed and journaled by the io layer, never sent: the order ends here.
+                    if let crate::account::OrderCommand::Place(o) = cmd {
+                        if let Some(a) = self.accounts.user_mut(user) {
+                            let _ = a.order_rejected(now, &o.client_order_id);
+                        }
+                    }
+                }
+            }
             Err(_) => {
                 if let Some(a) = self.accounts.user_mut(user) {
                     let _ = match cmd {

@@ -23,6 +23,8 @@ pub(super) enum Ack {
     Canceled,
     /// A message was broadcast.
     Published,
+    /// `cancel_all`: this many cancels were sent.
+    CanceledAll(usize),
 }
 
 /// The channel an account event goes to; `None` for gateway commands (not for clients).
@@ -114,6 +116,10 @@ pub(super) fn ack(
         Ack::Advanced(a) => {
             j.raw(",\"advanced_id\":");
             j.string(&a.to_string());
+        }
+        Ack::CanceledAll(n) => {
+            j.raw(",\"canceled\":");
+            j.u64(*n as u64);
         }
         Ack::Canceled | Ack::Published => {}
     }
@@ -462,5 +468,84 @@ pub(super) fn portfolio_snapshot(
     j.raw(",\"balances\":");
     array(j, a.balances().iter(), balance);
     j.raw("}}");
+    j.as_str().to_owned()
+}
+
+/// A gateway note on the user's `orders` channel: a venue error naming the Binance code, or
+/// a reconciliation's outcome.
+pub(super) fn gateway_note(
+    j: &mut JsonBuf,
+    n: &super::gateway::Note,
+    seq: u64,
+    now: Nanos,
+) -> String {
+    use super::gateway::Note;
+    head(j, PrivateChannel::Orders, seq, now);
+    match n {
+        Note::VenueError {
+            client_order_id,
+            method,
+            status,
+            code,
+            msg,
+            ..
+        } => {
+            j.raw("{\"event\":\"venue_error\",\"method\":\"");
+            j.raw(method);
+            j.raw("\"");
+            if let Some(id) = client_order_id {
+                j.raw(",\"client_order_id\":");
+                j.string(id.as_str());
+            }
+            j.raw(",\"status\":");
+            j.u64(*status);
+            j.raw(",\"code\":");
+            j.raw(&code.to_string());
+            j.raw(",\"error\":\"");
+            j.raw(super::gateway::venue_errors::name(*code));
+            j.raw("\",\"message\":");
+            j.string(msg);
+            j.raw("}}");
+        }
+        Note::Reconciled {
+            trigger,
+            changes,
+            open_at_venue,
+            ..
+        } => {
+            j.raw("{\"event\":\"reconciled\",\"trigger\":\"");
+            j.raw(trigger.as_str());
+            j.raw("\",\"open_at_venue\":");
+            j.u64(*open_at_venue as u64);
+            let list = |j: &mut JsonBuf, k: &str, ids: &[crate::account::ClientOrderId]| {
+                j.raw(",\"");
+                j.raw(k);
+                j.raw("\":[");
+                for (i, id) in ids.iter().enumerate() {
+                    if i > 0 {
+                        j.raw(",");
+                    }
+                    j.string(id.as_str());
+                }
+                j.raw("]");
+            };
+            list(j, "adopted", &changes.adopted);
+            list(j, "filled", &changes.filled);
+            list(j, "still_open", &changes.still_open);
+            j.raw(",\"closed\":[");
+            for (i, (id, st)) in changes.closed.iter().enumerate() {
+                if i > 0 {
+                    j.raw(",");
+                }
+                j.raw("{\"client_order_id\":");
+                j.string(id.as_str());
+                j.raw(",\"status\":\"");
+                j.raw(st.as_str());
+                j.raw("\"}");
+            }
+            j.raw("]}}");
+        }
+        Note::RateAlert { .. } => j.raw("{}}"),
+    }
     j.as_str().to_owned()
 }

@@ -68,6 +68,9 @@ pub struct DeskSetup {
     /// Where orders go: `None` = the paper venue inside the engine; `Some(market)` = an
     /// external venue's WebSocket order API (its user data decoded as that market's).
     pub gateway: Option<Market>,
+    /// External gateway only: orders are risk-checked, signed and journaled but never
+    /// written to the venue; each ends `rejected` at once, and the reply says `dry_run`.
+    pub dry_run: bool,
 }
 
 impl Default for DeskSetup {
@@ -86,6 +89,7 @@ impl Default for DeskSetup {
             max_orders_per_sec: None,
             max_drawdown: None,
             gateway: None,
+            dry_run: false,
         }
     }
 }
@@ -163,6 +167,13 @@ impl DeskSetup {
                         Market::parse(m)
                             .ok_or_else(|| bad("must be paper, spot, usdm or coinm"))?,
                     ),
+                }
+            }
+            "dry_run" => {
+                s.dry_run = match v {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(bad("must be 0 or 1")),
                 }
             }
             "mark" => {

@@ -63,6 +63,7 @@ fn setup_round_trips_and_names_bad_keys() {
         max_orders_per_sec: Some(3),
         max_drawdown: Some(crate::account::Money::parse(b"50").unwrap()),
         gateway: Some(Market::CoinM),
+        dry_run: true,
     };
     assert_eq!(DeskSetup::parse(s.to_payload().as_bytes()).unwrap(), s);
     for (text, needle) in [

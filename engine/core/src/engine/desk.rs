@@ -60,6 +60,19 @@ impl Engine {
         Ok(())
     }
 
+    /// What the io layer did on the order gateway (see [`crate::desk::GatewayEvent`]).
+    pub(super) fn handle_gateway_event(&mut self, now: Nanos, payload: &[u8]) -> Result<(), Error> {
+        let ev = crate::record::parse_gateway(payload)
+            .map_err(|e| Error::Desk(DeskError::BadGatewayEvent(e)))?;
+        let desk = self
+            .desk
+            .as_deref_mut()
+            .ok_or(Error::Desk(DeskError::NoDesk))?;
+        desk.handle_gateway_event(now, ev, &self.registry);
+        self.flush_desk(now);
+        Ok(())
+    }
+
     fn flush_desk(&mut self, now: Nanos) {
         while let Some(m) = self.desk.as_deref_mut().and_then(Desk::poll_output) {
             match m {

@@ -198,6 +198,7 @@ impl Engine {
             RecordKind::DeskSetup => self.handle_desk_setup(payload),
             RecordKind::Client => self.handle_client(now, payload),
             RecordKind::GatewayFrame => self.handle_gateway_frame(now, payload),
+            RecordKind::GatewayEvent => self.handle_gateway_event(now, payload),
         };
         if let Err(e) = &res {
             self.reject(now, e);

@@ -43,7 +43,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use crate::account::MarkSource;
-use crate::desk::{ClientOp, ClientRecord, DeskError, DeskSetup, SetupError};
+use crate::desk::{ClientOp, ClientRecord, DeskError, DeskSetup, GatewayEvent, SetupError};
 use crate::fixed::MAX_SCALE;
 use crate::input::{SourceDef, SourceDefError};
 use crate::instrument::Market;
@@ -60,6 +60,8 @@ pub const TYPE_LINK: &str = "link";
 pub const TYPE_DESK: &str = "desk";
 /// The `type` of a client record (record kind 6).
 pub const TYPE_CLIENT: &str = "client";
+/// The `type` of a gateway event (record kind 8).
+pub const TYPE_GATEWAY: &str = "gateway";
 
 /// Why a version 2 record could not be read: the syntax and the types of its fields.
 /// (What a well-typed value means is checked by the record's own type, with its own error.)
@@ -485,6 +487,7 @@ pub fn encode_desk(s: &DeskSetup) -> String {
             "max_drawdown",
             s.max_drawdown.map(|m| m.to_string()).as_deref(),
         )
+        .opt_num("dry_run", s.dry_run.then_some(1))
         .finish()
 }
 
@@ -526,13 +529,66 @@ pub fn parse_desk(payload: &[u8]) -> Result<DeskSetup, SetupError> {
             s.set_field(k, &v)?;
         }
     }
-    for k in ["max_open_orders", "max_orders_per_sec"] {
+    for k in ["max_open_orders", "max_orders_per_sec", "dry_run"] {
         if let Some(v) = f.opt_u64(k)? {
             s.set_field(k, &v.to_string())?;
         }
     }
     f.finish()?;
     Ok(s)
+}
+
+// ---------------------------------------------------------------------------------------
+// Gateway events (kind 8)
+
+/// The payload of a gateway event.
+pub fn encode_gateway(ev: &GatewayEvent) -> String {
+    let h = Header::new(TYPE_GATEWAY);
+    match ev {
+        GatewayEvent::Up => h.str("event", "up"),
+        GatewayEvent::Ready => h.str("event", "ready"),
+        GatewayEvent::Down { reason } => h
+            .str("event", "down")
+            .str("reason", &one_line(reason, MAX_REASON_BYTES)),
+        GatewayEvent::Sent { request, dry_run } => {
+            let h = h.str("event", "sent").str("request", request);
+            if *dry_run {
+                h.num("dry_run", 1)
+            } else {
+                h
+            }
+        }
+        GatewayEvent::Timeout { id } => h.str("event", "timeout").num("id", id),
+    }
+    .finish()
+}
+
+/// Parses a gateway event (version 2 only: the kind is younger than version 2).
+///
+/// # Errors
+/// [`RecordError`] for anything but a well-formed gateway event.
+pub fn parse_gateway(payload: &[u8]) -> Result<GatewayEvent, RecordError> {
+    let (mut f, _) = header(payload, TYPE_GATEWAY)?;
+    let ev = match f.string("event")?.as_str() {
+        "up" => GatewayEvent::Up,
+        "ready" => GatewayEvent::Ready,
+        "down" => GatewayEvent::Down {
+            reason: one_line(&f.string("reason")?, MAX_REASON_BYTES),
+        },
+        "sent" => GatewayEvent::Sent {
+            request: f.string("request")?,
+            dry_run: f.opt_u64("dry_run")?.is_some_and(|v| v == 1),
+        },
+        "timeout" => GatewayEvent::Timeout { id: f.u64("id")? },
+        _ => {
+            return Err(RecordError::Field {
+                field: "event",
+                expected: "up, ready, down, sent or timeout",
+            })
+        }
+    };
+    f.finish()?;
+    Ok(ev)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ fn desk() -> DeskSetup {
         max_orders_per_sec: Some(10),
         max_drawdown: Some(Money::parse(b"5000.25").unwrap()),
         gateway: Some(Market::UsdM),
+        dry_run: false,
     }
 }
 
@@ -493,6 +494,7 @@ fn desk_setup() -> impl Strategy<Value = DeskSetup> {
                 max_drawdown: lim.3.map(Money),
                 max_open_orders: lim.4,
                 max_orders_per_sec: lim.5,
+                dry_run: gateway.is_some() && mk % 2 == 0,
                 gateway,
             },
         )

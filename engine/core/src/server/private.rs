@@ -459,6 +459,7 @@ impl Hub {
     ) {
         let role = match kind {
             PrivateKind::Order => Role::Trader,
+            PrivateKind::AdminOrder => Role::Admin,
             PrivateKind::Publish => Role::Publisher,
             _ => Role::Viewer,
         };
@@ -470,14 +471,16 @@ impl Hub {
         };
         let conn = self.sessions.conn(idx).id;
         let what = match kind {
-            PrivateKind::Order | PrivateKind::Publish if self.journal_fault.is_some() => {
+            PrivateKind::Order | PrivateKind::AdminOrder | PrivateKind::Publish
+                if self.journal_fault.is_some() =>
+            {
                 let why = self.journal_fault.as_deref().unwrap_or_default();
                 let msg = format!(
                     "journal unavailable: tape takes no order until it can journal it ({why})"
                 );
                 return self.fail(idx, id, E_JOURNAL_UNAVAILABLE, &msg);
             }
-            PrivateKind::Order | PrivateKind::Publish => {
+            PrivateKind::Order | PrivateKind::AdminOrder | PrivateKind::Publish => {
                 self.sessions.clear_errors(idx);
                 return self
                     .private

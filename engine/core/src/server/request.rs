@@ -54,6 +54,8 @@ pub(crate) enum Request {
 pub(crate) enum PrivateKind {
     /// `place_order`, `place_oco`, `place_trailing`, `cancel_order` (role `trader`).
     Order,
+    /// `cancel_all` with `"all_users":true` (role `admin`).
+    AdminOrder,
     /// `publish` (role `publisher`).
     Publish,
     /// `get_orders`.
@@ -218,6 +220,11 @@ fn parse_request(o: Obj<'_>, registry: &Registry) -> Result<Request, ReqError> {
         "place_order" | "place_oco" | "place_trailing" | "cancel_order" => {
             Ok(Request::Private(PrivateKind::Order))
         }
+        "cancel_all" => match o.get("all_users").map(|v| v.as_bool()) {
+            None | Some(Some(false)) => Ok(Request::Private(PrivateKind::Order)),
+            Some(Some(true)) => Ok(Request::Private(PrivateKind::AdminOrder)),
+            Some(None) => Err(invalid("\"all_users\" must be true or false".to_owned())),
+        },
         "publish" => Ok(Request::Private(PrivateKind::Publish)),
         "get_orders" => Ok(Request::Private(PrivateKind::GetOrders)),
         "get_positions" => Ok(Request::Private(PrivateKind::GetPositions)),
