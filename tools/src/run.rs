@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use tape_core::engine::EngineConfig;
 use tape_core::instrument::Market;
 use tape_core::server::HubConfig;
-use tape_node::live::{client_tls_config, LiveConfig, VenueSpec};
+use tape_node::live::{client_tls_config, GatewayOptions, LiveConfig, VenueSpec};
 use tape_node::net::{load_tls_config, NetConfig};
 use tape_node::node::{FeedSource, IdleStrategy, Node, NodeConfig};
 
@@ -142,7 +142,49 @@ pub fn live_config(
             && cfg.desk.gateway != "paper"
             && !cfg.desk.gateway_url.is_empty())
         .then(|| cfg.desk.gateway_url.clone()),
+        gateway: gateway_options(cfg)?,
     })
+}
+
+/// The order gateway's settings and credentials (`[desk]`).
+pub fn gateway_options(cfg: &Config) -> anyhow::Result<GatewayOptions> {
+    let d = &cfg.desk;
+    let ms = |v: u64| v.saturating_mul(1_000_000);
+    let market = tape_core::instrument::Market::parse(&d.gateway);
+    let credentials = if market.is_some() && !cfg.users.is_empty() {
+        crate::config::credentials::load(d)?
+    } else {
+        None
+    };
+    let user_data_url = if d.user_data_url.is_empty() {
+        derive_user_data_url(&d.gateway_url)
+    } else {
+        Some(d.user_data_url.clone())
+    };
+    Ok(GatewayOptions {
+        market,
+        credentials,
+        recv_window_ms: (d.recv_window_ms > 0).then_some(d.recv_window_ms),
+        time_sync_ns: ms(d.time_sync_ms),
+        request_timeout_ns: ms(d.request_timeout_ms),
+        user_data_url,
+        listen_key_ping_ns: ms(d.listen_key_ping_ms),
+        dry_run: d.dry_run()?,
+        cancel_on_shutdown: d.cancel_on_shutdown,
+    })
+}
+
+/// Binance's futures user-data stream for its WebSocket API hosts: the listenKey is read
+/// on the routed `/private` endpoint of the market-data host.
+pub fn derive_user_data_url(gateway_url: &str) -> Option<String> {
+    let host = gateway_url
+        .strip_prefix("wss://")?
+        .split(['/', ':'])
+        .next()?;
+    match host {
+        "ws-fapi.binance.com" => Some("wss://fstream.binance.com/private/ws".into()),
+        _ => None,
+    }
 }
 
 /// The `[[venue]]`s as the engine takes them.

@@ -49,6 +49,9 @@ impl Config {
             ("taker_fee_bps", d.taker_fee_bps.to_string()),
             ("gateway", d.gateway.clone()),
         ]);
+        if d.gateway != "paper" && d.dry_run()? {
+            fields.push(("dry_run", "true".into()));
+        }
         for (k, v) in [
             ("max_order_qty", &d.max_order_qty),
             ("max_order_notional", &d.max_order_notional),

@@ -5,6 +5,7 @@
 //! validation live in `validate`, turning the file into what the node and core take (desk
 //! setup, auth config, the feed it resolves to) in `convert`.
 
+pub mod credentials;
 mod convert;
 mod validate;
 
@@ -143,6 +144,44 @@ pub struct DeskSection {
     pub gateway: String,
     /// That venue's WebSocket order API URL; empty = the in-process simulator's.
     pub gateway_url: String,
+    /// Environment variable holding the API key.
+    pub api_key_env: String,
+    /// File holding the API key.
+    pub api_key_file: String,
+    /// PEM file of the Ed25519 private key (unencrypted PKCS#8).
+    pub ed25519_key_file: String,
+    /// Environment variable holding the HMAC secret.
+    pub hmac_secret_env: String,
+    /// File holding the HMAC secret.
+    pub hmac_secret_file: String,
+    /// `recvWindow` of signed requests, ms (0 = the venue's default).
+    pub recv_window_ms: u64,
+    /// How often the venue's clock offset is measured again, ms (0 = only at connect).
+    pub time_sync_ms: u64,
+    /// A request the venue has not answered after this long is reconciled, ms.
+    pub request_timeout_ms: u64,
+    /// Futures: the user-data stream the listenKey is appended to; empty = derived from
+    /// the gateway URL for Binance's hosts and the simulator.
+    pub user_data_url: String,
+    /// Futures: how often the listenKey is kept alive, ms.
+    pub listen_key_ping_ms: u64,
+    /// `auto`, `true` or `false`: orders are risk-checked, signed and journaled, not sent.
+    /// `auto` is true with a `gateway_url` (a real venue) and false for the simulator.
+    pub dry_run: String,
+    /// On shutdown, cancel every open order first.
+    pub cancel_on_shutdown: bool,
+}
+
+impl DeskSection {
+    /// Whether orders are only signed and journaled (`dry_run`, `auto` resolved).
+    pub fn dry_run(&self) -> anyhow::Result<bool> {
+        match self.dry_run.as_str() {
+            "auto" => Ok(!self.gateway_url.is_empty()),
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => anyhow::bail!("desk.dry_run must be \"auto\", \"true\" or \"false\", not {other:?}"),
+        }
+    }
 }
 
 impl Default for DeskSection {
@@ -160,6 +199,18 @@ impl Default for DeskSection {
             max_drawdown: String::new(),
             gateway: "paper".into(),
             gateway_url: String::new(),
+            api_key_env: String::new(),
+            api_key_file: String::new(),
+            ed25519_key_file: String::new(),
+            hmac_secret_env: String::new(),
+            hmac_secret_file: String::new(),
+            recv_window_ms: 5000,
+            time_sync_ms: 600_000,
+            request_timeout_ms: 10_000,
+            user_data_url: String::new(),
+            listen_key_ping_ms: 1_800_000,
+            dry_run: "auto".into(),
+            cancel_on_shutdown: true,
         }
     }
 }

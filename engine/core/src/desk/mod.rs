@@ -329,6 +329,13 @@ impl Desk {
 
     /// Applies what the io layer did on the order gateway.
     pub fn handle_gateway_event(&mut self, now: Nanos, ev: GatewayEvent, registry: &Registry) {
+        if ev == GatewayEvent::Shutdown && self.gateway.is_some() {
+            for u in self.setup.users.clone() {
+                if let Some(a) = self.accounts.user_mut(&u) {
+                    a.cancel_all(now);
+                }
+            }
+        }
         if let Some(g) = self.gateway.as_mut() {
             g.handle_event(now, ev, &mut self.accounts, registry);
         }

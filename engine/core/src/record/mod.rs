@@ -547,6 +547,7 @@ pub fn encode_gateway(ev: &GatewayEvent) -> String {
     match ev {
         GatewayEvent::Up => h.str("event", "up"),
         GatewayEvent::Ready => h.str("event", "ready"),
+        GatewayEvent::Shutdown => h.str("event", "shutdown"),
         GatewayEvent::Down { reason } => h
             .str("event", "down")
             .str("reason", &one_line(reason, MAX_REASON_BYTES)),
@@ -572,6 +573,7 @@ pub fn parse_gateway(payload: &[u8]) -> Result<GatewayEvent, RecordError> {
     let ev = match f.string("event")?.as_str() {
         "up" => GatewayEvent::Up,
         "ready" => GatewayEvent::Ready,
+        "shutdown" => GatewayEvent::Shutdown,
         "down" => GatewayEvent::Down {
             reason: one_line(&f.string("reason")?, MAX_REASON_BYTES),
         },
@@ -583,7 +585,7 @@ pub fn parse_gateway(payload: &[u8]) -> Result<GatewayEvent, RecordError> {
         _ => {
             return Err(RecordError::Field {
                 field: "event",
-                expected: "up, ready, down, sent or timeout",
+                expected: "up, ready, down, sent, shutdown or timeout",
             })
         }
     };

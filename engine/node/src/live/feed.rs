@@ -256,6 +256,7 @@ impl LiveFeed {
                         cfg.reconnect_max_ns,
                         cfg.jitter_seed.wrapping_add(u64::from(u32::MAX)),
                     ),
+                    cfg.gateway.clone(),
                 )
                 .map_err(|e| std::io::Error::other(format!("gateway_url: {e}")))?,
             ),
@@ -332,7 +333,14 @@ impl LiveFeed {
         token
             .0
             .checked_sub(self.first_token)
-            .is_some_and(|off| off <= self.venues.len() + usize::from(self.gateway.is_some()))
+            .is_some_and(|off| {
+                off <= self.venues.len()
+                    + if self.gateway.is_some() {
+                        OrderGateway::TOKENS
+                    } else {
+                        0
+                    }
+            })
     }
 
     /// Handles a readiness event for a token this feed [`owns`](Self::owns).
@@ -350,7 +358,7 @@ impl LiveFeed {
             }
             if let Some(g) = self.gateway.as_mut() {
                 let waker = self.waker.clone();
-                g.progress(registry, clock, &mut self.queue, move || {
+                g.progress(registry, None, clock, &mut self.queue, move || {
                     let _ = waker.wake();
                 });
             }
@@ -359,7 +367,7 @@ impl LiveFeed {
             self.progress(off - 1, registry, clock);
         } else if let Some(g) = self.gateway.as_mut() {
             let waker = self.waker.clone();
-            g.progress(registry, clock, &mut self.queue, move || {
+            g.progress(registry, Some(token), clock, &mut self.queue, move || {
                 let _ = waker.wake();
             });
         }
@@ -376,6 +384,21 @@ impl LiveFeed {
                 }
             }
         }
+    }
+
+    /// Stopping: with `cancel_on_shutdown` and a ready gateway, the desk is told to cancel
+    /// every order (a journaled `shutdown` gateway event); true when there is something to
+    /// wait for.
+    pub fn begin_stop(&mut self, now: u64) -> bool {
+        match self.gateway.as_mut() {
+            Some(g) => g.begin_stop(now, &mut self.queue),
+            None => false,
+        }
+    }
+
+    /// The cancels of [`LiveFeed::begin_stop`] are answered (or the gateway is gone).
+    pub fn stop_drained(&self) -> bool {
+        self.gateway.as_ref().is_none_or(|g| g.outstanding() == 0 || !g.io().connected)
     }
 
     /// io figures of the order gateway, if there is one.

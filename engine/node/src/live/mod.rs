@@ -41,7 +41,7 @@ mod ws;
 
 pub use dial::{ClientWs, Dial, DialError, DialStep, DialTarget, Stream as ClientStream};
 pub use feed::{LiveConfig, LiveFeed, LiveRecord, VenueIo, VenueSpec};
-pub use gateway::GatewayIo;
+pub use gateway::{Credentials, GatewayIo, GatewayOptions};
 pub use handshake::{
     ClientHandshake, HandshakeError, MAX_RESPONSE_HEAD_BYTES as MAX_WS_RESPONSE_HEAD_BYTES,
 };

@@ -73,6 +73,8 @@ pub struct LiveConfig {
     pub jitter_seed: u64,
     /// The venue's WebSocket order API (`wss://.../ws-fapi/v1`), when orders go to a venue.
     pub gateway_url: Option<String>,
+    /// The order gateway's credentials and session settings.
+    pub gateway: super::gateway::GatewayOptions,
 }
 
 impl std::fmt::Debug for LiveConfig {

@@ -86,6 +86,18 @@ pub trait Feed {
         0
     }
 
+    /// The node was asked to stop: true when the feed has work to finish first (the order
+    /// gateway's `cancel_on_shutdown`); the node keeps running until
+    /// [`Feed::stop_drained`] or a grace period, then calls [`Feed::close`].
+    fn begin_stop(&mut self, _now: u64) -> bool {
+        false
+    }
+
+    /// The work [`Feed::begin_stop`] started is done.
+    fn stop_drained(&self) -> bool {
+        true
+    }
+
     /// Whether the feed can hold its records while the node cannot journal them (a journal
     /// being replayed can; a live venue cannot: its records are read as they come).
     fn can_wait(&self) -> bool {
@@ -162,6 +174,14 @@ impl Feed for LiveFeed {
     fn close(&mut self, registry: &Registry, clock: &WallClock) {
         // The venues' `down` records are journaled and applied like any other.
         self.close_all(registry, &mut || clock.now());
+    }
+
+    fn begin_stop(&mut self, now: u64) -> bool {
+        LiveFeed::begin_stop(self, now)
+    }
+
+    fn stop_drained(&self) -> bool {
+        LiveFeed::stop_drained(self)
     }
 
     fn venue_io(&self) -> Vec<VenueIo> {

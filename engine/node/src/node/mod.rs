@@ -128,6 +128,8 @@ const TIMER_PERIOD_NS: u64 = 50_000_000;
 /// Longest a blocking poll sleeps, so timers and the stop flag are checked.
 const MAX_BLOCK_NS: u64 = 100_000_000;
 
+/// How long shutdown waits for the venue to answer the cancels of `cancel_on_shutdown`.
+const CANCEL_GRACE_NS: u64 = 3_000_000_000;
 /// How long shutdown waits for clients to complete their close handshakes.
 const SHUTDOWN_GRACE_NS: u64 = 2_000_000_000;
 
@@ -336,11 +338,28 @@ impl Node {
         let mut next_feed: u64 = 0;
         let mut feed_finished = false;
         let mut stopping_since: Option<u64> = None;
+        let mut draining_since: Option<u64> = None;
         self.feed_desk_setup()?;
         self.feed.start(self.poll.registry(), &self.clock);
         loop {
             let now = self.clock.now();
-            if stop.load(Ordering::Relaxed) && stopping_since.is_none() {
+            if stop.load(Ordering::Relaxed) && stopping_since.is_none() && draining_since.is_none()
+            {
+                // `cancel_on_shutdown`: the desk cancels every order first (journaled like
+                // any record); the feed keeps running until the venue answered them.
+                if self.feed.begin_stop(now) {
+                    draining_since = Some(now);
+                    self.pump(usize::MAX)?;
+                }
+            }
+            let drained = draining_since.is_some_and(|d| {
+                self.feed.stop_drained() || now.saturating_sub(d) > CANCEL_GRACE_NS
+            });
+            if stop.load(Ordering::Relaxed)
+                && stopping_since.is_none()
+                && (draining_since.is_none() || drained)
+            {
+                draining_since = None;
                 if let Some(net) = &mut self.pipe.net {
                     net.shutdown(self.poll.registry());
                 }

@@ -298,6 +298,24 @@ impl Node {
                     "sent": io.as_ref().map(|i| i.sent),
                     "failed": io.as_ref().map(|i| i.failed),
                     "last_down": io.as_ref().map(|i| i.last_down.clone()),
+                    "signing": io.as_ref().map(|i| i.signing),
+                    "logged_on": io.as_ref().map(|i| i.logged_on),
+                    "ready": io.as_ref().map(|i| i.ready),
+                    "clock_offset_ms": io.as_ref().and_then(|i| i.clock_offset_ms),
+                    "clock_rtt_us": io.as_ref().and_then(|i| i.clock_rtt_us),
+                    "listen_keys": io.as_ref().map(|i| i.listen_keys),
+                    "timeouts": io.as_ref().map(|i| i.timeouts),
+                    "dry_run": d.setup().dry_run,
+                    "dry_run_orders": g.dry_run,
+                    "reconciliations": g.reconciliations,
+                    "reconciled_orders": g.reconciled_orders,
+                    "rate_limited": g.rate_limited,
+                    "rate_limits": d.venue_rate_limits().iter().map(|l| json!({
+                        "type": l.kind.as_str(),
+                        "window_ms": l.window_ms,
+                        "limit": l.limit,
+                        "count": l.count,
+                    })).collect::<Vec<_>>(),
                 })
             }
         };

@@ -25,6 +25,9 @@ pub enum GatewayEvent {
         /// Not written (dry run).
         dry_run: bool,
     },
+    /// The node is stopping with `cancel_on_shutdown`: every user's live orders are
+    /// cancelled (the io layer waits, bounded, for the answers before it closes).
+    Shutdown,
     /// A request the venue did not answer within the configured timeout: the desk resolves
     /// it by asking the venue, as after a reconnect.
     Timeout {

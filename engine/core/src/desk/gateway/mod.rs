@@ -335,7 +335,7 @@ impl Gateway {
         registry: &Registry,
     ) {
         match ev {
-            GatewayEvent::Up | GatewayEvent::Sent { .. } => {}
+            GatewayEvent::Up | GatewayEvent::Sent { .. } | GatewayEvent::Shutdown => {}
             GatewayEvent::Ready => {
                 self.stats.ready += 1;
                 self.reconcile(Trigger::Connect, accounts, registry);
