@@ -29,7 +29,9 @@ fn secret(what: &str, file: &str, env: &str) -> Result<Option<Zeroizing<String>>
             Ok(Some(Zeroizing::new(v.to_owned())))
         }
         (true, false) => {
-            let v = std::env::var(env).map_err(|_| anyhow!("desk.{what}_env: the environment variable {env} is not set"))?;
+            let v = std::env::var(env).map_err(|_| {
+                anyhow!("desk.{what}_env: the environment variable {env} is not set")
+            })?;
             let v = Zeroizing::new(v);
             if v.trim().is_empty() {
                 bail!("desk.{what}_env: the environment variable {env} is empty");
@@ -61,7 +63,9 @@ pub fn load(d: &DeskSection) -> Result<Option<Arc<Credentials>>> {
     };
     let signer = match (ed, hmac) {
         (None, None) => None,
-        (Some(_), Some(_)) => bail!("desk.ed25519_key_file and an HMAC secret are both set: use one"),
+        (Some(_), Some(_)) => {
+            bail!("desk.ed25519_key_file and an HMAC secret are both set: use one")
+        }
         (Some(k), None) => Some(Signer::Ed25519(k)),
         (None, Some(s)) => Some(Signer::Hmac(HmacKey::new(s.as_bytes()))),
     };

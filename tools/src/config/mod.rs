@@ -5,8 +5,8 @@
 //! validation live in `validate`, turning the file into what the node and core take (desk
 //! setup, auth config, the feed it resolves to) in `convert`.
 
-pub mod credentials;
 mod convert;
+pub mod credentials;
 mod validate;
 
 #[cfg(test)]
@@ -179,7 +179,9 @@ impl DeskSection {
             "auto" => Ok(!self.gateway_url.is_empty()),
             "true" => Ok(true),
             "false" => Ok(false),
-            other => anyhow::bail!("desk.dry_run must be \"auto\", \"true\" or \"false\", not {other:?}"),
+            other => {
+                anyhow::bail!("desk.dry_run must be \"auto\", \"true\" or \"false\", not {other:?}")
+            }
         }
     }
 }

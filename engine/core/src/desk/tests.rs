@@ -353,3 +353,410 @@ fn external_gateway_requests_reports_and_rejections() {
     assert_eq!(c["method"], "order.cancel");
     assert_eq!(c["params"]["origClientOrderId"], "tg3");
 }
+
+// ---------------------------------------------------------------------------------------
+// Gateway sessions: reconciliation, rate limits, dry run, cancel_all
+
+fn gw_event(e: &mut Engine, at: u64, ev: crate::desk::GatewayEvent) -> Vec<PrivateMsg> {
+    e.handle_record(
+        Nanos(at),
+        SourceId(crate::input::GATEWAY_SOURCE),
+        RecordKind::GatewayEvent,
+        ev.to_payload().as_bytes(),
+    )
+    .unwrap();
+    drain(e)
+}
+
+/// A frame from the venue at time `at` (ns), and what the desk says and asks after it.
+fn venue_at(e: &mut Engine, at: u64, frame: &str) -> (Vec<PrivateMsg>, Vec<(String, String)>) {
+    e.handle_record(
+        Nanos(at),
+        SourceId(crate::input::GATEWAY_SOURCE),
+        RecordKind::GatewayFrame,
+        frame.as_bytes(),
+    )
+    .unwrap();
+    let out = drain(e);
+    (out, venue_orders(e))
+}
+
+fn ids_of(reqs: &[(String, String)]) -> Vec<(u64, String)> {
+    reqs.iter()
+        .map(|(_, j)| {
+            let v: serde_json::Value = serde_json::from_str(j).unwrap();
+            (
+                v["id"].as_u64().unwrap(),
+                v["method"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+const LIMIT_ORDER: &str = r#"{"type":"place_order","symbol":"BTCUSDT","side":"buy","order_type":"limit","price":"61000.00","qty":"0.010","client_order_id":"mine"}"#;
+
+fn open_order(c: &str, status: &str, executed: &str) -> String {
+    format!(
+        r#"{{"symbol":"BTCUSDT","orderId":77,"clientOrderId":"{c}","price":"61000.00","avgPrice":"61000.00","origQty":"0.010","executedQty":"{executed}","cumQuote":"0","status":"{status}","timeInForce":"GTC","type":"LIMIT","side":"BUY","stopPrice":"0","reduceOnly":false,"positionSide":"BOTH","time":5,"updateTime":6}}"#
+    )
+}
+
+#[test]
+fn an_order_accepted_before_a_drop_is_adopted_by_the_reconciliation() {
+    let mut e = gateway_engine();
+    as_user(&mut e, "alice", LIMIT_ORDER);
+    assert_eq!(req(&mut e, "alice")["params"]["newClientOrderId"], "tg1");
+    // The connection drops before the answer: the order is in doubt, not rejected.
+    let out = gw_event(
+        &mut e,
+        10,
+        crate::desk::GatewayEvent::Down {
+            reason: "reset".into(),
+        },
+    );
+    assert!(out.iter().all(|m| !m.json.contains("rejected")), "{out:?}");
+    // Ready again: the desk asks for open orders and the account.
+    gw_event(&mut e, 20, crate::desk::GatewayEvent::Ready);
+    let asked = ids_of(&venue_orders(&mut e));
+    let methods: Vec<&str> = asked.iter().map(|(_, m)| m.as_str()).collect();
+    assert_eq!(
+        methods,
+        ["openOrders.status", "account.balance", "account.position"]
+    );
+    // The venue has it, resting: adopted.
+    let (out, more) = venue_at(
+        &mut e,
+        30,
+        &format!(
+            r#"{{"id":{},"status":200,"result":[{}]}}"#,
+            asked[0].0,
+            open_order("tg1", "NEW", "0")
+        ),
+    );
+    assert!(more.is_empty(), "{more:?}");
+    assert!(
+        out.iter().any(|m| m.user == "alice"
+            && m.json.contains("\"client_order_id\":\"mine\"")
+            && m.json.contains("\"status\":\"new\"")),
+        "{out:?}"
+    );
+    // The account answers end the round: one `reconciled` message for alice.
+    venue_at(
+        &mut e,
+        31,
+        &format!(r#"{{"id":{},"status":200,"result":[]}}"#, asked[1].0),
+    );
+    let (out, _) = venue_at(
+        &mut e,
+        32,
+        &format!(r#"{{"id":{},"status":200,"result":[]}}"#, asked[2].0),
+    );
+    let rec = out
+        .iter()
+        .find(|m| m.json.contains("\"event\":\"reconciled\""))
+        .expect("a reconciled message");
+    assert_eq!(rec.user, "alice");
+    assert_eq!(rec.channel, PrivateChannel::Orders);
+    let v: serde_json::Value = serde_json::from_str(&rec.json).unwrap();
+    assert_eq!(v["data"]["trigger"], "connect");
+    assert_eq!(v["data"]["adopted"], serde_json::json!(["mine"]));
+    assert_eq!(v["data"]["open_at_venue"], 1);
+    // It fills later: applied, no invalid transition.
+    let out = venue(&mut e, &otu("tg1", "TRADE", "FILLED", "0.010", "0.010"));
+    assert!(
+        out.iter().any(|m| m.json.contains("\"status\":\"filled\"")),
+        "{out:?}"
+    );
+    // Two users share the venue account: its balances and positions are counted, not applied.
+    let st = e.desk().unwrap().gateway_stats().unwrap();
+    assert_eq!(
+        (st.reconciliations, st.reconciled_orders, st.unattributed),
+        (1, 1, 2)
+    );
+}
+
+#[test]
+fn orders_the_venue_no_longer_lists_are_asked_and_closed_with_its_state() {
+    let mut e = gateway_engine();
+    as_user(&mut e, "alice", LIMIT_ORDER);
+    req(&mut e, "alice");
+    venue(&mut e, r#"{"id":1,"status":200,"result":{}}"#);
+    venue(&mut e, &otu("tg1", "NEW", "NEW", "0", "0"));
+    as_user(&mut e, "bob", LIMIT_ORDER);
+    req(&mut e, "bob");
+    gw_event(
+        &mut e,
+        10,
+        crate::desk::GatewayEvent::Down {
+            reason: "reset".into(),
+        },
+    );
+    gw_event(&mut e, 20, crate::desk::GatewayEvent::Ready);
+    let asked = ids_of(&venue_orders(&mut e));
+    // Neither is open at the venue: the desk asks about each.
+    let (_, q) = venue_at(
+        &mut e,
+        30,
+        &format!(r#"{{"id":{},"status":200,"result":[]}}"#, asked[0].0),
+    );
+    let q = ids_of(&q);
+    assert_eq!(
+        q.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>(),
+        ["order.status", "order.status"]
+    );
+    // Alice's filled while tape was away: the missed fill is booked at the venue's price.
+    let (out, _) = venue_at(
+        &mut e,
+        31,
+        &format!(
+            r#"{{"id":{},"status":200,"result":{}}}"#,
+            q[0].0,
+            open_order("tg1", "FILLED", "0.010")
+        ),
+    );
+    assert!(
+        out.iter()
+            .any(|m| m.user == "alice" && m.json.contains("\"status\":\"filled\"")),
+        "{out:?}"
+    );
+    assert!(out
+        .iter()
+        .any(|m| m.user == "alice" && m.channel == PrivateChannel::Positions));
+    // Bob's never reached the venue: rejected.
+    let (out, _) = venue_at(
+        &mut e,
+        32,
+        &format!(
+            r#"{{"id":{},"status":400,"error":{{"code":-2013,"msg":"Order does not exist."}}}}"#,
+            q[1].0
+        ),
+    );
+    assert!(
+        out.iter()
+            .any(|m| m.user == "bob" && m.json.contains("\"status\":\"rejected\"")),
+        "{out:?}"
+    );
+    venue_at(
+        &mut e,
+        33,
+        &format!(r#"{{"id":{},"status":200,"result":[]}}"#, asked[1].0),
+    );
+    let (out, _) = venue_at(
+        &mut e,
+        34,
+        &format!(r#"{{"id":{},"status":200,"result":[]}}"#, asked[2].0),
+    );
+    let bob: serde_json::Value = serde_json::from_str(
+        &out.iter()
+            .find(|m| m.user == "bob" && m.json.contains("reconciled"))
+            .expect("bob's")
+            .json,
+    )
+    .unwrap();
+    assert_eq!(
+        bob["data"]["closed"],
+        serde_json::json!([{"client_order_id":"mine","status":"rejected"}])
+    );
+    let alice: serde_json::Value = serde_json::from_str(
+        &out.iter()
+            .find(|m| m.user == "alice" && m.json.contains("reconciled"))
+            .expect("alice's")
+            .json,
+    )
+    .unwrap();
+    assert_eq!(alice["data"]["filled"], serde_json::json!(["mine"]));
+    assert_eq!(e.desk().unwrap().gateway.as_ref().unwrap().tracked(), 0);
+}
+
+#[test]
+fn a_listen_key_expiry_and_a_timed_out_request_reconcile() {
+    let mut e = gateway_engine();
+    as_user(&mut e, "alice", LIMIT_ORDER);
+    req(&mut e, "alice");
+    let (_, asked) = venue_at(
+        &mut e,
+        5,
+        r#"{"stream":"k","data":{"e":"listenKeyExpired","E":1,"listenKey":"k"}}"#,
+    );
+    assert_eq!(ids_of(&asked)[0].1, "openOrders.status");
+    // While that round runs, a timeout queues another round after it.
+    gw_event(&mut e, 6, crate::desk::GatewayEvent::Timeout { id: 1 });
+    assert!(venue_orders(&mut e).is_empty());
+    let st = e.desk().unwrap().gateway_stats().unwrap();
+    assert_eq!(st.timeouts, 1);
+}
+
+#[test]
+fn the_venues_rate_limits_refuse_orders_locally_with_an_alert() {
+    let mut e = gateway_engine();
+    as_user(&mut e, "alice", LIMIT_ORDER);
+    req(&mut e, "alice");
+    // The answer says the 10 s order limit is used up.
+    venue_at(
+        &mut e,
+        3,
+        r#"{"id":1,"status":200,"result":{},"rateLimits":[{"rateLimitType":"ORDERS","interval":"SECOND","intervalNum":10,"limit":1,"count":1}]}"#,
+    );
+    let out = as_user(&mut e, "alice", &LIMIT_ORDER.replace("mine", "next"));
+    assert!(venue_orders(&mut e).is_empty(), "nothing goes to the venue");
+    let err = out
+        .iter()
+        .find(|m| m.channel == PrivateChannel::Reply)
+        .unwrap();
+    assert!(
+        err.json.contains("4021") && err.json.contains("ORDERS"),
+        "{}",
+        err.json
+    );
+    assert!(
+        out.iter().any(|m| m.channel == PrivateChannel::RiskAlerts && m.json.contains("venue_rate_limit")),
+        "{out:?}"
+    );
+    assert_eq!(e.desk().unwrap().gateway_stats().unwrap().rate_limited, 1);
+    // A 429 names the code to the user and blocks orders until `retryAfter`.
+    let mut e = gateway_engine();
+    as_user(&mut e, "bob", LIMIT_ORDER);
+    req(&mut e, "bob");
+    let (out, _) = venue_at(
+        &mut e,
+        3,
+        r#"{"id":1,"status":429,"error":{"code":-1015,"msg":"Too many new orders.","data":{"retryAfter":5000}}}"#,
+    );
+    assert!(
+        out.iter()
+            .any(|m| m.json.contains("\"error\":\"too_many_orders\"") && m.json.contains("-1015")),
+        "{out:?}"
+    );
+    let out = as_user(&mut e, "bob", &LIMIT_ORDER.replace("mine", "again"));
+    assert!(out.iter().any(|m| m.json.contains("4021")), "{out:?}");
+}
+
+#[test]
+fn venue_errors_reach_the_user_by_name() {
+    let mut e = gateway_engine();
+    as_user(&mut e, "alice", LIMIT_ORDER);
+    req(&mut e, "alice");
+    let (out, _) = venue_at(
+        &mut e,
+        3,
+        r#"{"id":1,"status":400,"error":{"code":-1022,"msg":"Signature for this request is not valid."}}"#,
+    );
+    let m = out
+        .iter()
+        .find(|m| m.json.contains("venue_error"))
+        .expect("a venue error");
+    let v: serde_json::Value = serde_json::from_str(&m.json).unwrap();
+    assert_eq!(v["data"]["error"], "invalid_signature");
+    assert_eq!(v["data"]["code"], -1022);
+    assert_eq!(v["data"]["client_order_id"], "mine");
+}
+
+#[test]
+fn dry_run_signs_nothing_here_sends_the_request_on_and_ends_the_order() {
+    let mut e = Engine::new(EngineConfig {
+        instruments: vec![(Market::UsdM, "BTCUSDT".into(), 2, 3)],
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let setup = DeskSetup {
+        users: vec!["alice".into()],
+        gateway: Some(Market::UsdM),
+        dry_run: true,
+        ..DeskSetup::default()
+    };
+    e.handle_record(
+        Nanos(1),
+        SourceId(CLIENT_SOURCE),
+        RecordKind::DeskSetup,
+        setup.to_payload().as_bytes(),
+    )
+    .unwrap();
+    let out = as_user(&mut e, "alice", LIMIT_ORDER);
+    let ack = out
+        .iter()
+        .find(|m| m.json.contains("\"type\":\"ack\""))
+        .unwrap();
+    assert!(ack.json.contains("\"dry_run\":true"), "{}", ack.json);
+    // The request goes to the io layer (which signs and journals it, and sends nothing).
+    assert_eq!(req(&mut e, "alice")["method"], "order.place");
+    assert!(
+        out.iter()
+            .any(|m| m.json.contains("\"status\":\"rejected\"")),
+        "{out:?}"
+    );
+    assert_eq!(e.desk().unwrap().gateway_stats().unwrap().dry_run, 1);
+}
+
+#[test]
+fn cancel_all_cancels_the_users_orders_or_everyones() {
+    let mut e = gateway_engine();
+    for (u, id) in [("alice", "a1"), ("alice", "a2"), ("bob", "b1")] {
+        as_user(&mut e, u, &LIMIT_ORDER.replace("mine", id));
+        venue_orders(&mut e);
+    }
+    let out = as_user(&mut e, "alice", r#"{"type":"cancel_all","id":9}"#);
+    assert!(
+        out.iter().any(|m| m.json.contains("\"canceled\":2")),
+        "{out:?}"
+    );
+    let cancels = venue_orders(&mut e);
+    assert_eq!(cancels.len(), 2);
+    assert!(cancels
+        .iter()
+        .all(|(u, j)| u == "alice" && j.contains("order.cancel")));
+    let out = as_user(
+        &mut e,
+        "bob",
+        r#"{"type":"cancel_all","id":10,"all_users":true}"#,
+    );
+    assert!(
+        out.iter().any(|m| m.json.contains("\"canceled\":1")),
+        "{out:?}"
+    );
+    assert_eq!(venue_orders(&mut e).len(), 1);
+    let out = as_user(&mut e, "bob", r#"{"type":"cancel_all","all_users":"yes"}"#);
+    assert!(out.iter().any(|m| m.json.contains("4004")), "{out:?}");
+    // Shutdown with cancel_on_shutdown: nothing live is left to cancel here.
+    gw_event(&mut e, 50, crate::desk::GatewayEvent::Shutdown);
+    assert!(venue_orders(&mut e).is_empty());
+}
+
+#[test]
+fn gateway_events_round_trip_and_garbage_is_refused() {
+    use crate::desk::GatewayEvent as G;
+    for ev in [
+        G::Up,
+        G::Ready,
+        G::Shutdown,
+        G::Down {
+            reason: "x \"y\"\nz".into(),
+        },
+        G::Sent {
+            request: r#"{"id":1,"method":"order.place"}"#.into(),
+            dry_run: true,
+        },
+        G::Sent {
+            request: String::new(),
+            dry_run: false,
+        },
+        G::Timeout { id: u64::MAX },
+    ] {
+        let back = crate::record::parse_gateway(ev.to_payload().as_bytes()).unwrap();
+        match (&ev, &back) {
+            (G::Down { .. }, G::Down { reason }) => assert_eq!(reason, "x \"y\" z"),
+            _ => assert_eq!(back, ev),
+        }
+    }
+    for bad in [
+        "",
+        "{",
+        r#"{"v":2,"type":"gateway"}"#,
+        r#"{"v":2,"type":"gateway","event":"boom"}"#,
+        r#"{"v":2,"type":"gateway","event":"up","x":1}"#,
+    ] {
+        assert!(
+            crate::record::parse_gateway(bad.as_bytes()).is_err(),
+            "{bad}"
+        );
+    }
+}

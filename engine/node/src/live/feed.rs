@@ -330,17 +330,14 @@ impl LiveFeed {
 
     /// True for the waker's token and every connection's.
     pub fn owns(&self, token: Token) -> bool {
-        token
-            .0
-            .checked_sub(self.first_token)
-            .is_some_and(|off| {
-                off <= self.venues.len()
-                    + if self.gateway.is_some() {
-                        OrderGateway::TOKENS
-                    } else {
-                        0
-                    }
-            })
+        token.0.checked_sub(self.first_token).is_some_and(|off| {
+            off <= self.venues.len()
+                + if self.gateway.is_some() {
+                    OrderGateway::TOKENS
+                } else {
+                    0
+                }
+        })
     }
 
     /// Handles a readiness event for a token this feed [`owns`](Self::owns).
@@ -398,7 +395,9 @@ impl LiveFeed {
 
     /// The cancels of [`LiveFeed::begin_stop`] are answered (or the gateway is gone).
     pub fn stop_drained(&self) -> bool {
-        self.gateway.as_ref().is_none_or(|g| g.outstanding() == 0 || !g.io().connected)
+        self.gateway
+            .as_ref()
+            .is_none_or(|g| g.outstanding() == 0 || !g.io().connected)
     }
 
     /// io figures of the order gateway, if there is one.

@@ -242,7 +242,10 @@ impl OrderGateway {
         if let Some(u) = &cfg.user_data_url {
             WsUrl::parse(u).map_err(|e| format!("user_data_url: {e}"))?;
         }
-        let signing = cfg.credentials.as_ref().map_or("none", |c| c.kind().as_str());
+        let signing = cfg
+            .credentials
+            .as_ref()
+            .map_or("none", |c| c.kind().as_str());
         Ok(OrderGateway {
             conn: WsConn::new(parsed, token, opts.clone()),
             link: VenueLink::new(url, link, backoff),
@@ -319,7 +322,14 @@ impl OrderGateway {
     }
 
     /// Writes one request of the gateway's own (`id` a `tape-...` string).
-    fn own_request(&mut self, now: u64, method: &str, params: &str, auth: Auth, queue: &mut VecDeque<LiveRecord>) -> Option<String> {
+    fn own_request(
+        &mut self,
+        now: u64,
+        method: &str,
+        params: &str,
+        auth: Auth,
+        queue: &mut VecDeque<LiveRecord>,
+    ) -> Option<String> {
         self.seq += 1;
         let id = format!("tape-{method}-{}", self.seq);
         let json = if params.is_empty() {
@@ -327,8 +337,18 @@ impl OrderGateway {
         } else {
             format!("{{\"id\":\"{id}\",\"method\":\"{method}\",\"params\":{{{params}}}}}")
         };
-        let auth = if self.cfg.credentials.is_none() { Auth::None } else { auth };
-        let signed = match sign(&json, auth, self.cfg.credentials.as_deref(), self.timestamp_ms(now), self.cfg.recv_window_ms) {
+        let auth = if self.cfg.credentials.is_none() {
+            Auth::None
+        } else {
+            auth
+        };
+        let signed = match sign(
+            &json,
+            auth,
+            self.cfg.credentials.as_deref(),
+            self.timestamp_ms(now),
+            self.cfg.recv_window_ms,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 self.io.failed += 1;
@@ -339,7 +359,14 @@ impl OrderGateway {
         match self.conn.send_text(&signed.wire) {
             Ok(()) => {
                 self.io.sent += 1;
-                Self::event(queue, now, &GatewayEvent::Sent { request: signed.journal, dry_run: false });
+                Self::event(
+                    queue,
+                    now,
+                    &GatewayEvent::Sent {
+                        request: signed.journal,
+                        dry_run: false,
+                    },
+                );
                 Some(id)
             }
             Err(e) => {
@@ -356,6 +383,7 @@ impl OrderGateway {
         u64::try_from(local.saturating_add(self.io.clock_offset_ms.unwrap_or(0))).unwrap_or(0)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn drive<C: FnMut() -> u64>(
         &mut self,
         private: bool,
@@ -411,10 +439,26 @@ impl OrderGateway {
             match action {
                 LinkAction::Connect => {
                     let wake = wake.clone();
-                    self.drive(false, clock, queue, &mut todo, &mut own, &mut pev, |c, s| c.connect(registry, s, wake));
+                    self.drive(
+                        false,
+                        clock,
+                        queue,
+                        &mut todo,
+                        &mut own,
+                        &mut pev,
+                        |c, s| c.connect(registry, s, wake),
+                    );
                 }
                 LinkAction::SendPing => {
-                    self.drive(false, clock, queue, &mut todo, &mut own, &mut pev, |c, s| c.send_ping(registry, s));
+                    self.drive(
+                        false,
+                        clock,
+                        queue,
+                        &mut todo,
+                        &mut own,
+                        &mut pev,
+                        |c, s| c.send_ping(registry, s),
+                    );
                 }
                 LinkAction::Close { .. } => self.conn.abort(registry),
                 LinkAction::Journal {
@@ -436,7 +480,13 @@ impl OrderGateway {
                         p.abort(registry);
                     }
                     self.private_retry_at = u64::MAX;
-                    Self::event(queue, at, &GatewayEvent::Down { reason: reason.clone() });
+                    Self::event(
+                        queue,
+                        at,
+                        &GatewayEvent::Down {
+                            reason: reason.clone(),
+                        },
+                    );
                     self.io.last_down = reason;
                 }
                 LinkAction::Journal { .. } | LinkAction::CancelSnapshots => {}
@@ -447,12 +497,14 @@ impl OrderGateway {
     /// A fresh connection: measure the clock, log on, ask for user data.
     fn start_session(&mut self, now: u64, queue: &mut VecDeque<LiveRecord>) {
         self.measure_time(now, queue);
-        let ed = self.cfg.credentials.as_deref().is_some_and(|c| c.kind() == KeyKind::Ed25519);
+        let ed = self
+            .cfg
+            .credentials
+            .as_deref()
+            .is_some_and(|c| c.kind() == KeyKind::Ed25519);
         if ed {
             // Ed25519: one signed logon, then requests carry no key or signature.
-            if self.own_request(now, "session.logon", "", Auth::Signed, queue).is_none() {
-                return;
-            }
+            self.own_request(now, "session.logon", "", Auth::Signed, queue);
         } else {
             self.ask_user_data(now, queue);
         }
@@ -472,12 +524,22 @@ impl OrderGateway {
     fn ask_user_data(&mut self, now: u64, queue: &mut VecDeque<LiveRecord>) {
         self.session.asked_user_data = true;
         if self.futures() {
-            let auth = if self.session.logged_on { Auth::None } else { Auth::ApiKey };
+            let auth = if self.session.logged_on {
+                Auth::None
+            } else {
+                Auth::ApiKey
+            };
             self.own_request(now, "userDataStream.start", "", auth, queue);
         } else if self.session.logged_on || self.cfg.credentials.is_none() {
             self.own_request(now, "userDataStream.subscribe", "", Auth::None, queue);
         } else {
-            self.own_request(now, "userDataStream.subscribe.signature", "", Auth::Signed, queue);
+            self.own_request(
+                now,
+                "userDataStream.subscribe.signature",
+                "",
+                Auth::Signed,
+                queue,
+            );
         }
     }
 
@@ -489,7 +551,14 @@ impl OrderGateway {
     }
 
     /// A frame answering one of the gateway's own requests, or a venue event it acts on.
-    fn on_own(&mut self, registry: &Registry, recv: u64, v: &Value, queue: &mut VecDeque<LiveRecord>, wake: &(impl Fn() + Send + Clone + 'static)) {
+    fn on_own(
+        &mut self,
+        registry: &Registry,
+        recv: u64,
+        v: &Value,
+        queue: &mut VecDeque<LiveRecord>,
+        wake: &(impl Fn() + Send + Clone + 'static),
+    ) {
         let _ = wake;
         let inner = v.get("data").or_else(|| v.get("event")).unwrap_or(v);
         if inner.get("e").and_then(Value::as_str) == Some("listenKeyExpired") {
@@ -499,7 +568,13 @@ impl OrderGateway {
             }
             self.session.listen_key = None;
             self.session.ready = false;
-            Self::event(queue, recv, &GatewayEvent::Down { reason: "user data: listenKeyExpired".into() });
+            Self::event(
+                queue,
+                recv,
+                &GatewayEvent::Down {
+                    reason: "user data: listenKeyExpired".into(),
+                },
+            );
             if self.conn.is_open() {
                 self.ask_user_data(recv, queue);
             }
@@ -509,7 +584,10 @@ impl OrderGateway {
             return;
         };
         let ok = v.get("status").and_then(Value::as_u64) == Some(200);
-        let method = id.strip_prefix("tape-").and_then(|m| m.rsplit_once('-')).map(|(m, _)| m);
+        let method = id
+            .strip_prefix("tape-")
+            .and_then(|m| m.rsplit_once('-'))
+            .map(|(m, _)| m);
         match method {
             Some("time") => {
                 let Some((sent_id, sent)) = self.session.time_sent.take() else {
@@ -518,7 +596,11 @@ impl OrderGateway {
                 if sent_id != id || !ok {
                     return;
                 }
-                if let Some(server) = v.get("result").and_then(|r| r.get("serverTime")).and_then(Value::as_u64) {
+                if let Some(server) = v
+                    .get("result")
+                    .and_then(|r| r.get("serverTime"))
+                    .and_then(Value::as_u64)
+                {
                     let mid_ms = ((sent / 2 + recv / 2) / 1_000_000) as i64;
                     self.io.clock_offset_ms = Some(server as i64 - mid_ms);
                     self.io.clock_rtt_us = Some(recv.saturating_sub(sent) / 1_000);
@@ -529,27 +611,42 @@ impl OrderGateway {
                     self.session.logged_on = true;
                     self.ask_user_data(recv, queue);
                 } else {
-                    self.io.last_down = format!("session.logon refused: {}", v.get("error").map(Value::to_string).unwrap_or_default());
+                    self.io.last_down = format!(
+                        "session.logon refused: {}",
+                        v.get("error").map(Value::to_string).unwrap_or_default()
+                    );
                 }
             }
             Some("userDataStream.subscribe" | "userDataStream.subscribe.signature") => {
                 if ok {
                     self.ready(recv, queue);
                 } else {
-                    self.io.last_down = format!("user data refused: {}", v.get("error").map(Value::to_string).unwrap_or_default());
+                    self.io.last_down = format!(
+                        "user data refused: {}",
+                        v.get("error").map(Value::to_string).unwrap_or_default()
+                    );
                 }
             }
             Some("userDataStream.start") => {
-                let key = v.get("result").and_then(|r| r.get("listenKey")).and_then(Value::as_str);
+                let key = v
+                    .get("result")
+                    .and_then(|r| r.get("listenKey"))
+                    .and_then(Value::as_str);
                 match (ok, key) {
-                    (true, Some(key)) if key.len() <= 256 && key.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                    (true, Some(key))
+                        if key.len() <= 256 && key.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+                    {
                         self.io.listen_keys += 1;
                         self.session.listen_key = Some(key.to_owned());
-                        self.session.next_key_ping = recv.saturating_add(self.cfg.listen_key_ping_ns.max(1));
+                        self.session.next_key_ping =
+                            recv.saturating_add(self.cfg.listen_key_ping_ns.max(1));
                         self.open_private(registry, recv, queue);
                     }
                     _ => {
-                        self.io.last_down = format!("userDataStream.start refused: {}", v.get("error").map(Value::to_string).unwrap_or_default());
+                        self.io.last_down = format!(
+                            "userDataStream.start refused: {}",
+                            v.get("error").map(Value::to_string).unwrap_or_default()
+                        );
                     }
                 }
             }
@@ -559,7 +656,10 @@ impl OrderGateway {
 
     /// Opens the user-data connection for the listenKey held.
     fn open_private(&mut self, registry: &Registry, now: u64, queue: &mut VecDeque<LiveRecord>) {
-        let (Some(base), Some(key)) = (self.cfg.user_data_url.as_deref(), self.session.listen_key.as_deref()) else {
+        let (Some(base), Some(key)) = (
+            self.cfg.user_data_url.as_deref(),
+            self.session.listen_key.as_deref(),
+        ) else {
             self.io.last_down = "no user_data_url for the listenKey stream".into();
             return;
         };
@@ -577,13 +677,26 @@ impl OrderGateway {
         let mut own = Vec::new();
         let mut pev = Vec::new();
         let mut clock = || now;
-        self.drive(true, &mut clock, queue, &mut todo, &mut own, &mut pev, |c, s| c.connect(registry, s, || {}));
+        self.drive(
+            true,
+            &mut clock,
+            queue,
+            &mut todo,
+            &mut own,
+            &mut pev,
+            |c, s| c.connect(registry, s, || {}),
+        );
         for e in pev {
             self.on_private(registry, e, queue);
         }
     }
 
-    fn on_private(&mut self, registry: &Registry, e: PrivateEvent, queue: &mut VecDeque<LiveRecord>) {
+    fn on_private(
+        &mut self,
+        registry: &Registry,
+        e: PrivateEvent,
+        queue: &mut VecDeque<LiveRecord>,
+    ) {
         match e {
             PrivateEvent::Opened(now) => self.ready(now, queue),
             PrivateEvent::Lost(now, reason) => {
@@ -592,7 +705,13 @@ impl OrderGateway {
                 }
                 if self.session.ready {
                     self.session.ready = false;
-                    Self::event(queue, now, &GatewayEvent::Down { reason: format!("user data: {reason}") });
+                    Self::event(
+                        queue,
+                        now,
+                        &GatewayEvent::Down {
+                            reason: format!("user data: {reason}"),
+                        },
+                    );
                 }
                 // Try again with the key held (a new one if it expired).
                 self.private_retry_at = now.saturating_add(PRIVATE_RETRY_NS);
@@ -622,7 +741,11 @@ impl OrderGateway {
             }
             if self.session.listen_key.is_some() && now >= self.session.next_key_ping {
                 self.session.next_key_ping = now.saturating_add(self.cfg.listen_key_ping_ns.max(1));
-                let auth = if self.session.logged_on { Auth::None } else { Auth::ApiKey };
+                let auth = if self.session.logged_on {
+                    Auth::None
+                } else {
+                    Auth::ApiKey
+                };
                 self.own_request(now, "userDataStream.ping", "", auth, queue);
             }
             if now >= self.private_retry_at {
@@ -646,7 +769,15 @@ impl OrderGateway {
                 Self::event(queue, now, &GatewayEvent::Timeout { id });
             }
         }
-        self.obey(registry, clock, queue, VecDeque::new(), Vec::new(), Vec::new(), &wake);
+        self.obey(
+            registry,
+            clock,
+            queue,
+            VecDeque::new(),
+            Vec::new(),
+            Vec::new(),
+            &wake,
+        );
     }
 
     /// Readiness on one of the gateway's tokens.
@@ -664,10 +795,20 @@ impl OrderGateway {
         let private = token.is_none_or(|t| t == self.private_token);
         let api = token.is_none_or(|t| t != self.private_token);
         if api {
-            self.drive(false, clock, queue, &mut todo, &mut own, &mut pev, |c, s| c.progress(registry, s));
+            self.drive(
+                false,
+                clock,
+                queue,
+                &mut todo,
+                &mut own,
+                &mut pev,
+                |c, s| c.progress(registry, s),
+            );
         }
         if private {
-            self.drive(true, clock, queue, &mut todo, &mut own, &mut pev, |c, s| c.progress(registry, s));
+            self.drive(true, clock, queue, &mut todo, &mut own, &mut pev, |c, s| {
+                c.progress(registry, s)
+            });
         }
         self.obey(registry, clock, queue, todo, own, pev, &wake);
     }
@@ -682,18 +823,39 @@ impl OrderGateway {
             (Some(_), true) => Auth::Session,
             (Some(_), false) => Auth::Signed,
         };
-        let dry = self.cfg.dry_run && (method == "order.place" || method.starts_with("orderList.place"));
-        let res = sign(json, auth, self.cfg.credentials.as_deref(), self.timestamp_ms(now), self.cfg.recv_window_ms)
-            .and_then(|signed| {
-                if dry {
-                    self.io.dry_run_orders += 1;
-                    Self::event(queue, now, &GatewayEvent::Sent { request: signed.journal, dry_run: true });
-                    return Ok(false);
-                }
-                self.conn.send_text(&signed.wire)?;
-                Self::event(queue, now, &GatewayEvent::Sent { request: signed.journal, dry_run: false });
-                Ok(true)
-            });
+        let dry =
+            self.cfg.dry_run && (method == "order.place" || method.starts_with("orderList.place"));
+        let res = sign(
+            json,
+            auth,
+            self.cfg.credentials.as_deref(),
+            self.timestamp_ms(now),
+            self.cfg.recv_window_ms,
+        )
+        .and_then(|signed| {
+            if dry {
+                self.io.dry_run_orders += 1;
+                Self::event(
+                    queue,
+                    now,
+                    &GatewayEvent::Sent {
+                        request: signed.journal,
+                        dry_run: true,
+                    },
+                );
+                return Ok(false);
+            }
+            self.conn.send_text(&signed.wire)?;
+            Self::event(
+                queue,
+                now,
+                &GatewayEvent::Sent {
+                    request: signed.journal,
+                    dry_run: false,
+                },
+            );
+            Ok(true)
+        });
         match (res, id) {
             (Ok(true), Some(id)) => {
                 self.io.sent += 1;
@@ -756,7 +918,10 @@ mod tests {
         assert_eq!(request_id(r#"{"id":42,"method":"order.place"}"#), Some(42));
         assert_eq!(request_id(r#"{"id":"x"}"#), None);
         assert_eq!(request_id("garbage"), None);
-        assert_eq!(request_method(r#"{"id":42,"method":"order.place","params":{}}"#), Some("order.place"));
+        assert_eq!(
+            request_method(r#"{"id":42,"method":"order.place","params":{}}"#),
+            Some("order.place")
+        );
         assert_eq!(request_method(r#"{"id":42}"#), None);
         let f: serde_json::Value =
             serde_json::from_slice(&failure(7, "not \"connected\"")).unwrap();

@@ -117,11 +117,15 @@ pub(crate) fn sign(
     timestamp_ms: u64,
     recv_window_ms: Option<u64>,
 ) -> Result<Signed, String> {
-    let req: Request<'_> = serde_json::from_str(request).map_err(|e| format!("bad request: {e}"))?;
+    let req: Request<'_> =
+        serde_json::from_str(request).map_err(|e| format!("bad request: {e}"))?;
     // (name, JSON text) in name order; the signed text is derived from the JSON text.
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in req.params.unwrap_or_default() {
-        if matches!(k.as_str(), "apiKey" | "signature" | "timestamp" | "recvWindow") {
+        if matches!(
+            k.as_str(),
+            "apiKey" | "signature" | "timestamp" | "recvWindow"
+        ) {
             continue;
         }
         value_text(v)?;
@@ -136,12 +140,19 @@ pub(crate) fn sign(
         }
     }
     let render = |params: &BTreeMap<String, String>, extra: &[(&str, String)]| -> String {
-        let mut all: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut all: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         for (k, v) in extra {
             all.push((k, v.as_str()));
         }
         all.sort_by(|a, b| a.0.cmp(b.0));
-        let mut out = format!("{{\"id\":{},\"method\":{}", req.id.get(), quoted(&req.method));
+        let mut out = format!(
+            "{{\"id\":{},\"method\":{}",
+            req.id.get(),
+            quoted(&req.method)
+        );
         if !all.is_empty() {
             out.push_str(",\"params\":{");
             for (i, (k, v)) in all.iter().enumerate() {
@@ -218,22 +229,55 @@ mod tests {
         let k = Ed25519Key::from_seed(&[7; 32]);
         let public = k.public();
         let c = Credentials::new("edkey", Signer::Ed25519(k)).unwrap();
-        let s = sign(r#"{"id":"tape-logon","method":"session.logon"}"#, Auth::Signed, Some(&c), 5, None).unwrap();
+        let s = sign(
+            r#"{"id":"tape-logon","method":"session.logon"}"#,
+            Auth::Signed,
+            Some(&c),
+            5,
+            None,
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_str(&s.wire).unwrap();
-        assert!(public.verify("apiKey=edkey&timestamp=5", v["params"]["signature"].as_str().unwrap()));
-        let s = sign(r#"{"id":3,"method":"order.cancel","params":{"symbol":"X"}}"#, Auth::Session, Some(&c), 9, Some(100)).unwrap();
-        assert_eq!(s.wire, r#"{"id":3,"method":"order.cancel","params":{"recvWindow":100,"symbol":"X","timestamp":9}}"#);
+        assert!(public.verify(
+            "apiKey=edkey&timestamp=5",
+            v["params"]["signature"].as_str().unwrap()
+        ));
+        let s = sign(
+            r#"{"id":3,"method":"order.cancel","params":{"symbol":"X"}}"#,
+            Auth::Session,
+            Some(&c),
+            9,
+            Some(100),
+        )
+        .unwrap();
+        assert_eq!(
+            s.wire,
+            r#"{"id":3,"method":"order.cancel","params":{"recvWindow":100,"symbol":"X","timestamp":9}}"#
+        );
     }
 
     #[test]
     fn hostile_requests_are_refused_not_signed() {
         let c = hmac();
-        for bad in ["", "nope", r#"{"id":1}"#, r#"{"id":1,"method":"x","params":{"a":{"b":1}}}"#, r#"{"id":1,"method":"x","params":{"a":null}}"#] {
+        for bad in [
+            "",
+            "nope",
+            r#"{"id":1}"#,
+            r#"{"id":1,"method":"x","params":{"a":{"b":1}}}"#,
+            r#"{"id":1,"method":"x","params":{"a":null}}"#,
+        ] {
             assert!(sign(bad, Auth::Signed, Some(&c), 1, None).is_err(), "{bad}");
         }
         assert!(sign(r#"{"id":1,"method":"x"}"#, Auth::Signed, None, 1, None).is_err());
         // Parameters the desk must never set are dropped, not passed through.
-        let s = sign(r#"{"id":1,"method":"x","params":{"signature":"forged","apiKey":"other"}}"#, Auth::Signed, Some(&c), 1, None).unwrap();
+        let s = sign(
+            r#"{"id":1,"method":"x","params":{"signature":"forged","apiKey":"other"}}"#,
+            Auth::Signed,
+            Some(&c),
+            1,
+            None,
+        )
+        .unwrap();
         assert!(!s.wire.contains("forged") && !s.wire.contains("other"));
     }
 
