@@ -421,14 +421,14 @@ fn an_order_accepted_before_a_drop_is_adopted_by_the_reconciliation() {
     let methods: Vec<&str> = asked.iter().map(|(_, m)| m.as_str()).collect();
     assert_eq!(
         methods,
-        ["openOrders.status", "account.balance", "account.position"]
+        ["order.status", "account.balance", "account.position"]
     );
     // The venue has it, resting: adopted.
     let (out, more) = venue_at(
         &mut e,
         30,
         &format!(
-            r#"{{"id":{},"status":200,"result":[{}]}}"#,
+            r#"{{"id":{},"status":200,"result":{}}}"#,
             asked[0].0,
             open_order("tg1", "NEW", "0")
         ),
@@ -492,18 +492,19 @@ fn orders_the_venue_no_longer_lists_are_asked_and_closed_with_its_state() {
         },
     );
     gw_event(&mut e, 20, crate::desk::GatewayEvent::Ready);
-    let asked = ids_of(&venue_orders(&mut e));
-    // Neither is open at the venue: the desk asks about each.
-    let (_, q) = venue_at(
-        &mut e,
-        30,
-        &format!(r#"{{"id":{},"status":200,"result":[]}}"#, asked[0].0),
-    );
-    let q = ids_of(&q);
+    let all = ids_of(&venue_orders(&mut e));
+    // The desk asks about each order it tracks (the futures WebSocket API has no open-orders
+    // query), then the account.
     assert_eq!(
-        q.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>(),
-        ["order.status", "order.status"]
+        all.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>(),
+        [
+            "order.status",
+            "order.status",
+            "account.balance",
+            "account.position"
+        ]
     );
+    let (q, asked) = (&all[..2], &all[1..]);
     // Alice's filled while tape was away: the missed fill is booked at the venue's price.
     let (out, _) = venue_at(
         &mut e,
@@ -576,9 +577,9 @@ fn a_listen_key_expiry_and_a_timed_out_request_reconcile() {
     let (_, asked) = venue_at(
         &mut e,
         5,
-        r#"{"stream":"k","data":{"e":"listenKeyExpired","E":1,"listenKey":"k"}}"#,
+        r#"{"stream":"k","data":{"e":"listenKeyExpired","E":"1","listenKey":"k"}}"#,
     );
-    assert_eq!(ids_of(&asked)[0].1, "openOrders.status");
+    assert_eq!(ids_of(&asked)[0].1, "order.status");
     // While that round runs, a timeout queues another round after it.
     gw_event(&mut e, 6, crate::desk::GatewayEvent::Timeout { id: 1 });
     assert!(venue_orders(&mut e).is_empty());
@@ -759,4 +760,74 @@ fn gateway_events_round_trip_and_garbage_is_refused() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn a_spot_reconciliation_lists_open_orders_and_asks_only_about_the_missing() {
+    let mut e = Engine::new(EngineConfig {
+        instruments: vec![(Market::Spot, "BTCUSDT".into(), 2, 5)],
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let setup = DeskSetup {
+        users: vec!["alice".into()],
+        gateway: Some(Market::Spot),
+        ..DeskSetup::default()
+    };
+    e.handle_record(
+        Nanos(1),
+        SourceId(CLIENT_SOURCE),
+        RecordKind::DeskSetup,
+        setup.to_payload().as_bytes(),
+    )
+    .unwrap();
+    for id in ["s1", "s2"] {
+        as_user(
+            &mut e,
+            "alice",
+            &LIMIT_ORDER.replace("mine", id).replace("0.010", "0.01000"),
+        );
+        venue_orders(&mut e);
+    }
+    gw_event(&mut e, 20, crate::desk::GatewayEvent::Ready);
+    let asked = ids_of(&venue_orders(&mut e));
+    assert_eq!(
+        asked.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>(),
+        ["openOrders.status", "account.status"]
+    );
+    let open = r#"{"symbol":"BTCUSDT","orderId":9,"clientOrderId":"tg1","price":"61000.00","origQty":"0.01000","executedQty":"0.00500","cummulativeQuoteQty":"305.0000000","status":"PARTIALLY_FILLED","timeInForce":"GTC","type":"LIMIT","side":"BUY","stopPrice":"0.00","time":5,"updateTime":6}"#;
+    let (out, q) = venue_at(
+        &mut e,
+        30,
+        &format!(r#"{{"id":{},"status":200,"result":[{open}]}}"#, asked[0].0),
+    );
+    // tg1 adopted with its missed half fill at the venue's average price; tg2 is asked about.
+    assert!(
+        out.iter()
+            .any(|m| m.json.contains("\"client_order_id\":\"s1\"")
+                && m.json.contains("partially_filled")),
+        "{out:?}"
+    );
+    assert_eq!(
+        ids_of(&q)
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>(),
+        ["order.status"]
+    );
+    assert!(q[0].1.contains("tg2"));
+    // The single user's balances come from the venue.
+    let (out, _) = venue_at(
+        &mut e,
+        31,
+        &format!(
+            r#"{{"id":{},"status":200,"result":{{"updateTime":7,"balances":[{{"asset":"USDT","free":"1000.5","locked":"305"}}]}}}}"#,
+            asked[1].0
+        ),
+    );
+    assert!(
+        out.iter()
+            .any(|m| m.channel == PrivateChannel::Portfolio || m.json.contains("USDT")),
+        "{out:?}"
+    );
 }

@@ -384,10 +384,13 @@ impl Gateway {
             return;
         }
         let mut waiting = BTreeSet::new();
-        waiting.insert(self.query("openOrders.status", "", Pending::OpenOrders));
         if self.market == Market::Spot {
+            waiting.insert(self.query("openOrders.status", "", Pending::OpenOrders));
             waiting.insert(self.query("account.status", "", Pending::Account));
         } else {
+            // The futures WebSocket APIs have no open-orders query: each order the desk
+            // tracks is asked for by its venue id.
+            waiting.extend(self.ask_each(|_| true, accounts, registry));
             waiting.insert(self.query("account.balance", "", Pending::Account));
             waiting.insert(self.query("account.position", "", Pending::Account));
         }
@@ -572,7 +575,7 @@ impl Gateway {
                 } else {
                     self.query_failed(id, status, code, &msg);
                 }
-                self.answered(id);
+                self.answered(id, accounts, registry);
             }
             Pending::OrderStatus { user, mine } => {
                 self.order_status(
@@ -585,7 +588,7 @@ impl Gateway {
                     accounts,
                     registry,
                 );
-                self.answered(id);
+                self.answered(id, accounts, registry);
             }
             Pending::Account => {
                 if status == 200 {
@@ -607,7 +610,7 @@ impl Gateway {
                 } else {
                     self.query_failed(id, status, code, &msg);
                 }
-                self.answered(id);
+                self.answered(id, accounts, registry);
             }
         }
     }
@@ -676,13 +679,30 @@ impl Gateway {
             self.catch_up(now, &user, mine, vid, &v, accounts);
         }
         // Orders tape thinks live that the venue does not list: ask each.
-        let gone: Vec<(ClientOrderId, String, ClientOrderId)> = self
+        let asked = self.ask_each(|vid| !seen.contains(vid), accounts, registry);
+        if let Some(r) = self.round.as_mut() {
+            r.waiting.extend(asked);
+        }
+        // Requests in doubt are settled by what the queries say.
+        self.in_doubt.clear();
+    }
+
+    /// Asks `order.status` for every tracked order whose venue id passes `pick`; returns the
+    /// request ids.
+    fn ask_each(
+        &mut self,
+        pick: impl Fn(&ClientOrderId) -> bool,
+        accounts: &Accounts,
+        registry: &Registry,
+    ) -> Vec<u64> {
+        let chosen: Vec<(ClientOrderId, String, ClientOrderId)> = self
             .by_venue
             .iter()
-            .filter(|(vid, _)| !seen.contains(*vid))
+            .filter(|(vid, _)| pick(vid))
             .map(|(vid, (u, m))| (*vid, u.clone(), *m))
             .collect();
-        for (vid, user, mine) in gone {
+        let mut ids = Vec::new();
+        for (vid, user, mine) in chosen {
             let Some(inst) = accounts
                 .user(&user)
                 .and_then(|a| a.order(&mine))
@@ -699,13 +719,9 @@ impl Gateway {
                 "\"symbol\":\"{sym}\",\"origClientOrderId\":\"{}\"",
                 vid.as_str()
             );
-            let n = self.query("order.status", &params, Pending::OrderStatus { user, mine });
-            if let Some(r) = self.round.as_mut() {
-                r.waiting.insert(n);
-            }
+            ids.push(self.query("order.status", &params, Pending::OrderStatus { user, mine }));
         }
-        // Requests in doubt are settled by what the queries say.
-        self.in_doubt.clear();
+        ids
     }
 
     /// Brings `mine` of `user` to the venue's state `v`.
@@ -780,6 +796,13 @@ impl Gateway {
                 self.stats.bad_frames += 1;
                 return;
             };
+            if self.market != Market::Spot
+                && matches!(v.status, OrderStatus::New | OrderStatus::PartiallyFilled)
+            {
+                if let Some(r) = self.round.as_mut() {
+                    r.open_at_venue += 1;
+                }
+            }
             self.catch_up(now, user, mine, vid, &v, accounts);
             return;
         }
@@ -825,7 +848,7 @@ impl Gateway {
     }
 
     /// A reconciliation query was answered: when it was the last, the round ends.
-    fn answered(&mut self, id: u64) {
+    fn answered(&mut self, id: u64, accounts: &Accounts, registry: &Registry) {
         let Some(r) = self.round.as_mut() else {
             return;
         };
@@ -849,20 +872,10 @@ impl Gateway {
                 open_at_venue: r.open_at_venue,
             });
         }
+        self.in_doubt.clear();
         if let Some(t) = self.again.take() {
-            self.round_again(t);
+            self.reconcile(t, accounts, registry);
         }
-    }
-
-    fn round_again(&mut self, t: Trigger) {
-        let mut waiting = BTreeSet::new();
-        waiting.insert(self.query("openOrders.status", "", Pending::OpenOrders));
-        self.round = Some(Round {
-            trigger: t,
-            waiting,
-            changes: BTreeMap::new(),
-            open_at_venue: 0,
-        });
     }
 
     fn forget(&mut self, user: &str, mine: ClientOrderId) {
