@@ -247,7 +247,9 @@ impl VenueSim {
         for (i, &market) in tl.markets.iter().enumerate() {
             let net_cfg = NetConfig {
                 ws_path: "/stream".to_owned(),
-                ws_path_prefix: Some("/ws".to_owned()),
+                // Every upgrade is a WebSocket; `Venue::on_open` routes the path (streams,
+                // the API, `/private`) and closes unknown ones with 1008.
+                ws_path_prefix: Some("/".to_owned()),
                 max_sockets: venue::MAX_SOCKETS,
                 write_buffer_limit: venue::WRITE_BUFFER_LIMIT,
                 tls: tls.clone(),
