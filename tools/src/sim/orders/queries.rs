@@ -240,8 +240,9 @@ impl SimAccount {
         }))
     }
 
-    /// Futures `account.balance`: one entry per margin asset of `specs` (their quote
-    /// assets), the wallet as it stands and the unrealized PnL of the positions margined in
+    /// Futures `account.balance` (USD-M's or COIN-M's shape): one entry per margin asset of
+    /// `specs` (their quote assets; COIN-M contracts are treated as linear, margined in
+    /// `USD`), the wallet as it stands and the unrealized PnL of the positions margined in
     /// it. No margin is reserved: the available balance is wallet + unrealized PnL.
     pub fn account_balance(&self, specs: &[(u32, &SymbolSpec)], now_ms: u64) -> String {
         let mut by_asset: BTreeMap<&str, Money> = BTreeMap::new();
@@ -255,17 +256,27 @@ impl SimAccount {
         array(by_asset.into_iter().map(|(asset, upnl)| {
             let wallet = self.wallets.get(asset).copied().unwrap_or(START_BALANCE);
             let available = Money(wallet.0.saturating_add(upnl.0));
-            Json::new()
+            let j = Json::new()
                 .str("accountAlias", "sim")
                 .str("asset", asset)
-                .money("balance", wallet)
-                .money("crossWalletBalance", wallet)
-                .money("crossUnPnl", upnl)
-                .money("availableBalance", available)
-                .money("maxWithdrawAmount", available)
-                .bool("marginAvailable", true)
-                .num("updateTime", now_ms)
-                .end()
+                .money("balance", wallet);
+            if self.market == Market::UsdM {
+                j.money("crossWalletBalance", wallet)
+                    .money("crossUnPnl", upnl)
+                    .money("availableBalance", available)
+                    .money("maxWithdrawAmount", available)
+                    .bool("marginAvailable", true)
+                    .num("updateTime", now_ms)
+                    .end()
+            } else {
+                // COIN-M's shape.
+                j.money("withdrawAvailable", available)
+                    .money("crossWalletBalance", wallet)
+                    .money("crossUnPnl", upnl)
+                    .money("availableBalance", available)
+                    .num("updateTime", now_ms)
+                    .end()
+            }
         }))
     }
 }

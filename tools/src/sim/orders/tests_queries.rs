@@ -374,3 +374,19 @@ fn futures_position_and_balance_follow_fills() {
         )
     );
 }
+
+#[test]
+fn coinm_balance_and_position_use_coinm_field_names() {
+    let s = SymbolSpec::new("BTCUSD_PERP", Some((1, 0)));
+    let acct = SimAccount::new(Market::CoinM, FEES);
+    let b = v(&acct.account_balance(&[(0, &s)], 3));
+    assert_eq!(b[0]["asset"], "USD");
+    assert_eq!(b[0]["withdrawAvailable"], "1000000.00000000");
+    assert!(b[0].get("maxWithdrawAmount").is_none(), "{b}");
+    let p = v(&acct.account_position(&[(0, &s)]));
+    assert_eq!(
+        (&p[0]["positionAmt"], &p[0]["notionalValue"]),
+        (&json!("0"), &json!("0.00000000"))
+    );
+    assert!(p[0].get("notional").is_none(), "{p}");
+}
