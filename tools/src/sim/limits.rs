@@ -186,7 +186,9 @@ impl Limiter {
             .zip(&self.counts)
             .find(|(l, (_, count))| match l.kind {
                 LimitKind::RequestWeight => *count > u64::from(l.limit),
-                LimitKind::Orders => orders > 0 && count + orders > u64::from(l.limit),
+                LimitKind::Orders => {
+                    orders > 0 && count.saturating_add(orders) > u64::from(l.limit)
+                }
             });
         let Some((l, (start, _))) = over else {
             return Ok(());
@@ -374,5 +376,39 @@ mod tests {
                 "data":{"serverTime":5,"retryAfter":7}},"rateLimits":[]})
         );
         assert_eq!(RateLimit::binance(Market::Spot).len(), 3);
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the traffic, admitted orders never exceed an order limit within its
+        /// window, refusals always name a later retry time, and nothing panics.
+        #[test]
+        fn admitted_orders_stay_within_the_limit(
+            steps in proptest::collection::vec((0u64..3_000, 0u64..4, 0u64..2), 1..200),
+        ) {
+            let mut l = Limiter::new(
+                vec![RateLimit::orders(3, 1, Interval::Second), RateLimit::weight(10, 1, Interval::Second)],
+                1_500,
+            );
+            let mut now = 1_700_000_000_000u64;
+            for (dt, weight, orders) in steps {
+                now += dt;
+                match l.admit(now, weight, orders) {
+                    Ok(()) => {
+                        l.placed(now, orders);
+                        prop_assert!(l.counts[0].1 <= 3, "{:?}", l.counts);
+                    }
+                    Err(r) => {
+                        prop_assert!(r.retry_after_ms > now);
+                        prop_assert!(matches!((r.status, r.code), (429, -1003 | -1015) | (418, -1003)));
+                    }
+                }
+            }
+        }
     }
 }

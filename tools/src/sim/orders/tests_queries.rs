@@ -390,3 +390,72 @@ fn coinm_balance_and_position_use_coinm_field_names() {
     );
     assert!(p[0].get("notional").is_none(), "{p}");
 }
+
+/// Short values, plausible and hostile.
+fn value() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        "[0-9]{0,22}",
+        Just("BTCUSDT".to_owned()),
+        Just("true".to_owned()),
+        Just("rest".to_owned()),
+        ".{0,8}",
+    ]
+}
+
+const METHODS: [&str; 9] = [
+    "order.status",
+    "openOrders.status",
+    "account.status",
+    "account.position",
+    "account.balance",
+    "userDataStream.start",
+    "userDataStream.ping",
+    "userDataStream.stop",
+    "orderList.place.oco",
+];
+const KEYS: [&str; 6] = [
+    "symbol",
+    "orderId",
+    "origClientOrderId",
+    "omitZeroBalances",
+    "listenKey",
+    "side",
+];
+
+proptest::proptest! {
+    /// Any query with any of its parameters parses without panicking on every market, and
+    /// whatever is accepted answers valid JSON from an account with open and closed orders.
+    #[test]
+    fn arbitrary_queries_never_panic_and_answer_json(
+        method in 0..METHODS.len(),
+        fields in proptest::collection::vec((0..KEYS.len(), value(), proptest::bool::ANY), 0..4),
+    ) {
+        let mut params = serde_json::Map::new();
+        for (k, v, as_number) in fields {
+            params.insert(KEYS[k].to_owned(), match v.parse::<serde_json::Number>() {
+                Ok(n) if as_number => Value::Number(n),
+                _ => Value::String(v),
+            });
+        }
+        let text = json!({"id": 1, "method": METHODS[method], "params": params}).to_string();
+        let s = spec();
+        for market in [Market::Spot, Market::UsdM, Market::CoinM] {
+            let mut acct = SimAccount::new(market, FEES);
+            let b = book();
+            let _ = acct.place(&s, 0, &place(OrderSide::Buy, Kind::Limit, "1", Some("50"), "rest"), Some(&b), 1);
+            let _ = acct.place(&s, 0, &place(OrderSide::Sell, Kind::Market, "1", None, "m"), Some(&b), 2);
+            let answer = match parse(&text, market).call {
+                Ok(Call::OrderStatus(q)) => acct.order_status(&s, 0, &q).ok(),
+                Ok(Call::OpenOrders(_)) => Some(acct.open_orders(std::slice::from_ref(&s), None)),
+                Ok(Call::AccountStatus(omit)) => Some(acct.account_status(&[&s], omit, 3)),
+                Ok(Call::AccountPosition(_)) => Some(acct.account_position(&[(0, &s)])),
+                Ok(Call::AccountBalance) => Some(acct.account_balance(&[(0, &s)], 3)),
+                _ => None,
+            };
+            if let Some(a) = answer {
+                serde_json::from_str::<Value>(&a).unwrap();
+            }
+        }
+    }
+}

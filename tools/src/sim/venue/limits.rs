@@ -112,3 +112,36 @@ impl Venue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_are_binance_per_market() {
+        let s = Market::Spot;
+        assert_eq!(weight(s, Some(&Call::OpenOrders(None))), 80);
+        assert_eq!(
+            weight(s, Some(&Call::OpenOrders(Some("BTCUSDT".into())))),
+            6
+        );
+        assert_eq!(weight(s, Some(&Call::AccountStatus(false))), 20);
+        assert_eq!(weight(s, Some(&Call::Subscribe)), 2);
+        assert_eq!(weight(s, None), 1);
+        assert_eq!(weight(Market::UsdM, Some(&Call::OpenOrders(None))), 40);
+        assert_eq!(weight(Market::UsdM, Some(&Call::AccountBalance)), 5);
+        assert_eq!(weight(Market::UsdM, Some(&Call::ListenKeyStart)), 1);
+    }
+
+    #[test]
+    fn return_rate_limits_false_hides_them() {
+        assert!(shows_limits(r#"{"id":1,"method":"ping"}"#));
+        assert!(shows_limits(
+            r#"{"id":1,"method":"ping","params":{"returnRateLimits":true}}"#
+        ));
+        assert!(!shows_limits(
+            r#"{"id":1,"method":"ping","params":{"returnRateLimits":false}}"#
+        ));
+        assert!(shows_limits("not json"));
+    }
+}
