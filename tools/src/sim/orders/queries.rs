@@ -354,11 +354,13 @@ fn array(items: impl IntoIterator<Item = String>) -> String {
     out
 }
 
-/// Futures `listenKeyExpired`, the last event of an expired key's connections.
+/// Futures `listenKeyExpired`, the last event of an expired key's connections. Binance's
+/// documentation shows its `E` as a string (`"E":"1736996475556"`), unlike every other
+/// event's; the sim sends it so.
 pub(crate) fn listen_key_expired(key: &str, now_ms: u64) -> String {
     Json::new()
         .str("e", "listenKeyExpired")
-        .num("E", now_ms)
+        .str("E", &now_ms.to_string())
         .str("listenKey", key)
         .end()
 }

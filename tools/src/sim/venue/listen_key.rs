@@ -1,7 +1,8 @@
 //! Futures user data through a listen key, as on Binance's USD-M and COIN-M: the WebSocket
 //! API's `userDataStream.start` / `.ping` / `.stop` manage the account's one key, and
 //! stream connections at `/private/ws/<key>`, `/private/ws?listenKey=<key>` (bare events)
-//! or `/private/stream?listenKey=<key>` (`{"stream":<key>,"data":EVENT}`) get the account's
+//! or `/private/stream?listenKey=<key>` / `?streams=<key>` (`{"stream":<key>,"data":EVENT}`)
+//! get the account's
 //! events. A key not pinged for its validity (Binance: 60 minutes;
 //! `SimConfig::listen_key_validity`) expires: its connections get a `listenKeyExpired`
 //! event and are closed.
@@ -112,7 +113,7 @@ fn private_route(path: &str, query: &str) -> Option<(String, bool, Vec<String>)>
         .unwrap_or_default();
     let (key, raw) = match path {
         "/private/ws" => (param("listenKey")?, true),
-        "/private/stream" => (param("listenKey")?, false),
+        "/private/stream" => (param("listenKey").or_else(|| param("streams"))?, false),
         p => (p.strip_prefix("/private/ws/")?, true),
     };
     let legal =
@@ -330,6 +331,10 @@ mod tests {
         );
         assert_eq!(
             private_route("/private/stream", "listenKey=Ab3"),
+            Some((key.clone(), false, vec![]))
+        );
+        assert_eq!(
+            private_route("/private/stream", "streams=Ab3"),
             Some((key, false, vec![]))
         );
         for (p, q) in [
