@@ -31,7 +31,9 @@ pub(super) fn call(method: &str, p: &Params<'_>, market: Market) -> Option<Resul
     let futures = market.is_futures();
     Some(match method {
         "order.status" => order_status(p).map(Call::OrderStatus),
-        "openOrders.status" => p
+        // Binance's futures WebSocket APIs have no openOrders.status (open orders are a
+        // REST read there), so neither has the sim's.
+        "openOrders.status" if !futures => p
             .only(&["symbol"])
             .and_then(|()| optional_symbol(p))
             .map(Call::OpenOrders),

@@ -214,8 +214,8 @@ fn unknown(m: &str) -> ApiError {
         -1020,
         format!(
             "This operation is not supported: unknown method '{}' (the sim serves order.place, \
-             order.cancel, order.status, openOrders.status, userDataStream.subscribe, \
-             userDataStream.unsubscribe, ping; spot account.status; futures account.position, \
+             order.cancel, order.status, userDataStream.subscribe, userDataStream.unsubscribe, \
+             ping; spot openOrders.status, account.status; futures account.position, \
              account.balance, userDataStream.start/ping/stop).",
             clip(m)
         ),

@@ -104,9 +104,16 @@ fn queries_parse_per_market_with_binance_codes() {
     assert_eq!(
         call(
             r#"{"id":1,"method":"openOrders.status","params":{"symbol":"ETHUSDT"}}"#,
-            Market::UsdM
+            spot
         ),
         Ok(Call::OpenOrders(Some("ETHUSDT".into())))
+    );
+    // Futures have no openOrders.status on Binance's WebSocket APIs.
+    assert_eq!(
+        call(r#"{"id":1,"method":"openOrders.status"}"#, Market::UsdM)
+            .unwrap_err()
+            .0,
+        -1020
     );
     assert_eq!(
         call(

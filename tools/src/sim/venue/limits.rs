@@ -42,12 +42,14 @@ fn weight(market: Market, call: Option<&Call>) -> u64 {
                 1
             }
         }
-        Some(Call::OpenOrders(sym)) => match (spot, sym.is_some()) {
-            (true, true) => 6,
-            (true, false) => 80,
-            (false, true) => 1,
-            (false, false) => 40,
-        },
+        // Spot only.
+        Some(Call::OpenOrders(sym)) => {
+            if sym.is_some() {
+                6
+            } else {
+                80
+            }
+        }
         Some(Call::AccountStatus(_)) => 20,
         Some(Call::AccountPosition(_) | Call::AccountBalance) => 5,
         Some(Call::Subscribe | Call::Unsubscribe(_)) => 2,
@@ -117,6 +119,14 @@ impl Venue {
 mod tests {
     use super::*;
 
+    fn place() -> crate::sim::orders::PlaceParams {
+        let text = r#"{"id":1,"method":"order.place","params":{"symbol":"BTCUSDT","side":"BUY","type":"MARKET","quantity":"1"}}"#;
+        match crate::sim::orders::parse(text, Market::Spot).call {
+            Ok(Call::Place(p)) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn weights_are_binance_per_market() {
         let s = Market::Spot;
@@ -128,7 +138,8 @@ mod tests {
         assert_eq!(weight(s, Some(&Call::AccountStatus(false))), 20);
         assert_eq!(weight(s, Some(&Call::Subscribe)), 2);
         assert_eq!(weight(s, None), 1);
-        assert_eq!(weight(Market::UsdM, Some(&Call::OpenOrders(None))), 40);
+        assert_eq!(weight(Market::UsdM, Some(&Call::Place(place()))), 0);
+        assert_eq!(weight(s, Some(&Call::Place(place()))), 1);
         assert_eq!(weight(Market::UsdM, Some(&Call::AccountBalance)), 5);
         assert_eq!(weight(Market::UsdM, Some(&Call::ListenKeyStart)), 1);
     }
