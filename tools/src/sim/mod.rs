@@ -184,7 +184,8 @@ pub struct SimStats {
     pub api_clients: u64,
     /// WebSocket API connections ever opened.
     pub api_clients_total: u64,
-    /// WebSocket API requests answered (with a result or an error).
+    /// WebSocket API requests handled (answered with a result or an error, refused by a rate
+    /// limit, or carried out unanswered under `mute-api`).
     pub api_requests: u64,
     /// Orders the WebSocket API accepted.
     pub orders_placed: u64,

@@ -179,9 +179,14 @@ impl Venue {
         let reg = self.poll.registry();
         let l = &mut self.listeners[li];
         l.keys.conns.retain(|id, _| l.clients.contains_key(id));
-        let route = private_route(path, query).filter(|(key, _, _)| {
-            l.market.is_futures() && l.keys.is_active(key) && l.keys.conns.len() < MAX_PRIVATE
-        });
+        if l.keys.conns.len() >= MAX_PRIVATE {
+            self.stats.bad_requests += 1;
+            l.net
+                .close(reg, conn, POLICY, "Too many private connections");
+            return true;
+        }
+        let route = private_route(path, query)
+            .filter(|(key, _, _)| l.market.is_futures() && l.keys.is_active(key));
         let Some((key, raw, events)) = route else {
             self.stats.bad_requests += 1;
             l.net
