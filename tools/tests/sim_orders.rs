@@ -155,14 +155,24 @@ fn call(ws: &mut Ws, req: Value, events: &mut Vec<String>) -> Value {
     read_response(ws, &req["id"], events)
 }
 
+/// Reads up to the response to `id`, keeping events in `events`; the response's
+/// `rateLimits` (every answer carries them) is checked for its shape and removed.
 fn read_response(ws: &mut Ws, id: &Value, events: &mut Vec<String>) -> Value {
     loop {
         let t = next_text(ws);
-        let v = parse(&t);
+        let mut v = parse(&t);
         if v.get("subscriptionId").is_some() {
             events.push(t);
         } else {
             assert_eq!(&v["id"], id, "{t}");
+            let limits = v.as_object_mut().and_then(|o| o.remove("rateLimits"));
+            let limits = limits.unwrap_or_else(|| panic!("no rateLimits: {t}"));
+            assert!(
+                limits.as_array().is_some_and(|a| a
+                    .iter()
+                    .any(|l| l["rateLimitType"] == "REQUEST_WEIGHT" && l["count"].is_u64())),
+                "{t}"
+            );
             return v;
         }
     }

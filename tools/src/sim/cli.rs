@@ -40,7 +40,8 @@ pub struct SimArgs {
     #[arg(long)]
     pub plain: bool,
     /// Scheduled fault `[MARKET:]KIND@SECONDS` (timeline offset); repeatable. KIND: drop,
-    /// close, gap[=N], stall=MS, malformed, truncate, refuse-snapshot[=N].
+    /// close, gap[=N], stall=MS, malformed, truncate, refuse-snapshot[=N], drop-api,
+    /// mute-api[=N], expire-listen-key.
     #[arg(long = "fault")]
     pub faults: Vec<ScheduledFault>,
     /// Seconds between pings; clients silent for 3 intervals are dropped.

@@ -23,6 +23,15 @@ pub enum Fault {
     Truncate,
     /// The next N REST depth requests are answered 503 with `Retry-After: 1`.
     RefuseSnapshot(u32),
+    /// Every WebSocket API connection (only those) is dropped without a close frame; the
+    /// account, its resting orders and listen key stay as they are.
+    DropApi,
+    /// The next N WebSocket API requests are carried out (orders placed, events sent) but
+    /// never answered, so the client's request times out.
+    MuteApi(u32),
+    /// The futures listen key expires now: its `/private` connections get
+    /// `listenKeyExpired` and are closed.
+    ExpireListenKey,
 }
 
 impl fmt::Display for Fault {
@@ -35,6 +44,9 @@ impl fmt::Display for Fault {
             Fault::Malformed => f.write_str("malformed"),
             Fault::Truncate => f.write_str("truncate"),
             Fault::RefuseSnapshot(n) => write!(f, "refuse-snapshot={n}"),
+            Fault::DropApi => f.write_str("drop-api"),
+            Fault::MuteApi(n) => write!(f, "mute-api={n}"),
+            Fault::ExpireListenKey => f.write_str("expire-listen-key"),
         }
     }
 }
@@ -42,7 +54,8 @@ impl fmt::Display for Fault {
 impl FromStr for Fault {
     type Err = String;
 
-    /// `drop`, `close`, `gap[=N]`, `stall=MS`, `malformed`, `truncate`, `refuse-snapshot[=N]`.
+    /// `drop`, `close`, `gap[=N]`, `stall=MS`, `malformed`, `truncate`, `refuse-snapshot[=N]`,
+    /// `drop-api`, `mute-api[=N]`, `expire-listen-key`.
     fn from_str(s: &str) -> Result<Fault, String> {
         let (kind, arg) = match s.split_once('=') {
             Some((k, a)) => (k, Some(a)),
@@ -69,6 +82,9 @@ impl FromStr for Fault {
             "truncate" => no_arg(Fault::Truncate),
             "gap" => Ok(Fault::Gap(count(1)?)),
             "refuse-snapshot" => Ok(Fault::RefuseSnapshot(count(1)?)),
+            "drop-api" => no_arg(Fault::DropApi),
+            "mute-api" => Ok(Fault::MuteApi(count(1)?)),
+            "expire-listen-key" => no_arg(Fault::ExpireListenKey),
             "stall" => {
                 let ms = arg
                     .and_then(|a| a.parse::<u64>().ok())
@@ -77,7 +93,7 @@ impl FromStr for Fault {
             }
             _ => Err(format!(
                 "unknown fault {kind:?} (drop, close, gap[=N], stall=MS, malformed, truncate, \
-                 refuse-snapshot[=N])"
+                 refuse-snapshot[=N], drop-api, mute-api[=N], expire-listen-key)"
             )),
         }
     }
@@ -149,11 +165,26 @@ mod tests {
             ("truncate", Fault::Truncate),
             ("refuse-snapshot", Fault::RefuseSnapshot(1)),
             ("refuse-snapshot=2", Fault::RefuseSnapshot(2)),
+            ("drop-api", Fault::DropApi),
+            ("mute-api", Fault::MuteApi(1)),
+            ("mute-api=3", Fault::MuteApi(3)),
+            ("expire-listen-key", Fault::ExpireListenKey),
         ] {
             assert_eq!(text.parse::<Fault>(), Ok(fault), "{text}");
             assert_eq!(fault.to_string().parse::<Fault>(), Ok(fault));
         }
-        for bad in ["", "boom", "gap=0", "gap=x", "stall", "stall=-1", "drop=1"] {
+        for bad in [
+            "",
+            "boom",
+            "gap=0",
+            "gap=x",
+            "stall",
+            "stall=-1",
+            "drop=1",
+            "drop-api=1",
+            "mute-api=0",
+            "expire-listen-key=2",
+        ] {
             assert!(bad.parse::<Fault>().is_err(), "{bad}");
         }
     }

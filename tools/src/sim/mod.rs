@@ -25,12 +25,14 @@
 mod cert;
 pub mod cli;
 mod fault;
+mod limits;
 mod orders;
 mod rest;
 mod timeline;
 mod venue;
 
 pub use fault::{Fault, ScheduledFault};
+pub use limits::{Interval, LimitKind, RateLimit};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -84,6 +86,15 @@ pub struct SimConfig {
     pub taker_fee_bps: i64,
     /// Fee of a maker fill (a resting order) in basis points; negative for a rebate.
     pub maker_fee_bps: i64,
+    /// WebSocket API rate limits of every market; `None`: Binance's of each market
+    /// ([`RateLimit::binance`]).
+    pub rate_limits: Option<Vec<RateLimit>>,
+    /// How long an address is banned (418) for violating a limit again after a 429
+    /// (Binance: 2 minutes for a first offence, longer for repeat offenders).
+    pub ip_ban: Duration,
+    /// A futures listen key expires this long after its last `userDataStream.start` or
+    /// `.ping` (Binance: 60 minutes).
+    pub listen_key_validity: Duration,
 }
 
 impl Default for SimConfig {
@@ -102,6 +113,9 @@ impl Default for SimConfig {
             max_connection_age: None,
             taker_fee_bps: 4,
             maker_fee_bps: 2,
+            rate_limits: None,
+            ip_ban: Duration::from_secs(120),
+            listen_key_validity: Duration::from_secs(3600),
         }
     }
 }
@@ -170,12 +184,17 @@ pub struct SimStats {
     pub api_clients: u64,
     /// WebSocket API connections ever opened.
     pub api_clients_total: u64,
-    /// WebSocket API requests answered (with a result or an error).
+    /// WebSocket API requests handled (answered with a result or an error, refused by a rate
+    /// limit, or carried out unanswered under `mute-api`).
     pub api_requests: u64,
     /// Orders the WebSocket API accepted.
     pub orders_placed: u64,
     /// Fills of those orders (taker and maker).
     pub fills: u64,
+    /// WebSocket API requests refused by a rate limit (429) or a ban (418).
+    pub api_rate_limited: u64,
+    /// WebSocket API requests carried out but not answered (`mute-api`).
+    pub api_unanswered: u64,
     /// Stream clients ever connected.
     pub clients_total: u64,
     /// Clients dropped for not answering pings.
@@ -229,7 +248,9 @@ impl VenueSim {
         for (i, &market) in tl.markets.iter().enumerate() {
             let net_cfg = NetConfig {
                 ws_path: "/stream".to_owned(),
-                ws_path_prefix: Some("/ws".to_owned()),
+                // Every upgrade is a WebSocket; `Venue::on_open` routes the path (streams,
+                // the API, `/private`) and closes unknown ones with 1008.
+                ws_path_prefix: Some("/".to_owned()),
                 max_sockets: venue::MAX_SOCKETS,
                 write_buffer_limit: venue::WRITE_BUFFER_LIMIT,
                 tls: tls.clone(),

@@ -21,11 +21,14 @@
 
 mod kinds;
 mod matching;
+mod queries;
 mod request;
 mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_queries;
 #[cfg(test)]
 mod tests_request;
 
@@ -39,6 +42,7 @@ use tape_core::fixed::{Price, Qty};
 use tape_core::instrument::{Market, DEFAULT_SCALE};
 
 use kinds::{Kind, OrderSide, Status, Tif};
+pub(crate) use queries::{listen_key_expired, QueryParams};
 use request::{decimal, DecimalKind};
 pub(crate) use request::{parse, ApiError, Call, CancelParams, PlaceParams};
 use wire::Exec;
@@ -105,6 +109,8 @@ pub(crate) struct Order {
     pub reduce_only: bool,
     pub created_ms: u64,
     pub status: Status,
+    /// When it last changed (placed, filled, cancelled, expired).
+    pub updated_ms: u64,
 }
 
 /// One fill of an order.
@@ -215,6 +221,10 @@ pub(crate) struct SimAccount {
     wallets: BTreeMap<String, Money>,
     /// Futures: position per symbol.
     positions: BTreeMap<u32, Position>,
+    /// Orders no longer resting (filled, cancelled, expired), newest last, for `order.status`.
+    closed: BTreeMap<u64, Order>,
+    /// Futures: when each symbol's position last changed (event time, ms).
+    position_times: BTreeMap<u32, u64>,
 }
 
 impl SimAccount {
@@ -231,6 +241,8 @@ impl SimAccount {
             balances: BTreeMap::new(),
             wallets: BTreeMap::new(),
             positions: BTreeMap::new(),
+            closed: BTreeMap::new(),
+            position_times: BTreeMap::new(),
         }
     }
 
@@ -240,6 +252,8 @@ impl SimAccount {
         self.balances.clear();
         self.wallets.clear();
         self.positions.clear();
+        self.closed.clear();
+        self.position_times.clear();
     }
 
     /// True when an order rests on symbol `sym`.
@@ -300,6 +314,7 @@ impl SimAccount {
             reduce_only: p.reduce_only,
             created_ms: now_ms,
             status: Status::New,
+            updated_ms: now_ms,
         };
         let mut events = vec![self.report(spec, &o, &Exec::New, now_ms)];
         let mut trades = Vec::with_capacity(fills.len());
@@ -319,6 +334,8 @@ impl SimAccount {
         let result = wire::place_result(self.market, spec, &o, &trades, now_ms);
         if rests {
             self.resting.insert(id, o);
+        } else {
+            self.retire(o, now_ms);
         }
         Ok(Outcome { result, events })
     }
@@ -362,8 +379,10 @@ impl SimAccount {
             },
             now_ms,
         );
+        let result = wire::cancel_result(self.market, spec, &o, &cancel_id, now_ms);
+        self.retire(o, now_ms);
         Ok(Outcome {
-            result: wire::cancel_result(self.market, spec, &o, &cancel_id, now_ms),
+            result,
             events: vec![event],
         })
     }
@@ -392,6 +411,7 @@ impl SimAccount {
             let price = o.price;
             let t = self.fill(spec, &mut o, price, left, true);
             events.push(self.report(spec, &o, &Exec::Trade(&t), now_ms));
+            self.retire(o, now_ms);
         }
         if !crossed.is_empty() {
             events.extend(self.balance_event(spec, sym, now_ms));
@@ -471,7 +491,10 @@ impl SimAccount {
 
     /// After fills on `sym`: spot `outboundAccountPosition` (base and quote), USD-M
     /// `ACCOUNT_UPDATE`; nothing on COIN-M, whose inverse contracts are not modelled.
-    fn balance_event(&self, spec: &SymbolSpec, sym: u32, now_ms: u64) -> Option<String> {
+    fn balance_event(&mut self, spec: &SymbolSpec, sym: u32, now_ms: u64) -> Option<String> {
+        if self.market.is_futures() {
+            self.position_times.insert(sym, now_ms);
+        }
         let get = |m: &BTreeMap<String, Money>, a: &str| m.get(a).copied().unwrap_or(START_BALANCE);
         match self.market {
             Market::Spot => Some(wire::account_position(

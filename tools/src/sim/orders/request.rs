@@ -24,7 +24,14 @@ const DECIMAL_RANGE: &str = "^([0-9]{1,20})(\\.[0-9]{1,20})?$";
 /// Binance's legal range for client order ids.
 const CLIENT_ID_RANGE: &str = "^[\\.A-Z\\:/a-z0-9_-]{1,36}$";
 /// Parameters every method accepts and the sim ignores: it checks no signature or time window.
-const IGNORED: [&str; 4] = ["apiKey", "timestamp", "signature", "recvWindow"];
+/// (`returnRateLimits` is read by the venue's rate limiting.)
+const IGNORED: [&str; 5] = [
+    "apiKey",
+    "timestamp",
+    "signature",
+    "recvWindow",
+    "returnRateLimits",
+];
 
 /// A refused request: Binance's error code and message (always sent with status 400).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +116,20 @@ pub(crate) enum Call {
     Subscribe,
     Unsubscribe(Option<u64>),
     Ping,
+    /// `order.status`.
+    OrderStatus(super::QueryParams),
+    /// `openOrders.status`, optionally of one symbol.
+    OpenOrders(Option<String>),
+    /// Spot `account.status`; `true`: omit zero balances.
+    AccountStatus(bool),
+    /// Futures `account.position`, optionally of one symbol.
+    AccountPosition(Option<String>),
+    /// Futures `account.balance`.
+    AccountBalance,
+    /// Futures `userDataStream.start` / `.ping` / `.stop`.
+    ListenKeyStart,
+    ListenKeyPing,
+    ListenKeyStop,
 }
 
 /// A parsed request: the `id` to echo (its JSON text, `null` when absent or unusable) and
@@ -180,27 +201,36 @@ fn call(top: &BTreeMap<String, &RawValue>, market: Market) -> Result<Call, ApiEr
             Ok(Call::Unsubscribe(id))
         }
         "ping" => params.only(&[]).map(|()| Call::Ping),
-        m => Err(ApiError::new(
-            -1020,
-            format!(
-                "This operation is not supported: unknown method '{}' (the sim serves \
-                 order.place, order.cancel, userDataStream.subscribe, \
-                 userDataStream.unsubscribe, ping).",
-                clip(m)
-            ),
-        )),
+        m => match super::queries::call(m, &params, market) {
+            Some(call) => call,
+            None => Err(unknown(m)),
+        },
     }
+}
+
+/// -1020 for a method the sim does not serve on this market.
+fn unknown(m: &str) -> ApiError {
+    ApiError::new(
+        -1020,
+        format!(
+            "This operation is not supported: unknown method '{}' (the sim serves order.place, \
+             order.cancel, order.status, userDataStream.subscribe, userDataStream.unsubscribe, \
+             ping; spot openOrders.status, account.status; futures account.position, \
+             account.balance, userDataStream.start/ping/stop).",
+            clip(m)
+        ),
+    )
 }
 
 /// A request's `params`, values as raw JSON.
 #[derive(Default)]
-struct Params<'a> {
+pub(super) struct Params<'a> {
     map: BTreeMap<String, &'a RawValue>,
 }
 
 impl Params<'_> {
     /// Refuses (-1103) any parameter outside `allowed` and [`IGNORED`].
-    fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+    pub(super) fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
         match self
             .map
             .keys()
@@ -219,7 +249,7 @@ impl Params<'_> {
     ///
     /// # Errors
     /// -1102 for an object or array.
-    fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
+    pub(super) fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
         let Some(raw) = self.map.get(name).map(|r| r.get()) else {
             return Ok(None);
         };
@@ -234,13 +264,13 @@ impl Params<'_> {
         Ok(Some(s).filter(|s| !s.is_empty()))
     }
 
-    fn required(&self, name: &str) -> Result<String, ApiError> {
+    pub(super) fn required(&self, name: &str) -> Result<String, ApiError> {
         self.text(name)?.ok_or_else(|| ApiError::missing(name))
     }
 
     /// The symbol: present and in Binance's legal range (whether it is listed is the
     /// caller's question).
-    fn symbol(&self) -> Result<String, ApiError> {
+    pub(super) fn symbol(&self) -> Result<String, ApiError> {
         let s = self.required("symbol")?;
         if !legal_symbol(&s) {
             return Err(ApiError::illegal("symbol", SYMBOL_RANGE));
@@ -248,7 +278,7 @@ impl Params<'_> {
         Ok(s)
     }
 
-    fn client_id(&self, name: &str) -> Result<Option<String>, ApiError> {
+    pub(super) fn client_id(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.text(name)? {
             Some(s) if ClientOrderId::new(&s).is_err() => {
                 Err(ApiError::illegal(name, CLIENT_ID_RANGE))
@@ -370,7 +400,7 @@ fn cancel(p: &Params<'_>, market: Market) -> Result<CancelParams, ApiError> {
 }
 
 /// A non-negative integer parameter.
-fn integer(name: &str, s: &str) -> Result<u64, ApiError> {
+pub(super) fn integer(name: &str, s: &str) -> Result<u64, ApiError> {
     if s.is_empty() || s.len() > 20 || !s.bytes().all(|c| c.is_ascii_digit()) {
         return Err(ApiError::illegal(name, "^[0-9]{1,20}$"));
     }

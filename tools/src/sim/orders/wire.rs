@@ -137,7 +137,7 @@ impl Exec<'_> {
 }
 
 /// The order's average fill price at the price scale (0 before any fill).
-fn avg_price(o: &Order) -> i64 {
+pub(super) fn avg_price(o: &Order) -> i64 {
     if o.filled.0 == 0 {
         return 0;
     }

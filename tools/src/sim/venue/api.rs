@@ -77,6 +77,7 @@ impl Venue {
             },
         );
         self.stats.api_clients_total += 1;
+        self.charge_connect(li);
     }
 
     /// A binary frame on an API connection: not a request.
@@ -86,18 +87,37 @@ impl Venue {
             conn,
             "null",
             Err(ApiError::invalid_json("binary frames are not requests")),
+            None,
         );
     }
 
     /// One request: answered on `conn`, its events to the listener's subscribers.
     pub(super) fn on_api_text(&mut self, li: usize, conn: SocketId, text: &str) {
         let req = orders::parse(text, self.listeners[li].market);
+        let meter = match self.meter(li, req.id, text, req.call.as_ref().ok()) {
+            Ok(m) => m,
+            Err(reply) => {
+                self.stats.api_requests += 1;
+                let reg = self.poll.registry();
+                queue(reg, &mut self.listeners[li], conn, reply, &mut self.stats);
+                self.flush_clients();
+                return;
+            }
+        };
         let outcome = req.call.and_then(|call| self.api_call(li, conn, call));
-        self.answer(li, conn, req.id, outcome);
+        self.answer(li, conn, req.id, outcome, Some(meter));
     }
 
-    fn answer(&mut self, li: usize, conn: SocketId, id: &str, outcome: Result<Outcome, ApiError>) {
+    fn answer(
+        &mut self,
+        li: usize,
+        conn: SocketId,
+        id: &str,
+        outcome: Result<Outcome, ApiError>,
+        meter: Option<super::limits::Meter>,
+    ) {
         self.stats.api_requests += 1;
+        let ok = outcome.is_ok();
         let (reply, events) = match outcome {
             Ok(Outcome { result, events }) => (orders::response_ok(id, &result), events),
             Err(e) => {
@@ -105,8 +125,18 @@ impl Venue {
                 (orders::response_err(id, &e), Vec::new())
             }
         };
-        let reg = self.poll.registry();
-        queue(reg, &mut self.listeners[li], conn, reply, &mut self.stats);
+        let reply = match meter {
+            Some(m) => self.metered(li, reply, m, ok),
+            None => reply,
+        };
+        if self.listeners[li].mute_left > 0 {
+            // `mute-api`: carried out, never answered.
+            self.listeners[li].mute_left -= 1;
+            self.stats.api_unanswered += 1;
+        } else {
+            let reg = self.poll.registry();
+            queue(reg, &mut self.listeners[li], conn, reply, &mut self.stats);
+        }
         self.user_data(li, &events);
         self.flush_clients();
     }
@@ -158,11 +188,12 @@ impl Venue {
                 l.account
                     .cancel(&self.specs[sym], sym as u32, &c, l.clock_ms)
             }
+            other => self.api_extra(li, conn, other),
         }
     }
 
     /// The timeline's index of `symbol` on `market`.
-    fn symbol(&self, market: Market, symbol: &str) -> Result<usize, ApiError> {
+    pub(super) fn symbol(&self, market: Market, symbol: &str) -> Result<usize, ApiError> {
         self.tl
             .symbol_id(market, symbol)
             .ok_or_else(|| ApiError::new(-1121, "Invalid symbol."))
@@ -173,6 +204,7 @@ impl Venue {
         if events.is_empty() {
             return;
         }
+        self.private_user_data(li, events);
         let reg = self.poll.registry();
         let l = &mut self.listeners[li];
         let subs: Vec<(SocketId, u64)> = l

@@ -16,6 +16,14 @@ impl Venue {
             self.stall_until = self.stall_until.max(until);
             return;
         }
+        if fault == Fault::ExpireListenKey {
+            for li in 0..self.listeners.len() {
+                if scope.is_none_or(|m| m == self.listeners[li].market) {
+                    self.expire_listen_key(li);
+                }
+            }
+            return;
+        }
         let reg = self.poll.registry();
         for l in &mut self.listeners {
             if scope.is_some_and(|m| m != l.market) {
@@ -48,7 +56,20 @@ impl Venue {
                 }
                 Fault::Truncate => l.truncate_next = true,
                 Fault::RefuseSnapshot(n) => l.refuse_left = l.refuse_left.saturating_add(n),
-                Fault::Stall(_) => {}
+                Fault::DropApi => {
+                    let api: Vec<_> = l
+                        .clients
+                        .iter()
+                        .filter(|(_, c)| c.api.is_some())
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in api {
+                        l.clients.remove(&id);
+                        l.net.abort(reg, id);
+                    }
+                }
+                Fault::MuteApi(n) => l.mute_left = l.mute_left.saturating_add(n),
+                Fault::Stall(_) | Fault::ExpireListenKey => {}
             }
         }
     }

@@ -21,14 +21,19 @@ use tungstenite::Utf8Bytes;
 
 mod api;
 mod faults;
+mod limits;
+mod listen_key;
+mod queries;
 mod requests;
 
 pub(crate) use api::api_path;
 
 use super::fault::{Fault, ScheduledFault};
+use super::limits::{Limiter, RateLimit};
 use super::orders::{Fees, SimAccount, SymbolSpec};
 use super::timeline::{Body, Frame, Timeline};
 use super::{SimConfig, SimStats};
+use listen_key::ListenKeys;
 use requests::error_reply;
 
 /// The waker's token; listener `i` owns the tokens from [`first_token`]`(i)` on.
@@ -107,6 +112,12 @@ struct Listener {
     clock_ms: u64,
     /// Next user-data subscription id.
     next_subscription: u64,
+    /// Futures: the account's listen key and its `/private` connections.
+    keys: ListenKeys,
+    /// The WebSocket API's rate limits.
+    limiter: Limiter,
+    /// `mute-api`: requests still to carry out without answering.
+    mute_left: u32,
 }
 
 /// Where the timeline is.
@@ -193,6 +204,14 @@ impl Venue {
                 account: SimAccount::new(market, fees),
                 clock_ms: first_ms,
                 next_subscription: 0,
+                keys: ListenKeys::new(ns(cfg.listen_key_validity)),
+                limiter: Limiter::new(
+                    cfg.rate_limits
+                        .clone()
+                        .unwrap_or_else(|| RateLimit::binance(market)),
+                    u64::try_from(cfg.ip_ban.as_millis()).unwrap_or(u64::MAX),
+                ),
+                mute_left: 0,
             })
             .collect();
         let specs = tl
@@ -515,6 +534,7 @@ impl Venue {
 
     /// Connection age limit, pings, and dropping clients that stopped answering them.
     fn housekeeping(&mut self, now: u64) {
+        self.expire_listen_keys(now);
         let reg = self.poll.registry();
         if let Some(max) = self.max_age_ns {
             for l in &mut self.listeners {

@@ -21,6 +21,9 @@ impl Venue {
             self.on_api_open(li, conn, now);
             return;
         }
+        if self.on_private_open(li, conn, path, query, now) {
+            return;
+        }
         if path.starts_with("/ws-") {
             self.stats.bad_requests += 1;
             let reg = self.poll.registry();
