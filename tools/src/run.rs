@@ -146,6 +146,21 @@ pub fn live_config(
     })
 }
 
+/// Points the order gateway at the simulator's WebSocket API for `market` (and, on
+/// futures, its `/private` user-data stream).
+pub fn use_sim_gateway(
+    live: &mut LiveConfig,
+    sim: &crate::sim::SimHandle,
+    market: tape_core::instrument::Market,
+) {
+    if let Some(e) = sim.endpoints().iter().find(|e| e.market == market) {
+        live.gateway_url = Some(e.api_url.clone());
+        if live.gateway.user_data_url.is_none() && !e.user_data_url.is_empty() {
+            live.gateway.user_data_url = Some(e.user_data_url.clone());
+        }
+    }
+}
+
 /// The order gateway's settings and credentials (`[desk]`).
 pub fn gateway_options(cfg: &Config) -> anyhow::Result<GatewayOptions> {
     let d = &cfg.desk;
@@ -429,11 +444,7 @@ fn prepare(cfg: &Config) -> Result<(NodeConfig, Option<SimHandle>, String)> {
             let mut live = live_config(cfg, venues, sim.ca_path())?;
             if let Some(m) = cfg.desk_setup()?.and_then(|d| d.gateway) {
                 if live.gateway_url.is_none() {
-                    live.gateway_url = sim
-                        .endpoints()
-                        .iter()
-                        .find(|e| e.market == m)
-                        .map(|e| e.api_url.clone());
+                    use_sim_gateway(&mut live, &sim, m);
                 }
                 if let Some(u) = &live.gateway_url {
                     what.push_str(&format!("\n          orders {u}"));

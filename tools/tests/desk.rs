@@ -318,14 +318,10 @@ fn gateway_node(url: Option<&str>) -> GatewayNode {
     }
     cfg.validate().unwrap();
     let mut live = live_config(&cfg, sim_venues(&sim), sim.ca_path()).unwrap();
-    let api = sim
-        .endpoints()
-        .iter()
-        .find(|e| e.market == tape_core::instrument::Market::UsdM)
-        .unwrap()
-        .api_url
-        .clone();
-    live.gateway_url = Some(url.map_or(api, str::to_owned));
+    tape_tools::run::use_sim_gateway(&mut live, &sim, tape_core::instrument::Market::UsdM);
+    if let Some(u) = url {
+        live.gateway_url = Some(u.to_owned());
+    }
     let (addr, stop, handle) = spawn_node(node_config_with(&cfg, Some(live)).unwrap());
     GatewayNode {
         sim,

@@ -153,6 +153,10 @@ pub struct Endpoint {
     pub rest_url: String,
     /// WebSocket API URL, e.g. `wss://127.0.0.1:PORT/ws-api/v3` (orders, user data).
     pub api_url: String,
+    /// Futures: the user-data stream a listenKey is appended to
+    /// (`wss://127.0.0.1:PORT/private/ws`, add `?listenKey=K`); empty on spot (user data
+    /// comes through the WebSocket API).
+    pub user_data_url: String,
     /// Symbols on this market, upper case, sorted.
     pub symbols: Vec<String>,
     /// `(price, quantity)` scales of the symbols whose snapshot source declares them.
@@ -273,6 +277,11 @@ impl VenueSim {
                 ws_url: format!("{ws}://{shown}/stream"),
                 rest_url: format!("{http}://{shown}"),
                 api_url: format!("{ws}://{shown}{}", venue::api_path(market)),
+                user_data_url: if market.is_futures() {
+                    format!("{ws}://{shown}/private/ws")
+                } else {
+                    String::new()
+                },
                 symbols: symbols.clone().map(|s| s.name.clone()).collect(),
                 scales: symbols
                     .filter_map(|s| Some((s.name.clone(), s.scales?)))
