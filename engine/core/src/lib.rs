@@ -22,6 +22,7 @@ pub mod msg;
 pub mod output;
 pub mod record;
 pub mod server;
+pub mod sign;
 pub mod ticker;
 pub mod venue;
 pub mod wire;
