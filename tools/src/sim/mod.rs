@@ -20,8 +20,10 @@
 //! - `fault`: [`Fault`] and [`ScheduledFault`] and their text forms.
 //! - `cert`: the self-signed certificate.
 //! - `orders`: the WebSocket API's sim account: validation, matching, user-data events.
+//! - `auth`: [`SimAuth`] and the registered [`ApiKeys`] (Binance's request signing).
 //! - `cli`: the `tape venue-sim` subcommand.
 
+mod auth;
 mod cert;
 pub mod cli;
 mod fault;
@@ -30,6 +32,7 @@ mod rest;
 mod timeline;
 mod venue;
 
+pub use auth::{ApiKeys, KeyFlag, SimAuth, MAX_API_KEY_LEN};
 pub use fault::{Fault, ScheduledFault};
 
 use std::collections::BTreeMap;
@@ -84,6 +87,10 @@ pub struct SimConfig {
     pub taker_fee_bps: i64,
     /// Fee of a maker fill (a resting order) in basis points; negative for a rebate.
     pub maker_fee_bps: i64,
+    /// Who may use the WebSocket API. Default: [`SimAuth::Strict`] with no keys (signed
+    /// requests are refused until keys are registered, as on Binance);
+    /// [`SimAuth::Lenient`] checks nothing.
+    pub auth: SimAuth,
 }
 
 impl Default for SimConfig {
@@ -102,6 +109,7 @@ impl Default for SimConfig {
             max_connection_age: None,
             taker_fee_bps: 4,
             maker_fee_bps: 2,
+            auth: SimAuth::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use tape_core::account::ClientOrderId;
 use tape_core::fixed::{parse_fixed, FixedError};
 use tape_core::instrument::Market;
 
+use super::auth::SessionOp;
 use super::kinds::{Kind, OrderSide, Tif};
 use crate::sim::rest::{legal_symbol, SYMBOL_RANGE};
 
@@ -23,7 +24,8 @@ const ECHO_MAX: usize = 40;
 const DECIMAL_RANGE: &str = "^([0-9]{1,20})(\\.[0-9]{1,20})?$";
 /// Binance's legal range for client order ids.
 const CLIENT_ID_RANGE: &str = "^[\\.A-Z\\:/a-z0-9_-]{1,36}$";
-/// Parameters every method accepts and the sim ignores: it checks no signature or time window.
+/// Parameters every method accepts here: the authentication parameters, which `auth` checks
+/// (strict mode) before the call is parsed, and lenient mode ignores.
 const IGNORED: [&str; 4] = ["apiKey", "timestamp", "signature", "recvWindow"];
 
 /// A refused request: Binance's error code and message (always sent with status 400).
@@ -109,6 +111,10 @@ pub(crate) enum Call {
     Subscribe,
     Unsubscribe(Option<u64>),
     Ping,
+    /// `time`: the wall clock.
+    Time,
+    /// `session.logon`, `session.status`, `session.logout` (see `auth`).
+    Session(SessionOp),
 }
 
 /// A parsed request: the `id` to echo (its JSON text, `null` when absent or unusable) and
@@ -170,7 +176,14 @@ fn call(top: &BTreeMap<String, &RawValue>, market: Market) -> Result<Call, ApiEr
     match method.as_str() {
         "order.place" => place(&params, market).map(Call::Place),
         "order.cancel" => cancel(&params, market).map(Call::Cancel),
-        "userDataStream.subscribe" => params.only(&[]).map(|()| Call::Subscribe),
+        // The signature form differs only in how it is authorized (`auth`).
+        "userDataStream.subscribe" | "userDataStream.subscribe.signature" => {
+            params.only(&[]).map(|()| Call::Subscribe)
+        }
+        "time" => params.only(&[]).map(|()| Call::Time),
+        "session.logon" => params.only(&[]).map(|()| Call::Session(SessionOp::Logon)),
+        "session.status" => params.only(&[]).map(|()| Call::Session(SessionOp::Status)),
+        "session.logout" => params.only(&[]).map(|()| Call::Session(SessionOp::Logout)),
         "userDataStream.unsubscribe" => {
             params.only(&["subscriptionId"])?;
             let id = params
@@ -185,7 +198,8 @@ fn call(top: &BTreeMap<String, &RawValue>, market: Market) -> Result<Call, ApiEr
             format!(
                 "This operation is not supported: unknown method '{}' (the sim serves \
                  order.place, order.cancel, userDataStream.subscribe, \
-                 userDataStream.unsubscribe, ping).",
+                 userDataStream.subscribe.signature, userDataStream.unsubscribe, \
+                 session.logon, session.status, session.logout, ping, time).",
                 clip(m)
             ),
         )),
