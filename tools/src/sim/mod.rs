@@ -201,6 +201,10 @@ pub struct SimStats {
     pub bad_requests: u64,
     /// Faults applied (scheduled, injected and over HTTP).
     pub faults_applied: u64,
+    /// WebSocket API requests refused by authentication (strict mode: a missing or unknown
+    /// key, a bad signature, a timestamp outside the window, no logon); also in
+    /// `bad_requests`.
+    pub auth_refused: u64,
     /// Records the sim's engine rejected (e.g. frames of a market it cannot decode).
     pub engine_errors: u64,
     /// Why the sim thread stopped on its own, if it did.

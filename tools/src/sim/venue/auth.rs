@@ -68,7 +68,13 @@ impl Venue {
             SimAuth::Lenient => None,
             SimAuth::Strict(keys) => {
                 let session = self.session(li, conn).unwrap_or_default();
-                Some(auth::check(text, &session, keys, wall_us())?)
+                match auth::check(text, &session, keys, wall_us()) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        self.stats.auth_refused += 1;
+                        return Err(e);
+                    }
+                }
             }
         };
         let call = call?;
