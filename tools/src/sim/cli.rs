@@ -216,3 +216,61 @@ pub fn run(args: &SimArgs) -> Result<()> {
     ));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<SimConfig> {
+        let mut argv = vec!["venue-sim"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)?.sim.config()
+    }
+
+    #[test]
+    fn auth_flags_register_keys_strict_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "sekrit\n").unwrap();
+        let public = dir.path().join("p.pem");
+        let ed = tape_core::sign::Ed25519Key::from_seed(&[3; 32]);
+        std::fs::write(&public, ed.public().to_public_pem()).unwrap();
+
+        let SimAuth::Strict(keys) = config(&[]).unwrap().auth else {
+            panic!("strict by default");
+        };
+        assert!(keys.is_empty());
+        let hmac = format!("h1={}", secret.display());
+        let edf = format!("e1={}", public.display());
+        let cfg = config(&["--api-key-hmac", &hmac, "--api-key-ed25519", &edf]).unwrap();
+        let SimAuth::Strict(keys) = cfg.auth else {
+            panic!("strict");
+        };
+        let names: Vec<_> = keys
+            .names()
+            .map(|(n, k)| (n.to_owned(), k.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("h1".to_owned(), "HMAC_SHA256"),
+                ("e1".to_owned(), "ED25519")
+            ]
+        );
+        assert!(config(&["--lenient-auth"]).unwrap().auth.is_lenient());
+        // Keys with lenient mode, a missing file, a private key as the public one: refused.
+        assert!(config(&["--lenient-auth", "--api-key-hmac", &hmac]).is_err());
+        assert!(config(&["--api-key-hmac", "h2=/nonexistent/secret"]).is_err());
+        std::fs::write(&public, ed.to_pkcs8_pem().as_bytes()).unwrap();
+        assert!(config(&["--api-key-ed25519", &edf]).is_err());
+        assert!(config(&["--api-key-hmac", "bad name=x"]).is_err());
+    }
+}
