@@ -28,7 +28,8 @@ const CLIENT_ID_RANGE: &str = "^[\\.A-Z\\:/a-z0-9_-]{1,36}$";
 /// (strict mode) before the call is parsed, and lenient mode ignores.
 const IGNORED: [&str; 4] = ["apiKey", "timestamp", "signature", "recvWindow"];
 
-/// A refused request: Binance's error code and message (always sent with status 400).
+/// A refused request: Binance's error code and message (sent with [`ApiError::status`]: 400, or
+/// 401 for the authentication errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
     pub code: i32,
