@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::{next_text, root};
 use tape_core::instrument::Market;
-use tape_tools::sim::{Fault, Interval, RateLimit, SimConfig, SimHandle, SimStats, VenueSim};
+use tape_tools::sim::{
+    Fault, Interval, RateLimit, SimAuth, SimConfig, SimHandle, SimStats, VenueSim,
+};
 use tungstenite::{Message, WebSocket};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -31,6 +33,8 @@ fn start(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
         repeat: false,
         speed: 0,
         tls: false,
+        // Signing is sim_auth.rs's subject; these tests are about what the methods answer.
+        auth: SimAuth::Lenient,
         ..SimConfig::default()
     };
     tweak(&mut cfg);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{ScheduledFault, SimConfig, VenueSim};
+use super::{ApiKeys, KeyFlag, ScheduledFault, SimAuth, SimConfig, VenueSim};
 
 /// Flags of `tape venue-sim`.
 #[derive(Debug, Clone, clap::Args)]
@@ -59,13 +59,34 @@ pub struct SimArgs {
     /// WebSocket API: maker fee (resting orders) in basis points; negative for a rebate.
     #[arg(long, default_value_t = 2, allow_negative_numbers = true)]
     pub maker_fee_bps: i64,
+    /// WebSocket API: check no apiKey, signature or timestamp (the default is Binance's
+    /// rules: signed requests need a key registered below).
+    #[arg(long)]
+    pub lenient_auth: bool,
+    /// WebSocket API: register an HMAC-SHA256 API key whose secret is the content of FILE;
+    /// repeatable.
+    #[arg(long = "api-key-hmac", value_name = "API_KEY=FILE")]
+    pub api_key_hmac: Vec<KeyFlag>,
+    /// WebSocket API: register an HMAC-SHA256 API key whose secret is the environment
+    /// variable VAR; repeatable.
+    #[arg(long = "api-key-hmac-env", value_name = "API_KEY=VAR")]
+    pub api_key_hmac_env: Vec<KeyFlag>,
+    /// WebSocket API: register an Ed25519 API key by its public key PEM file
+    /// (`openssl pkey -in key.pem -pubout`); repeatable.
+    #[arg(long = "api-key-ed25519", value_name = "API_KEY=PUBLIC_PEM")]
+    pub api_key_ed25519: Vec<KeyFlag>,
 }
 
 impl SimArgs {
-    /// The simulator settings these flags describe.
-    pub fn config(&self) -> SimConfig {
+    /// The simulator settings these flags describe; key files and variables are read here.
+    ///
+    /// # Errors
+    /// An unreadable key file or unset variable, a key that does not parse, keys given with
+    /// `--lenient-auth`.
+    pub fn config(&self) -> Result<SimConfig> {
         let d = SimConfig::default();
-        SimConfig {
+        let auth = self.auth()?;
+        Ok(SimConfig {
             journal: self.journal.clone().unwrap_or(d.journal),
             speed: self.speed,
             repeat: !self.once,
@@ -78,9 +99,32 @@ impl SimArgs {
             max_connection_age: self.max_connection_secs.map(Duration::from_secs),
             taker_fee_bps: self.taker_fee_bps,
             maker_fee_bps: self.maker_fee_bps,
+            auth,
             ..d
         }
-        .with_port_base(self.port_base)
+        .with_port_base(self.port_base))
+    }
+
+    fn auth(&self) -> Result<SimAuth> {
+        let flags =
+            self.api_key_hmac.len() + self.api_key_hmac_env.len() + self.api_key_ed25519.len();
+        if self.lenient_auth {
+            if flags > 0 {
+                anyhow::bail!("--lenient-auth checks no key: drop it or the --api-key-* flags");
+            }
+            return Ok(SimAuth::Lenient);
+        }
+        let mut keys = ApiKeys::new();
+        for f in &self.api_key_hmac {
+            keys.insert_hmac_file(&f.name, f.value.as_ref())?;
+        }
+        for f in &self.api_key_hmac_env {
+            keys.insert_hmac_env(&f.name, &f.value)?;
+        }
+        for f in &self.api_key_ed25519 {
+            keys.insert_ed25519_file(&f.name, f.value.as_ref())?;
+        }
+        Ok(SimAuth::Strict(keys))
     }
 }
 
@@ -97,7 +141,7 @@ fn say(line: std::fmt::Arguments<'_>) {
 /// # Errors
 /// Bad input, certificate trouble, ports that cannot be bound.
 pub fn run(args: &SimArgs) -> Result<()> {
-    let cfg = args.config();
+    let cfg = args.config()?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("install signal handler")?;
@@ -122,6 +166,25 @@ pub fn run(args: &SimArgs) -> Result<()> {
             e.rest_url,
             e.symbols.join(",")
         ));
+    }
+    match &cfg.auth {
+        SimAuth::Lenient => say(format_args!(
+            "  WebSocket API: lenient (no signature checks)"
+        )),
+        SimAuth::Strict(keys) => {
+            let names: Vec<String> = keys
+                .names()
+                .map(|(n, k)| format!("{n} ({})", k.as_str()))
+                .collect();
+            say(format_args!(
+                "  WebSocket API: signed requests checked as Binance does; API keys: {}",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
     }
     if let Some(ca) = sim.ca_path() {
         say(format_args!("  CA certificate: {}", ca.display()));
@@ -153,4 +216,62 @@ pub fn run(args: &SimArgs) -> Result<()> {
         s.bad_requests
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<SimConfig> {
+        let mut argv = vec!["venue-sim"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)?.sim.config()
+    }
+
+    #[test]
+    fn auth_flags_register_keys_strict_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "sekrit\n").unwrap();
+        let public = dir.path().join("p.pem");
+        let ed = tape_core::sign::Ed25519Key::from_seed(&[3; 32]);
+        std::fs::write(&public, ed.public().to_public_pem()).unwrap();
+
+        let SimAuth::Strict(keys) = config(&[]).unwrap().auth else {
+            panic!("strict by default");
+        };
+        assert!(keys.is_empty());
+        let hmac = format!("h1={}", secret.display());
+        let edf = format!("e1={}", public.display());
+        let cfg = config(&["--api-key-hmac", &hmac, "--api-key-ed25519", &edf]).unwrap();
+        let SimAuth::Strict(keys) = cfg.auth else {
+            panic!("strict");
+        };
+        let names: Vec<_> = keys
+            .names()
+            .map(|(n, k)| (n.to_owned(), k.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("h1".to_owned(), "HMAC_SHA256"),
+                ("e1".to_owned(), "ED25519")
+            ]
+        );
+        assert!(config(&["--lenient-auth"]).unwrap().auth.is_lenient());
+        // Keys with lenient mode, a missing file, a private key as the public one: refused.
+        assert!(config(&["--lenient-auth", "--api-key-hmac", &hmac]).is_err());
+        assert!(config(&["--api-key-hmac", "h2=/nonexistent/secret"]).is_err());
+        std::fs::write(&public, ed.to_pkcs8_pem().as_bytes()).unwrap();
+        assert!(config(&["--api-key-ed25519", &edf]).is_err());
+        assert!(config(&["--api-key-hmac", "bad name=x"]).is_err());
+    }
 }

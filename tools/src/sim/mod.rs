@@ -20,8 +20,10 @@
 //! - `fault`: [`Fault`] and [`ScheduledFault`] and their text forms.
 //! - `cert`: the self-signed certificate.
 //! - `orders`: the WebSocket API's sim account: validation, matching, user-data events.
+//! - `auth`: [`SimAuth`] and the registered [`ApiKeys`] (Binance's request signing).
 //! - `cli`: the `tape venue-sim` subcommand.
 
+mod auth;
 mod cert;
 pub mod cli;
 mod fault;
@@ -31,6 +33,7 @@ mod rest;
 mod timeline;
 mod venue;
 
+pub use auth::{ApiKeys, KeyFlag, SimAuth, MAX_API_KEY_LEN};
 pub use fault::{Fault, ScheduledFault};
 pub use limits::{Interval, LimitKind, RateLimit};
 
@@ -95,6 +98,10 @@ pub struct SimConfig {
     /// A futures listen key expires this long after its last `userDataStream.start` or
     /// `.ping` (Binance: 60 minutes).
     pub listen_key_validity: Duration,
+    /// Who may use the WebSocket API. Default: [`SimAuth::Strict`] with no keys (signed
+    /// requests are refused until keys are registered, as on Binance);
+    /// [`SimAuth::Lenient`] checks nothing.
+    pub auth: SimAuth,
 }
 
 impl Default for SimConfig {
@@ -116,6 +123,7 @@ impl Default for SimConfig {
             rate_limits: None,
             ip_ban: Duration::from_secs(120),
             listen_key_validity: Duration::from_secs(3600),
+            auth: SimAuth::default(),
         }
     }
 }
@@ -216,6 +224,10 @@ pub struct SimStats {
     pub bad_requests: u64,
     /// Faults applied (scheduled, injected and over HTTP).
     pub faults_applied: u64,
+    /// WebSocket API requests refused by authentication (strict mode: a missing or unknown
+    /// key, a bad signature, a timestamp outside the window, no logon); also in
+    /// `bad_requests`.
+    pub auth_refused: u64,
     /// Records the sim's engine rejected (e.g. frames of a market it cannot decode).
     pub engine_errors: u64,
     /// Why the sim thread stopped on its own, if it did.

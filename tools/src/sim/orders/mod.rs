@@ -15,10 +15,12 @@
 //!   [`START_BALANCE`] per asset and are never checked.
 //!
 //! - `request`: parsing and validating WebSocket API requests.
+//! - `auth`: Binance's request security (signatures, timestamps, session logon).
 //! - `matching`: level walking and the crossing test.
 //! - `wire`: responses and events as JSON.
 //! - `kinds`: side, type, time in force, status.
 
+pub(crate) mod auth;
 mod kinds;
 mod matching;
 mod queries;

@@ -11,6 +11,7 @@ use tape_core::account::ClientOrderId;
 use tape_core::fixed::{parse_fixed, FixedError};
 use tape_core::instrument::Market;
 
+use super::auth::SessionOp;
 use super::kinds::{Kind, OrderSide, Tif};
 use crate::sim::rest::{legal_symbol, SYMBOL_RANGE};
 
@@ -23,8 +24,9 @@ const ECHO_MAX: usize = 40;
 const DECIMAL_RANGE: &str = "^([0-9]{1,20})(\\.[0-9]{1,20})?$";
 /// Binance's legal range for client order ids.
 const CLIENT_ID_RANGE: &str = "^[\\.A-Z\\:/a-z0-9_-]{1,36}$";
-/// Parameters every method accepts and the sim ignores: it checks no signature or time window.
-/// (`returnRateLimits` is read by the venue's rate limiting.)
+/// Parameters every method accepts here: the authentication parameters, which `auth` checks
+/// (strict mode) before the call is parsed, and lenient mode ignores; `returnRateLimits` is
+/// read by the venue's rate limiting.
 const IGNORED: [&str; 5] = [
     "apiKey",
     "timestamp",
@@ -33,7 +35,8 @@ const IGNORED: [&str; 5] = [
     "returnRateLimits",
 ];
 
-/// A refused request: Binance's error code and message (always sent with status 400).
+/// A refused request: Binance's error code and message (sent with [`ApiError::status`]: 400, or
+/// 401 for the authentication errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
     pub code: i32,
@@ -130,6 +133,10 @@ pub(crate) enum Call {
     ListenKeyStart,
     ListenKeyPing,
     ListenKeyStop,
+    /// `time`: the wall clock.
+    Time,
+    /// `session.logon`, `session.status`, `session.logout` (see `auth`).
+    Session(SessionOp),
 }
 
 /// A parsed request: the `id` to echo (its JSON text, `null` when absent or unusable) and
@@ -191,7 +198,14 @@ fn call(top: &BTreeMap<String, &RawValue>, market: Market) -> Result<Call, ApiEr
     match method.as_str() {
         "order.place" => place(&params, market).map(Call::Place),
         "order.cancel" => cancel(&params, market).map(Call::Cancel),
-        "userDataStream.subscribe" => params.only(&[]).map(|()| Call::Subscribe),
+        // The signature form differs only in how it is authorized (`auth`).
+        "userDataStream.subscribe" | "userDataStream.subscribe.signature" => {
+            params.only(&[]).map(|()| Call::Subscribe)
+        }
+        "time" => params.only(&[]).map(|()| Call::Time),
+        "session.logon" => params.only(&[]).map(|()| Call::Session(SessionOp::Logon)),
+        "session.status" => params.only(&[]).map(|()| Call::Session(SessionOp::Status)),
+        "session.logout" => params.only(&[]).map(|()| Call::Session(SessionOp::Logout)),
         "userDataStream.unsubscribe" => {
             params.only(&["subscriptionId"])?;
             let id = params

@@ -103,10 +103,11 @@ pub(crate) fn response_ok(id: &str, result: &str) -> String {
     format!("{{\"id\":{id},\"status\":200,\"result\":{result}}}")
 }
 
-/// `{"id":ID,"status":400,"error":{"code":C,"msg":M}}`.
+/// `{"id":ID,"status":S,"error":{"code":C,"msg":M}}`, S as [`ApiError::status`] says.
 pub(crate) fn response_err(id: &str, e: &ApiError) -> String {
     let error = Json::new().num("code", e.code).str("msg", &e.msg).end();
-    format!("{{\"id\":{id},\"status\":400,\"error\":{error}}}")
+    let status = e.status();
+    format!("{{\"id\":{id},\"status\":{status},\"error\":{error}}}")
 }
 
 /// A user-data event in the WebSocket API's envelope.

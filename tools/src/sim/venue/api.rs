@@ -73,7 +73,10 @@ impl Venue {
                 keys: Vec::new(),
                 opened_ns: now,
                 touched: false,
-                api: Some(ApiSession::default()),
+                api: Some(ApiSession {
+                    auth: super::auth::new_session(),
+                    ..ApiSession::default()
+                }),
             },
         );
         self.stats.api_clients_total += 1;
@@ -104,7 +107,7 @@ impl Venue {
                 return;
             }
         };
-        let outcome = req.call.and_then(|call| self.api_call(li, conn, call));
+        let outcome = self.authorized_call(li, conn, text, req.call);
         self.answer(li, conn, req.id, outcome, Some(meter));
     }
 
@@ -141,7 +144,12 @@ impl Venue {
         self.flush_clients();
     }
 
-    fn api_call(&mut self, li: usize, conn: SocketId, call: Call) -> Result<Outcome, ApiError> {
+    pub(super) fn api_call(
+        &mut self,
+        li: usize,
+        conn: SocketId,
+        call: Call,
+    ) -> Result<Outcome, ApiError> {
         let market = self.listeners[li].market;
         let done = |result: String| Outcome {
             result,
@@ -149,6 +157,11 @@ impl Venue {
         };
         match call {
             Call::Ping => Ok(done("{}".to_owned())),
+            Call::Time => Ok(done(format!(
+                "{{\"serverTime\":{}}}",
+                super::auth::wall_ms()
+            ))),
+            Call::Session(op) => self.session_call(li, conn, op, None),
             Call::Subscribe | Call::Unsubscribe(_) => {
                 let l = &mut self.listeners[li];
                 let Some(session) = l.clients.get_mut(&conn).and_then(|c| c.api.as_mut()) else {

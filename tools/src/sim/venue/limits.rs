@@ -32,7 +32,8 @@ pub(super) fn wall_ms() -> u64 {
 fn weight(market: Market, call: Option<&Call>) -> u64 {
     let spot = market == Market::Spot;
     match call {
-        None | Some(Call::Ping) => 1,
+        None | Some(Call::Ping | Call::Time) => 1,
+        Some(Call::Session(_)) => 2,
         Some(Call::Place(_)) => u64::from(spot),
         Some(Call::Cancel(_)) => 1,
         Some(Call::OrderStatus(_)) => {

@@ -20,6 +20,7 @@ use tape_node::net::{NetEvent, NetServer, SendResult, SocketId};
 use tungstenite::Utf8Bytes;
 
 mod api;
+mod auth;
 mod faults;
 mod limits;
 mod listen_key;
@@ -28,8 +29,10 @@ mod requests;
 
 pub(crate) use api::api_path;
 
+use super::auth::SimAuth;
 use super::fault::{Fault, ScheduledFault};
 use super::limits::{Limiter, RateLimit};
+use super::orders::auth::SessionAuth;
 use super::orders::{Fees, SimAccount, SymbolSpec};
 use super::timeline::{Body, Frame, Timeline};
 use super::{SimConfig, SimStats};
@@ -94,6 +97,8 @@ struct Client {
 struct ApiSession {
     /// Its user-data subscription, once `userDataStream.subscribe` was called.
     subscription: Option<u64>,
+    /// Its logon (`session.logon`) and when it connected.
+    auth: SessionAuth,
 }
 
 /// One market's port.
@@ -162,6 +167,8 @@ pub(crate) struct Venue {
     stats: SimStats,
     shared: Arc<Mutex<SimStats>>,
     out: Vec<NetEvent>,
+    /// Who may use the WebSocket API (`auth`).
+    auth: SimAuth,
 }
 
 fn new_engine() -> Result<Engine> {
@@ -250,6 +257,7 @@ impl Venue {
             next_ping: ping_ns,
             shared,
             out: Vec::new(),
+            auth: cfg.auth.clone(),
         };
         if !venue.start_on_connect {
             venue.start_pass(0);

@@ -73,6 +73,8 @@ impl Venue {
             | Call::Cancel(_)
             | Call::Subscribe
             | Call::Unsubscribe(_)
+            | Call::Time
+            | Call::Session(_)
             | Call::Ping => {
                 return Err(ApiError::new(-1000, "not a query"));
             }
