@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use tape_core::engine::EngineConfig;
 use tape_core::instrument::Market;
 use tape_core::server::HubConfig;
-use tape_node::live::{client_tls_config, GatewayOptions, LiveConfig, VenueSpec};
+use tape_node::live::{client_tls_config, Credentials, GatewayOptions, LiveConfig, VenueSpec};
 use tape_node::net::{load_tls_config, NetConfig};
 use tape_node::node::{FeedSource, IdleStrategy, Node, NodeConfig};
 
@@ -235,9 +235,8 @@ pub fn sim_config(cfg: &Config) -> Result<SimConfig> {
     }
     c.speed = s.speed;
     c.repeat = s.repeat;
-    // tape's order gateway does not sign its WebSocket API requests yet, so the in-process
-    // sim checks none (`tape venue-sim` is strict unless told otherwise).
-    c.auth = SimAuth::Lenient;
+    // Strict like Binance; `start_sim` registers the run's own key.
+    c.auth = SimAuth::Strict(crate::sim::ApiKeys::new());
     c.cert_dir = if s.cert_dir.is_empty() {
         // Per process: two simulators must never generate into one directory at once.
         private_cert_dir()
@@ -298,10 +297,33 @@ pub fn sim_venues(sim: &SimHandle) -> Vec<VenueSpec> {
 ///
 /// # Errors
 /// The simulator could not start (bad journal, ports, certificate directory).
-pub fn start_sim(cfg: &Config) -> Result<(SimHandle, Vec<VenueSpec>)> {
-    let sim = VenueSim::start(sim_config(cfg)?)?;
+pub fn start_sim(cfg: &Config) -> Result<(SimHandle, Vec<VenueSpec>, Arc<Credentials>)> {
+    let (credentials, keys) = local_key()?;
+    let mut c = sim_config(cfg)?;
+    c.auth = SimAuth::Strict(keys);
+    let sim = VenueSim::start(c)?;
     let venues = sim_venues(&sim);
-    Ok((sim, venues))
+    Ok((sim, venues, credentials))
+}
+
+/// The API key name of [`local_key`].
+pub const LOCAL_API_KEY: &str = "tapeLocalRun";
+
+/// A fresh Ed25519 key for one run against the in-process simulator: tape's credentials and
+/// the simulator's registration of its public half. Made from the OS's randomness, never
+/// stored.
+///
+/// # Errors
+/// The OS has no randomness to give.
+pub fn local_key() -> Result<(Arc<Credentials>, crate::sim::ApiKeys)> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut seed[..])
+        .map_err(|e| anyhow::anyhow!("randomness for the local key: {e}"))?;
+    let key = tape_core::sign::Ed25519Key::from_seed(&seed);
+    let keys = crate::sim::ApiKeys::new().with_ed25519(LOCAL_API_KEY, key.public())?;
+    let creds = Credentials::new(LOCAL_API_KEY, tape_core::sign::Signer::Ed25519(key))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((Arc::new(creds), keys))
 }
 
 /// Builds the node configuration. For a live feed the venues are given (from the config or
@@ -435,7 +457,7 @@ fn pin(cfg: &Config) -> Result<()> {
 fn prepare(cfg: &Config) -> Result<(NodeConfig, Option<SimHandle>, String)> {
     match cfg.feed_kind() {
         FeedKind::Sim => {
-            let (sim, venues) = start_sim(cfg)?;
+            let (sim, venues, local) = start_sim(cfg)?;
             let mut what = String::from("venue simulator (in-process, TLS):");
             for v in &venues {
                 what.push_str(&format!(
@@ -448,6 +470,8 @@ fn prepare(cfg: &Config) -> Result<(NodeConfig, Option<SimHandle>, String)> {
             if let Some(m) = cfg.desk_setup()?.and_then(|d| d.gateway) {
                 if live.gateway_url.is_none() {
                     use_sim_gateway(&mut live, &sim, m);
+                    // The simulator knows only the run's own key.
+                    live.gateway.credentials = Some(local);
                 }
                 if let Some(u) = &live.gateway_url {
                     what.push_str(&format!("\n          orders {u}"));

@@ -10,117 +10,21 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Value};
+use support::private::{
+    cents, connect, http_get, next, spawn_node, until, update, usdm_btc_mid, Ws, WAIT,
+};
 use support::{root, send_json as send};
 use tape_core::auth::token_for;
 use tape_tools::config::{Config, UserSection};
 use tape_tools::run::node_config;
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
 
-const WAIT: Duration = Duration::from_secs(30);
 const SECRET: &str = "an-integration-test-secret-of-at-least-32-bytes";
+const HMAC_KEY: &str = "deskHmacKey";
+const HMAC_SECRET: &[u8] = b"the-desk-tests-hmac-secret";
 const EXP: u64 = 4_000_000_000;
-
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
-
-fn connect(addr: SocketAddr, query: &str) -> Ws {
-    let (ws, _) = tungstenite::connect(format!("ws://{addr}/ws{query}")).expect("connect");
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-    }
-    ws
-}
-
-/// The next JSON message, or `Err(close code)` when the server closes.
-fn next(ws: &mut Ws, deadline: Instant) -> Result<Value, Option<u16>> {
-    loop {
-        assert!(Instant::now() < deadline, "timed out waiting for a message");
-        match ws.read() {
-            Ok(Message::Text(t)) => return Ok(serde_json::from_str(t.as_str()).expect("JSON")),
-            Ok(Message::Close(c)) => return Err(c.map(|c| u16::from(c.code))),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(tungstenite::Error::ConnectionClosed) => return Err(None),
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-}
-
-/// Reads until `pred` matches; returns everything read, the match last.
-fn until(ws: &mut Ws, deadline: Instant, mut pred: impl FnMut(&Value) -> bool) -> Vec<Value> {
-    let mut seen = Vec::new();
-    loop {
-        let m = next(ws, deadline).unwrap_or_else(|c| panic!("closed ({c:?}) after {seen:?}"));
-        let hit = pred(&m);
-        seen.push(m);
-        if hit {
-            return seen;
-        }
-    }
-}
-
-fn update<'a>(m: &'a Value, channel: &str) -> Option<&'a Value> {
-    (m["type"] == "update" && m["channel"] == channel).then(|| &m["data"])
-}
-
-fn http_get(addr: SocketAddr, path: &str, bearer: Option<&str>) -> (u16, Value) {
-    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let (status, body) = support::get_at(addr, path, &auth);
-    (status, serde_json::from_str(&body).expect("JSON body"))
-}
-
-/// Price string at scale 2 to cents.
-fn cents(v: &Value) -> i64 {
-    let s = v.as_str().expect("decimal string");
-    let (i, f) = s.split_once('.').unwrap();
-    i.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap()
-}
-
-/// A node on a background thread: its address, its stop flag, and its digest at the end.
-fn spawn_node(
-    ncfg: tape_node::node::NodeConfig,
-) -> (
-    SocketAddr,
-    Arc<AtomicBool>,
-    std::thread::JoinHandle<tape_core::output::Digest>,
-) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let s2 = Arc::clone(&stop);
-    let handle = std::thread::spawn(move || {
-        let mut node = tape_node::node::Node::bind(ncfg).unwrap();
-        tx.send(node.local_addr().expect("listening")).unwrap();
-        node.run(&s2, 0, |_| {}).unwrap();
-        node.engine().digest()
-    });
-    (rx.recv_timeout(WAIT).unwrap(), stop, handle)
-}
-
-/// Waits for a live USD-M BTCUSDT book; its mid in cents.
-fn usdm_btc_mid(ws: &mut Ws, deadline: Instant) -> i64 {
-    send(
-        ws,
-        json!({"type":"subscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
-    );
-    let seen = until(ws, deadline, |m| {
-        update(m, "bbo").is_some_and(|d| d["bid"].is_string() && d["ask"].is_string())
-    });
-    let bbo = update(seen.last().unwrap(), "bbo").unwrap();
-    let mid = (cents(&bbo["bid"]) + cents(&bbo["ask"])) / 2;
-    send(
-        ws,
-        json!({"type":"unsubscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
-    );
-    mid
-}
 
 /// A market buy of 0.010 with take-profit and stop-loss 1.00 either side of `mid`, read
 /// until the position is long: (take-profit, stop-loss, entry id, what was read).
@@ -292,8 +196,12 @@ fn gateway_node(url: Option<&str>) -> GatewayNode {
         speed: 1,
         repeat: false,
         cert_dir: certs.path().to_owned(),
-        // tape's order gateway does not sign requests yet: the sim checks none.
-        auth: SimAuth::Lenient,
+        // Strict, as Binance: tape signs every request with its HMAC key.
+        auth: SimAuth::Strict(
+            tape_tools::sim::ApiKeys::new()
+                .with_hmac(HMAC_KEY, HMAC_SECRET)
+                .unwrap(),
+        ),
         ..SimConfig::default()
     })
     .expect("sim starts");
@@ -321,6 +229,13 @@ fn gateway_node(url: Option<&str>) -> GatewayNode {
     cfg.validate().unwrap();
     let mut live = live_config(&cfg, sim_venues(&sim), sim.ca_path()).unwrap();
     tape_tools::run::use_sim_gateway(&mut live, &sim, tape_core::instrument::Market::UsdM);
+    live.gateway.credentials = Some(Arc::new(
+        tape_node::live::Credentials::new(
+            HMAC_KEY,
+            tape_core::sign::Signer::Hmac(tape_core::sign::HmacKey::new(HMAC_SECRET)),
+        )
+        .unwrap(),
+    ));
     if let Some(u) = url {
         live.gateway_url = Some(u.to_owned());
     }
@@ -460,6 +375,14 @@ fn bracket_order_against_the_simulator_through_the_order_gateway() {
         "{gw}"
     );
     assert_eq!(gw["failed"], 0, "{gw}");
+    // Signed with HMAC, user data on /private with a listenKey, the venue's clock measured.
+    assert_eq!(
+        (&gw["signing"], &gw["ready"], &gw["listen_keys"]),
+        (&json!("HMAC_SHA256"), &json!(true), &json!(1)),
+        "{gw}"
+    );
+    assert!(gw["clock_offset_ms"].is_i64(), "{gw}");
+    assert_eq!(sim.stats().auth_refused, 0, "{:?}", sim.stats());
     stop.store(true, Ordering::Relaxed);
     drop(alice);
     drop(bob);

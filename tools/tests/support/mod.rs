@@ -1,6 +1,8 @@
 //! Shared by the integration tests: the repository root and a node on a background thread.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod private;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
