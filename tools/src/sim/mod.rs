@@ -190,8 +190,10 @@ pub struct SimStats {
     pub frames_withheld: u64,
     /// Frames sent cut in half by `truncate` faults.
     pub frames_truncated: u64,
-    /// Stream clients connected now.
+    /// Stream clients connected now (the `/private` ones included).
     pub clients: u64,
+    /// Futures user-data connections (`/private`) open now.
+    pub private_clients: u64,
     /// WebSocket API connections open now.
     pub api_clients: u64,
     /// WebSocket API connections ever opened.

@@ -96,18 +96,29 @@ pub fn spawn_node(
 
 /// Waits for a live USD-M BTCUSDT book; its mid in cents.
 pub fn usdm_btc_mid(ws: &mut Ws, deadline: Instant) -> i64 {
+    let bbo = bbo_when(ws, deadline, "usdm:BTCUSDT", |_| true);
+    (cents(&bbo["bid"]) + cents(&bbo["ask"])) / 2
+}
+
+/// Subscribes to the `bbo` of `symbol` (`market:SYMBOL`), reads until a two-sided one for
+/// which `pred` holds, unsubscribes and returns it.
+pub fn bbo_when(
+    ws: &mut Ws,
+    deadline: Instant,
+    symbol: &str,
+    mut pred: impl FnMut(&Value) -> bool,
+) -> Value {
     send(
         ws,
-        json!({"type":"subscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
+        json!({"type":"subscribe","channels":["bbo"],"symbols":[symbol]}),
     );
     let seen = until(ws, deadline, |m| {
-        update(m, "bbo").is_some_and(|d| d["bid"].is_string() && d["ask"].is_string())
+        update(m, "bbo").is_some_and(|d| d["bid"].is_string() && d["ask"].is_string() && pred(d))
     });
-    let bbo = update(seen.last().unwrap(), "bbo").unwrap();
-    let mid = (cents(&bbo["bid"]) + cents(&bbo["ask"])) / 2;
+    let bbo = update(seen.last().unwrap(), "bbo").unwrap().clone();
     send(
         ws,
-        json!({"type":"unsubscribe","channels":["bbo"],"symbols":["usdm:BTCUSDT"]}),
+        json!({"type":"unsubscribe","channels":["bbo"],"symbols":[symbol]}),
     );
-    mid
+    bbo
 }

@@ -43,6 +43,11 @@ pub(super) struct ListenKeys {
 }
 
 impl ListenKeys {
+    /// The private connections this listener holds.
+    pub(super) fn conn_ids(&self) -> impl Iterator<Item = &SocketId> {
+        self.conns.keys()
+    }
+
     pub(super) fn new(validity_ns: u64) -> ListenKeys {
         ListenKeys {
             validity_ns: validity_ns.max(1),

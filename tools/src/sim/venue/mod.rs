@@ -610,6 +610,16 @@ impl Venue {
         }
         self.stats.clients = streams;
         self.stats.api_clients = api;
+        self.stats.private_clients = self
+            .listeners
+            .iter()
+            .map(|l| {
+                l.keys
+                    .conn_ids()
+                    .filter(|c| l.clients.contains_key(c))
+                    .count() as u64
+            })
+            .sum();
         self.stats.orders_placed = self.listeners.iter().map(|l| l.account.placed).sum();
         self.stats.fills = self.listeners.iter().map(|l| l.account.fills).sum();
     }

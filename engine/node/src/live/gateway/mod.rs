@@ -566,15 +566,11 @@ impl OrderGateway {
             if let Some(mut p) = self.private.take() {
                 p.abort(registry);
             }
+            // The API connection and its requests are unaffected: no `down`. `ready` comes
+            // again with the new key (and reconciles again).
             self.session.listen_key = None;
             self.session.ready = false;
-            Self::event(
-                queue,
-                recv,
-                &GatewayEvent::Down {
-                    reason: "user data: listenKeyExpired".into(),
-                },
-            );
+            self.io.last_down = "user data: listenKeyExpired".into();
             if self.conn.is_open() {
                 self.ask_user_data(recv, queue);
             }
@@ -703,17 +699,12 @@ impl OrderGateway {
                 if let Some(mut p) = self.private.take() {
                     p.abort(registry);
                 }
-                if self.session.ready {
-                    self.session.ready = false;
-                    Self::event(
-                        queue,
-                        now,
-                        &GatewayEvent::Down {
-                            reason: format!("user data: {reason}"),
-                        },
-                    );
-                }
-                // Try again with the key held (a new one if it expired).
+                // Requests on the API connection are unaffected; events may be missed until
+                // the stream is back, when `ready` makes the desk reconcile.
+                self.session.ready = false;
+                self.io.last_down = format!("user data: {reason}");
+                let _ = queue;
+                // Ask for the key again after a pause, then reconnect.
                 self.private_retry_at = now.saturating_add(PRIVATE_RETRY_NS);
             }
         }
@@ -749,10 +740,11 @@ impl OrderGateway {
                 self.own_request(now, "userDataStream.ping", "", auth, queue);
             }
             if now >= self.private_retry_at {
+                // `userDataStream.start` again: the same key while it is valid, a new one
+                // if it expired unnoticed; its answer opens the stream.
                 self.private_retry_at = u64::MAX;
-                if self.session.listen_key.is_some() {
-                    self.open_private(registry, now, queue);
-                }
+                self.session.listen_key = None;
+                self.ask_user_data(now, queue);
             }
         }
         let timeout = self.cfg.request_timeout_ns;
