@@ -189,8 +189,9 @@ pub fn gateway_options(cfg: &Config) -> anyhow::Result<GatewayOptions> {
     })
 }
 
-/// Binance's futures user-data stream for its WebSocket API hosts: the listenKey is read
-/// on the routed `/private` endpoint of the market-data host.
+/// Binance's futures user-data stream for its WebSocket API hosts: USD-M reads the
+/// listenKey on the routed `/private` endpoint of the market-data host, COIN-M on
+/// `dstream`'s `/ws/<listenKey>`.
 pub fn derive_user_data_url(gateway_url: &str) -> Option<String> {
     let host = gateway_url
         .strip_prefix("wss://")?
@@ -198,6 +199,8 @@ pub fn derive_user_data_url(gateway_url: &str) -> Option<String> {
         .next()?;
     match host {
         "ws-fapi.binance.com" => Some("wss://fstream.binance.com/private/ws".into()),
+        // COIN-M's user data is not routed: the key is the stream's path.
+        "ws-dapi.binance.com" => Some("wss://dstream.binance.com/ws/{listenKey}".into()),
         _ => None,
     }
 }

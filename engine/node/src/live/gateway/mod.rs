@@ -51,6 +51,16 @@ fn request_method(json: &str) -> Option<&str> {
     Some(&rest[..rest.find('"')?])
 }
 
+/// The user-data stream URL for `key`: `base` with `{listenKey}` replaced, or, without that
+/// placeholder, `?listenKey=` appended (USD-M's routed `/private`).
+fn user_data_url(base: &str, key: &str) -> String {
+    if base.contains("{listenKey}") {
+        return base.replace("{listenKey}", key);
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}listenKey={key}")
+}
+
 fn failure(id: u64, reason: &str) -> Vec<u8> {
     let mut msg = String::new();
     tape_core::wire::json::escape_json_string(&mut msg, &format!("order gateway: {reason}"));
@@ -659,8 +669,7 @@ impl OrderGateway {
             self.io.last_down = "no user_data_url for the listenKey stream".into();
             return;
         };
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}listenKey={key}");
+        let url = user_data_url(base, key);
         let Ok(parsed) = WsUrl::parse(&url) else {
             return;
         };
@@ -904,6 +913,22 @@ impl OrderGateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_data_urls() {
+        assert_eq!(
+            user_data_url("wss://fstream.binance.com/private/ws", "K1"),
+            "wss://fstream.binance.com/private/ws?listenKey=K1"
+        );
+        assert_eq!(
+            user_data_url("wss://h/private/ws?events=ORDER_TRADE_UPDATE", "K"),
+            "wss://h/private/ws?events=ORDER_TRADE_UPDATE&listenKey=K"
+        );
+        assert_eq!(
+            user_data_url("wss://dstream.binance.com/ws/{listenKey}", "K"),
+            "wss://dstream.binance.com/ws/K"
+        );
+    }
 
     #[test]
     fn request_ids_methods_and_failures() {
