@@ -420,3 +420,42 @@ fn dry_run_signs_and_journals_but_sends_nothing() {
         "{sent}"
     );
 }
+
+#[test]
+fn shutdown_cancels_every_open_order_first() {
+    let t = trading(
+        Market::UsdM,
+        Key::Hmac,
+        |_| {},
+        |c| c.desk.cancel_on_shutdown = true,
+    );
+    let deadline = Instant::now() + WAIT;
+    let mut alice = t.alice(deadline);
+    until_reconciled(&mut alice, deadline, "connect");
+    send(
+        &mut alice,
+        json!({"type":"place_order","id":1,"symbol":"usdm:BTCUSDT","side":"buy",
+               "order_type":"limit","price":"50000.00","qty":"0.010","client_order_id":"stay"}),
+    );
+    until(&mut alice, deadline, |m| {
+        update(m, "orders").is_some_and(|d| d["client_order_id"] == "stay" && d["status"] == "new")
+    });
+    // Stopping: the cancel goes out and is answered before the connections close.
+    t.stop.store(true, Ordering::Relaxed);
+    let got = until(&mut alice, deadline, |m| {
+        update(m, "orders")
+            .is_some_and(|d| d["client_order_id"] == "stay" && d["status"] == "canceled")
+    });
+    assert!(!got.is_empty());
+    drop(alice);
+    let rec = t.rec.clone();
+    let (sim, _tmp) = t.stop_and_replay();
+    assert_eq!(sim.stats().orders_placed, 1);
+    let out = support::tape(&["dump", "--json", rec.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(r#"\"event\":\"shutdown\""#),
+        "the shutdown is journaled"
+    );
+    assert!(text.contains("order.cancel"), "the cancel is journaled");
+}
