@@ -25,7 +25,7 @@ FUZZ_NICE=${FUZZ_NICE:-0}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-25}
 CARGO_FUZZ_VERSION=0.13.2
 FUZZ_DIR=tools/fuzz
-ALL_TARGETS="decode_market decode_snapshot decode_userdata journal_reader config jwt http_head hub"
+ALL_TARGETS="decode_market decode_snapshot decode_userdata journal_reader config jwt http_head hub gateway"
 TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 
 step() { printf '\n==> %s\n' "$*"; }
