@@ -133,7 +133,9 @@ pub struct Endpoint {
     pub market: Market,
     /// The bound address.
     pub addr: SocketAddr,
-    /// Combined-stream URL, e.g. `wss://127.0.0.1:PORT/stream` (add `?streams=a/b`).
+    /// Combined-stream URL, e.g. `wss://127.0.0.1:PORT/stream` (add `?streams=a/b`); for USD-M
+    /// the routed base, `wss://127.0.0.1:PORT` (add `/public/stream?streams=a/b`,
+    /// `/market/stream?streams=a/b`).
     pub ws_url: String,
     /// REST base URL, e.g. `https://127.0.0.1:PORT`.
     pub rest_url: String,
@@ -229,7 +231,9 @@ impl VenueSim {
         for (i, &market) in tl.markets.iter().enumerate() {
             let net_cfg = NetConfig {
                 ws_path: "/stream".to_owned(),
-                ws_path_prefix: Some("/ws".to_owned()),
+                // USD-M's streams also sit under `/public/..` and `/market/..`: every upgrade
+                // there opens, and `on_open` refuses (1008) a path it does not serve.
+                ws_path_prefix: Some(if market == Market::UsdM { "/" } else { "/ws" }.to_owned()),
                 max_sockets: venue::MAX_SOCKETS,
                 write_buffer_limit: venue::WRITE_BUFFER_LIMIT,
                 tls: tls.clone(),
@@ -249,7 +253,11 @@ impl VenueSim {
             endpoints.push(Endpoint {
                 market,
                 addr: local,
-                ws_url: format!("{ws}://{shown}/stream"),
+                ws_url: match market {
+                    // USD-M routes by path: the base of `/public` and `/market`.
+                    Market::UsdM => format!("{ws}://{shown}"),
+                    _ => format!("{ws}://{shown}/stream"),
+                },
                 rest_url: format!("{http}://{shown}"),
                 api_url: format!("{ws}://{shown}{}", venue::api_path(market)),
                 symbols: symbols.clone().map(|s| s.name.clone()).collect(),
