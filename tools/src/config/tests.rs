@@ -34,6 +34,10 @@ fn example_configs_load_and_are_live() {
         let c = Config::load(&dir.join(file)).unwrap();
         assert_eq!(c.venues.len(), venues, "{file}");
         assert_eq!(c.feed_kind(), FeedKind::Live, "{file}");
+        // Today's endpoints: nothing to rewrite.
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let mut raw: Config = toml::from_str(&text).unwrap();
+        assert_eq!(raw.rewrite_legacy_urls(), Vec::<String>::new(), "{file}");
     }
     let c = Config::load(&dir.join("desk.toml")).unwrap();
     let setup = c.desk_setup().unwrap().unwrap();
