@@ -458,7 +458,7 @@ fn tape_run_without_a_config_serves_books_fed_through_the_tls_client_from_the_si
         r#"{"type":"subscribe","id":1,"channels":["book","status"],"symbols":["usdm:BTCUSDT"]}"#;
     ws.send(tungstenite::Message::text(req)).unwrap();
     let reply = recv_json(&mut ws, deadline);
-    assert_eq!(reply["type"], "subscribed");
+    assert_eq!(reply["type"], "subscribed", "{reply}");
     assert_eq!(reply["subscriptions"][1]["channel"], "status");
     let (mut snapshot, mut live_status) = (false, false);
     while !(snapshot && live_status) {
