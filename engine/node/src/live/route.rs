@@ -154,36 +154,32 @@ pub fn usdm_base(ws_url: &str) -> Result<UsdmBase, String> {
              /market/stream?streams=...)"
         ));
     }
-    let path = path.trim_end_matches('/');
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let (last, class) = match segments.as_slice() {
-        [.., c, m] if Endpoint::parse(c).is_some() && matches!(*m, "ws" | "stream") => {
-            (Some(*m), Some(*c))
-        }
-        [.., c] if Endpoint::parse(c).is_some() => (None, Some(*c)),
-        [.., m] if matches!(*m, "ws" | "stream") => (Some(*m), None),
-        _ => (None, None),
-    };
-    if class.is_some() {
-        let keep = segments.len() - usize::from(last.is_some()) - 1;
-        let base = format!("{scheme}://{authority}{}", join(&segments[..keep]));
+    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut legacy = false;
+    while let Some(&("ws" | "stream")) = segments.last() {
+        segments.pop();
+        legacy = true;
+    }
+    let base = |segments: &[&str]| format!("{scheme}://{authority}{}", join(segments));
+    if segments
+        .last()
+        .is_some_and(|c| Endpoint::parse(c).is_some())
+    {
+        let keep = &segments[..segments.len() - 1];
         return Err(format!(
             "{ws_url:?} names one endpoint class; a USD-M venue connects to each class it has \
-             streams for: write ws_url = \"{base}\" (tape adds /public/stream and \
-             /market/stream)"
+             streams for: write ws_url = \"{}\" (tape adds /public/stream and \
+             /market/stream)",
+            base(keep)
         ));
     }
-    if last.is_some() {
-        let base = format!(
-            "{scheme}://{authority}{}",
-            join(&segments[..segments.len() - 1])
-        );
-        return Ok(UsdmBase::Legacy { base });
-    }
-    Ok(UsdmBase::Routed(format!(
-        "{scheme}://{authority}{}",
-        join(&segments)
-    )))
+    Ok(if legacy {
+        UsdmBase::Legacy {
+            base: base(&segments),
+        }
+    } else {
+        UsdmBase::Routed(base(&segments))
+    })
 }
 
 fn join(segments: &[&str]) -> String {
@@ -301,6 +297,27 @@ mod tests {
         let e = usdm_base("wss://fstream.binance.com/stream?streams=btcusdt@depth").unwrap_err();
         assert!(e.contains("\"wss://fstream.binance.com\""), "{e}");
         assert!(usdm_base("fstream.binance.com").is_err());
+    }
+
+    proptest::proptest! {
+        /// Config text is outside input: any string gets an answer, never a panic, and a
+        /// base that is accepted is accepted again as itself.
+        #[test]
+        fn any_url_or_stream_name_is_answered(
+            s in "\\PC{0,40}",
+            t in "(wss://h)?(/(ws|stream|public|market|x))*/?",
+        ) {
+            for x in [&s, &t] {
+                let _ = stream_kind(x);
+                let _ = Routes::default().endpoint(x);
+                if let Ok(b) = usdm_base(x) {
+                    proptest::prop_assert_eq!(
+                        usdm_base(b.base()),
+                        Ok(UsdmBase::Routed(b.base().to_owned()))
+                    );
+                }
+            }
+        }
     }
 
     #[test]
