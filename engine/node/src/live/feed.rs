@@ -167,7 +167,8 @@ impl std::fmt::Debug for LiveFeed {
 
 impl LiveFeed {
     /// Sets up the feed: tokens from `first_token` (the waker) to `first_token + connections`
-    /// (a routed venue has one per endpoint class), the snapshot thread. Nothing connects before [`LiveFeed::start`].
+    /// (a routed venue has one per endpoint class), the snapshot thread. Nothing connects
+    /// before [`LiveFeed::start`].
     ///
     /// # Errors
     /// A bad URL, or the waker/thread could not be created.
