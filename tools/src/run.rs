@@ -13,7 +13,10 @@ use anyhow::{bail, Context, Result};
 use tape_core::engine::EngineConfig;
 use tape_core::instrument::Market;
 use tape_core::server::HubConfig;
-use tape_node::live::{client_tls_config, Credentials, GatewayOptions, LiveConfig, VenueSpec};
+use tape_node::live::{
+    client_tls_config, usdm_base, Credentials, Endpoint, GatewayOptions, LiveConfig, Routes,
+    VenueSpec,
+};
 use tape_node::net::{load_tls_config, NetConfig};
 use tape_node::node::{FeedSource, IdleStrategy, Node, NodeConfig};
 
@@ -209,19 +212,35 @@ pub fn derive_user_data_url(gateway_url: &str) -> Option<String> {
 pub fn venue_specs(cfg: &Config) -> Vec<VenueSpec> {
     cfg.venues
         .iter()
-        .map(|v| VenueSpec {
-            name: v.name.clone(),
-            market: Market::parse(&v.market).unwrap_or(Market::Spot),
-            ws_url: v.ws_url.clone(),
-            rest_url: v.rest_url.trim_end_matches('/').to_owned(),
-            symbols: v.symbols.iter().map(|s| s.to_ascii_uppercase()).collect(),
-            streams: v.streams.clone(),
-            snapshot_limit: v.snapshot_limit,
-            scales: v
-                .scales
-                .iter()
-                .map(|(s, [p, q])| (s.to_ascii_uppercase(), *p, *q))
-                .collect(),
+        .map(|v| {
+            let market = Market::parse(&v.market).unwrap_or(Market::Spot);
+            let usdm = market == Market::UsdM;
+            VenueSpec {
+                name: v.name.clone(),
+                market,
+                // Validated; a legacy USD-M endpoint becomes its routed base here too, for
+                // configs that never went through `Config::load`.
+                ws_url: match usdm_base(&v.ws_url) {
+                    Ok(b) if usdm => b.base().to_owned(),
+                    _ => v.ws_url.clone(),
+                },
+                rest_url: v.rest_url.trim_end_matches('/').to_owned(),
+                symbols: v.symbols.iter().map(|s| s.to_ascii_uppercase()).collect(),
+                streams: v.streams.clone(),
+                snapshot_limit: v.snapshot_limit,
+                scales: v
+                    .scales
+                    .iter()
+                    .map(|(s, [p, q])| (s.to_ascii_uppercase(), *p, *q))
+                    .collect(),
+                routes: usdm.then(|| {
+                    Routes::with_overrides(
+                        v.routes
+                            .iter()
+                            .filter_map(|(k, c)| Some((k.clone(), Endpoint::parse(c)?))),
+                    )
+                }),
+            }
         })
         .collect()
 }
@@ -292,6 +311,8 @@ pub fn sim_venues(sim: &SimHandle) -> Vec<VenueSpec> {
                 .iter()
                 .map(|(sym, (p, q))| (sym.clone(), *p, *q))
                 .collect(),
+            // USD-M's endpoint is the routed base: one connection per class.
+            routes: (e.market == Market::UsdM).then(Routes::default),
         })
         .collect()
 }
@@ -463,11 +484,9 @@ fn prepare(cfg: &Config) -> Result<(NodeConfig, Option<SimHandle>, String)> {
             let (sim, venues, local) = start_sim(cfg)?;
             let mut what = String::from("venue simulator (in-process, TLS):");
             for v in &venues {
-                what.push_str(&format!(
-                    "\n          {} {}",
-                    v.market.as_str(),
-                    v.stream_url()
-                ));
+                for c in v.connections() {
+                    what.push_str(&format!("\n          {} {}", v.market.as_str(), c.url));
+                }
             }
             let mut live = live_config(cfg, venues, sim.ca_path())?;
             if let Some(m) = cfg.desk_setup()?.and_then(|d| d.gateway) {
@@ -485,7 +504,9 @@ fn prepare(cfg: &Config) -> Result<(NodeConfig, Option<SimHandle>, String)> {
         FeedKind::Live => {
             let mut what = String::from("live venues:");
             for v in venue_specs(cfg) {
-                what.push_str(&format!("\n          {} {}", v.name, v.stream_url()));
+                for c in v.connections() {
+                    what.push_str(&format!("\n          {} {}", c.name, c.url));
+                }
             }
             Ok((node_config(cfg)?, None, what))
         }

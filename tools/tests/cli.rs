@@ -407,3 +407,59 @@ fn missing_first_segment_is_damage_that_repair_refuses() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("restore"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_legacy_usdm_ws_url_runs_routed_with_a_warning_and_a_class_url_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing listens there: the run only has to start, print and stop.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let venue = |ws: &str| {
+        format!(
+            "[[venue]]\nname = \"f\"\nmarket = \"usdm\"\nws_url = \"{ws}\"\n\
+             rest_url = \"https://127.0.0.1:{port}\"\nsymbols = [\"BTCUSDT\"]\n\
+             streams = [\"depth@100ms\", \"aggTrade\", \"ticker\"]\n"
+        )
+    };
+    let cfg = tmp.path().join("legacy.toml");
+    std::fs::write(&cfg, venue(&format!("wss://127.0.0.1:{port}/stream"))).unwrap();
+    let out = tape(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--status-interval",
+        "0",
+        "--exit-after",
+        "1",
+    ]);
+    let (err, so) = (
+        stderr(&out),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    );
+    assert!(out.status.success(), "{err}{so}");
+    let base = format!("wss://127.0.0.1:{port}");
+    assert!(
+        err.contains("warning") && err.contains(&format!("write ws_url = \"{base}\"")),
+        "{err}"
+    );
+    assert!(
+        so.contains(&format!(
+            "f {base}/public/stream?streams=btcusdt@depth@100ms"
+        )) && so.contains(&format!(
+            "f:market {base}/market/stream?streams=btcusdt@aggTrade/btcusdt@ticker"
+        )),
+        "{so}"
+    );
+    std::fs::write(&cfg, venue(&format!("{base}/public/stream"))).unwrap();
+    let out = tape(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("write ws_url = \"{base}\"")),
+        "{}",
+        stderr(&out)
+    );
+}

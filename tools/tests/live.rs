@@ -175,7 +175,11 @@ fn books_sync_over_tls_agree_with_the_oracle_and_the_recording_replays_bit_exact
         &config(Some(&rec), |c| c.live.stall_timeout_ms = 600_000),
     );
     let st = node.wait_for("every venue live", all_live);
-    assert_eq!(venues(&st).len(), 3, "spot, usdm and coinm venues");
+    assert_eq!(
+        venues(&st).len(),
+        4,
+        "spot, usdm (public and market endpoints) and coinm connections"
+    );
     // Run the session to its end, then stop.
     let deadline = Instant::now() + WAIT;
     while !sim.stats().finished {
@@ -234,7 +238,7 @@ fn drop_and_close_lead_to_reconnect_and_resync() {
 
     sim.inject(Fault::Drop);
     let st = node.wait_for("reconnected after drop", |s| {
-        sum(s, "disconnects") >= 3 && sum(s, "connects") >= 6 && all_live(s)
+        sum(s, "disconnects") >= 4 && sum(s, "connects") >= 8 && all_live(s)
     });
     assert!(venues(&st)
         .iter()
@@ -242,7 +246,7 @@ fn drop_and_close_lead_to_reconnect_and_resync() {
 
     sim.inject(Fault::Close);
     let st = node.wait_for("reconnected after close", |s| {
-        sum(s, "disconnects") >= 6 && sum(s, "connects") >= 9 && all_live(s)
+        sum(s, "disconnects") >= 8 && sum(s, "connects") >= 12 && all_live(s)
     });
     assert!(
         venues(&st)
@@ -271,7 +275,7 @@ fn a_gap_is_detected_and_resynced_and_venue_pings_are_answered() {
         sum_books(s, "gaps") >= 1 && sum_books(s, "snapshots_loaded") > loaded && all_live(s)
     });
     let st = node.status();
-    assert_eq!(sum(&st, "connects"), 3, "no reconnect: {:?}", st["venues"]);
+    assert_eq!(sum(&st, "connects"), 4, "no reconnect: {:?}", st["venues"]);
     assert_eq!(sim.stats().clients_silent, 0, "tape answered every ping");
     let node = node.finish();
     assert_eq!(node.engine().stats().bbo_mismatches, 0);
@@ -363,6 +367,7 @@ fn an_unreachable_venue_backs_off_without_busy_looping() {
         streams: vec!["depth@100ms".into()],
         snapshot_limit: 100,
         scales: vec![],
+        routes: None,
     };
     let cfg = config(None, |c| {
         c.live.reconnect_initial_ms = 100;
@@ -455,7 +460,7 @@ fn tape_run_without_a_config_serves_books_fed_through_the_tls_client_from_the_si
         r#"{"type":"subscribe","id":1,"channels":["book","status"],"symbols":["usdm:BTCUSDT"]}"#;
     ws.send(tungstenite::Message::text(req)).unwrap();
     let reply = recv_json(&mut ws, deadline);
-    assert_eq!(reply["type"], "subscribed");
+    assert_eq!(reply["type"], "subscribed", "{reply}");
     assert_eq!(reply["subscriptions"][1]["channel"], "status");
     let (mut snapshot, mut live_status) = (false, false);
     while !(snapshot && live_status) {
@@ -526,4 +531,191 @@ fn tape_record_then_tape_replay_reproduce_the_digest() {
     assert_eq!(summary["digest"], digest.as_str());
     assert!(summary["records"].as_u64().unwrap() > 1_000, "{summary}");
     assert_eq!(summary["oracle"]["mismatches"], 0, "{summary}");
+}
+
+/// The bundled session with what USD-M's `/market` endpoint carries besides `trade`: an
+/// `aggTrade` for every USD-M trade and a `ticker` for every fourth, at the trade's receive
+/// time, from the same source.
+fn session_with_usdm_market_streams(dir: &Path) {
+    use tape_core::input::{RecordKind, SourceDef};
+    use tape_journal::{JournalOptions, JournalReader, JournalWriter};
+    let mut reader = JournalReader::open(root().join("fixtures/session")).unwrap();
+    let (mut w, _) = JournalWriter::open(dir, JournalOptions::default()).unwrap();
+    let mut usdm = std::collections::BTreeSet::new();
+    let mut n = 0u64;
+    while let Some(rec) = reader.next() {
+        let rec = rec.unwrap();
+        w.append(rec.recv_ns, rec.source, rec.kind, rec.payload)
+            .unwrap();
+        if rec.kind == RecordKind::SourceDef as u16 {
+            let def = SourceDef::parse(rec.payload).unwrap();
+            if def.market == tape_core::instrument::Market::UsdM {
+                usdm.insert(rec.source);
+            }
+            continue;
+        }
+        if rec.kind != RecordKind::WsFrame as u16 || !usdm.contains(&rec.source) {
+            continue;
+        }
+        let v: Value = serde_json::from_slice(rec.payload).unwrap();
+        let d = &v["data"];
+        if d["e"] != "trade" {
+            continue;
+        }
+        n += 1;
+        let sym = d["s"].as_str().unwrap();
+        let lower = sym.to_ascii_lowercase();
+        let (e, t, p, q) = (&d["E"], &d["T"], &d["p"], &d["q"]);
+        let agg = serde_json::json!({
+            "stream": format!("{lower}@aggTrade"),
+            "data": {"e": "aggTrade", "E": e, "a": n, "s": sym, "p": p, "q": q,
+                     "f": d["t"], "l": d["t"], "T": t, "m": d["m"]},
+        });
+        w.append(
+            rec.recv_ns,
+            rec.source,
+            rec.kind,
+            agg.to_string().as_bytes(),
+        )
+        .unwrap();
+        if n.is_multiple_of(4) {
+            let ticker = serde_json::json!({
+                "stream": format!("{lower}@ticker"),
+                "data": {"e": "24hrTicker", "E": e, "s": sym, "p": "0.00", "P": "0.000",
+                         "w": p, "c": p, "Q": q, "o": p, "h": p, "l": p, "v": "1.000",
+                         "q": p, "O": 0, "C": t, "F": 1, "L": n, "n": n},
+            });
+            w.append(
+                rec.recv_ns,
+                rec.source,
+                rec.kind,
+                ticker.to_string().as_bytes(),
+            )
+            .unwrap();
+        }
+    }
+    w.close().unwrap();
+}
+
+/// The status of the venue connection `name` (`null` until it has one).
+fn named<'a>(st: &'a Value, name: &str) -> &'a Value {
+    const NONE: Value = Value::Null;
+    venues(st)
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or(&NONE)
+}
+
+#[test]
+fn usdm_market_streams_come_over_market_books_over_public_and_a_market_drop_keeps_books_synced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let session = tmp.path().join("session");
+    session_with_usdm_market_streams(&session);
+    let (sim, _certs) = sim(|c| {
+        c.journal = session;
+        c.speed = 1;
+    });
+    let usdm: Vec<VenueSpec> = sim_venues(&sim)
+        .into_iter()
+        .filter(|v| v.market == tape_core::instrument::Market::UsdM)
+        .collect();
+    let rec = tmp.path().join("live");
+    let node = start(
+        &config(Some(&rec), |c| c.live.stall_timeout_ms = 600_000),
+        usdm,
+        sim.ca_path(),
+    );
+    let synced = |s: &Value| {
+        let p = named(s, "sim-usdm");
+        all_live(s) && p["books"].as_u64() == Some(2) && p["books_synced"].as_u64() == Some(2)
+    };
+    let st = node.wait_for("both usdm connections live, books synced", |s| {
+        synced(s) && named(s, "sim-usdm:market")["frames"].as_u64() > Some(0)
+    });
+    assert_eq!(venues(&st).len(), 2, "{:?}", st["venues"]);
+    let (public, market) = (named(&st, "sim-usdm"), named(&st, "sim-usdm:market"));
+    assert_eq!(public["endpoint"], "public");
+    assert_eq!(market["endpoint"], "market");
+    let (purl, murl) = (
+        public["url"].as_str().unwrap(),
+        market["url"].as_str().unwrap(),
+    );
+    assert!(
+        purl.contains("/public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker/"),
+        "{purl}"
+    );
+    assert!(
+        !purl.contains("aggTrade") && !purl.contains("@ticker") && !purl.contains("@trade"),
+        "{purl}"
+    );
+    assert!(
+        murl.contains("/market/stream?streams=btcusdt@trade/btcusdt@aggTrade/btcusdt@ticker/"),
+        "{murl}"
+    );
+    assert!(
+        !murl.contains("depth") && !murl.contains("bookTicker"),
+        "{murl}"
+    );
+    // The books' snapshots belong to the public connection alone.
+    assert!(public["snapshots_ok"].as_u64() >= Some(2));
+    assert_eq!(market["snapshots_ok"], 0);
+    let loaded = sum_books(&st, "snapshots_loaded");
+
+    let resyncs = sum_books(&st, "resyncs");
+    sim.inject_on(
+        tape_core::instrument::Market::UsdM,
+        Fault::DropEndpoint(tape_node::live::Endpoint::Market),
+    );
+    let st = node.wait_for("the market connection dropped and back", |s| {
+        let m = named(s, "sim-usdm:market");
+        m["disconnects"].as_u64() >= Some(1) && m["connects"].as_u64() >= Some(2) && synced(s)
+    });
+    let public = named(&st, "sim-usdm");
+    assert_eq!(
+        (public["connects"].as_u64(), public["disconnects"].as_u64()),
+        (Some(1), Some(0)),
+        "the public connection never dropped: {public}"
+    );
+    assert_eq!(
+        (
+            sum_books(&st, "snapshots_loaded"),
+            sum_books(&st, "resyncs")
+        ),
+        (loaded, resyncs),
+        "no book resynced: {}",
+        st["books"]
+    );
+    assert!(st["books"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["state"] == "Synced"));
+    // Frames keep coming over the new market connection.
+    let frames = named(&st, "sim-usdm:market")["frames"].as_u64().unwrap();
+    node.wait_for("market frames after the drop", |s| {
+        named(s, "sim-usdm:market")["frames"].as_u64() > Some(frames)
+    });
+
+    let deadline = Instant::now() + WAIT;
+    while !sim.stats().finished {
+        assert!(Instant::now() < deadline, "sim never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let node = node.finish();
+    let stats = node.engine().stats().clone();
+    let [trades, aggs, tickers] = ["trade", "agg_trade", "ticker"].map(|k| stats.messages.get(k));
+    assert!(
+        trades > 0 && aggs > 0 && tickers > 0,
+        "trade {trades}, aggTrade {aggs}, ticker {tickers}"
+    );
+    assert_eq!(stats.bbo_mismatches, 0);
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    let live_digest = format!("{:016x}", node.engine().digest().value());
+    drop(node);
+    let (summary, _) = tape_tools::replay::replay(&rec).unwrap();
+    assert_eq!(
+        summary.digest, live_digest,
+        "replay reproduces the live digest"
+    );
+    sim.stop();
 }

@@ -315,6 +315,163 @@ fn raw_streams_carry_the_bare_events() {
     assert_eq!(json(&next_text(&mut ws))["error"]["code"], 2);
 }
 
+/// Frames of `want` on a USD-M connection on `path`, in order; then, once the journal ended,
+/// that nothing else was sent. The streams it also names but may not deliver (`others`) have
+/// frames interleaved with `want`'s, so a wrong delivery would show up among them.
+fn usdm_delivers_only(path: &str, want: &[&str], others: &[&str], raw: bool) {
+    let sim = start(|c| {
+        c.speed = 0;
+        c.tls = false;
+    });
+    let want = expected(Market::UsdM, want);
+    let other = expected(Market::UsdM, others);
+    assert!(want.len() > 100 && !other.is_empty(), "{path}");
+    assert!(
+        other[0].recv_ns < want.last().unwrap().recv_ns,
+        "{path}: the other class's frames come before the last delivered one"
+    );
+    let mut ws = sim.ws(Market::UsdM, path);
+    for (i, f) in want.iter().enumerate() {
+        let got = next_text(&mut ws);
+        if raw {
+            assert_eq!(json(&got), json(&f.payload)["data"], "{path}: frame {i}");
+        } else {
+            assert_eq!(got, f.payload, "{path}: frame {i}");
+        }
+    }
+    sim.wait_stats("the end of the journal", |s| s.finished);
+    assert_eq!(
+        sim.handle.stats().frames_sent,
+        want.len() as u64,
+        "{path}: nothing but its own class"
+    );
+    // Both classes' streams were accepted and are listed.
+    ws.send(Message::text(r#"{"method":"LIST_SUBSCRIPTIONS","id":1}"#))
+        .unwrap();
+    let listed = json(&next_text(&mut ws))["result"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(listed, 2, "{path}");
+}
+
+#[test]
+fn usdm_public_delivers_book_data_and_silently_not_trades() {
+    usdm_delivers_only(
+        "/public/stream?streams=btcusdt@trade/btcusdt@bookTicker",
+        &["btcusdt@bookticker"],
+        &["btcusdt@trade"],
+        false,
+    );
+}
+
+#[test]
+fn usdm_market_delivers_trades_and_silently_not_book_data() {
+    usdm_delivers_only(
+        "/market/stream?streams=btcusdt@trade/btcusdt@bookTicker",
+        &["btcusdt@trade"],
+        &["btcusdt@bookticker"],
+        false,
+    );
+    usdm_delivers_only(
+        "/market/ws/btcusdt@depth@0ms/btcusdt@trade",
+        &["btcusdt@trade"],
+        &["btcusdt@depth"],
+        true,
+    );
+}
+
+#[test]
+fn usdm_legacy_paths_deliver_only_public_streams() {
+    usdm_delivers_only(
+        "/stream?streams=btcusdt@trade/btcusdt@depth@0ms",
+        &["btcusdt@depth"],
+        &["btcusdt@trade"],
+        false,
+    );
+    usdm_delivers_only(
+        "/ws/btcusdt@trade/btcusdt@bookTicker",
+        &["btcusdt@bookticker"],
+        &["btcusdt@trade"],
+        true,
+    );
+}
+
+#[test]
+fn usdm_subscribe_on_a_routed_connection_follows_its_class_and_other_markets_do_not_route() {
+    let sim = start(|c| {
+        c.speed = 0;
+        c.tls = false;
+    });
+    // Spot and COIN-M serve no routed paths.
+    for m in [Market::Spot, Market::CoinM] {
+        assert_eq!(sim.get(m, "/market/stream").0, 404, "{m:?}");
+    }
+    assert_eq!(sim.get(Market::UsdM, "/market/stream").0, 426);
+    assert_eq!(sim.get(Market::UsdM, "/public/ws/btcusdt@depth").0, 426);
+    let refused = tungstenite::client(
+        "ws://localhost/market/stream?streams=btcusdt@trade",
+        sim.stream(Market::Spot),
+    );
+    match refused {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            assert_eq!(r.status(), 404);
+        }
+        other => panic!("spot has no /market: {:?}", other.map(|(_, r)| r.status())),
+    }
+    // Nor does USD-M serve a path that is neither routed nor a stream path.
+    let mut ws = sim.ws(Market::UsdM, "/market/x");
+    assert_eq!(read_to_close(&mut ws).0.map(|c| c.0), Some(1008));
+    // SUBSCRIBE on /market: the book stream is accepted, the trades come, the book does not.
+    let mut ws = sim.ws(Market::UsdM, "/market/stream");
+    ws.send(Message::text(
+        r#"{"method":"SUBSCRIBE","params":["btcusdt@bookTicker","btcusdt@trade"],"id":1}"#,
+    ))
+    .unwrap();
+    assert_eq!(json(&next_text(&mut ws)), json(r#"{"result":null,"id":1}"#));
+    let trades = expected(Market::UsdM, &["btcusdt@trade"]);
+    let got = json(&next_text(&mut ws));
+    assert_eq!(got["stream"], "btcusdt@trade", "{got}");
+    // Every later frame is a trade, up to the journal's last one.
+    let last = json(&trades.last().unwrap().payload);
+    loop {
+        let f = json(&next_text(&mut ws));
+        assert_eq!(f["stream"], "btcusdt@trade", "{f}");
+        if f == last {
+            break;
+        }
+    }
+}
+
+#[test]
+fn drop_market_drops_only_the_usdm_market_connections() {
+    let sim = start(|c| c.speed = 5);
+    let mut public = sim.ws(Market::UsdM, "/public/stream?streams=btcusdt@bookTicker");
+    let mut legacy = sim.ws(Market::UsdM, "/stream?streams=btcusdt@bookTicker");
+    let mut market = sim.ws(Market::UsdM, "/market/stream?streams=btcusdt@trade");
+    next_text(&mut public);
+    next_text(&mut legacy);
+    next_text(&mut market);
+    sim.handle.inject_on(
+        Market::UsdM,
+        Fault::DropEndpoint(tape_node::live::Endpoint::Market),
+    );
+    loop {
+        match market.read() {
+            Ok(Message::Close(c)) => panic!("a close frame: {c:?}"),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(_)) | Err(tungstenite::Error::Protocol(_)) => break,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    sim.wait_stats("the drop", |s| s.faults_applied == 1 && s.clients == 2);
+    // The public and legacy connections (all that is left) keep streaming.
+    let sent = sim.handle.stats().frames_sent;
+    sim.wait_stats("frames after the drop", |s| s.frames_sent > sent + 10);
+    next_text(&mut public);
+    next_text(&mut legacy);
+}
+
 // ---- REST snapshots ------------------------------------------------------------------------
 
 /// Fetches a snapshot at some stream position and checks that it, plus the diffs that follow

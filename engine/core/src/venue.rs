@@ -148,6 +148,9 @@ pub struct VenueStatus {
     pub books_synced: u32,
     /// Receive time of the record that last changed `state`, ns.
     pub since_ns: u64,
+    /// The last attempt's URL names streams, none of them depth (USD-M's `/market` connection,
+    /// say): the connection feeds no book, so it is `Live` as soon as it is up.
+    bookless: bool,
 }
 
 impl VenueStatus {
@@ -166,20 +169,23 @@ impl VenueStatus {
             books: 0,
             books_synced: 0,
             since_ns: 0,
+            bookless: false,
         }
     }
 
     /// Applies a link event at `now` (ns).
     pub fn on_link(&mut self, now: u64, ev: &LinkEvent) {
         let state = match ev {
-            LinkEvent::Connecting { .. } => {
+            LinkEvent::Connecting { url } => {
                 self.attempts += 1;
+                // Stream names hold an `@` (`btcusdt@aggTrade`); a URL naming none tells nothing.
+                self.bookless = url.contains('@') && !url.contains("@depth");
                 VenueState::Connecting
             }
             LinkEvent::Up => {
                 self.connects += 1;
                 self.backoff_ms = 0;
-                VenueState::Syncing
+                self.connected_state()
             }
             LinkEvent::Down { reason } => {
                 if matches!(self.state, VenueState::Syncing | VenueState::Live) {
@@ -204,14 +210,21 @@ impl VenueStatus {
         self.books = books;
         self.books_synced = synced;
         if matches!(self.state, VenueState::Syncing | VenueState::Live) {
-            let state = if books > 0 && synced == books {
-                VenueState::Live
-            } else {
-                VenueState::Syncing
-            };
+            let state = self.connected_state();
             self.set_state(now, state);
         }
         before != (self.books, self.books_synced, self.state)
+    }
+
+    /// A connected venue is `Live` when all its books are synced, or when it feeds none and
+    /// never will (no depth stream in its URL).
+    fn connected_state(&self) -> VenueState {
+        let (books, synced) = (self.books, self.books_synced);
+        if (books > 0 && synced == books) || (self.bookless && books == 0) {
+            VenueState::Live
+        } else {
+            VenueState::Syncing
+        }
     }
 
     fn set_state(&mut self, now: u64, state: VenueState) {
@@ -289,9 +302,34 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_without_depth_streams_is_live_when_up() {
+        let mut s = VenueStatus::new(SourceId(1), "usdm:market".into(), Market::UsdM);
+        let url = "wss://h/market/stream?streams=btcusdt@aggTrade/btcusdt@ticker".to_owned();
+        s.on_link(1, &LinkEvent::Connecting { url });
+        s.on_link(2, &LinkEvent::Up);
+        assert_eq!((s.state, s.since_ns), (VenueState::Live, 2));
+        assert!(!s.on_books(3, 0, 0));
+        s.on_link(
+            4,
+            &LinkEvent::Down {
+                reason: "eof".into(),
+            },
+        );
+        assert_eq!((s.state, s.disconnects), (VenueState::Down, 1));
+        // A connection with depth streams waits for its books, even before it has any.
+        let url = "wss://h/public/stream?streams=btcusdt@depth@100ms".to_owned();
+        s.on_link(5, &LinkEvent::Connecting { url });
+        s.on_link(6, &LinkEvent::Up);
+        assert_eq!(s.state, VenueState::Syncing);
+        assert!(!s.on_books(7, 0, 0));
+        assert_eq!(s.state, VenueState::Syncing);
+    }
+
+    #[test]
     fn status_follows_link_and_books() {
         let mut s = VenueStatus::new(SourceId(0), "usdm".into(), Market::UsdM);
-        s.on_link(1, &LinkEvent::Connecting { url: "x".into() });
+        let depth = "wss://h/public/stream?streams=btcusdt@depth@100ms".to_owned();
+        s.on_link(1, &LinkEvent::Connecting { url: depth });
         assert_eq!(s.state, VenueState::Connecting);
         s.on_link(2, &LinkEvent::Up);
         assert_eq!((s.state, s.connects), (VenueState::Syncing, 1));

@@ -450,7 +450,9 @@ pub struct VenueSection {
     pub name: String,
     /// `spot`, `usdm` or `coinm`.
     pub market: String,
-    /// Combined-stream endpoint, e.g. `wss://fstream.binance.com/stream`.
+    /// Combined-stream endpoint, e.g. `wss://stream.binance.com:9443/stream`; for `usdm` the
+    /// routed base, `wss://fstream.binance.com` (a legacy `.../stream` or `.../ws` is rewritten
+    /// to it with a warning).
     pub ws_url: String,
     /// REST base for depth snapshots, e.g. `https://fapi.binance.com`.
     pub rest_url: String,
@@ -465,6 +467,10 @@ pub struct VenueSection {
     /// Price/quantity scales of symbols, e.g. `{ BTCUSDT = [2, 3] }`; others use 8.
     #[serde(default)]
     pub scales: std::collections::BTreeMap<String, [u8; 2]>,
+    /// `usdm` only: stream kind -> endpoint class (`public`, `market`) over Binance's table,
+    /// e.g. `{ trade = "public" }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub routes: std::collections::BTreeMap<String, String>,
 }
 
 fn default_streams() -> Vec<String> {
@@ -485,6 +491,16 @@ pub const STREAMS: [&str; 11] = [
     "depth@250ms",
     "depth@500ms",
     "depth@1000ms",
+    "trade",
+    "aggTrade",
+    "bookTicker",
+    "ticker",
+    "miniTicker",
+];
+
+/// The stream kinds a USD-M venue's `routes` may move (those of [`STREAMS`]).
+pub const ROUTE_KINDS: [&str; 6] = [
+    "depth",
     "trade",
     "aggTrade",
     "bookTicker",

@@ -34,6 +34,10 @@ fn example_configs_load_and_are_live() {
         let c = Config::load(&dir.join(file)).unwrap();
         assert_eq!(c.venues.len(), venues, "{file}");
         assert_eq!(c.feed_kind(), FeedKind::Live, "{file}");
+        // Today's endpoints: nothing to rewrite.
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let mut raw: Config = toml::from_str(&text).unwrap();
+        assert_eq!(raw.rewrite_legacy_urls(), Vec::<String>::new(), "{file}");
     }
     let c = Config::load(&dir.join("desk.toml")).unwrap();
     let setup = c.desk_setup().unwrap().unwrap();
@@ -153,4 +157,79 @@ fn config_reference_matches_defaults() {
         .map(|s| s.as_table().unwrap().len())
         .sum();
     assert_eq!(documented, total, "every key is documented");
+}
+
+const USDM: &str = "[[venue]]\nname = \"f\"\nmarket = \"usdm\"\nrest_url = \"https://h\"\nsymbols = [\"BTCUSDT\"]\nstreams = [\"depth@100ms\", \"aggTrade\", \"ticker\"]\n";
+
+#[test]
+fn legacy_usdm_urls_are_rewritten_with_a_warning() {
+    for legacy in ["wss://h:9/stream", "wss://h:9/ws", "wss://h:9/stream/"] {
+        let mut c: Config = toml::from_str(&format!("{USDM}ws_url = \"{legacy}\"\n")).unwrap();
+        c.validate().unwrap();
+        let w = c.rewrite_legacy_urls();
+        assert_eq!(c.venues[0].ws_url, "wss://h:9", "{legacy}");
+        assert_eq!(w.len(), 1, "{legacy}");
+        assert!(w[0].contains("write ws_url = \"wss://h:9\""), "{}", w[0]);
+        // The engine gets the routed connections.
+        let conns = crate::run::venue_specs(&c)[0].connections();
+        let urls: Vec<&str> = conns.iter().map(|c| c.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "wss://h:9/public/stream?streams=btcusdt@depth@100ms",
+                "wss://h:9/market/stream?streams=btcusdt@aggTrade/btcusdt@ticker"
+            ]
+        );
+    }
+    // A routed base, and other markets' /stream endpoints, are left alone.
+    let mut c: Config = toml::from_str(&format!("{USDM}ws_url = \"wss://h:9\"\n")).unwrap();
+    c.validate().unwrap();
+    assert!(c.rewrite_legacy_urls().is_empty());
+    let spot = USDM.replace("usdm", "spot") + "ws_url = \"wss://h:9/stream\"\n";
+    let mut c: Config = toml::from_str(&spot).unwrap();
+    c.validate().unwrap();
+    assert!(c.rewrite_legacy_urls().is_empty());
+    assert_eq!(c.venues[0].ws_url, "wss://h:9/stream");
+    let spec = &crate::run::venue_specs(&c)[0];
+    assert_eq!(spec.routes, None);
+    assert_eq!(spec.connections().len(), 1);
+}
+
+#[test]
+fn usdm_routes_override_and_refusals() {
+    let c: Config = toml::from_str(&format!(
+        "{USDM}ws_url = \"wss://h\"\nroutes = {{ aggTrade = \"public\" }}\n"
+    ))
+    .unwrap();
+    c.validate().unwrap();
+    let conns = crate::run::venue_specs(&c)[0].connections();
+    assert_eq!(
+        conns[0].url,
+        "wss://h/public/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade"
+    );
+    assert_eq!(conns[1].url, "wss://h/market/stream?streams=btcusdt@ticker");
+    for (extra, needle) in [
+        (
+            "ws_url = \"wss://h/public/stream\"\n",
+            "write ws_url = \"wss://h\"",
+        ),
+        ("ws_url = \"wss://h/market\"\n", "names one endpoint class"),
+        (
+            "ws_url = \"wss://h\"\nroutes = { kline = \"market\" }\n",
+            "routes.kline: not a stream kind",
+        ),
+        (
+            "ws_url = \"wss://h\"\nroutes = { trade = \"private\" }\n",
+            "routes.trade: \"private\" is neither",
+        ),
+    ] {
+        let c: Config = toml::from_str(&format!("{USDM}{extra}")).unwrap();
+        let e = format!("{:#}", c.validate().unwrap_err());
+        assert!(e.contains(needle), "{extra}: {e}");
+    }
+    let spot = USDM.replace("usdm", "spot")
+        + "ws_url = \"wss://h/stream\"\nroutes = { trade = \"public\" }\n";
+    let c: Config = toml::from_str(&spot).unwrap();
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("only a usdm venue"), "{e}");
 }

@@ -4,7 +4,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::{Config, FeedKind, STREAMS};
+use tape_core::instrument::Market;
+use tape_node::live::{usdm_base, Endpoint, UsdmBase};
+
+use super::{Config, FeedKind, ROUTE_KINDS, STREAMS};
 
 impl Config {
     /// Reads and validates a config file.
@@ -19,7 +22,33 @@ impl Config {
         })?;
         cfg.validate()
             .with_context(|| format!("{}: invalid config", path.display()))?;
+        let mut cfg = cfg;
+        for warning in cfg.rewrite_legacy_urls() {
+            eprintln!("tape: {}: warning: {warning}", path.display());
+        }
         Ok(cfg)
+    }
+
+    /// Rewrites every USD-M venue's legacy `ws_url` (`.../stream`, `.../ws`: Binance retired
+    /// them on 2026-04-23, and they deliver only `/public` streams) to its routed base; one
+    /// warning per rewrite, saying what to write instead. Call after [`Config::validate`].
+    pub fn rewrite_legacy_urls(&mut self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (i, v) in self.venues.iter_mut().enumerate() {
+            if Market::parse(&v.market) != Some(Market::UsdM) {
+                continue;
+            }
+            if let Ok(UsdmBase::Legacy { base }) = usdm_base(&v.ws_url) {
+                warnings.push(format!(
+                    "venue[{i}] ({:?}): ws_url {:?} is a legacy USD-M endpoint; using the \
+                     routed base {base:?} (streams go to {base}/public/stream and \
+                     {base}/market/stream); write ws_url = {base:?}",
+                    v.name, v.ws_url
+                ));
+                v.ws_url = base;
+            }
+        }
+        warnings
     }
 
     /// Checks values that parse but make no sense.
@@ -123,6 +152,24 @@ impl Config {
             }
             tape_node::live::WsUrl::parse(&v.ws_url)
                 .map_err(|e| anyhow::anyhow!("{at}: ws_url: {e}"))?;
+            let usdm = Market::parse(&v.market) == Some(Market::UsdM);
+            if usdm {
+                usdm_base(&v.ws_url).map_err(|e| anyhow::anyhow!("{at}: ws_url: {e}"))?;
+            }
+            if !v.routes.is_empty() && !usdm {
+                bail!("{at}: routes: only a usdm venue routes streams by endpoint");
+            }
+            for (kind, class) in &v.routes {
+                if !ROUTE_KINDS.contains(&kind.as_str()) {
+                    bail!(
+                        "{at}: routes.{kind}: not a stream kind (one of {})",
+                        ROUTE_KINDS.join(", ")
+                    );
+                }
+                if Endpoint::parse(class).is_none() {
+                    bail!("{at}: routes.{kind}: {class:?} is neither \"public\" nor \"market\"");
+                }
+            }
             if !(v.rest_url.starts_with("https://") || v.rest_url.starts_with("http://")) {
                 bail!("{at}: rest_url must be an https:// (or http://) URL");
             }

@@ -5,12 +5,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use tape_core::instrument::Market;
+use tape_node::live::Endpoint;
 
 /// Something going wrong at the venue. See `docs/venue-sim.md` for what clients observe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Every stream connection is dropped without a close frame (the TCP connection just ends).
     Drop,
+    /// `drop=public`, `drop=market`: only the USD-M stream connections of that routed endpoint
+    /// class are dropped (a legacy `/stream` or `/ws` one counts as `public`).
+    DropEndpoint(Endpoint),
     /// Every stream connection is closed with 1001, like Binance's 24-hour disconnect.
     Close,
     /// The next N depth frames of each symbol change the venue's book but are not sent.
@@ -38,6 +42,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::Drop => f.write_str("drop"),
+            Fault::DropEndpoint(e) => write!(f, "drop={e}"),
             Fault::Close => f.write_str("close"),
             Fault::Gap(n) => write!(f, "gap={n}"),
             Fault::Stall(d) => write!(f, "stall={}", d.as_millis()),
@@ -54,8 +59,8 @@ impl fmt::Display for Fault {
 impl FromStr for Fault {
     type Err = String;
 
-    /// `drop`, `close`, `gap[=N]`, `stall=MS`, `malformed`, `truncate`, `refuse-snapshot[=N]`,
-    /// `drop-api`, `mute-api[=N]`, `expire-listen-key`.
+    /// `drop[=public|market]`, `close`, `gap[=N]`, `stall=MS`, `malformed`, `truncate`,
+    /// `refuse-snapshot[=N]`, `drop-api`, `mute-api[=N]`, `expire-listen-key`.
     fn from_str(s: &str) -> Result<Fault, String> {
         let (kind, arg) = match s.split_once('=') {
             Some((k, a)) => (k, Some(a)),
@@ -76,7 +81,11 @@ impl FromStr for Fault {
             Some(_) => Err(format!("{kind} takes no argument")),
         };
         match kind {
-            "drop" => no_arg(Fault::Drop),
+            "drop" => match arg.map(|a| (a, Endpoint::parse(a))) {
+                None => Ok(Fault::Drop),
+                Some((_, Some(e))) => Ok(Fault::DropEndpoint(e)),
+                Some((a, None)) => Err(format!("drop=: expected public or market, got {a:?}")),
+            },
             "close" => no_arg(Fault::Close),
             "malformed" => no_arg(Fault::Malformed),
             "truncate" => no_arg(Fault::Truncate),
@@ -92,8 +101,8 @@ impl FromStr for Fault {
                 Ok(Fault::Stall(Duration::from_millis(ms)))
             }
             _ => Err(format!(
-                "unknown fault {kind:?} (drop, close, gap[=N], stall=MS, malformed, truncate, \
-                 refuse-snapshot[=N], drop-api, mute-api[=N], expire-listen-key)"
+                "unknown fault {kind:?} (drop[=public|market], close, gap[=N], stall=MS, malformed, \
+                 truncate, refuse-snapshot[=N], drop-api, mute-api[=N], expire-listen-key)"
             )),
         }
     }
@@ -157,6 +166,8 @@ mod tests {
     fn kinds_parse_and_print_back() {
         for (text, fault) in [
             ("drop", Fault::Drop),
+            ("drop=market", Fault::DropEndpoint(Endpoint::Market)),
+            ("drop=public", Fault::DropEndpoint(Endpoint::Public)),
             ("close", Fault::Close),
             ("gap", Fault::Gap(1)),
             ("gap=4", Fault::Gap(4)),

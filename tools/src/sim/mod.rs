@@ -155,7 +155,9 @@ pub struct Endpoint {
     pub market: Market,
     /// The bound address.
     pub addr: SocketAddr,
-    /// Combined-stream URL, e.g. `wss://127.0.0.1:PORT/stream` (add `?streams=a/b`).
+    /// Combined-stream URL, e.g. `wss://127.0.0.1:PORT/stream` (add `?streams=a/b`); for USD-M
+    /// the routed base, `wss://127.0.0.1:PORT` (add `/public/stream?streams=a/b`,
+    /// `/market/stream?streams=a/b`).
     pub ws_url: String,
     /// REST base URL, e.g. `https://127.0.0.1:PORT`.
     pub rest_url: String,
@@ -288,7 +290,11 @@ impl VenueSim {
             endpoints.push(Endpoint {
                 market,
                 addr: local,
-                ws_url: format!("{ws}://{shown}/stream"),
+                ws_url: match market {
+                    // USD-M routes by path: the base of `/public` and `/market`.
+                    Market::UsdM => format!("{ws}://{shown}"),
+                    _ => format!("{ws}://{shown}/stream"),
+                },
                 rest_url: format!("{http}://{shown}"),
                 api_url: format!("{ws}://{shown}{}", venue::api_path(market)),
                 user_data_url: if market.is_futures() {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use mio::{Registry, Token, Waker};
 
 use super::gateway::{GatewayIo, OrderGateway};
+use super::route::Endpoint;
 use super::snapshot::{FetcherOptions, SnapshotFetcher, SnapshotJob};
 use super::ws::{WsConn, WsOptions, WsSink, WsUrl};
 use tape_core::input::{RecordKind, SourceDef};
@@ -39,8 +40,11 @@ pub struct LiveRecord {
 /// io-level figures of one venue connection, for `/status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VenueIo {
-    /// Venue name.
+    /// The connection's name (its source's): the venue's, `<venue>:market` for a routed
+    /// market connection.
     pub name: String,
+    /// Its routed endpoint class, if routed.
+    pub endpoint: Option<Endpoint>,
     /// The combined-stream URL.
     pub url: String,
     /// Frames received (all connections).
@@ -57,8 +61,12 @@ pub struct VenueIo {
     pub last_snapshot_error: String,
 }
 
+/// One venue connection (a routed venue has one per endpoint class).
 struct Venue {
     spec: VenueSpec,
+    /// The connection's source name.
+    name: String,
+    endpoint: Option<Endpoint>,
     ws_source: u32,
     rest_sources: Vec<u32>,
     url: String,
@@ -158,8 +166,9 @@ impl std::fmt::Debug for LiveFeed {
 }
 
 impl LiveFeed {
-    /// Sets up the feed: tokens from `first_token` (the waker) to `first_token + venues`, the
-    /// snapshot thread. Nothing connects before [`LiveFeed::start`].
+    /// Sets up the feed: tokens from `first_token` (the waker) to `first_token + connections`
+    /// (a routed venue has one per endpoint class), the snapshot thread. Nothing connects
+    /// before [`LiveFeed::start`].
     ///
     /// # Errors
     /// A bad URL, or the waker/thread could not be created.
@@ -202,37 +211,47 @@ impl LiveFeed {
         let mut venues = Vec::with_capacity(cfg.venues.len());
         let (mut rest_of, mut rest_url) = (HashMap::new(), HashMap::new());
         let mut next_source = 0u32;
-        for (i, spec) in cfg.venues.into_iter().enumerate() {
-            let url = spec.stream_url();
-            let parsed = WsUrl::parse(&url).map_err(std::io::Error::other)?;
-            let ws_source = next_source;
-            next_source += 1;
-            let mut rest_sources = Vec::new();
-            for sym in &spec.symbols {
-                rest_of.insert((spec.market, sym.clone()), (i, next_source));
-                let u = depth_url(spec.market, &spec.rest_url, sym, spec.snapshot_limit);
-                rest_url.insert(next_source, (i, u));
-                rest_sources.push(next_source);
+        for spec in cfg.venues {
+            let conns = spec.connections();
+            // The books' snapshots belong to the connection with the depth streams (the
+            // first, if none has any): its link alone decides when they may be fetched.
+            let book_conn = conns.iter().position(|c| c.depth).unwrap_or(0);
+            for (ci, c) in conns.into_iter().enumerate() {
+                let i = venues.len();
+                let parsed = WsUrl::parse(&c.url).map_err(std::io::Error::other)?;
+                let ws_source = next_source;
                 next_source += 1;
+                let mut rest_sources = Vec::new();
+                if ci == book_conn {
+                    for sym in &spec.symbols {
+                        rest_of.insert((spec.market, sym.clone()), (i, next_source));
+                        let u = depth_url(spec.market, &spec.rest_url, sym, spec.snapshot_limit);
+                        rest_url.insert(next_source, (i, u));
+                        rest_sources.push(next_source);
+                        next_source += 1;
+                    }
+                }
+                let backoff = Backoff::new(
+                    cfg.reconnect_initial_ns,
+                    cfg.reconnect_max_ns,
+                    cfg.jitter_seed.wrapping_add(i as u64),
+                );
+                venues.push(Venue {
+                    conn: WsConn::new(parsed, Token(first_token + 1 + i), opts.clone()),
+                    link: VenueLink::new(c.url.clone(), link_config, backoff),
+                    spec: spec.clone(),
+                    name: c.name,
+                    endpoint: c.endpoint,
+                    ws_source,
+                    rest_sources,
+                    url: c.url,
+                    frames_before: 0,
+                    bytes_before: 0,
+                    snapshots_ok: 0,
+                    snapshots_failed: 0,
+                    last_snapshot_error: String::new(),
+                });
             }
-            let backoff = Backoff::new(
-                cfg.reconnect_initial_ns,
-                cfg.reconnect_max_ns,
-                cfg.jitter_seed.wrapping_add(i as u64),
-            );
-            venues.push(Venue {
-                conn: WsConn::new(parsed, Token(first_token + 1 + i), opts.clone()),
-                link: VenueLink::new(url.clone(), link_config, backoff),
-                spec,
-                ws_source,
-                rest_sources,
-                url,
-                frames_before: 0,
-                bytes_before: 0,
-                snapshots_ok: 0,
-                snapshots_failed: 0,
-                last_snapshot_error: String::new(),
-            });
         }
         let gateway = match &cfg.gateway_url {
             Some(url) => Some(
@@ -290,7 +309,7 @@ impl LiveFeed {
                 market: v.spec.market,
                 symbol: None,
                 scales: None,
-                name: v.spec.name.clone(),
+                name: v.name.clone(),
             };
             defs.push((v.ws_source, ws));
             for (sym, src) in v.spec.symbols.iter().zip(&v.rest_sources) {
@@ -639,12 +658,13 @@ impl LiveFeed {
         }
     }
 
-    /// io figures per venue.
+    /// io figures per venue connection.
     pub fn venue_io(&self) -> Vec<VenueIo> {
         self.venues
             .iter()
             .map(|v| VenueIo {
-                name: v.spec.name.clone(),
+                name: v.name.clone(),
+                endpoint: v.endpoint,
                 url: v.url.clone(),
                 frames: v.frames_before + v.conn.frames,
                 bytes: v.bytes_before + v.conn.bytes,

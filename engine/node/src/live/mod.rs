@@ -18,6 +18,7 @@
 //! - `ws`: one venue WebSocket connection on the engine's mio loop (resolve, TCP, TLS,
 //!   handshake, frames); it keeps no timers and makes no decisions.
 //! - `gateway`: the order gateway, one WebSocket to a venue's order API.
+//! - `route`: USD-M's routed endpoints (`/public`, `/market`): which stream goes where.
 //! - `spec`: [`VenueSpec`] and [`LiveConfig`], what the feed connects to and how.
 //! - `feed`: [`LiveFeed`], every venue connection with its snapshots, as a queue of journal
 //!   records for the node.
@@ -31,6 +32,7 @@ mod feed;
 mod gateway;
 mod handshake;
 mod https;
+mod route;
 mod snapshot;
 mod spec;
 #[cfg(test)]
@@ -46,6 +48,8 @@ pub use handshake::{
     ClientHandshake, HandshakeError, MAX_RESPONSE_HEAD_BYTES as MAX_WS_RESPONSE_HEAD_BYTES,
 };
 pub use https::{HttpClient, HttpError, HttpResponse, Scheme, Url, MAX_HEAD_BYTES};
+pub use route::{routed_stream_url, stream_kind, usdm_base, Endpoint, Routes, UsdmBase};
 pub use snapshot::{FetcherOptions, SnapshotDone, SnapshotFetcher, SnapshotJob, FETCH_QUEUE_LEN};
+pub use spec::ConnSpec;
 pub use tls::{client_tls_config, ClientTlsError};
 pub use ws::WsUrl;

@@ -356,6 +356,7 @@ impl Node {
                     "books_synced": v.books_synced,
                 });
                 if let Some(x) = io.iter().find(|x| x.name == v.name) {
+                    doc["endpoint"] = json!(x.endpoint.map(|e| e.as_str()));
                     doc["url"] = json!(x.url);
                     doc["frames"] = json!(x.frames);
                     doc["bytes"] = json!(x.bytes);

@@ -71,6 +71,7 @@ impl Venue {
                 raw: false,
                 names: Vec::new(),
                 keys: Vec::new(),
+                route: None,
                 opened_ns: now,
                 touched: false,
                 api: Some(ApiSession {

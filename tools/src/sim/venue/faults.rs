@@ -35,6 +35,18 @@ impl Venue {
                         l.net.abort(reg, id);
                     }
                 }
+                Fault::DropEndpoint(e) => {
+                    let ids: Vec<_> = l
+                        .clients
+                        .iter()
+                        .filter(|(_, c)| c.api.is_none() && c.route == Some(e))
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in ids {
+                        l.clients.remove(&id);
+                        l.net.abort(reg, id);
+                    }
+                }
                 Fault::Close => {
                     for id in mem::take(&mut l.clients).into_keys() {
                         l.net.close(reg, id, GOING_AWAY, "forced disconnect");
@@ -102,6 +114,7 @@ mod tests {
             raw: false,
             names: vec!["btcusdt@depth".into()],
             keys: vec![],
+            route: None,
             opened_ns: 0,
             touched: false,
             api: None,

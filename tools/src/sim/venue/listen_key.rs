@@ -207,6 +207,7 @@ impl Venue {
                 opened_ns: now,
                 touched: false,
                 api: None,
+                route: None,
             },
         );
         l.keys.conns.insert(conn, PrivateConn { key, raw, events });

@@ -16,6 +16,7 @@ use mio::{Events, Poll, Registry, Token};
 use tape_core::engine::{Engine, EngineConfig};
 use tape_core::input::{Nanos, SourceId};
 use tape_core::instrument::Market;
+use tape_node::live::Endpoint;
 use tape_node::net::{NetEvent, NetServer, SendResult, SocketId};
 use tungstenite::Utf8Bytes;
 
@@ -83,8 +84,11 @@ struct Client {
     raw: bool,
     /// Subscribed stream names, as given.
     names: Vec<String>,
-    /// Their keys, for the ones any frame in the timeline has.
+    /// Their keys, for the ones any frame in the timeline has and this connection delivers.
     keys: Vec<u32>,
+    /// A USD-M stream connection's endpoint class (`/public`, `/market`; a legacy path without
+    /// one is `/public`): only its streams are delivered. `None` elsewhere: all are.
+    route: Option<Endpoint>,
     opened_ns: u64,
     /// Frames were queued since the last flush.
     touched: bool,

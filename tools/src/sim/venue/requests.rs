@@ -2,20 +2,22 @@
 //! endpoints (REST depth, `/sim/fault`, `/sim/stats`).
 
 use tape_core::instrument::Market;
+use tape_node::live::{Endpoint, Routes};
 use tape_node::net::SocketId;
 
 use super::api::api_path;
 use super::{Client, Phase, Venue, POLICY};
 use crate::sim::fault::Fault;
 use crate::sim::rest::{self, Reply};
-use crate::sim::timeline::stream_key;
+use crate::sim::timeline::{stream_key, Timeline};
 
 /// Most streams one connection may name (Binance: 1024).
 const MAX_STREAMS: usize = 1024;
 
 impl Venue {
     /// A connection opened: `/stream?streams=a/b` (combined), `/ws/a/b` or `/ws` (raw), or the
-    /// market's WebSocket API path.
+    /// market's WebSocket API path. On USD-M these may sit under a routed endpoint
+    /// (`/public/stream`, `/market/ws/a/b`, ...): see [`split_route`].
     pub(super) fn on_open(&mut self, li: usize, conn: SocketId, path: &str, query: &str, now: u64) {
         if path == api_path(self.listeners[li].market) {
             self.on_api_open(li, conn, now);
@@ -35,6 +37,7 @@ impl Venue {
             );
             return;
         }
+        let (route, path) = split_route(self.listeners[li].market, path);
         let names: Option<Vec<String>> = if path == "/stream" {
             Some(
                 query
@@ -65,13 +68,14 @@ impl Venue {
                 .close(reg, conn, POLICY, "Invalid request: bad stream name");
             return;
         };
-        let keys = names.iter().filter_map(|n| self.tl.key_id(n)).collect();
+        let keys = delivered_keys(&self.tl, route, &names);
         l.clients.insert(
             conn,
             Client {
                 raw: path != "/stream",
                 names,
                 keys,
+                route,
                 opened_ns: now,
                 touched: false,
                 api: None,
@@ -122,11 +126,7 @@ impl Venue {
                                 client.names.push(name.to_owned());
                             }
                         }
-                        client.keys = client
-                            .names
-                            .iter()
-                            .filter_map(|n| self.tl.key_id(n))
-                            .collect();
+                        client.keys = delivered_keys(&self.tl, client.route, &client.names);
                         Ok(serde_json::json!({ "result": null, "id": id }))
                     }
                     (Some("LIST_SUBSCRIPTIONS"), _) => {
@@ -178,9 +178,13 @@ impl Venue {
                 self.refresh_stats();
                 Reply::json(serde_json::to_string(&self.stats).unwrap_or_default())
             }
-            "/stream" | "/ws" => Reply::text(426, "WebSocket upgrade required\n"),
+            p if matches!(split_route(market, p).1, "/stream" | "/ws") => {
+                Reply::text(426, "WebSocket upgrade required\n")
+            }
             p if p == api_path(market) => Reply::text(426, "WebSocket upgrade required\n"),
-            p if p.starts_with("/ws/") => Reply::text(426, "WebSocket upgrade required\n"),
+            p if split_route(market, p).1.starts_with("/ws/") => {
+                Reply::text(426, "WebSocket upgrade required\n")
+            }
             _ => Reply::text(404, "not found\n"),
         }
     }
@@ -244,6 +248,37 @@ impl Venue {
     }
 }
 
+/// A stream path's endpoint class and the path below it. USD-M routes by path: `/public/..`
+/// and `/market/..` deliver their own class's streams, and a path without one (`/stream`,
+/// `/ws`: the legacy endpoints) delivers `/public`'s only. Streams of the other class are
+/// accepted and listed but never delivered, as Binance does. Other markets do not route.
+pub(super) fn split_route(market: Market, path: &str) -> (Option<Endpoint>, &str) {
+    if market != Market::UsdM {
+        return (None, path);
+    }
+    for e in Endpoint::ALL {
+        let rest = path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(e.as_str()))
+            .filter(|r| r.starts_with('/'));
+        if let Some(rest) = rest {
+            return (Some(e), rest);
+        }
+    }
+    (Some(Endpoint::Public), path)
+}
+
+/// The keys of the `names` a connection of class `route` is sent: those with frames in the
+/// timeline that Binance's table routes to its class.
+fn delivered_keys(tl: &Timeline, route: Option<Endpoint>, names: &[String]) -> Vec<u32> {
+    let table = Routes::default();
+    names
+        .iter()
+        .filter(|n| route.is_none_or(|r| table.endpoint(n) == r))
+        .filter_map(|n| tl.key_id(n))
+        .collect()
+}
+
 /// A stream name a client may ask for: 1 to 100 of `[A-Za-z0-9@_!.-]`.
 fn valid_name(s: &str) -> bool {
     (1..=100).contains(&s.len())
@@ -266,6 +301,29 @@ mod tests {
         assert!(valid_name("!ticker@arr"));
         for bad in ["", "a b", "a\"b", "a/b", &"x".repeat(101)] {
             assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn usdm_paths_route_and_others_do_not() {
+        let (p, m) = (Some(Endpoint::Public), Some(Endpoint::Market));
+        for (path, want) in [
+            ("/public/stream", (p, "/stream")),
+            ("/market/stream", (m, "/stream")),
+            ("/market/ws/btcusdt@aggTrade", (m, "/ws/btcusdt@aggTrade")),
+            ("/public/ws", (p, "/ws")),
+            ("/stream", (p, "/stream")),
+            ("/ws/btcusdt@depth", (p, "/ws/btcusdt@depth")),
+            ("/publicx/stream", (p, "/publicx/stream")),
+            ("/market", (p, "/market")),
+        ] {
+            assert_eq!(split_route(Market::UsdM, path), want, "{path}");
+        }
+        for market in [Market::Spot, Market::CoinM] {
+            assert_eq!(
+                split_route(market, "/market/stream"),
+                (None, "/market/stream")
+            );
         }
     }
 
