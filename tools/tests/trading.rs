@@ -459,3 +459,31 @@ fn shutdown_cancels_every_open_order_first() {
     );
     assert!(text.contains("order.cancel"), "the cancel is journaled");
 }
+
+#[test]
+fn coin_m_trades_through_its_websocket_api_with_user_data_on_dstream_paths() {
+    let t = trading(Market::CoinM, Key::Hmac, |_| {}, |_| {});
+    let deadline = Instant::now() + WAIT;
+    let mut alice = t.alice(deadline);
+    until_reconciled(&mut alice, deadline, "connect");
+    bbo_when(&mut alice, deadline, "coinm:BTCUSD_PERP", |_| true);
+    send(
+        &mut alice,
+        json!({"type":"place_order","id":1,"symbol":"coinm:BTCUSD_PERP","side":"sell",
+               "order_type":"market","qty":"1"}),
+    );
+    let got = until(&mut alice, deadline, |m| {
+        update(m, "orders").is_some_and(|d| d["status"] == "filled")
+    });
+    assert!(got.iter().any(|m| m["type"] == "ack"), "{got:?}");
+    let gw = t.gateway_status();
+    assert_eq!(
+        (&gw["ready"], &gw["listen_keys"]),
+        (&json!(true), &json!(1)),
+        "{gw}"
+    );
+    assert!(gw["url"].as_str().unwrap().ends_with("/ws-dapi/v1"), "{gw}");
+    drop(alice);
+    let (sim, _tmp) = t.stop_and_replay();
+    assert_eq!(sim.stats().auth_refused, 0);
+}

@@ -163,9 +163,10 @@ pub struct Endpoint {
     pub rest_url: String,
     /// WebSocket API URL, e.g. `wss://127.0.0.1:PORT/ws-api/v3` (orders, user data).
     pub api_url: String,
-    /// Futures: the user-data stream a listenKey is appended to
-    /// (`wss://127.0.0.1:PORT/private/ws`, add `?listenKey=K`); empty on spot (user data
-    /// comes through the WebSocket API).
+    /// Futures: the user-data stream of a listenKey, as `desk.user_data_url` takes it
+    /// (USD-M `wss://127.0.0.1:PORT/private/ws`, add `?listenKey=K`; COIN-M
+    /// `wss://127.0.0.1:PORT/ws/{listenKey}`); empty on spot (user data comes through the
+    /// WebSocket API).
     pub user_data_url: String,
     /// Symbols on this market, upper case, sorted.
     pub symbols: Vec<String>,
@@ -268,9 +269,11 @@ impl VenueSim {
         for (i, &market) in tl.markets.iter().enumerate() {
             let net_cfg = NetConfig {
                 ws_path: "/stream".to_owned(),
-                // Every upgrade is a WebSocket; `Venue::on_open` routes the path (streams,
-                // the API, `/private`) and closes unknown ones with 1008.
-                ws_path_prefix: Some("/".to_owned()),
+                // USD-M: every upgrade is a WebSocket (`/public`, `/market`, `/private`, the
+                // API); `Venue::on_open` routes the path and closes unknown ones with 1008.
+                // Spot and COIN-M serve only `/stream` and `/ws...` (the API, COIN-M's
+                // `/ws/<listenKey>`), like Binance: anything else is a 404.
+                ws_path_prefix: Some(if market == Market::UsdM { "/" } else { "/ws" }.to_owned()),
                 max_sockets: venue::MAX_SOCKETS,
                 write_buffer_limit: venue::WRITE_BUFFER_LIMIT,
                 tls: tls.clone(),
@@ -297,10 +300,10 @@ impl VenueSim {
                 },
                 rest_url: format!("{http}://{shown}"),
                 api_url: format!("{ws}://{shown}{}", venue::api_path(market)),
-                user_data_url: if market.is_futures() {
-                    format!("{ws}://{shown}/private/ws")
-                } else {
-                    String::new()
+                user_data_url: match market {
+                    Market::UsdM => format!("{ws}://{shown}/private/ws"),
+                    Market::CoinM => format!("{ws}://{shown}/ws/{{listenKey}}"),
+                    Market::Spot => String::new(),
                 },
                 symbols: symbols.clone().map(|s| s.name.clone()).collect(),
                 scales: symbols

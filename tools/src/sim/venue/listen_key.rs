@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use tape_core::instrument::Market;
 use tape_node::net::SocketId;
 
 use super::{Client, Listener, Venue, POLICY};
@@ -178,9 +179,23 @@ impl Venue {
         query: &str,
         now: u64,
     ) -> bool {
-        if path != "/private" && !path.starts_with("/private/") {
+        let market = self.listeners[li].market;
+        // USD-M: the routed `/private` endpoint. COIN-M (not routed): `/ws/<listenKey>`, as
+        // on Binance's dstream; a `/ws/...` path that names no active key is a stream path.
+        let coinm_key = (market == Market::CoinM)
+            .then(|| path.strip_prefix("/ws/"))
+            .flatten()
+            .filter(|k| self.listeners[li].keys.is_active(k));
+        if coinm_key.is_none()
+            && (market != Market::UsdM || (path != "/private" && !path.starts_with("/private/")))
+        {
             return false;
         }
+        let path = match coinm_key {
+            Some(k) => format!("/private/ws/{k}"),
+            None => path.to_owned(),
+        };
+        let path = path.as_str();
         let reg = self.poll.registry();
         let l = &mut self.listeners[li];
         l.keys.conns.retain(|id, _| l.clients.contains_key(id));
