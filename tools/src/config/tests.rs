@@ -46,6 +46,80 @@ fn example_configs_load_and_are_live() {
     assert_eq!(c.users[3].max_connections, 20);
 }
 
+/// The testnet examples load (credentials are read only when the node starts, so none are
+/// needed here), send their orders to the testnet's WebSocket API, and are dry runs.
+#[test]
+fn testnet_examples_load_as_dry_runs_against_the_testnets() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for (file, market, api) in [
+        (
+            "testnet-spot.toml",
+            tape_core::instrument::Market::Spot,
+            "wss://ws-api.testnet.binance.vision/ws-api/v3",
+        ),
+        (
+            "testnet-usdm.toml",
+            tape_core::instrument::Market::UsdM,
+            "wss://testnet.binancefuture.com/ws-fapi/v1",
+        ),
+    ] {
+        let c = Config::load(&dir.join(file)).unwrap();
+        assert_eq!(c.feed_kind(), FeedKind::Live, "{file}");
+        assert_eq!(c.venues.len(), 1, "{file}");
+        assert_eq!(c.desk.gateway_url, api, "{file}");
+        let setup = c.desk_setup().unwrap().unwrap();
+        assert_eq!(setup.users, ["trader"], "{file}");
+        assert_eq!(setup.gateway, Some(market), "{file}");
+        assert!(
+            setup.dry_run,
+            "{file}: a first session must not send orders"
+        );
+        assert!(c.desk.dry_run().unwrap(), "{file}");
+        assert!(c.desk.cancel_on_shutdown, "{file}");
+        assert!(!c.desk.api_key_env.is_empty(), "{file}");
+        assert!(!c.desk.ed25519_key_file.is_empty(), "{file}");
+    }
+    // The USD-M testnet's user-data host is not derived from its API host: it is named.
+    let c = Config::load(&dir.join("testnet-usdm.toml")).unwrap();
+    assert_eq!(crate::run::derive_user_data_url(&c.desk.gateway_url), None);
+    assert_eq!(
+        c.desk.user_data_url,
+        "wss://fstream.binancefuture.com/private/ws"
+    );
+}
+
+/// With a key in the place the example names (a fresh Ed25519 key here, and the API key from
+/// a file instead of the environment), the gateway settings the node starts with sign with
+/// Ed25519, read USD-M user data on the testnet's /private stream, and stay a dry run.
+#[test]
+fn testnet_example_with_a_key_makes_an_ed25519_dry_run_gateway() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let tmp = tempfile::tempdir().unwrap();
+    let pem = tmp.path().join("testnet-usdm.pem");
+    let key = tape_core::sign::Ed25519Key::from_seed(&[7; 32]);
+    std::fs::write(&pem, key.to_pkcs8_pem().as_bytes()).unwrap();
+    let api = tmp.path().join("api-key");
+    std::fs::write(&api, "testnetApiKey123\n").unwrap();
+    let mut c = Config::load(&dir.join("testnet-usdm.toml")).unwrap();
+    c.desk.ed25519_key_file = pem.display().to_string();
+    c.desk.api_key_env.clear();
+    c.desk.api_key_file = api.display().to_string();
+    let g = crate::run::gateway_options(&c).unwrap();
+    let creds = g.credentials.expect("credentials");
+    assert_eq!(creds.kind(), tape_core::sign::KeyKind::Ed25519);
+    assert_eq!(
+        g.user_data_url.as_deref(),
+        Some("wss://fstream.binancefuture.com/private/ws")
+    );
+    assert!(g.dry_run);
+    assert!(g.cancel_on_shutdown);
+    // Without the key file the node refuses to start, naming the key, never a value.
+    c.desk.ed25519_key_file = tmp.path().join("missing.pem").display().to_string();
+    let e = format!("{:#}", crate::run::gateway_options(&c).unwrap_err());
+    assert!(e.contains("desk.ed25519_key_file"), "{e}");
+    assert!(!e.contains("testnetApiKey123"), "{e}");
+}
+
 #[test]
 fn desk_and_user_mistakes_are_named() {
     let user = "[[user]]\nname = \"a\"\nroles = [\"trader\"]\n";
