@@ -512,8 +512,10 @@ impl OrderGateway {
             .credentials
             .as_deref()
             .is_some_and(|c| c.kind() == KeyKind::Ed25519);
-        if ed {
-            // Ed25519: one signed logon, then requests carry no key or signature.
+        // `session.logon` is documented for the spot WebSocket API (Ed25519 keys only); the
+        // futures APIs get every request signed, with either kind of key.
+        if ed && !self.futures() {
+            // One signed logon, then requests carry no key or signature.
             self.own_request(now, "session.logon", "", Auth::Signed, queue);
         } else {
             self.ask_user_data(now, queue);
@@ -617,10 +619,12 @@ impl OrderGateway {
                     self.session.logged_on = true;
                     self.ask_user_data(recv, queue);
                 } else {
+                    // Refused: every request is signed instead (the key signs either way).
                     self.io.last_down = format!(
-                        "session.logon refused: {}",
+                        "session.logon refused, signing each request: {}",
                         v.get("error").map(Value::to_string).unwrap_or_default()
                     );
+                    self.ask_user_data(recv, queue);
                 }
             }
             Some("userDataStream.subscribe" | "userDataStream.subscribe.signature") => {
