@@ -198,6 +198,44 @@ def main():
     ]))
     out("hub", "reopen", "4\n5\n4verbose=1\n0" + msgs[0] + "\n7\n6\xff\n6\xff")
 
+    # Gateway: the first byte picks the market (even USD-M, odd spot); then frames split at
+    # '\n', first byte c: c % 6 = 0-1 a venue frame, 2 a gateway_event payload, 3 a gateway
+    # event by the next byte (0 up, 1 ready, 2 down, 3 timeout of rest[1], 4 shutdown),
+    # 4 a limit order of user (c // 6) % 2 (price offset, id), 5 cancel_all.
+    def otu(c, x, st, l, z):
+        return ('{"e":"ORDER_TRADE_UPDATE","T":1,"E":1,"o":{"s":"BTCUSDT","c":"%s","S":"BUY",'
+                '"o":"LIMIT","f":"GTC","q":"0.010","p":"60001.00","ap":"0","sp":"0","x":"%s",'
+                '"X":"%s","i":7,"l":"%s","z":"%s","L":"60001.00","n":"0","N":"USDT","T":1,"t":1,'
+                '"b":"0","a":"0","m":true,"R":false,"ps":"BOTH","rp":"0"}}' % (c, x, st, l, z))
+    order_obj = ('{"symbol":"BTCUSDT","orderId":7,"clientOrderId":"tg1","price":"60001.00",'
+                 '"origQty":"0.010","executedQty":"0.005","cumQuote":"300.005","avgPrice":"60001.00",'
+                 '"status":"PARTIALLY_FILLED","timeInForce":"GTC","type":"LIMIT","side":"BUY",'
+                 '"updateTime":9}')
+    frames = [
+        "\x04\x01a",
+        '\x00{"id":1,"status":200,"result":{},"rateLimits":[{"rateLimitType":"ORDERS",'
+        '"interval":"SECOND","intervalNum":10,"limit":1,"count":1}]}',
+        "\x00" + otu("tg1", "NEW", "NEW", "0", "0"),
+        "\x03\x02",
+        "\x03\x01",
+        '\x00{"id":2,"status":200,"result":%s}' % order_obj,
+        '\x00{"id":3,"status":200,"result":[{"asset":"USDT","balance":"10","crossWalletBalance":"10"}]}',
+        '\x00{"id":4,"status":200,"result":[{"symbol":"BTCUSDT","positionAmt":"0.005","entryPrice":"60001"}]}',
+        "\x00" + otu("tg1", "TRADE", "FILLED", "0.005", "0.010"),
+        "\x04\x02b",
+        '\x00{"id":5,"status":429,"error":{"code":-1015,"msg":"x","data":{"retryAfter":5}}}',
+        "\x05",
+        "\x03\x04",
+    ]
+    out("gateway", "usdm-session", "\x00" + "\n".join(frames))
+    out("gateway", "spot-open-orders", "\x01" + "\n".join([
+        "\x04\x05c", "\x03\x01",
+        '\x00{"id":2,"status":200,"result":[%s]}' % order_obj.replace("cumQuote", "cummulativeQuoteQty"),
+        '\x00{"id":3,"status":200,"result":{"balances":[{"asset":"USDT","free":"1","locked":"0"}]}}',
+        '\x00{"subscriptionId":0,"event":{"e":"listenKeyExpired","E":"1","listenKey":"k"}}',
+        '\x02{"v":2,"type":"gateway","event":"timeout","id":1}',
+    ]))
+
 
 if __name__ == "__main__":
     main()
