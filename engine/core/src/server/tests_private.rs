@@ -182,6 +182,20 @@ fn bracket_risk_isolation_and_replay() {
     assert_eq!(of_type(&a0, "subscribed").len(), 1);
     w.h.drain(2);
     w.h.drain(4);
+    // Nor cancel everything; a trader may cancel their own, only an admin everyone's.
+    w.send(7, r#"{"type":"cancel_all","id":5}"#);
+    assert_eq!(of_type(&w.h.drain(7), "error")[0]["code"], 4002);
+    w.send(4, r#"{"type":"cancel_all","id":6,"all_users":true}"#);
+    let refused = w.h.drain(4);
+    assert_eq!(of_type(&refused, "error")[0]["code"], 4002, "{refused:?}");
+    w.send(4, r#"{"type":"cancel_all","id":7,"all_users":1}"#);
+    assert_eq!(of_type(&w.h.drain(4), "error")[0]["code"], 4004);
+    w.send(4, r#"{"type":"cancel_all","id":8}"#);
+    let own = w.h.drain(4);
+    assert!(
+        own.iter().any(|m| m["type"] == "ack" && m["canceled"] == 0),
+        "{own:?}"
+    );
 
     // A bracket around a market buy: triggers a few ticks either side of the book's mid.
     let book = w.h.engine.book(btc).unwrap().book();
