@@ -86,6 +86,13 @@ pub trait Feed {
         0
     }
 
+    /// Whether the records queued when the feed starts (a live feed's source definitions)
+    /// are applied before the first client message, so every configured symbol is known to
+    /// the first subscriber. A replay paces its records and says no.
+    fn defines_before_serving(&self) -> bool {
+        false
+    }
+
     /// The node was asked to stop: true when the feed has work to finish first (the order
     /// gateway's `cancel_on_shutdown`); the node keeps running until
     /// [`Feed::stop_drained`] or a grace period, then calls [`Feed::close`].
@@ -178,6 +185,10 @@ impl Feed for LiveFeed {
 
     fn begin_stop(&mut self, now: u64) -> bool {
         LiveFeed::begin_stop(self, now)
+    }
+
+    fn defines_before_serving(&self) -> bool {
+        true
     }
 
     fn stop_drained(&self) -> bool {

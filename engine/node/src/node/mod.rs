@@ -341,6 +341,11 @@ impl Node {
         let mut draining_since: Option<u64> = None;
         self.feed_desk_setup()?;
         self.feed.start(self.poll.registry(), &self.clock);
+        if self.feed.defines_before_serving() {
+            // The venues' source definitions (queued at start, before any connection is
+            // up): journaled and applied before the first client message is read.
+            self.pump(usize::MAX)?;
+        }
         loop {
             let now = self.clock.now();
             if stop.load(Ordering::Relaxed) && stopping_since.is_none() && draining_since.is_none()
