@@ -196,43 +196,74 @@ pub struct Oracle {
     pub mismatches: u64,
 }
 
-fn event_kind(e: &Event) -> &'static str {
+/// The summary's names of output events, indexed by [`event_kind`]; the last one is
+/// [`venue_command_kind`]'s.
+const OUTPUT_KINDS: [&str; 23] = [
+    "book_synced",
+    "book_level",
+    "book_applied",
+    "book_gap",
+    "book_resync_requested",
+    "book_crossed",
+    "book_stale_snapshot",
+    "book_buffer_overflow",
+    "bbo",
+    "trade",
+    "agg_trade",
+    "book_ticker",
+    "ticker",
+    "error",
+    "venue",
+    "private_reply",
+    "private_orders",
+    "private_positions",
+    "private_portfolio",
+    "private_risk_alerts",
+    "private_signal",
+    "private_bot_status",
+    "gateway_request",
+];
+
+/// The index of an event's summary name in [`OUTPUT_KINDS`]: counting by index keeps the
+/// replay loop free of string comparisons (a `BTreeMap<&str, _>` per event cost ~9 % of a
+/// synthetic replay's instructions).
+fn event_kind(e: &Event) -> usize {
     match e {
         Event::Book(b) => match b {
-            BookEvent::Synced { .. } => "book_synced",
-            BookEvent::LevelChanged { .. } => "book_level",
-            BookEvent::Applied { .. } => "book_applied",
-            BookEvent::Gap { .. } => "book_gap",
-            BookEvent::ResyncRequested { .. } => "book_resync_requested",
-            BookEvent::Crossed { .. } => "book_crossed",
-            BookEvent::StaleSnapshot { .. } => "book_stale_snapshot",
-            BookEvent::BufferOverflow { .. } => "book_buffer_overflow",
+            BookEvent::Synced { .. } => 0,
+            BookEvent::LevelChanged { .. } => 1,
+            BookEvent::Applied { .. } => 2,
+            BookEvent::Gap { .. } => 3,
+            BookEvent::ResyncRequested { .. } => 4,
+            BookEvent::Crossed { .. } => 5,
+            BookEvent::StaleSnapshot { .. } => 6,
+            BookEvent::BufferOverflow { .. } => 7,
         },
-        Event::Bbo(_) => "bbo",
-        Event::Trade(_) => "trade",
-        Event::AggTrade(_) => "agg_trade",
-        Event::BookTicker(_) => "book_ticker",
-        Event::Ticker(_) => "ticker",
-        Event::Error(_) => "error",
-        Event::Venue(_) => "venue",
+        Event::Bbo(_) => 8,
+        Event::Trade(_) => 9,
+        Event::AggTrade(_) => 10,
+        Event::BookTicker(_) => 11,
+        Event::Ticker(_) => 12,
+        Event::Error(_) => 13,
+        Event::Venue(_) => 14,
         Event::Private(m) => match m.channel {
-            PrivateChannel::Reply => "private_reply",
-            PrivateChannel::Orders => "private_orders",
-            PrivateChannel::Positions => "private_positions",
-            PrivateChannel::Portfolio => "private_portfolio",
-            PrivateChannel::RiskAlerts => "private_risk_alerts",
-            PrivateChannel::Signal => "private_signal",
-            PrivateChannel::BotStatus => "private_bot_status",
+            PrivateChannel::Reply => 15,
+            PrivateChannel::Orders => 16,
+            PrivateChannel::Positions => 17,
+            PrivateChannel::Portfolio => 18,
+            PrivateChannel::RiskAlerts => 19,
+            PrivateChannel::Signal => 20,
+            PrivateChannel::BotStatus => 21,
         },
     }
 }
 
-/// The summary's name of a venue command. Orders keep the name they had as outputs
-/// (`gateway_request`); snapshot requests were never counted (the `book_resync_requested`
-/// output behind each is), so they stay out of the summary.
-fn venue_command_kind(c: &VenueCommand) -> Option<&'static str> {
+/// The summary's index of a venue command in [`OUTPUT_KINDS`]. Orders keep the name they
+/// had as outputs (`gateway_request`); snapshot requests were never counted (the
+/// `book_resync_requested` output behind each is), so they stay out of the summary.
+fn venue_command_kind(c: &VenueCommand) -> Option<usize> {
     match c {
-        VenueCommand::Order { .. } => Some("gateway_request"),
+        VenueCommand::Order { .. } => Some(22),
         VenueCommand::Snapshot { .. } => None,
     }
 }
@@ -349,7 +380,7 @@ pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)
     } else {
         None
     };
-    let mut outputs: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut outputs = [0u64; OUTPUT_KINDS.len()];
     let (mut first, mut last) = (None, None);
     let start = Instant::now();
     let mut stopped_at_damage = None;
@@ -383,11 +414,11 @@ pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)
             );
         }
         while let Some(out) = engine.poll_output() {
-            *outputs.entry(event_kind(&out.event)).or_default() += 1;
+            outputs[event_kind(&out.event)] += 1;
         }
         while let Some(cmd) = engine.poll_venue_command() {
             if let Some(kind) = venue_command_kind(&cmd) {
-                *outputs.entry(kind).or_default() += 1;
+                outputs[kind] += 1;
             }
         }
     }
@@ -444,9 +475,11 @@ pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)
             .iter()
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect(),
-        outputs: outputs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
+        outputs: OUTPUT_KINDS
+            .iter()
+            .zip(outputs)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| ((*k).to_owned(), n))
             .collect(),
         books,
         oracle: Oracle {
