@@ -13,6 +13,7 @@ use crate::fixed::pow10;
 #[derive(Debug, Default)]
 pub struct JsonBuf {
     buf: String,
+    arena: super::arena::Arena,
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -22,6 +23,7 @@ impl JsonBuf {
     pub fn new() -> Self {
         JsonBuf {
             buf: String::with_capacity(4096),
+            arena: super::arena::Arena::default(),
         }
     }
 
@@ -36,10 +38,11 @@ impl JsonBuf {
         &self.buf
     }
 
-    /// Copies the text into a shareable handle (the one allocation per message).
+    /// Copies the text into a shareable handle, packed into the buffer's reused chunks (no
+    /// allocation per message; see `wire/arena.rs`).
     #[inline]
-    pub fn freeze(&self) -> Utf8Bytes {
-        Utf8Bytes::from(self.buf.as_str())
+    pub fn freeze(&mut self) -> Utf8Bytes {
+        self.arena.freeze(&self.buf)
     }
 
     /// Appends trusted JSON text verbatim (literals, pre-rendered ids).

@@ -4,6 +4,7 @@
 //! their common ground, so neither imports the other's internals. Both also read client
 //! requests the same way ([`request`]).
 
+mod arena;
 pub mod json;
 pub mod request;
 
