@@ -9,6 +9,11 @@
 //! chunk joins the pool, so the pool settles at one more than the number of chunks such
 //! messages pin and then allocates nothing; past [`MAX_CHUNKS`] a pinned chunk is replaced instead (one
 //! allocation per chunk) and freed with its last message.
+//!
+//! The price: a message held keeps its whole chunk alive. A stalled client's queue or
+//! conflation slot can pin up to 32 KiB per distinct chunk it references, until it drains or
+//! is closed as a slow consumer; over all clients that is at most one chunk each, and never
+//! more than the chunks published within the slow-client timeout.
 
 use bytes::BytesMut;
 use tungstenite::Utf8Bytes;
