@@ -11,9 +11,10 @@
 //! allocation per chunk) and freed with its last message.
 //!
 //! The price: a message held keeps its whole chunk alive. A stalled client's queue or
-//! conflation slot can pin up to 32 KiB per distinct chunk it references, until it drains or
-//! is closed as a slow consumer; over all clients that is at most one chunk each, and never
-//! more than the chunks published within the slow-client timeout.
+//! conflation slot pins every distinct chunk it references (32 KiB each, however small the
+//! messages) until it drains or is closed as a slow consumer, so the memory held is at most
+//! one chunk per held message and never more than the chunks published within the
+//! slow-client timeout.
 
 use bytes::BytesMut;
 use tungstenite::Utf8Bytes;
