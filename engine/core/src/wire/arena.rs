@@ -120,14 +120,5 @@ mod tests {
         for (i, m) in held.iter().enumerate() {
             assert_eq!(m.as_str(), format!("{i:0>1000}"));
         }
-
-        // Past the cap, a pinned chunk is replaced and its messages stay intact.
-        let held: Vec<Utf8Bytes> = (0..(MAX_CHUNKS + 2) * CHUNK / 1000)
-            .map(|i| a.freeze(&format!("{i:0>1000}")))
-            .collect();
-        assert_eq!(a.chunks.len(), MAX_CHUNKS);
-        for (i, m) in held.iter().enumerate() {
-            assert_eq!(m.as_str(), format!("{i:0>1000}"));
-        }
     }
 }
