@@ -1,6 +1,7 @@
 //! The account core's hot paths: a fill's position and PnL update (target <= 200 ns), and
 //! one market event evaluated against 10 000 resting advanced orders of which none fires
-//! (target <= 1 µs).
+//! (target <= 1 µs); and order entry (`desk`): client command bytes -> risk -> venue request
+//! bytes (target <= 2 µs per command), then the ack and updates rendered (<= 1 µs more).
 
 use std::hint::black_box;
 
@@ -361,5 +362,174 @@ fn order_entry(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fill, triggers, order_entry);
+/// Order entry split in two halves, per command, through the desk itself:
+///
+/// * `enter`: the journaled client record's bytes read (header and command), the gateway's
+///   rate check, the account's risk checks and its decision (the paper venue matches the
+///   order at once; an external venue's order is queued for rendering).
+/// * `reply`: the ack and every update rendered as client JSON, and for an external venue
+///   the `order.place` / `order.cancel` request JSON (it is rendered where it is queued, in
+///   the digest's order, so it lands in this half; `gateway_place/venue_request` times that
+///   rendering alone).
+///
+/// Each half is timed alone (`iter_custom`), the other half and any cleanup run untimed, so
+/// `enter + reply` is one command. The peer (`serde_json`) reads the same command bytes into
+/// a `Value` and renders the same venue request with `serde_json`, without any risk check.
+fn order_entry_split(c: &mut Criterion) {
+    use std::time::{Duration, Instant};
+    use tape_core::desk::{ClientOp, ClientRecord, Desk, DeskOutput, DeskSetup};
+    use tape_core::instrument::Registry;
+
+    let mut registry = Registry::with_capacity(8);
+    registry.register(Market::UsdM, "BTCUSDT", 2, 3).unwrap();
+    let place_body = |n: u64| {
+        format!(
+            r#"{{"type":"place_order","id":{n},"symbol":"usdm:BTCUSDT","side":"buy","order_type":"limit","price":"60000.00","qty":"0.010","client_order_id":"b{n}"}}"#
+        )
+    };
+    let place =
+        |n: u64| ClientRecord::encode(ClientOp::Command, 1, "alice", place_body(n).as_bytes());
+    let cancel = |n: u64| {
+        let body = format!(r#"{{"type":"cancel_order","id":{n},"client_order_id":"b{n}"}}"#);
+        ClientRecord::encode(ClientOp::Command, 1, "alice", body.as_bytes())
+    };
+    let desk = |gateway: Option<Market>| {
+        Desk::new(DeskSetup {
+            users: vec!["alice".into()],
+            max_open_orders: Some(100),
+            gateway,
+            ..DeskSetup::default()
+        })
+        .unwrap()
+    };
+    // The replies of one command: (acks, venue requests); the venue request's `id`.
+    fn drain(d: &mut Desk) -> (usize, usize, Option<u64>) {
+        let (mut acks, mut reqs, mut id) = (0, 0, None);
+        while let Some(o) = d.poll_output() {
+            match o {
+                DeskOutput::Private(m) => {
+                    acks += usize::from(m.json.starts_with(r#"{"type":"ack""#))
+                }
+                DeskOutput::VenueOrder { json, .. } => {
+                    reqs += 1;
+                    let n = json
+                        .strip_prefix(r#"{"id":"#)
+                        .and_then(|r| r.split(',').next());
+                    id = n.and_then(|n| n.parse().ok());
+                }
+            }
+        }
+        (acks, reqs, id)
+    }
+    const N: u64 = 1 << 16;
+    let records: Vec<(Vec<u8>, Vec<u8>)> = (0..N).map(|n| (place(n), cancel(n))).collect();
+
+    let mut g = c.benchmark_group("desk");
+    g.throughput(Throughput::Elements(1));
+
+    // Paper: one place then one cancel per step; `half` 0 times `enter`, 1 times `reply`.
+    for (name, which, half) in [
+        ("paper_place/enter", 0, 0),
+        ("paper_place/reply", 0, 1),
+        ("paper_cancel/enter", 1, 0),
+        ("paper_cancel/reply", 1, 1),
+    ] {
+        let mut d = desk(None);
+        let mut now = 2u64;
+        let mut i = 0usize;
+        let mut step = |d: &mut Desk, timed: Option<(usize, usize)>| -> Duration {
+            let (place, cancel) = &records[i % records.len()];
+            i += 1;
+            now += 1_000_000;
+            let mut spent = Duration::ZERO;
+            for (k, rec) in [place, cancel].into_iter().enumerate() {
+                let t = Instant::now();
+                let e = d.enter(Nanos(now), rec, &registry).unwrap().unwrap();
+                if timed == Some((k, 0)) {
+                    spent += t.elapsed();
+                }
+                let t = Instant::now();
+                d.reply(Nanos(now), e, &registry);
+                if timed == Some((k, 1)) {
+                    spent += t.elapsed();
+                }
+                assert_eq!(drain(d).0, 1, "every command is acked");
+            }
+            spent
+        };
+        step(&mut d, None);
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| step(&mut d, Some((which, half)))).sum())
+        });
+    }
+
+    // Gateway (USD-M): a place, whose output is the `order.place` request; the venue then
+    // refuses it (untimed), which closes the order.
+    for (name, half) in [("gateway_place/enter", 0), ("gateway_place/reply", 1)] {
+        let mut d = desk(Some(Market::UsdM));
+        let mut now = 2u64;
+        let mut i = 0u64;
+        let mut step = |d: &mut Desk, timed: Option<usize>| -> Duration {
+            let rec = &records[(i % N) as usize].0;
+            i += 1;
+            now += 1_000_000;
+            let t = Instant::now();
+            let e = d.enter(Nanos(now), rec, &registry).unwrap().unwrap();
+            let mut spent = if timed == Some(0) {
+                t.elapsed()
+            } else {
+                Duration::ZERO
+            };
+            let t = Instant::now();
+            d.reply(Nanos(now), e, &registry);
+            if timed == Some(1) {
+                spent += t.elapsed();
+            }
+            let (acks, reqs, id) = drain(d);
+            assert_eq!((acks, reqs), (1, 1), "acked and sent");
+            let refuse = format!(
+                r#"{{"id":{},"status":400,"error":{{"code":-2010,"msg":"no"}}}}"#,
+                id.unwrap()
+            );
+            d.handle_gateway_frame(Nanos(now), refuse.as_bytes(), &registry);
+            while d.poll_output().is_some() {}
+            spent
+        };
+        step(&mut d, None);
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| step(&mut d, Some(half))).sum())
+        });
+    }
+
+    // The peer: the place command's bytes into a serde_json `Value`, its fields read, and the
+    // same `order.place` request rendered with serde_json (no risk, no account, no ack).
+    let bodies: Vec<String> = (0..4_096).map(place_body).collect();
+    let mut k = 0usize;
+    g.bench_function("peer_serde_json_place/parse_and_render_request", |b| {
+        b.iter(|| {
+            let body = &bodies[k & 4_095];
+            k += 1;
+            let v: serde_json::Value = serde_json::from_str(black_box(body)).unwrap();
+            let sym = v["symbol"].as_str().unwrap();
+            let sym = sym.split_once(':').map_or(sym, |(_, s)| s);
+            let req = serde_json::json!({
+                "id": k,
+                "method": "order.place",
+                "params": {
+                    "symbol": sym,
+                    "side": v["side"].as_str().unwrap().to_ascii_uppercase(),
+                    "type": v["order_type"].as_str().unwrap().to_ascii_uppercase(),
+                    "quantity": v["qty"].as_str().unwrap(),
+                    "price": v["price"].as_str().unwrap(),
+                    "timeInForce": "GTC",
+                    "newClientOrderId": v["client_order_id"].as_str().unwrap(),
+                }
+            });
+            black_box(serde_json::to_string(&req).unwrap());
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, fill, triggers, order_entry, order_entry_split);
 criterion_main!(benches);

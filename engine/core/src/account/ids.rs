@@ -31,7 +31,7 @@ pub enum IdError {
 macro_rules! inline_id {
     ($(#[$doc:meta])* $name:ident, $max:expr, $kind:literal, $allowed:literal, $ok:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Clone, Copy, PartialEq, Eq)]
         pub struct $name {
             len: u8,
             bytes: [u8; $max],
@@ -72,6 +72,14 @@ macro_rules! inline_id {
             pub fn as_str(&self) -> &str {
                 // Only ASCII bytes are ever accepted, so this cannot fail.
                 std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+            }
+        }
+
+        // The bytes past `len` are always zero, so hashing the text alone agrees with `Eq`
+        // and costs a few bytes instead of the whole array.
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.bytes[..self.len as usize].hash(state);
             }
         }
 

@@ -7,7 +7,7 @@
 //! Prices and quantities are JSON strings (`"61800.5"`), parsed exactly at the instrument's
 //! scales; a JSON number there is refused, so no binary float ever touches a price.
 
-use crate::wire::request::{self, request_id, Obj, Val, BAD_ID};
+use crate::wire::request::{request_id, Obj, Reader, Val, BAD_ID};
 
 use super::{PrivateChannel, MAX_COMMAND_BYTES};
 use crate::account::{
@@ -116,15 +116,16 @@ fn invalid(m: impl Into<String>) -> CommandError {
     CommandError::Invalid(m.into())
 }
 
-/// Parses one request body. Never panics.
-pub fn parse(body: &[u8], registry: &Registry) -> Parsed {
+/// Parses one request body with `reader`'s reused buffers (no allocation once warm). Never
+/// panics.
+pub fn parse(reader: &mut Reader, body: &[u8], registry: &Registry) -> Parsed {
     if body.len() > MAX_COMMAND_BYTES {
         return Parsed {
             id: None,
             command: Err(invalid(format!("over {MAX_COMMAND_BYTES} bytes"))),
         };
     }
-    request::read(body, |root| {
+    reader.read(body, |root| {
         let obj = match root {
             Ok(o) => o,
             Err(e) => {

@@ -152,6 +152,28 @@ proptest! {
     }
 
     #[test]
+    fn canonical_header_reader_agrees_with_the_full_reader(
+        conn in any::<u64>(),
+        user in prop_oneof!["[ -~]{0,20}", ".{0,12}"],
+        body in proptest::collection::vec(any::<u8>(), 0..60),
+        op in 0usize..4,
+        edit in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
+    ) {
+        let op = [ClientOp::Login, ClientOp::Logout, ClientOp::Subscribe, ClientOp::Command][op];
+        let mut p = ClientRecord::encode(op, conn, &user, &body);
+        if let Some((at, b)) = edit {
+            let i = at.index(p.len());
+            p[i] = b;
+        }
+        let full = crate::record::parse_client(&p);
+        if let Some(fast) = canonical_client(&p) {
+            prop_assert_eq!(Ok(fast), full);
+        } else if edit.is_none() && !user.is_empty() && user.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+            prop_assert!(false, "a canonical record missed the fast reader: {:?}", p);
+        }
+    }
+
+    #[test]
     fn client_records_round_trip(conn in any::<u64>(), user in "[a-z0-9_.@-]{1,20}", body in proptest::collection::vec(any::<u8>(), 0..100), op in 0usize..4) {
         let op = [ClientOp::Login, ClientOp::Logout, ClientOp::Subscribe, ClientOp::Command][op];
         let p = ClientRecord::encode(op, conn, &user, &body);

@@ -104,6 +104,11 @@ pub fn escape_json_string(out: &mut String, s: &str) {
 /// Appends `s` to `out` with JSON string escaping (no surrounding quotes).
 pub fn escape_into(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
+    if bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // Nothing to escape (symbols, ids, names): one copy.
+        out.push_str(s);
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &str = match b {
