@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use tape_bench::{peer, SPOT_BOOK_TICKER, SPOT_TRADE, USDM_DEPTH20};
 use tape_core::decode::{DecodeCtx, Decoder};
 use tape_core::instrument::{Market, Registry};
@@ -64,4 +64,42 @@ fn decode(c: &mut Criterion) {
 }
 
 criterion_group!(benches, decode);
-criterion_main!(benches);
+
+/// `DECODE_PROFILE=<frame>:<iterations>` (frame `book_ticker`, `trade` or `depth20`) decodes
+/// that frame with tape's decoder in a plain loop and exits, without criterion: for
+/// `valgrind --tool=callgrind --toggle-collect='*Decoder::decode_frame*'`, whose inclusive
+/// count divided by the iterations is the instructions per frame.
+fn profile(spec: &str) {
+    let (name, iters) = spec.split_once(':').unwrap_or((spec, "10000"));
+    let iters: u64 = iters.parse().expect("DECODE_PROFILE=<frame>:<iterations>");
+    let (frame, market) = match name {
+        "book_ticker" => (SPOT_BOOK_TICKER, Market::Spot),
+        "trade" => (SPOT_TRADE, Market::Spot),
+        "depth20" => (USDM_DEPTH20, Market::UsdM),
+        other => panic!("unknown frame {other}"),
+    };
+    let mut registry = Registry::default();
+    registry
+        .register(market, "BTCUSDT", 8, 8)
+        .expect("register BTCUSDT");
+    let mut dec = Decoder::new();
+    let ctx = DecodeCtx {
+        market,
+        auto_register: false,
+    };
+    for _ in 0..iters {
+        let m = dec
+            .decode_frame(black_box(frame.as_bytes()), ctx, &mut registry)
+            .expect("decodes");
+        black_box(&m);
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("DECODE_PROFILE") {
+        profile(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -56,6 +56,19 @@ impl Resolver<'_> {
         })
     }
 
+    /// The instrument of `s` if the cache knows it: exactly what [`Resolver::symbol`] would
+    /// return then, without needing `s` as a `str`.
+    #[inline]
+    pub(super) fn cached(&self, s: &[u8]) -> Option<Inst> {
+        let id = self.cache.get(self.ctx.market, s, self.registry)?;
+        let i = self.registry.get(id);
+        Some(Inst {
+            id,
+            price_scale: i.price_scale,
+            qty_scale: i.qty_scale,
+        })
+    }
+
     #[cold]
     fn lookup(&mut self, event: &'static str, s: &str) -> Result<InstrumentId, DecodeError> {
         let market = self.ctx.market;

@@ -18,7 +18,7 @@
 //! lookup finds the same instrument without changing the registry again.
 
 use super::events::Resolver;
-use super::number::fixed;
+use super::number::fixed_in;
 use super::{DecodeError, MAX_FRAME_BYTES};
 use crate::fixed::{Price, Qty};
 use crate::msg::{BookTicker, DepthUpdate, Level, MarketMsg, Trade};
@@ -110,6 +110,17 @@ struct Cur<'a> {
 impl Cur<'_> {
     #[inline(always)]
     fn ws(&mut self) {
+        // Nearly every token follows the previous one directly: one compare for that.
+        if let Some(&c) = self.b.get(self.i) {
+            if c > b' ' {
+                return;
+            }
+        }
+        self.ws_slow();
+    }
+
+    #[inline(never)]
+    fn ws_slow(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
             self.i += 1;
         }
@@ -259,11 +270,28 @@ impl Cur<'_> {
             self.i += 1;
         } else {
             loop {
-                self.eat(b'[')?;
-                let (ps, pe) = self.string()?;
-                self.eat(b',')?;
-                let (qs, qe) = self.string()?;
-                self.eat(b']')?;
+                // `["price","qty"]` without whitespace is checked by fixed offsets; any
+                // other spelling takes the token-by-token route to the same spans.
+                let ((ps, pe), (qs, qe)) = if self.b.get(self.i..self.i + 2) == Some(b"[\"") {
+                    self.i += 2;
+                    let p = self.str_body()?;
+                    let q = if self.b.get(self.i..self.i + 2) == Some(b",\"") {
+                        self.i += 2;
+                        self.str_body()?
+                    } else {
+                        self.eat(b',')?;
+                        self.string()?
+                    };
+                    self.eat(b']')?;
+                    (p, q)
+                } else {
+                    self.eat(b'[')?;
+                    let p = self.string()?;
+                    self.eat(b',')?;
+                    let q = self.string()?;
+                    self.eat(b']')?;
+                    (p, q)
+                };
                 spans.push([ps as u32, pe as u32, qs as u32, qe as u32]);
                 match self.peek()? {
                     b',' => self.i += 1,
@@ -297,6 +325,15 @@ impl Cur<'_> {
     /// A member's key and colon.
     #[inline(always)]
     fn key(&mut self) -> Option<(usize, usize)> {
+        // One-letter keys (`"s":`), most of every event, by fixed offsets; the letter must be
+        // a byte `str_body` would pass through unchanged.
+        self.ws();
+        if let Some(&[b'"', c, b'"', b':']) = self.b.get(self.i..self.i + 4) {
+            if (0x20..0x80).contains(&c) && c != b'"' && c != b'\\' {
+                self.i += 4;
+                return Some((self.i - 3, self.i - 2));
+            }
+        }
         let k = self.string()?;
         self.eat(b':')?;
         Some(k)
@@ -475,7 +512,10 @@ impl Ev<'_, '_> {
     /// `Fields::fixed`; a decimal the tape path would reject is handed over.
     #[inline]
     fn fixed(&self, f: F, scale: u8) -> Option<i64> {
-        fixed(self.bytes(f)?, scale).ok()
+        match self.rec.get(f) {
+            Val::Str(s, e) => fixed_in(self.frame, s as usize, e as usize, scale).ok(),
+            _ => None,
+        }
     }
 
     /// `Resolver::instrument` on `s`: its error is exactly the tape path's.
@@ -485,8 +525,12 @@ impl Ev<'_, '_> {
         res: &mut Resolver<'_>,
         event: &'static str,
     ) -> Option<Result<super::events::Inst, DecodeError>> {
+        let s = self.bytes(F::S)?;
+        if let Some(inst) = res.cached(s) {
+            return Some(Ok(inst));
+        }
         // ASCII by construction, so this cannot fail; `?` keeps it panic-free anyway.
-        let s = std::str::from_utf8(self.bytes(F::S)?).ok()?;
+        let s = std::str::from_utf8(s).ok()?;
         Some(res.symbol(event, s))
     }
 
@@ -591,8 +635,8 @@ impl Ev<'_, '_> {
         let spans = spans.get(first as usize..(first + count) as usize)?;
         out.reserve(spans.len());
         for &[ps, pe, qs, qe] in spans {
-            let price = fixed(self.frame.get(ps as usize..pe as usize)?, price_scale).ok()?;
-            let qty = fixed(self.frame.get(qs as usize..qe as usize)?, qty_scale).ok()?;
+            let price = fixed_in(self.frame, ps as usize, pe as usize, price_scale).ok()?;
+            let qty = fixed_in(self.frame, qs as usize, qe as usize, qty_scale).ok()?;
             out.push(Level {
                 price: Price(price),
                 qty: Qty(qty),
