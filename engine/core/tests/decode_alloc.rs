@@ -1,59 +1,16 @@
 //! Proves the Binance decoders allocate nothing per frame in steady state: every kind of frame
 //! is decoded once to grow the buffers, then again under an allocation counter.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use tape_core::decode::{DecodeCtx, DecodeError, Decoder};
 use tape_core::instrument::{Market, Registry};
 use tape_core::msg::MarketMsg;
 
-/// Counts allocations made by the current thread; the test harness's own threads do not
-/// disturb the count.
-struct Counting;
+mod support;
 
-thread_local! {
-    // `const` initialisation with a `Drop`-free type: accessing it never allocates.
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn bump() {
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees carry over; the counter touches no allocator state.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        bump();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        bump();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use support::alloc::{allocs, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn allocs() -> u64 {
-    ALLOCS.with(Cell::get)
-}
 
 // Real frames (hftbacktest 2024-08-08, cryptofeed 2021) and, for tickers, realistic ones.
 const FRAMES: &[(Market, &str, &str)] = &[

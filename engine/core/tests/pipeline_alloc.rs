@@ -9,9 +9,6 @@
 //! every websocket frame of a synced book is counted, and one allocation anywhere on that
 //! path fails the test.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use tape_core::book::BookEvent;
 use tape_core::engine::{Engine, EngineConfig};
 use tape_core::input::{Nanos, RecordKind, SourceDef, SourceId};
@@ -19,52 +16,12 @@ use tape_core::instrument::Market;
 use tape_core::output::Event;
 use tape_core::server::{ConnId, Hub, HubConfig};
 
-/// Counts allocations made by the current thread; the test harness's own threads do not
-/// disturb the count.
-struct Counting;
+mod support;
 
-thread_local! {
-    // `const` initialisation with a `Drop`-free type: accessing it never allocates.
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn bump() {
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees carry over; the counter touches no allocator state.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        bump();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        bump();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use support::alloc::{allocs, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn allocs() -> u64 {
-    ALLOCS.with(Cell::get)
-}
 
 /// The bundled hftbacktest captures: (file, market, symbol, price scale, qty scale).
 const FIXTURES: &[(&str, Market, &str, u8, u8)] = &[
