@@ -136,10 +136,18 @@ struct GwSink<'a, C: FnMut() -> u64> {
     queue: &'a mut VecDeque<LiveRecord>,
     outstanding: &'a mut BTreeMap<u64, u64>,
     link: Option<&'a mut VenueLink>,
-    todo: &'a mut VecDeque<LinkAction>,
-    own: &'a mut Vec<(u64, Value)>,
-    /// The private connection's open/lost, for the gateway.
-    private_events: &'a mut Vec<PrivateEvent>,
+    rep: &'a mut Reported,
+}
+
+/// What the connections reported during one call, for the gateway to act on after it.
+#[derive(Default)]
+struct Reported {
+    /// The API link's actions.
+    todo: VecDeque<LinkAction>,
+    /// Frames the gateway acts on itself (its own requests' answers, `listenKeyExpired`).
+    own: Vec<(u64, Value)>,
+    /// The user-data connection opened or was lost.
+    private: Vec<PrivateEvent>,
 }
 
 enum PrivateEvent {
@@ -151,7 +159,7 @@ impl<C: FnMut() -> u64> GwSink<'_, C> {
     fn pump(&mut self) {
         if let Some(link) = self.link.as_deref_mut() {
             while let Some(action) = link.poll_action() {
-                self.todo.push_back(action);
+                self.rep.todo.push_back(action);
             }
         }
     }
@@ -172,7 +180,7 @@ impl<C: FnMut() -> u64> WsSink for GwSink<'_, C> {
         // The gateway's own requests (string ids `tape-...`) and venue events it acts on.
         if text.is_some_and(|t| t.contains("\"tape-") || t.contains("listenKeyExpired")) {
             if let Ok(v) = serde_json::from_slice::<Value>(&payload) {
-                self.own.push((recv, v));
+                self.rep.own.push((recv, v));
             }
         }
         self.queue.push_back(LiveRecord {
@@ -188,7 +196,7 @@ impl<C: FnMut() -> u64> WsSink for GwSink<'_, C> {
                 link.handle_connected(now);
                 self.pump();
             }
-            None => self.private_events.push(PrivateEvent::Opened(now)),
+            None => self.rep.private.push(PrivateEvent::Opened(now)),
         }
     }
     fn lost(&mut self, now: u64, reason: String) {
@@ -197,7 +205,7 @@ impl<C: FnMut() -> u64> WsSink for GwSink<'_, C> {
                 link.handle_closed(now, reason);
                 self.pump();
             }
-            None => self.private_events.push(PrivateEvent::Lost(now, reason)),
+            None => self.rep.private.push(PrivateEvent::Lost(now, reason)),
         }
     }
 }
@@ -393,15 +401,12 @@ impl OrderGateway {
         u64::try_from(local.saturating_add(self.io.clock_offset_ms.unwrap_or(0))).unwrap_or(0)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn drive<C: FnMut() -> u64>(
         &mut self,
         private: bool,
         clock: &mut C,
         queue: &mut VecDeque<LiveRecord>,
-        todo: &mut VecDeque<LinkAction>,
-        own: &mut Vec<(u64, Value)>,
-        pev: &mut Vec<PrivateEvent>,
+        rep: &mut Reported,
         f: impl FnOnce(&mut WsConn, &mut GwSink<'_, C>),
     ) {
         let (conn, link) = if private {
@@ -417,58 +422,41 @@ impl OrderGateway {
             queue: &mut *queue,
             outstanding: &mut self.outstanding,
             link,
-            todo,
-            own,
-            private_events: pev,
+            rep,
         };
         f(conn, &mut sink);
     }
 
     /// Carries out what the link asks for and what the connections reported.
-    #[allow(clippy::too_many_arguments)]
     fn obey<C: FnMut() -> u64>(
         &mut self,
         registry: &Registry,
         clock: &mut C,
         queue: &mut VecDeque<LiveRecord>,
-        mut todo: VecDeque<LinkAction>,
-        mut own: Vec<(u64, Value)>,
-        mut pev: Vec<PrivateEvent>,
+        mut rep: Reported,
         wake: &(impl Fn() + Send + Clone + 'static),
     ) {
         loop {
-            for (recv, v) in std::mem::take(&mut own) {
+            for (recv, v) in std::mem::take(&mut rep.own) {
                 self.on_own(registry, recv, &v, queue, wake);
             }
-            for e in std::mem::take(&mut pev) {
+            for e in std::mem::take(&mut rep.private) {
                 self.on_private(registry, e, queue);
             }
-            let Some(action) = todo.pop_front().or_else(|| self.link.poll_action()) else {
+            let Some(action) = rep.todo.pop_front().or_else(|| self.link.poll_action()) else {
                 break;
             };
             match action {
                 LinkAction::Connect => {
                     let wake = wake.clone();
-                    self.drive(
-                        false,
-                        clock,
-                        queue,
-                        &mut todo,
-                        &mut own,
-                        &mut pev,
-                        |c, s| c.connect(registry, s, wake),
-                    );
+                    self.drive(false, clock, queue, &mut rep, |c, s| {
+                        c.connect(registry, s, wake)
+                    });
                 }
                 LinkAction::SendPing => {
-                    self.drive(
-                        false,
-                        clock,
-                        queue,
-                        &mut todo,
-                        &mut own,
-                        &mut pev,
-                        |c, s| c.send_ping(registry, s),
-                    );
+                    self.drive(false, clock, queue, &mut rep, |c, s| {
+                        c.send_ping(registry, s)
+                    });
                 }
                 LinkAction::Close { .. } => self.conn.abort(registry),
                 LinkAction::Journal {
@@ -682,20 +670,12 @@ impl OrderGateway {
         }
         self.private = Some(WsConn::new(parsed, self.private_token, self.opts.clone()));
         self.private_retry_at = u64::MAX;
-        let mut todo = VecDeque::new();
-        let mut own = Vec::new();
-        let mut pev = Vec::new();
+        let mut rep = Reported::default();
         let mut clock = || now;
-        self.drive(
-            true,
-            &mut clock,
-            queue,
-            &mut todo,
-            &mut own,
-            &mut pev,
-            |c, s| c.connect(registry, s, || {}),
-        );
-        for e in pev {
+        self.drive(true, &mut clock, queue, &mut rep, |c, s| {
+            c.connect(registry, s, || {})
+        });
+        for e in rep.private {
             self.on_private(registry, e, queue);
         }
     }
@@ -774,15 +754,7 @@ impl OrderGateway {
                 Self::event(queue, now, &GatewayEvent::Timeout { id });
             }
         }
-        self.obey(
-            registry,
-            clock,
-            queue,
-            VecDeque::new(),
-            Vec::new(),
-            Vec::new(),
-            &wake,
-        );
+        self.obey(registry, clock, queue, Reported::default(), &wake);
     }
 
     /// Readiness on one of the gateway's tokens.
@@ -794,28 +766,18 @@ impl OrderGateway {
         queue: &mut VecDeque<LiveRecord>,
         wake: impl Fn() + Send + Clone + 'static,
     ) {
-        let mut todo = VecDeque::new();
-        let mut own = Vec::new();
-        let mut pev = Vec::new();
+        let mut rep = Reported::default();
         let private = token.is_none_or(|t| t == self.private_token);
         let api = token.is_none_or(|t| t != self.private_token);
         if api {
-            self.drive(
-                false,
-                clock,
-                queue,
-                &mut todo,
-                &mut own,
-                &mut pev,
-                |c, s| c.progress(registry, s),
-            );
-        }
-        if private {
-            self.drive(true, clock, queue, &mut todo, &mut own, &mut pev, |c, s| {
+            self.drive(false, clock, queue, &mut rep, |c, s| {
                 c.progress(registry, s)
             });
         }
-        self.obey(registry, clock, queue, todo, own, pev, &wake);
+        if private {
+            self.drive(true, clock, queue, &mut rep, |c, s| c.progress(registry, s));
+        }
+        self.obey(registry, clock, queue, rep, &wake);
     }
 
     /// Signs and writes one request of the desk; a failure is answered at once with a
