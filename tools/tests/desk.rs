@@ -207,16 +207,8 @@ fn gateway_node(url: Option<&str>) -> GatewayNode {
     .expect("sim starts");
     let tmp = tempfile::tempdir().unwrap();
     let rec = tmp.path().join("rec");
-    let mut cfg = Config::default();
-    cfg.server.listen = "127.0.0.1:0".into();
-    cfg.server.status_interval_secs = 0;
-    cfg.engine.idle = tape_tools::config::Idle::Block;
-    cfg.live.webpki_roots = false;
-    cfg.live.stall_timeout_ms = 600_000;
-    cfg.live.snapshot_min_interval_ms = 50;
+    let mut cfg = support::private::sim_node_config(&rec, SECRET);
     cfg.live.reconnect_initial_ms = 200;
-    cfg.feed.record = rec.display().to_string();
-    cfg.auth.secret = SECRET.into();
     cfg.desk.gateway = "usdm".into();
     cfg.desk.max_order_qty = "1".into();
     for name in ["alice", "bob"] {

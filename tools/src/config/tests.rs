@@ -78,6 +78,11 @@ fn testnet_examples_load_as_dry_runs_against_the_testnets() {
         assert!(c.desk.cancel_on_shutdown, "{file}");
         assert!(!c.desk.api_key_env.is_empty(), "{file}");
         assert!(!c.desk.ed25519_key_file.is_empty(), "{file}");
+        // A gateway needs its request timeout: 0 would let unanswered requests pile up.
+        let mut no_timeout = c.clone();
+        no_timeout.desk.request_timeout_ms = 0;
+        let e = no_timeout.validate().unwrap_err().to_string();
+        assert!(e.contains("request_timeout_ms"), "{file}: {e}");
     }
     // The USD-M testnet's user-data host is not derived from its API host: it is named.
     let c = Config::load(&dir.join("testnet-usdm.toml")).unwrap();

@@ -121,6 +121,11 @@ impl Config {
                     bail!("desk.gateway_url is required with [[venue]]s (the venue's WebSocket order API)");
                 }
             }
+            if setup.gateway.is_some() && self.desk.request_timeout_ms == 0 {
+                // Without a timeout a request the venue never answers would stay outstanding
+                // (and in the desk's tables) for ever.
+                bail!("desk.request_timeout_ms must be at least 1");
+            }
             if !self.desk.gateway_url.is_empty() {
                 tape_node::live::WsUrl::parse(&self.desk.gateway_url)
                     .map_err(|e| anyhow::anyhow!("desk.gateway_url: {e}"))?;

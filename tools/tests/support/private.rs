@@ -122,3 +122,19 @@ pub fn bbo_when(
     );
     bbo
 }
+
+/// A node config for a live feed from the simulator on loopback, journaling into `rec`, with
+/// JWT `secret`: port 0, no status lines, a blocking loop, the simulator's CA only, no stall
+/// drops, quick snapshots. Callers add the desk and users.
+pub fn sim_node_config(rec: &std::path::Path, secret: &str) -> tape_tools::config::Config {
+    let mut cfg = tape_tools::config::Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.status_interval_secs = 0;
+    cfg.engine.idle = tape_tools::config::Idle::Block;
+    cfg.live.webpki_roots = false;
+    cfg.live.stall_timeout_ms = 600_000;
+    cfg.live.snapshot_min_interval_ms = 50;
+    cfg.feed.record = rec.display().to_string();
+    cfg.auth.secret = secret.into();
+    cfg
+}

@@ -10,7 +10,7 @@ use tape_core::account::Money;
 use tape_core::instrument::Market;
 
 use super::kinds::{Kind, Status};
-use super::request::{integer, ApiError, Call, Params};
+use super::request::{order_ref, ApiError, Call, Params};
 use super::wire::Json;
 use super::{money, Order, SimAccount, SymbolSpec, START_BALANCE};
 
@@ -67,18 +67,7 @@ fn optional_symbol(p: &Params<'_>) -> Result<Option<String>, ApiError> {
 
 fn order_status(p: &Params<'_>) -> Result<QueryParams, ApiError> {
     p.only(&["symbol", "orderId", "origClientOrderId"])?;
-    let symbol = p.symbol()?;
-    let order_id = p
-        .text("orderId")?
-        .map(|s| integer("orderId", &s))
-        .transpose()?;
-    let orig_client_id = p.client_id("origClientOrderId")?;
-    if order_id.is_none() && orig_client_id.is_none() {
-        return Err(ApiError::new(
-            -1102,
-            "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-        ));
-    }
+    let (symbol, order_id, orig_client_id) = order_ref(p)?;
     Ok(QueryParams {
         symbol,
         order_id,

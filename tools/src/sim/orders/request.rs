@@ -393,6 +393,19 @@ fn cancel(p: &Params<'_>, market: Market) -> Result<CancelParams, ApiError> {
     } else {
         p.only(&["symbol", "orderId", "origClientOrderId", "newClientOrderId"])?;
     }
+    let (symbol, order_id, orig_client_id) = order_ref(p)?;
+    Ok(CancelParams {
+        symbol,
+        order_id,
+        orig_client_id,
+        new_client_id: p.client_id("newClientOrderId")?,
+    })
+}
+
+/// A non-negative integer parameter.
+/// The order a cancel or a query names: `symbol`, and `orderId` or `origClientOrderId` (at
+/// least one, as Binance requires).
+pub(super) fn order_ref(p: &Params<'_>) -> Result<(String, Option<u64>, Option<String>), ApiError> {
     let symbol = p.symbol()?;
     let order_id = p
         .text("orderId")?
@@ -405,15 +418,9 @@ fn cancel(p: &Params<'_>, market: Market) -> Result<CancelParams, ApiError> {
             "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
         ));
     }
-    Ok(CancelParams {
-        symbol,
-        order_id,
-        orig_client_id,
-        new_client_id: p.client_id("newClientOrderId")?,
-    })
+    Ok((symbol, order_id, orig_client_id))
 }
 
-/// A non-negative integer parameter.
 pub(super) fn integer(name: &str, s: &str) -> Result<u64, ApiError> {
     if s.is_empty() || s.len() > 20 || !s.bytes().all(|c| c.is_ascii_digit()) {
         return Err(ApiError::illegal(name, "^[0-9]{1,20}$"));
