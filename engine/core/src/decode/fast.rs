@@ -18,13 +18,41 @@
 //! lookup finds the same instrument without changing the registry again.
 
 use super::events::Resolver;
-use super::number::fixed_in;
+use super::number::{fixed_in, scan_dec, Dec};
 use super::{DecodeError, MAX_FRAME_BYTES};
 use crate::fixed::{Price, Qty};
 use crate::msg::{BookTicker, DepthUpdate, Level, MarketMsg, Trade};
 
-/// Byte ranges of one level's price and quantity strings in the frame.
-pub(super) type LevelSpan = [u32; 4];
+/// One level as scanned: price and quantity as [`Dec`]s, and the byte ranges of their strings
+/// for the ones [`scan_dec`] left to `parse_fixed` ([`Dec::NONE`]).
+#[derive(Clone, Copy)]
+pub(super) struct LevelSpan {
+    price: Dec,
+    qty: Dec,
+    span: [u32; 4],
+}
+
+impl LevelSpan {
+    /// `fixed_in` of the price and the quantity at their scales.
+    #[inline(always)]
+    fn values(&self, frame: &[u8], price_scale: u8, qty_scale: u8) -> Option<(i64, i64)> {
+        let [ps, pe, qs, qe] = self.span;
+        Some((
+            dec_or_fixed(self.price, frame, ps, pe, price_scale)?,
+            dec_or_fixed(self.qty, frame, qs, qe, qty_scale)?,
+        ))
+    }
+}
+
+/// A scanned decimal at `scale`; a string the scan left ([`Dec::NONE`]) goes to `fixed_in`.
+/// For a scanned one [`Dec::at`] is exactly `parse_fixed`'s `Ok`, and `None` its error.
+#[inline(always)]
+fn dec_or_fixed(d: Dec, frame: &[u8], s: u32, e: u32, scale: u8) -> Option<i64> {
+    if d != Dec::NONE {
+        return d.at(scale);
+    }
+    fixed_in(frame, s as usize, e as usize, scale).ok()
+}
 
 /// A field value as scanned; strings and level arrays stay as byte ranges into the frame.
 #[derive(Clone, Copy, Default)]
@@ -32,6 +60,8 @@ enum Val {
     #[default]
     Absent,
     Str(u32, u32),
+    /// A string that scanned as an unsigned decimal: [`Dec`]'s digits and fraction length.
+    Dec(u64, u8),
     Int(u64),
     Bool(bool),
     Null,
@@ -262,7 +292,32 @@ impl Cur<'_> {
         })
     }
 
-    /// `[["price","qty"],..]`, spans appended to `spans`; returns `Val::Levels`.
+    /// A simple value for a field that holds a decimal string: one that scans as an unsigned
+    /// decimal is kept as [`Val::Dec`], any other value as [`Cur::simple`] reads it.
+    #[inline(always)]
+    fn decimal(&mut self) -> Option<Val> {
+        if self.peek()? == b'"' {
+            if let Some((d, end)) = scan_dec(self.b, self.i + 1) {
+                self.i = end;
+                return Some(Val::Dec(d.m, d.frac));
+            }
+        }
+        self.simple()
+    }
+
+    /// A string body (opening quote consumed) that should be a decimal: its [`Dec`] and
+    /// range, or [`Dec::NONE`] and the range of whatever string it is.
+    #[inline(always)]
+    fn dec_body(&mut self) -> Option<(Dec, (usize, usize))> {
+        let start = self.i;
+        if let Some((d, end)) = scan_dec(self.b, start) {
+            self.i = end;
+            return Some((d, (start, end - 1)));
+        }
+        Some((Dec::NONE, self.str_body()?))
+    }
+
+    /// `[["price","qty"],..]`, levels appended to `spans`; returns `Val::Levels`.
     fn levels(&mut self, spans: &mut Vec<LevelSpan>) -> Option<Val> {
         self.eat(b'[')?;
         let first = spans.len();
@@ -272,27 +327,35 @@ impl Cur<'_> {
             loop {
                 // `["price","qty"]` without whitespace is checked by fixed offsets; any
                 // other spelling takes the token-by-token route to the same spans.
-                let ((ps, pe), (qs, qe)) = if self.b.get(self.i..self.i + 2) == Some(b"[\"") {
-                    self.i += 2;
-                    let p = self.str_body()?;
-                    let q = if self.b.get(self.i..self.i + 2) == Some(b",\"") {
+                let ((price, (ps, pe)), (qty, (qs, qe))) =
+                    if self.b.get(self.i..self.i + 2) == Some(b"[\"") {
                         self.i += 2;
-                        self.str_body()?
+                        let p = self.dec_body()?;
+                        let q = if self.b.get(self.i..self.i + 2) == Some(b",\"") {
+                            self.i += 2;
+                            self.dec_body()?
+                        } else {
+                            self.eat(b',')?;
+                            self.eat(b'"')?;
+                            self.dec_body()?
+                        };
+                        self.eat(b']')?;
+                        (p, q)
                     } else {
+                        self.eat(b'[')?;
+                        self.eat(b'"')?;
+                        let p = self.dec_body()?;
                         self.eat(b',')?;
-                        self.string()?
+                        self.eat(b'"')?;
+                        let q = self.dec_body()?;
+                        self.eat(b']')?;
+                        (p, q)
                     };
-                    self.eat(b']')?;
-                    (p, q)
-                } else {
-                    self.eat(b'[')?;
-                    let p = self.string()?;
-                    self.eat(b',')?;
-                    let q = self.string()?;
-                    self.eat(b']')?;
-                    (p, q)
-                };
-                spans.push([ps as u32, pe as u32, qs as u32, qe as u32]);
+                spans.push(LevelSpan {
+                    price,
+                    qty,
+                    span: [ps as u32, pe as u32, qs as u32, qe as u32],
+                });
                 match self.peek()? {
                     b',' => self.i += 1,
                     b']' => {
@@ -355,6 +418,9 @@ impl Cur<'_> {
             match tracked(key) {
                 Some(f @ (F::LowB | F::LowA)) if self.peek()? == b'[' => {
                     rec.v[f as usize] = self.levels(spans)?;
+                }
+                Some(f @ (F::LowB | F::LowA | F::UpB | F::UpA | F::P | F::Q)) => {
+                    rec.v[f as usize] = self.decimal()?;
                 }
                 Some(f) => rec.v[f as usize] = self.simple()?,
                 None if bare && (key == b"stream" || key == b"data") => return None,
@@ -513,6 +579,7 @@ impl Ev<'_, '_> {
     #[inline]
     fn fixed(&self, f: F, scale: u8) -> Option<i64> {
         match self.rec.get(f) {
+            Val::Dec(m, frac) => Dec { m, frac }.at(scale),
             Val::Str(s, e) => fixed_in(self.frame, s as usize, e as usize, scale).ok(),
             _ => None,
         }
@@ -634,9 +701,8 @@ impl Ev<'_, '_> {
         };
         let spans = spans.get(first as usize..(first + count) as usize)?;
         out.reserve(spans.len());
-        for &[ps, pe, qs, qe] in spans {
-            let price = fixed_in(self.frame, ps as usize, pe as usize, price_scale).ok()?;
-            let qty = fixed_in(self.frame, qs as usize, qe as usize, qty_scale).ok()?;
+        for l in spans {
+            let (price, qty) = l.values(self.frame, price_scale, qty_scale)?;
             out.push(Level {
                 price: Price(price),
                 qty: Qty(qty),
