@@ -13,6 +13,12 @@
 //! 2. [`narrow`]: a byte loop for unsigned decimals of at most 19 bytes with at most 18
 //!    significant digits, which cannot overflow until the final rescale.
 //!
+//! The fast path's scanner also reads decimals and integers while it tokenizes:
+//! [`scan_dec`] takes an unsigned decimal string up to its closing quote into a [`Dec`] (all
+//! digits, fraction length) before the instrument's scale is known, [`Dec::at`] scales it, and
+//! [`scan_uint`] reads a JSON integer eight digits at a time. [`quotes64`] maps the quotes of 64
+//! bytes at once, for the depth level scan.
+//!
 //! Proptests check all tiers against `parse_fixed` on every input, at every scale.
 
 use crate::fixed::{parse_fixed, pow10, FixedError, MAX_SCALE};
@@ -63,6 +69,37 @@ fn low_bytes(n: usize) -> u128 {
     } else {
         (1u128 << (8 * n)) - 1
     }
+}
+
+/// `parse_fixed(b[start..end], scale)` when the 16-byte tier can say it is certainly `Ok`;
+/// `None` leaves the string to `parse_fixed`.
+#[inline(always)]
+pub(super) fn fixed_fast(b: &[u8], start: usize, end: usize, scale: u8) -> Option<i64> {
+    wide(b, start, end, scale)
+}
+
+/// One bit per byte of `w` that is a `"`, the first byte in bit 0.
+#[inline(always)]
+fn quote_bits(w: u64) -> u64 {
+    const LOW7: u64 = ONES8 * 0x7f;
+    let x = w ^ (ONES8 * u64::from(b'"'));
+    // High bit of each byte of x that is zero, exactly (no borrow between bytes).
+    let z = !(((x & LOW7).wrapping_add(LOW7)) | x) & (ONES8 * 0x80);
+    // Gather the eight high bits, byte k's into bit k.
+    z.wrapping_mul(0x0002_0408_1020_4081) >> 56
+}
+
+/// One bit per `"` in `b[base..base + 64]` (bytes past the end of `b` are no quote). Eight
+/// independent words: no dependency chain through the bytes.
+#[inline(always)]
+pub(super) fn quotes64(b: &[u8], base: usize) -> u64 {
+    let mut m = 0;
+    let mut k = 0;
+    while k < 8 {
+        m |= quote_bits(load8(b, base + 8 * k)) << (8 * k);
+        k += 1;
+    }
+    m
 }
 
 /// Tier 1: `Some` only when the result is certainly what `parse_fixed` returns as `Ok`.
@@ -189,20 +226,15 @@ const POW10_U64: [u64; 20] = {
 pub(super) struct Dec {
     /// Every digit, integer and fraction, as one integer.
     pub(super) m: u64,
-    /// Digits after the dot (at most 19), or 255 for [`Dec::NONE`].
+    /// Digits after the dot (at most 19).
     pub(super) frac: u8,
 }
 
 impl Dec {
-    /// A string [`scan_dec`] did not take: [`Dec::at`] is always `None` for it.
-    pub(super) const NONE: Dec = Dec {
-        m: 0,
-        frac: u8::MAX,
-    };
-
     /// `parse_fixed(s, scale)` when it is certainly `Ok`; `None` leaves the string to it
-    /// (digits past the scale that are not zeros, overflow, a scale past [`MAX_SCALE`], or
-    /// [`Dec::NONE`]).
+    /// (digits past the scale that are not zeros, overflow, a scale past [`MAX_SCALE`]). For
+    /// a [`scan_dec`] result that is exactly `parse_fixed`: `Some(v)` for `Ok(v)`, `None`
+    /// for an error.
     #[inline(always)]
     pub(super) fn at(self, scale: u8) -> Option<i64> {
         if scale > MAX_SCALE {
@@ -210,12 +242,13 @@ impl Dec {
         }
         let v = if self.frac <= scale {
             // scale - frac <= 18.
-            self.m.checked_mul(POW10_U64[usize::from(scale - self.frac)])?
+            self.m
+                .checked_mul(POW10_U64[usize::from(scale - self.frac)])?
         } else {
             // Digits past the scale must all be zeros: parse_fixed skips those and fails on
-            // any other. `frac <= 19` for a scanned decimal; NONE's 255 is out of the table.
+            // any other. `frac <= 19` for a scanned decimal.
             let d = *POW10_U64.get(usize::from(self.frac - scale))?;
-            if self.m % d != 0 {
+            if !self.m.is_multiple_of(d) {
                 return None;
             }
             self.m / d
@@ -226,7 +259,7 @@ impl Dec {
 
 /// Eight bytes of `b` from `i`, zero bytes past its end (a zero is no digit, dot or quote).
 #[inline(always)]
-fn load8(b: &[u8], i: usize) -> u64 {
+pub(super) fn load8(b: &[u8], i: usize) -> u64 {
     if let Some(w) = b.get(i..i + 8) {
         let mut a = [0u8; 8];
         a.copy_from_slice(w);
@@ -297,7 +330,11 @@ pub(super) fn scan_dec(b: &[u8], i: usize) -> Option<(Dec, usize)> {
         if p + 8 + r > 19 {
             return scan_dec_long(b, i);
         }
-        (eight(t) * POW10_U64[r] + low_digits(t2, r), 8 + r, f + 8 + r)
+        (
+            eight(t) * POW10_U64[r] + low_digits(t2, r),
+            8 + r,
+            f + 8 + r,
+        )
     };
     // The byte after the fraction's digits must close the string, and "." alone is no number.
     if *b.get(end)? != b'"' || p + q == 0 {
@@ -311,6 +348,39 @@ pub(super) fn scan_dec(b: &[u8], i: usize) -> Option<(Dec, usize)> {
         },
         end + 1,
     ))
+}
+
+/// An unsigned JSON integer at `b[i..]`: digits up to the first non-digit, at most 19 of
+/// them (below `u64::MAX`), and a leading `0` is the whole number (what follows it is the
+/// caller's next token to judge). Returns the value and the index after its last digit.
+/// Eight digits per step instead of one.
+#[inline(always)]
+pub(super) fn scan_uint(b: &[u8], i: usize) -> Option<(u64, usize)> {
+    let zeros = ONES8 * u64::from(b'0');
+    let t = load8(b, i) ^ zeros;
+    let nd = non_digits(t);
+    let k = (nd.trailing_zeros() / 8) as usize;
+    match k {
+        0 => None,
+        _ if t & 0xff == 0 => Some((0, i + 1)),
+        8 => {
+            let t1 = load8(b, i + 8) ^ zeros;
+            let r = (non_digits(t1).trailing_zeros() / 8) as usize;
+            let head = eight(t);
+            if r < 8 {
+                return Some((head * POW10_U64[r] + low_digits(t1, r), i + 8 + r));
+            }
+            let t2 = load8(b, i + 16) ^ zeros;
+            let r = (non_digits(t2).trailing_zeros() / 8) as usize;
+            if r > 3 {
+                return None;
+            }
+            // At most 19 digits: below 10^19, no overflow.
+            let v = (head * 100_000_000 + eight(t1)) * POW10_U64[r] + low_digits(t2, r);
+            Some((v, i + 16 + r))
+        }
+        _ => Some((low_digits(t, k), i + k)),
+    }
 }
 
 /// [`scan_dec`] for any length, eight bytes at a time.
@@ -348,7 +418,13 @@ fn scan_dec_long(b: &[u8], mut i: usize) -> Option<(Dec, usize)> {
         return None;
     }
     let frac = digits - dot.unwrap_or(digits);
-    Some((Dec { m, frac: frac as u8 }, i + 1))
+    Some((
+        Dec {
+            m,
+            frac: frac as u8,
+        },
+        i + 1,
+    ))
 }
 
 /// Tier 2: `Some` only when the result is certainly what `parse_fixed` returns as `Ok`.
@@ -445,6 +521,53 @@ mod tests {
             assert_eq!(wide(framed.as_bytes(), 0, s.len(), scale), None, "{s}");
             assert_eq!(fixed(s.as_bytes(), scale), parse_fixed(s.as_bytes(), scale));
         }
+    }
+
+    #[test]
+    fn quote_masks_are_exact() {
+        let mut b = vec![b'x'; 80];
+        for at in [0, 1, 7, 8, 9, 31, 63, 64, 70] {
+            b[at] = b'"';
+        }
+        // Bytes that differ from '"' by one bit, or carry into a neighbour, are no quote.
+        b[2] = b'"' ^ 0x80;
+        b[3] = b'#';
+        b[4] = 0;
+        b[5] = 0xff;
+        let want = |base: usize| {
+            (0..64).fold(0u64, |m, k| {
+                m | (u64::from(b.get(base + k) == Some(&b'"')) << k)
+            })
+        };
+        for base in 0..b.len() {
+            assert_eq!(quotes64(&b, base), want(base), "base {base}");
+        }
+    }
+
+    /// The byte loop `scan_uint` replaces: the reference it is checked against.
+    fn uint_loop(b: &[u8], mut i: usize) -> Option<(u64, usize)> {
+        let first = b.get(i)?.wrapping_sub(b'0');
+        if first > 9 {
+            return None;
+        }
+        i += 1;
+        if first == 0 {
+            return Some((0, i));
+        }
+        let (mut v, mut digits) = (u64::from(first), 1);
+        while let Some(&c) = b.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            digits += 1;
+            if digits > 19 {
+                return None;
+            }
+            v = v * 10 + u64::from(d);
+            i += 1;
+        }
+        Some((v, i))
     }
 
     fn decimalish() -> impl Strategy<Value = Vec<u8>> {
@@ -553,7 +676,21 @@ mod tests {
             }
             // Without the closing quote (the frame ends), the scan never takes it.
             prop_assert!(scan_dec(&frame[..before.len() + s.len()], before.len()).is_none());
-            prop_assert_eq!(Dec::NONE.at(8), None);
+        }
+
+        /// `scan_uint` is the byte loop, on digit runs of every length, at the end of the
+        /// frame or before anything.
+        #[test]
+        fn scanned_integers_agree_with_the_byte_loop(
+            s in prop_oneof![digitish(), proptest::collection::vec(b'0'..=b'9', 0..24)],
+            before in proptest::collection::vec(any::<u8>(), 0..4),
+            after in proptest::collection::vec(any::<u8>(), 0..12),
+        ) {
+            let mut frame = before.clone();
+            frame.extend_from_slice(&s);
+            prop_assert_eq!(scan_uint(&frame, before.len()), uint_loop(&frame, before.len()));
+            frame.extend_from_slice(&after);
+            prop_assert_eq!(scan_uint(&frame, before.len()), uint_loop(&frame, before.len()));
         }
 
         /// Every scale 0..=18 for every Binance-shaped decimal, exhaustively over the scales.

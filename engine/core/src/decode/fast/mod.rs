@@ -17,42 +17,16 @@
 //! identically; any later problem (a bad decimal) is left to the tape path, whose repeated
 //! lookup finds the same instrument without changing the registry again.
 
+mod shape;
+
 use super::events::Resolver;
-use super::number::{fixed_in, scan_dec, Dec};
+use super::number::{fixed_in, scan_dec, scan_uint, Dec};
 use super::{DecodeError, MAX_FRAME_BYTES};
 use crate::fixed::{Price, Qty};
 use crate::msg::{BookTicker, DepthUpdate, Level, MarketMsg, Trade};
 
-/// One level as scanned: price and quantity as [`Dec`]s, and the byte ranges of their strings
-/// for the ones [`scan_dec`] left to `parse_fixed` ([`Dec::NONE`]).
-#[derive(Clone, Copy)]
-pub(super) struct LevelSpan {
-    price: Dec,
-    qty: Dec,
-    span: [u32; 4],
-}
-
-impl LevelSpan {
-    /// `fixed_in` of the price and the quantity at their scales.
-    #[inline(always)]
-    fn values(&self, frame: &[u8], price_scale: u8, qty_scale: u8) -> Option<(i64, i64)> {
-        let [ps, pe, qs, qe] = self.span;
-        Some((
-            dec_or_fixed(self.price, frame, ps, pe, price_scale)?,
-            dec_or_fixed(self.qty, frame, qs, qe, qty_scale)?,
-        ))
-    }
-}
-
-/// A scanned decimal at `scale`; a string the scan left ([`Dec::NONE`]) goes to `fixed_in`.
-/// For a scanned one [`Dec::at`] is exactly `parse_fixed`'s `Ok`, and `None` its error.
-#[inline(always)]
-fn dec_or_fixed(d: Dec, frame: &[u8], s: u32, e: u32, scale: u8) -> Option<i64> {
-    if d != Dec::NONE {
-        return d.at(scale);
-    }
-    fixed_in(frame, s as usize, e as usize, scale).ok()
-}
+/// Byte ranges of one level's price and quantity strings in the frame.
+pub(super) type LevelSpan = [u32; 4];
 
 /// A field value as scanned; strings and level arrays stay as byte ranges into the frame.
 #[derive(Clone, Copy, Default)]
@@ -67,6 +41,17 @@ enum Val {
     Null,
     /// `first` and `count` in the level-span buffer.
     Levels(u32, u32),
+    /// The levels are already in the sink's vector for this side, parsed at the scales of
+    /// this instrument id (see [`shape`]).
+    Direct(u32),
+}
+
+/// What the scan may write depth levels into directly: the level vectors, and the resolver
+/// whose symbol cache says at which scales (read only: the scan never registers a symbol).
+struct Sink<'a, 'r> {
+    res: &'a Resolver<'r>,
+    bids: &'a mut Vec<Level>,
+    asks: &'a mut Vec<Level>,
 }
 
 /// The keys the three fast-path events read; every other key is skipped like the tape path's
@@ -125,6 +110,12 @@ struct Rec {
 }
 
 impl Rec {
+    fn new() -> Rec {
+        Rec {
+            v: [Val::Absent; TRACKED],
+        }
+    }
+
     #[inline]
     fn get(&self, f: F) -> Val {
         self.v[f as usize]
@@ -233,28 +224,8 @@ impl Cur<'_> {
     /// delimiter, so `01`, `0.5`, `1e3` and `1.0` all fail at the caller's next token.
     #[inline(always)]
     fn uint(&mut self) -> Option<u64> {
-        let first = self.b.get(self.i)?.wrapping_sub(b'0');
-        if first > 9 {
-            return None;
-        }
-        self.i += 1;
-        if first == 0 {
-            return Some(0);
-        }
-        let mut v = u64::from(first);
-        let mut digits = 1;
-        while let Some(&c) = self.b.get(self.i) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            digits += 1;
-            if digits > 19 {
-                return None;
-            }
-            v = v * 10 + u64::from(d);
-            self.i += 1;
-        }
+        let (v, end) = scan_uint(self.b, self.i)?;
+        self.i = end;
         Some(v)
     }
 
@@ -305,19 +276,7 @@ impl Cur<'_> {
         self.simple()
     }
 
-    /// A string body (opening quote consumed) that should be a decimal: its [`Dec`] and
-    /// range, or [`Dec::NONE`] and the range of whatever string it is.
-    #[inline(always)]
-    fn dec_body(&mut self) -> Option<(Dec, (usize, usize))> {
-        let start = self.i;
-        if let Some((d, end)) = scan_dec(self.b, start) {
-            self.i = end;
-            return Some((d, (start, end - 1)));
-        }
-        Some((Dec::NONE, self.str_body()?))
-    }
-
-    /// `[["price","qty"],..]`, levels appended to `spans`; returns `Val::Levels`.
+    /// `[["price","qty"],..]`, spans appended to `spans`; returns `Val::Levels`.
     fn levels(&mut self, spans: &mut Vec<LevelSpan>) -> Option<Val> {
         self.eat(b'[')?;
         let first = spans.len();
@@ -327,35 +286,27 @@ impl Cur<'_> {
             loop {
                 // `["price","qty"]` without whitespace is checked by fixed offsets; any
                 // other spelling takes the token-by-token route to the same spans.
-                let ((price, (ps, pe)), (qty, (qs, qe))) =
-                    if self.b.get(self.i..self.i + 2) == Some(b"[\"") {
+                let ((ps, pe), (qs, qe)) = if self.b.get(self.i..self.i + 2) == Some(b"[\"") {
+                    self.i += 2;
+                    let p = self.str_body()?;
+                    let q = if self.b.get(self.i..self.i + 2) == Some(b",\"") {
                         self.i += 2;
-                        let p = self.dec_body()?;
-                        let q = if self.b.get(self.i..self.i + 2) == Some(b",\"") {
-                            self.i += 2;
-                            self.dec_body()?
-                        } else {
-                            self.eat(b',')?;
-                            self.eat(b'"')?;
-                            self.dec_body()?
-                        };
-                        self.eat(b']')?;
-                        (p, q)
+                        self.str_body()?
                     } else {
-                        self.eat(b'[')?;
-                        self.eat(b'"')?;
-                        let p = self.dec_body()?;
                         self.eat(b',')?;
-                        self.eat(b'"')?;
-                        let q = self.dec_body()?;
-                        self.eat(b']')?;
-                        (p, q)
+                        self.string()?
                     };
-                spans.push(LevelSpan {
-                    price,
-                    qty,
-                    span: [ps as u32, pe as u32, qs as u32, qe as u32],
-                });
+                    self.eat(b']')?;
+                    (p, q)
+                } else {
+                    self.eat(b'[')?;
+                    let p = self.string()?;
+                    self.eat(b',')?;
+                    let q = self.string()?;
+                    self.eat(b']')?;
+                    (p, q)
+                };
+                spans.push([ps as u32, pe as u32, qs as u32, qe as u32]);
                 match self.peek()? {
                     b',' => self.i += 1,
                     b']' => {
@@ -406,8 +357,22 @@ impl Cur<'_> {
     /// like the tape path's `Fields`); `b`/`a` may hold level arrays; others are skipped.
     /// A `bare` event (the root) must not hold `stream` or `data`: with both, the tape path
     /// would read it as a wrapper, whatever their order and values.
-    fn event(&mut self, rec: &mut Rec, spans: &mut Vec<LevelSpan>, bare: bool) -> Option<()> {
+    fn event(
+        &mut self,
+        rec: &mut Rec,
+        spans: &mut Vec<LevelSpan>,
+        sink: &mut Sink<'_, '_>,
+        bare: bool,
+    ) -> Option<()> {
         self.eat(b'{')?;
+        // Binance's own shapes first; off them, the member-by-member scan from the start.
+        let (at, mark) = (self.i, spans.len());
+        if self.shaped(rec, spans, sink).is_some() {
+            return Some(());
+        }
+        self.i = at;
+        spans.truncate(mark);
+        *rec = Rec::new();
         if self.peek()? == b'}' {
             self.i += 1;
             return Some(());
@@ -436,7 +401,27 @@ impl Cur<'_> {
 
     /// The whole frame: a combined-stream wrapper or a bare event object, then only
     /// whitespace. Returns `None` for anything else.
-    fn frame(&mut self, rec: &mut Rec, spans: &mut Vec<LevelSpan>) -> Option<()> {
+    fn frame(
+        &mut self,
+        rec: &mut Rec,
+        spans: &mut Vec<LevelSpan>,
+        sink: &mut Sink<'_, '_>,
+    ) -> Option<()> {
+        // The combined-stream wrapper as Binance writes it, by fixed bytes.
+        if self.lit_n(b"{\"stream\":\"").is_some() {
+            let wrapped = self.str_body().and_then(|_| {
+                self.lit_n(b",\"data\":")?;
+                self.event(rec, spans, sink, false)?;
+                self.lit_n(b"}")?;
+                (self.i == self.b.len()).then_some(())
+            });
+            if wrapped.is_some() {
+                return Some(());
+            }
+            self.i = 0;
+            spans.clear();
+            *rec = Rec::new();
+        }
         self.eat(b'{')?;
         let open = self.i - 1;
         let (ks, ke) = self.key()?;
@@ -454,7 +439,7 @@ impl Cur<'_> {
                     }
                     // A second `data` would replace the first: left to the tape path.
                     b"data" if !data => {
-                        self.event(rec, spans, false)?;
+                        self.event(rec, spans, sink, false)?;
                         data = true;
                     }
                     b"data" => return None,
@@ -472,7 +457,7 @@ impl Cur<'_> {
             }
         } else {
             self.i = open;
-            self.event(rec, spans, true)?;
+            self.event(rec, spans, sink, true)?;
         }
         self.ws();
         (self.i == self.b.len()).then_some(())
@@ -491,10 +476,9 @@ pub(super) fn decode(
         return None;
     }
     spans.clear();
-    let mut rec = Rec {
-        v: [Val::Absent; TRACKED],
-    };
-    Cur { b: frame, i: 0 }.frame(&mut rec, spans)?;
+    let mut rec = Rec::new();
+    let mut sink = Sink { res, bids, asks };
+    Cur { b: frame, i: 0 }.frame(&mut rec, spans, &mut sink)?;
     let kind = match rec.get(F::LowE) {
         Val::Str(s, e) => match &frame[s as usize..e as usize] {
             b"depthUpdate" => Kind::Depth,
@@ -672,8 +656,8 @@ impl Ev<'_, '_> {
             Ok(i) => i,
             Err(e) => return Some(Err(e)),
         };
-        self.levels(F::LowB, spans, inst.price_scale, inst.qty_scale, bids)?;
-        self.levels(F::LowA, spans, inst.price_scale, inst.qty_scale, asks)?;
+        self.levels(F::LowB, spans, inst, bids)?;
+        self.levels(F::LowA, spans, inst, asks)?;
         Some(Ok(MarketMsg::Depth(DepthUpdate {
             instrument: inst.id,
             event_time_ms,
@@ -687,22 +671,27 @@ impl Ev<'_, '_> {
     }
 
     /// `Fields::levels`: `out` cleared, then every level in order.
+    /// Levels the scan already parsed ([`Val::Direct`]) stand if they were parsed at this
+    /// instrument's scales (a later `s` may have named another).
     fn levels(
         &self,
         f: F,
         spans: &[LevelSpan],
-        price_scale: u8,
-        qty_scale: u8,
+        inst: super::events::Inst,
         out: &mut Vec<Level>,
     ) -> Option<()> {
-        out.clear();
-        let Val::Levels(first, count) = self.rec.get(f) else {
-            return None;
+        let (price_scale, qty_scale) = (inst.price_scale, inst.qty_scale);
+        let (first, count) = match self.rec.get(f) {
+            Val::Direct(id) => return (id == inst.id.0).then_some(()),
+            Val::Levels(first, count) => (first, count),
+            _ => return None,
         };
+        out.clear();
         let spans = spans.get(first as usize..(first + count) as usize)?;
         out.reserve(spans.len());
-        for l in spans {
-            let (price, qty) = l.values(self.frame, price_scale, qty_scale)?;
+        for &[ps, pe, qs, qe] in spans {
+            let price = fixed_in(self.frame, ps as usize, pe as usize, price_scale).ok()?;
+            let qty = fixed_in(self.frame, qs as usize, qe as usize, qty_scale).ok()?;
             out.push(Level {
                 price: Price(price),
                 qty: Qty(qty),
