@@ -176,7 +176,7 @@ function setInstruments(list) {
     const select = $('instrument');
     const current = market.inst ? name(market.inst) : null;
     select.replaceChildren(
-      ...list.map((x) => el('option', { value: name(x), text: `${name(x)}${x.book ? '' : ' (no book)'}` })),
+      ...list.map((x) => el('option', { value: name(x), text: name(x) })),
     );
     if (current) select.value = current;
   }

@@ -126,7 +126,8 @@ impl Node {
 }
 
 /// `/api/instruments`: every instrument the engine knows (registry order), with its scales
-/// and whether tape keeps a book for it. Public: market data needs no token.
+/// and whether tape keeps a book for it yet (one exists once the feed brought depth data for
+/// it). Public: market data needs no token.
 fn instruments_json(engine: &Engine) -> String {
     let mut s = String::from("{\"instruments\":[");
     for (k, i) in engine.registry().iter().enumerate() {
