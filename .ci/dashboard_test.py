@@ -14,7 +14,8 @@ Scenarios, each with a PNG screenshot in --shots:
               ticket places a bracket on the paper venue, the position appears with the right
               quantity, an order is cancelled, and a risk-limit breach shows the alert
 
---bench instead measures the page's own "behind by" at about 1,000 messages/s.
+--bench --journal DIR instead measures the page's own "behind by" while tape serves DIR
+(BENCHMARKS.md: a `tape synth` session that gives the page about 1,000 messages/s).
 
 Every wait is bounded (WebDriverWait, timeouts); every process is stopped at the end; only
 127.0.0.1 is used.
@@ -204,7 +205,7 @@ def make_driver():
         "--disable-component-update",
         "--disable-sync",
         "--disable-dev-shm-usage",
-        "--window-size=1440,1300",
+        "--window-size=1440,1500",
     ):
         o.add_argument(a)
     o.add_argument("--user-data-dir=" + tempfile.mkdtemp(prefix="tape-dash-chromium-"))
@@ -453,8 +454,8 @@ def scenario_desk(binary, shots, tmp):
         tape.stop()
 
 
-def bench(binary, shots, speed, secs):
-    tape = Tape(binary, ["--listen", "127.0.0.1:0", "--speed", str(speed)]).start()
+def bench(binary, shots, journal, secs):
+    tape = Tape(binary, ["--listen", "127.0.0.1:0", "--journal", journal]).start()
     driver = make_driver()
     try:
         driver.get(f"{tape.base}/#{SYMBOL}")
@@ -472,7 +473,7 @@ def bench(binary, shots, speed, secs):
         mx = [r["behind"]["max"] for r in rows if r["behind"]["n"]]
         t2b = rows[-1]["tickToBrowser"]
         print(json.dumps({
-            "speed": speed,
+            "journal": journal,
             "seconds": secs,
             "messages_per_sec_mean": round(sum(rates) / len(rates)),
             "messages_per_sec_max": max(rates),
@@ -494,7 +495,7 @@ def main():
     ap.add_argument("--tape", default=str(ROOT / "target/release/tape"))
     ap.add_argument("--shots", default=str(ROOT / "target/dashboard-screenshots"))
     ap.add_argument("--bench", action="store_true", help="measure behind-by instead of testing")
-    ap.add_argument("--speed", type=int, default=14, help="--bench: replay pace of the bundled session")
+    ap.add_argument("--journal", help="--bench: the journal to serve (tape synth ...; see BENCHMARKS.md)")
     ap.add_argument("--secs", type=int, default=30, help="--bench: seconds measured")
     ap.add_argument("--only", choices=["market", "fallback", "desk"], help="run one scenario (market includes restart)")
     args = ap.parse_args()
@@ -502,7 +503,9 @@ def main():
     shots.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     if args.bench:
-        bench(args.tape, shots, args.speed, args.secs)
+        if not args.journal:
+            ap.error("--bench needs --journal")
+        bench(args.tape, shots, args.journal, args.secs)
         return
     passed = 0
     with tempfile.TemporaryDirectory(prefix="tape-dash-") as tmp:

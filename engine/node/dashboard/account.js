@@ -6,7 +6,7 @@
 // `authenticated` reply, while polling a 200 from `/api/*`. A refused token (4001, 401) is
 // forgotten and everything private cleared.
 
-import { $, el, setText, notify } from './dom.js';
+import { $, el, setText, notify, syncRows } from './dom.js';
 import { SeqTracker, Seq } from './streams.js';
 import { buildRequest, describeReply, readForm } from './ticket.js';
 
@@ -297,47 +297,61 @@ export class AccountView {
         : []),
       ...this.balances.map((b) => cell(`${b.asset} free`, b.free)),
     );
-    $('positions').replaceChildren(
-      ...[...this.positions.values()].map((x) =>
-        el('tr', { 'data-instrument': `${x.market}:${x.symbol}`, 'data-qty': x.qty, 'data-side': x.side },
-          el('td', { text: `${x.market}:${x.symbol}` }),
-          el('td', { class: x.side === 'short' ? 'sell' : x.side === 'long' ? 'buy' : '', text: x.side }),
-          el('td', { text: x.qty }),
-          el('td', { text: x.avg_entry_price ?? '–' }),
-          el('td', { text: x.mark ?? '–' }),
-          el('td', { class: signed(x.unrealized_pnl), text: x.unrealized_pnl }),
-          el('td', { class: signed(x.realized_pnl), text: x.realized_pnl }),
-          el('td', { text: x.fees }))),
+    syncRows(
+      $('positions'),
+      [...this.positions.values()].map((x) => ({
+        key: `${x.market}:${x.symbol}`,
+        data: { instrument: `${x.market}:${x.symbol}`, qty: x.qty, side: x.side },
+        cells: [
+          [`${x.market}:${x.symbol}`],
+          [x.side, x.side === 'short' ? 'sell' : x.side === 'long' ? 'buy' : ''],
+          [x.qty],
+          [x.avg_entry_price ?? '–'],
+          [x.mark ?? '–'],
+          [x.unrealized_pnl, signed(x.unrealized_pnl)],
+          [x.realized_pnl, signed(x.realized_pnl)],
+          [x.fees],
+        ],
+      })),
     );
-    const cancel = (label, req) => el('button', { type: 'button', class: 'small danger', 'data-cancel': label, text: 'cancel', onclick: () => this.send(req, `cancel ${label}`) });
-    $('orders').replaceChildren(
-      ...[...this.orders.values()].map((o) =>
-        el('tr', { 'data-order': o.client_order_id, 'data-status': o.status },
-          el('td', { text: o.client_order_id }),
-          el('td', { text: `${o.market}:${o.symbol}` }),
-          el('td', { class: o.side, text: o.side }),
-          el('td', { text: o.order_type }),
-          el('td', { text: o.price ?? '–' }),
-          el('td', { text: o.stop_price ?? '–' }),
-          el('td', { text: o.qty }),
-          el('td', { text: o.filled }),
-          el('td', { text: o.status }),
-          el('td', {}, cancel(o.client_order_id, { type: 'cancel_order', client_order_id: o.client_order_id })))),
+    const cancel = (label, req) => () => el('button', { type: 'button', class: 'small danger', 'data-cancel': label, text: 'cancel', onclick: () => this.send(req, `cancel ${label}`) });
+    syncRows(
+      $('orders'),
+      [...this.orders.values()].map((o) => ({
+        key: o.client_order_id,
+        data: { order: o.client_order_id, status: o.status },
+        cells: [
+          [o.client_order_id],
+          [`${o.market}:${o.symbol}`],
+          [o.side, o.side],
+          [o.order_type],
+          [o.price ?? '–'],
+          [o.stop_price ?? '–'],
+          [o.qty],
+          [o.filled],
+          [o.status],
+        ],
+        action: cancel(o.client_order_id, { type: 'cancel_order', client_order_id: o.client_order_id }),
+      })),
+      true,
     );
-    $('advanced').replaceChildren(
-      ...[...this.advanced.values()].map((a) => {
-        const open = OPEN_ADVANCED.has(a.state);
-        const detail = a.stop ? `peak ${a.peak} · stop ${a.stop}` : a.reason || '';
-        return el('tr', { 'data-advanced': a.advanced_id, 'data-state': a.state || '' },
-          el('td', { text: a.advanced_id }),
-          el('td', { text: a.kind }),
-          el('td', { text: `${a.market}:${a.symbol}` }),
-          el('td', { class: a.side, text: a.side ?? '–' }),
-          el('td', { text: a.qty ?? '–' }),
-          el('td', { text: a.state ?? '–' }),
-          el('td', { text: detail }),
-          el('td', {}, open ? cancel(a.advanced_id, { type: 'cancel_order', advanced_id: a.advanced_id }) : null));
-      }),
+    syncRows(
+      $('advanced'),
+      [...this.advanced.values()].map((a) => ({
+        key: a.advanced_id,
+        data: { advanced: a.advanced_id, state: a.state || '' },
+        cells: [
+          [a.advanced_id],
+          [a.kind],
+          [`${a.market}:${a.symbol}`],
+          [a.side ?? '–', a.side],
+          [a.qty ?? '–'],
+          [a.state ?? '–'],
+          [a.stop ? `peak ${a.peak} · stop ${a.stop}` : a.reason || ''],
+        ],
+        action: OPEN_ADVANCED.has(a.state) ? cancel(a.advanced_id, { type: 'cancel_order', advanced_id: a.advanced_id }) : null,
+      })),
+      true,
     );
   }
 }

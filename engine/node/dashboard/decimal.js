@@ -34,11 +34,22 @@ export function fromUnits(units, scale) {
 
 /** Compares two decimal strings of any scales: -1, 0 or 1. */
 export function cmp(a, b) {
+  // The common case, levels of one instrument: same scale, not negative, no redundant leading
+  // zero ("0.5" and "10.5", not "00.5"), so the longer string is the larger and equal lengths
+  // compare as text. No allocation: the book sorts and range-checks with this on every update.
+  if (fracDigits(a) === fracDigits(b) && plain(a) && plain(b)) {
+    if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
   const scale = Math.max(fracDigits(a), fracDigits(b));
   const x = toUnits(a, scale);
   const y = toUnits(b, scale);
   if (x === null || y === null) throw new TypeError(`not decimals: ${a}, ${b}`);
   return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function plain(s) {
+  return s[0] !== '-' && !(s.length > 1 && s[0] === '0' && s[1] !== '.');
 }
 
 /** a - b, at the larger of their scales. */

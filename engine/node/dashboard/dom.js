@@ -27,6 +27,42 @@ function camel(s) {
   return s.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
 }
 
+/**
+ * Brings a table body to `rows` in place: a row keeps its element while its key stays, so a
+ * button in it survives the repaints (a click between two updates still lands) and only
+ * changed cells are touched. `rows`: [{ key, data: { dataset values }, cells: [[text, class]],
+ * action: null | () => Element }]; with `actions`, the last column holds the action.
+ */
+export function syncRows(tbody, rows, actions = false) {
+  const old = new Map([...tbody.children].map((tr) => [tr.dataset.key, tr]));
+  let prev = null;
+  for (const r of rows) {
+    let tr = old.get(r.key);
+    old.delete(r.key);
+    if (!tr) {
+      tr = el('tr', { 'data-key': r.key });
+      for (let i = 0; i < r.cells.length + (actions ? 1 : 0); i++) tr.append(el('td'));
+    }
+    for (const [k, v] of Object.entries(r.data || {})) if (tr.dataset[k] !== String(v)) tr.dataset[k] = String(v);
+    r.cells.forEach(([text, cls], i) => {
+      const td = tr.children[i];
+      setText(td, text);
+      if (td.className !== (cls || '')) td.className = cls || '';
+    });
+    if (actions) {
+      const cell = tr.lastElementChild;
+      if (!r.action) cell.replaceChildren();
+      else if (!cell.firstElementChild) cell.append(r.action());
+    }
+    if (prev ? prev.nextElementSibling !== tr : tbody.firstElementChild !== tr) {
+      if (prev) prev.after(tr);
+      else tbody.prepend(tr);
+    }
+    prev = tr;
+  }
+  for (const tr of old.values()) tr.remove();
+}
+
 /** Sets `e`'s text only when it changed (no layout work otherwise). */
 export function setText(e, text) {
   const t = text === null || text === undefined ? '–' : String(text);

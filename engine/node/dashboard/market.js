@@ -20,6 +20,9 @@ export const LADDER_ROWS = 14;
 export const REFILL_MS = 1000;
 /** Trades listed in the tape. */
 export const TAPE_ROWS = 60;
+/** Least time between two paints of the chart, ms: a line of 500 trades redrawn at 60 Hz
+ *  costs more than it shows. */
+export const CHART_EVERY_MS = 100;
 /** Trades kept for the chart. */
 export const CHART_POINTS = 500;
 
@@ -36,6 +39,8 @@ export class MarketView {
     this.reset();
     this.rows = { asks: makeRows($('ladder-asks')), bids: makeRows($('ladder-bids')) };
     this.chartCanvas = $('chart');
+    this.chartAt = 0;
+    this.tradesAt = 0;
   }
 
   reset() {
@@ -211,10 +216,11 @@ export class MarketView {
     if (this.dirty.book) this.renderBook(now);
     if (this.dirty.bbo) this.renderBbo();
     if (this.dirty.ticker) this.renderTicker();
-    if (this.dirty.trades) this.renderTrades();
-    if (this.dirty.chart) {
+    if (this.dirty.trades) this.renderTrades(now);
+    if (this.dirty.chart && now - this.chartAt >= CHART_EVERY_MS) {
       priceChart(this.chartCanvas, this.points);
       this.dirty.chart = false;
+      this.chartAt = now;
     }
     if (this.newestRecvNs === 0) return null;
     const behind = nowMs() - this.newestRecvNs / 1e6;
@@ -243,13 +249,16 @@ export class MarketView {
     paintSide(this.rows.bids, b, 0, maxTotal, this.book, 'b', now);
     const best = this.book.best();
     const state = this.book.live ? 'live' : this.snapshots > 0 ? 'stale' : 'waiting';
-    ladder.dataset.state = state;
-    ladder.dataset.updateId = this.book.updateId === null ? '' : String(this.book.updateId);
-    ladder.dataset.bestBid = best.bid ? best.bid[0] : '';
-    ladder.dataset.bestBidQty = best.bid ? best.bid[1] : '';
-    ladder.dataset.bestAsk = best.ask ? best.ask[0] : '';
-    ladder.dataset.bestAskQty = best.ask ? best.ask[1] : '';
-    ladder.dataset.snapshots = String(this.snapshots);
+    // Attributes are set only when they change: each write is a style invalidation.
+    setData(ladder, {
+      state,
+      updateId: this.book.updateId === null ? '' : String(this.book.updateId),
+      bestBid: best.bid ? best.bid[0] : '',
+      bestBidQty: best.bid ? best.bid[1] : '',
+      bestAsk: best.ask ? best.ask[0] : '',
+      bestAskQty: best.ask ? best.ask[1] : '',
+      snapshots: String(this.snapshots),
+    });
     setText($('ladder-mid'), best.bid && best.ask ? `spread ${sub(best.ask[0], best.bid[0])}` : '–');
     setText($('update-id'), this.book.updateId);
     setText($('book-state'), state === 'live' ? '' : this.bookReason);
@@ -283,8 +292,12 @@ export class MarketView {
     setText($('tk-qvolume'), t ? t.quote_volume : null);
   }
 
-  renderTrades() {
+  renderTrades(now) {
     this.dirty.trades = false;
+    // New rows flash when trades are sparse enough to follow by eye; in a burst the flash
+    // would keep the whole tape repainting for nothing.
+    const flash = now - this.tradesAt > 250;
+    this.tradesAt = now;
     const body = $('trades');
     if (this.tapeCleared) {
       body.replaceChildren();
@@ -294,7 +307,7 @@ export class MarketView {
     const fresh = this.trades.slice(0, this.newTrades).reverse();
     for (const t of fresh) {
       body.prepend(
-        el('tr', { class: 'new' },
+        el('tr', { class: flash ? 'new' : '' },
           el('td', { text: clock(t.trade_ts) }),
           el('td', { class: t.side, text: t.price }),
           el('td', { text: t.qty }),
@@ -306,6 +319,11 @@ export class MarketView {
   }
 }
 
+/** Sets `e.dataset` from `values`, touching only what changed. */
+function setData(e, values) {
+  for (const [k, v] of Object.entries(values)) if (e.dataset[k] !== v) e.dataset[k] = v;
+}
+
 function makeRows(container) {
   const rows = [];
   for (let i = 0; i < LADDER_ROWS; i++) {
@@ -315,7 +333,7 @@ function makeRows(container) {
     const bar = el('div', { class: 'bar' });
     const row = el('div', { class: 'row empty' }, bar, price, qty, total);
     container.append(row);
-    rows.push({ row, price, qty, total, bar, key: '' });
+    rows.push({ row, price, qty, total, bar, key: '', width: '' });
   }
   return rows;
 }
@@ -331,6 +349,7 @@ function paintSide(rows, levels, offset, maxTotal, book, tag, now) {
         r.qty.textContent = '';
         r.total.textContent = '';
         r.bar.style.setProperty('width', '0');
+        r.width = '0';
         r.key = '';
       }
       return;
@@ -342,8 +361,12 @@ function paintSide(rows, levels, offset, maxTotal, book, tag, now) {
     setText(r.price, p);
     setText(r.qty, q);
     setText(r.total, total);
-    r.row.dataset.price = p;
-    r.bar.style.setProperty('width', `${Math.min(100, (100 * Number(total)) / maxTotal).toFixed(1)}%`);
+    const width = `${Math.min(100, (100 * Number(total)) / maxTotal).toFixed(1)}%`;
+    if (r.width !== width) {
+      r.bar.style.setProperty('width', width);
+      r.width = width;
+    }
+    if (r.key !== p) r.row.dataset.price = p;
     r.key = p;
   });
 }

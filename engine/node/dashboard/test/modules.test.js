@@ -37,6 +37,27 @@ test('decimals stay exact through units and back', () => {
   assert.match(checkPositive('', 3, 'qty'), /required/);
 });
 
+test('the fast comparison agrees with exact arithmetic', () => {
+  let seed = 7;
+  const rnd = (n) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const dec = () => {
+    const scale = rnd(3);
+    const int = String([0, 1, 9, 10, 99, 61800, 123456][rnd(7)] + rnd(3));
+    const frac = scale ? `.${String(rnd(10 ** scale)).padStart(scale, '0')}` : '';
+    return (rnd(5) === 0 ? '-' : '') + int + frac;
+  };
+  for (let i = 0; i < 5000; i++) {
+    const a = dec();
+    const b = dec();
+    const x = toUnits(a, 3);
+    const y = toUnits(b, 3);
+    assert.equal(cmp(a, b), x < y ? -1 : x > y ? 1 : 0, `${a} vs ${b}`);
+  }
+});
+
 const snap = (bids, asks, update_id = 100) => ({ update_id, bids, asks });
 
 test('the book applies updates in order and sorts both sides best first', () => {
