@@ -35,7 +35,7 @@ fi
 
 if command -v node >/dev/null; then
   echo "==> the page's modules (node --test)"
-  (cd engine/node/dashboard && timeout 60 node --test test/)
+  (cd engine/node/dashboard && timeout 60 node --test test/*.test.js)
 else
   echo "node not installed: the page's module tests are skipped (the browser test covers them)" >&2
 fi

@@ -310,6 +310,7 @@ def scenario_restart(driver, tape, shots):
     if not re.fullmatch(r"reconnecting in \d+ s", text):
         raise SystemExit(f"badge text while down: {text!r}")
     until(driver, lambda d: ladder(d)["state"] != "live", "the ladder to be marked stale")
+    until(driver, lambda d: js(d, "return document.getElementById('venues').dataset.stale") == "true", "the venues marked last-known")
     shot(driver, shots, "reconnecting")
     log("badge while down:", text)
     tape.args = [a if not a.startswith("127.0.0.1:") else f"127.0.0.1:{tape.port}" for a in tape.args]

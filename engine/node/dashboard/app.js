@@ -58,6 +58,7 @@ const poller = new Poller({
   token: () => account.token,
   onStatus: (res, fallback) => {
     polledOk = res.ok;
+    if (fallback) venues.setUnreachable(!res.ok);
     if (!res.ok || !res.body) return;
     latency.onStatus(res.body.latency_ns);
     if (fallback) venues.onStatusDoc(res.body, nowMs());

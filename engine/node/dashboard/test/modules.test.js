@@ -1,4 +1,4 @@
-// Unit tests of the page's pure modules: `node --test test/` in engine/node/dashboard
+// Unit tests of the page's pure modules: `node --test test/*.test.js` in engine/node/dashboard
 // (node's own runner; no npm package). The browser test (.ci/dashboard_test.py) covers the
 // page as a whole.
 
