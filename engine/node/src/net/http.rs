@@ -244,6 +244,7 @@ mod tests {
         assert_eq!(head.len, UPGRADE.len());
         assert_eq!(head.path, "/ws");
         assert_eq!(head.query, "token=abc");
+        assert_eq!(head.host.as_deref(), Some("x"));
         // The worked example in RFC 6455 section 1.3.
         assert_eq!(
             accept_upgrade(&head).as_deref(),
