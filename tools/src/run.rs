@@ -438,6 +438,7 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
             .saturating_mul(1_000_000_000),
         auth: cfg.auth_config()?,
         desk: cfg.desk_setup()?,
+        dashboard: s.dashboard,
     })
 }
 
