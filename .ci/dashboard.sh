@@ -18,11 +18,11 @@ if [[ ! -x $BIN ]]; then
   timeout 1200 cargo build --release -p tape-tools --bin tape
 fi
 
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v node >/dev/null; then
   SUDO=""
   [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   timeout 300 $SUDO apt-get update -qq
-  timeout 600 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  timeout 600 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver nodejs >/dev/null
 fi
 chromium --version
 
@@ -33,12 +33,8 @@ if ! "$VENV/bin/python" -c 'import selenium, websockets' 2>/dev/null; then
     'selenium>=4.20,<5' 'websockets>=12'
 fi
 
-if command -v node >/dev/null; then
-  echo "==> the page's modules (node --test)"
-  (cd engine/node/dashboard && timeout 60 node --test test/*.test.js)
-else
-  echo "node not installed: the page's module tests are skipped (the browser test covers them)" >&2
-fi
+echo "==> the page's modules (node --test)"
+(cd engine/node/dashboard && timeout 60 node --test test/*.test.js)
 
 echo "==> the dashboard in headless Chromium"
 # The test stops every process it starts; this is the backstop if it is killed itself.
