@@ -499,6 +499,7 @@ mod tests {
                 user: user.into(),
                 channel: crate::desk::PrivateChannel::Reply,
                 conn: None,
+                seq: 0,
                 json: json.into(),
             }),
         });

@@ -119,6 +119,9 @@ pub struct PrivateMsg {
     pub channel: PrivateChannel,
     /// The connection a [`PrivateChannel::Reply`] answers.
     pub conn: Option<u64>,
+    /// Its `seq` on the user's channel (0 for a [`PrivateChannel::Reply`]). Not folded into
+    /// the digest: `json` carries it already.
+    pub seq: u64,
     /// The JSON text sent to clients.
     pub json: String,
 }
@@ -523,12 +526,12 @@ impl Desk {
                     msg.pop();
                     msg.push_str(",\"dry_run\":true}");
                 }
-                self.push(&user, PrivateChannel::Reply, Some(conn), msg);
+                self.push(&user, PrivateChannel::Reply, Some(conn), 0, msg);
                 if let Command::Publish { channel, data } = &cmd {
                     self.stats.published += 1;
                     let seq = self.next_seq(&user, *channel);
                     let msg = render::published(&mut self.json, *channel, &user, data, seq, now);
-                    self.push(&user, *channel, None, msg);
+                    self.push(&user, *channel, None, seq, msg);
                 }
             }
             Err(Reject::Risk(r)) => {
@@ -588,7 +591,7 @@ impl Desk {
     fn refuse(&mut self, user: &str, conn: u64, id: Option<&str>, code: u16, message: &str) {
         self.stats.refused += 1;
         let msg = render::error(&mut self.json, code, message, id);
-        self.push(user, PrivateChannel::Reply, Some(conn), msg);
+        self.push(user, PrivateChannel::Reply, Some(conn), 0, msg);
     }
 
     fn next_seq(&mut self, user: &str, ch: PrivateChannel) -> u64 {
@@ -603,11 +606,19 @@ impl Desk {
         s[ch.index()]
     }
 
-    fn push(&mut self, user: &str, channel: PrivateChannel, conn: Option<u64>, json: String) {
+    fn push(
+        &mut self,
+        user: &str,
+        channel: PrivateChannel,
+        conn: Option<u64>,
+        seq: u64,
+        json: String,
+    ) {
         self.out.push_back(DeskOutput::Private(PrivateMsg {
             user: user.to_owned(),
             channel,
             conn,
+            seq,
             json,
         }));
     }
@@ -671,14 +682,14 @@ impl Desk {
                 self.stats.risk_alerts += 1;
                 let seq = self.next_seq(&user, PrivateChannel::RiskAlerts);
                 let json = render::event(&mut self.json, &alert, seq, now, registry);
-                self.push(&user, PrivateChannel::RiskAlerts, None, json);
+                self.push(&user, PrivateChannel::RiskAlerts, None, seq, json);
             }
             gateway::Note::VenueError { ref user, .. }
             | gateway::Note::Reconciled { ref user, .. } => {
                 let user = user.clone();
                 let seq = self.next_seq(&user, PrivateChannel::Orders);
                 let json = render::gateway_note(&mut self.json, &n, seq, now);
-                self.push(&user, PrivateChannel::Orders, None, json);
+                self.push(&user, PrivateChannel::Orders, None, seq, json);
             }
         }
     }
@@ -698,7 +709,7 @@ impl Desk {
             }
             let seq = self.next_seq(&user, ch);
             let json = render::event(&mut self.json, &ev, seq, now, registry);
-            self.push(&user, ch, None, json);
+            self.push(&user, ch, None, seq, json);
         }
     }
 

@@ -48,6 +48,9 @@ pub(crate) struct Sub {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Reply,
+    /// A message replayed from a stream's history by `resume`: outside both budgets (the
+    /// history bounds it), ahead of anything live of its stream.
+    Replay,
     Msg(StreamKey),
     /// Generate a book snapshot for this instrument when popped.
     Snapshot(InstrumentId),
@@ -204,6 +207,15 @@ impl Conn {
         });
         self.mark_ready(ready);
         true
+    }
+
+    /// Queues a message replayed from a history (see [`Kind::Replay`]).
+    pub(crate) fn push_replay(&mut self, msg: Utf8Bytes, ready: &mut VecDeque<ConnId>) {
+        self.queue.push_back(Item {
+            kind: Kind::Replay,
+            msg,
+        });
+        self.mark_ready(ready);
     }
 
     /// Queues a channel message of stream `key` (which this connection subscribes to).
@@ -368,6 +380,7 @@ impl Conn {
                     self.reply_len -= 1;
                     return Some(Popped::Msg(item.msg));
                 }
+                Kind::Replay => return Some(Popped::Msg(item.msg)),
                 Kind::Msg(_) => {
                     self.chan_len -= 1;
                     Some(Popped::Msg(item.msg))

@@ -52,9 +52,9 @@ impl Hub {
         cfg.default_book_depth = cfg.default_book_depth.clamp(1, MAX_BOOK_DEPTH);
         Hub {
             sessions: Sessions::new(&cfg),
+            streams: Streams::new(cfg.history),
+            private: Private::with_budget(cfg.history.private),
             cfg,
-            streams: Streams::default(),
-            private: Private::default(),
             json: JsonBuf::new(),
             parser: Parser::default(),
             depths: Vec::new(),
@@ -182,6 +182,7 @@ impl Hub {
                 let msg = self.book_now(now, instrument, depth, id, view);
                 self.succeed(idx, msg);
             }
+            Request::Resume { streams } => self.resume(now, idx, id, &streams, text, view),
             Request::Ping => {
                 let msg = messages::pong(&mut self.json, id, now);
                 self.succeed(idx, msg);

@@ -32,11 +32,13 @@
 //! output (fan-out, timeouts, statistics) is in [`ConnId`] order.
 
 mod conn;
+mod history;
 mod hub;
 mod messages;
 mod private;
 mod publish;
 mod request;
+mod resume;
 mod sessions;
 mod stats;
 mod streams;
@@ -52,9 +54,12 @@ mod tests_replay;
 #[cfg(test)]
 mod tests_requests;
 #[cfg(test)]
+mod tests_resume;
+#[cfg(test)]
 mod tests_util;
 
 pub use conn::ConnCounters;
+pub use history::{HistoryBudget, HistoryConfig};
 pub use hub::Hub;
 pub use private::PrivateStats;
 pub use stats::{ConnStats, Disconnects, HubStats};
@@ -113,6 +118,8 @@ pub struct HubConfig {
     pub heartbeat_interval_ns: u64,
     /// Book snapshot depth when a request names none (1 to [`MAX_BOOK_DEPTH`]). Default 20.
     pub default_book_depth: usize,
+    /// What each stream keeps for `resume` (see [`HistoryConfig`] for the defaults).
+    pub history: HistoryConfig,
 }
 
 impl Default for HubConfig {
@@ -129,6 +136,7 @@ impl Default for HubConfig {
             slow_client_timeout_ns: 5_000_000_000,
             heartbeat_interval_ns: 30_000_000_000,
             default_book_depth: 20,
+            history: HistoryConfig::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tungstenite::Utf8Bytes;
 
+use super::history::{History, HistoryBudget, Lookup};
 use super::request::PrivateKind;
 use super::view::MarketView;
 use super::{ConnId, Hub};
@@ -26,7 +27,7 @@ use crate::wire::{
 /// One authenticated connection.
 #[derive(Debug, Clone)]
 pub(super) struct Session {
-    user: String,
+    pub(super) user: String,
     roles: Roles,
     /// Subscribed private channels, by [`PrivateChannel::index`] bit.
     subs: u8,
@@ -47,9 +48,45 @@ pub(super) struct Private {
     broadcast: [BTreeSet<ConnId>; 2],
     records: VecDeque<(u16, Vec<u8>)>,
     stats: PrivateStats,
+    /// Per user: the history of each per-user channel, for `resume`.
+    pub(super) history: BTreeMap<String, UserHistory>,
+    /// Bounds of each of those histories.
+    pub(super) budget: HistoryBudget,
+}
+
+/// A user's per-user channels (`orders`, `positions`, `portfolio`, `risk_alerts`): what
+/// each published lately, and its last `seq`.
+#[derive(Debug, Default)]
+pub(super) struct UserHistory {
+    hist: [History; 4],
+    head: [u64; 4],
+}
+
+impl UserHistory {
+    /// The slot of a per-user channel.
+    fn slot(ch: PrivateChannel) -> Option<usize> {
+        ch.is_per_user()
+            .then(|| ch.index() - PrivateChannel::Orders.index())
+    }
+
+    /// What the user's channel `ch` can replay after `after`, and its last `seq`.
+    pub(super) fn lookup(&self, ch: PrivateChannel, after: u64) -> (Lookup<'_>, u64) {
+        match Self::slot(ch) {
+            Some(i) => (self.hist[i].lookup(after, self.head[i]), self.head[i]),
+            None => (Lookup::TooOld, 0),
+        }
+    }
 }
 
 impl Private {
+    /// No sessions; per-user histories bounded by `budget`.
+    pub(super) fn with_budget(budget: HistoryBudget) -> Self {
+        Private {
+            budget,
+            ..Private::default()
+        }
+    }
+
     /// The session of `conn`, if it authenticated.
     fn session(&self, conn: ConnId) -> Option<&Session> {
         self.sessions.get(&conn)
@@ -106,8 +143,18 @@ impl Private {
         self.record(ClientOp::Logout, conn, &s.user, b"");
     }
 
+    /// True when `conn`'s session subscribes to `ch`.
+    pub(super) fn subscribes(&self, conn: ConnId, ch: PrivateChannel) -> bool {
+        self.session(conn).is_some_and(|s| s.subs & bit(ch) != 0)
+    }
+
     /// Subscribes (or unsubscribes) `conn`'s session to `channels`.
-    fn set_channels(&mut self, conn: ConnId, channels: &[PrivateChannel], subscribe: bool) {
+    pub(super) fn set_channels(
+        &mut self,
+        conn: ConnId,
+        channels: &[PrivateChannel],
+        subscribe: bool,
+    ) {
         let Some(sess) = self.sessions.get_mut(&conn) else {
             return;
         };
@@ -384,7 +431,12 @@ impl Hub {
     }
 
     /// The session of `idx` with `role`, or the error reply already queued.
-    fn session_with(&mut self, idx: usize, id: Option<&str>, role: Role) -> Option<Session> {
+    pub(super) fn session_with(
+        &mut self,
+        idx: usize,
+        id: Option<&str>,
+        role: Role,
+    ) -> Option<Session> {
         let conn = self.sessions.conn(idx).id;
         match self.private.session(conn) {
             None => {
@@ -504,6 +556,15 @@ impl Hub {
     /// user's subscribed connections, `signal`/`bot_status` to every subscriber.
     pub(super) fn on_private(&mut self, m: &PrivateMsg) {
         let msg = Utf8Bytes::from(m.json.as_str());
+        if let Some(i) = UserHistory::slot(m.channel).filter(|_| m.seq > 0) {
+            let budget = self.private.budget;
+            let h = match self.private.history.get_mut(m.user.as_str()) {
+                Some(h) => h,
+                None => self.private.history.entry(m.user.clone()).or_default(),
+            };
+            h.head[i] = m.seq;
+            h.hist[i].record(budget, m.seq, Some(&msg));
+        }
         let mut targets: Vec<ConnId> = Vec::new();
         self.private.targets(m, &mut targets);
         for conn in targets {

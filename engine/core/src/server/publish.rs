@@ -37,30 +37,32 @@ impl Hub {
                     recv,
                 };
                 self.streams.set_bbo(b.instrument, last);
-                if self.streams.is_watched(key) {
+                if self.streams.wants(key) {
                     let msg = self.last_bbo(b.instrument, view);
-                    self.send(key, msg, recv, None);
+                    self.publish(key, seq, msg, recv);
                 }
             }
             Event::Trade(t) => {
                 let key = StreamKey::new(Channel::Trades, t.instrument);
                 if let Some(h) = self.head(key, "update", t.event_time_ms, recv, view) {
                     let msg = messages::trade(&mut self.json, &h, t);
-                    self.send(key, Some(msg), recv, None);
+                    self.publish(key, h.seq, Some(msg), recv);
                 }
             }
             Event::AggTrade(t) => {
                 let key = StreamKey::new(Channel::Trades, t.instrument);
                 if let Some(h) = self.head(key, "update", t.event_time_ms, recv, view) {
                     let msg = messages::agg_trade(&mut self.json, &h, t);
-                    self.send(key, Some(msg), recv, None);
+                    self.publish(key, h.seq, Some(msg), recv);
                 }
             }
             Event::Ticker(t) => {
                 let key = StreamKey::new(Channel::Ticker, t.instrument);
-                if self.streams.set_ticker(t, recv).is_some() && self.streams.is_watched(key) {
-                    let msg = self.last_ticker(t.instrument, view);
-                    self.send(key, msg, recv, None);
+                if let Some(seq) = self.streams.set_ticker(t, recv) {
+                    if self.streams.wants(key) {
+                        let msg = self.last_ticker(t.instrument, view);
+                        self.publish(key, seq, msg, recv);
+                    }
                 }
             }
             Event::Venue(v) => self.on_venue(recv, v),
@@ -107,7 +109,7 @@ impl Hub {
                 if let Some(h) = self.head(key, "update", event_time_ms, recv, view) {
                     let changes = self.streams.book_changes(id);
                     let msg = messages::book_update(&mut self.json, &h, final_update_id, changes);
-                    self.send(key, Some(msg), recv, None);
+                    self.publish(key, h.seq, Some(msg), recv);
                 }
                 self.streams.clear_changes(id);
             }
@@ -145,7 +147,7 @@ impl Hub {
         view: &'e (impl MarketView + ?Sized),
     ) -> Option<Head<'e>> {
         let seq = self.streams.bump(key);
-        if !self.streams.is_watched(key) {
+        if !self.streams.wants(key) {
             return None;
         }
         Some(Head {
@@ -159,12 +161,22 @@ impl Hub {
         })
     }
 
-    /// Queues a published message to the stream's subscribers.
-    fn send(&mut self, key: StreamKey, msg: Option<Utf8Bytes>, recv: Nanos, depth: Option<usize>) {
+    /// Records a message published with `seq` in the stream's history and queues it to the
+    /// stream's subscribers.
+    fn publish(&mut self, key: StreamKey, seq: u64, msg: Option<Utf8Bytes>, recv: Nanos) {
         let Some(msg) = msg else { return };
-        self.streams.count_published();
+        self.streams.record(key, seq, Some(&msg));
+        self.send(key, msg, recv, None);
+    }
+
+    /// Queues a published message to the stream's subscribers.
+    fn send(&mut self, key: StreamKey, msg: Utf8Bytes, recv: Nanos, depth: Option<usize>) {
         let subs = self.streams.subscribers(key);
+        if subs.is_empty() {
+            return;
+        }
         self.sessions.fan_out(subs, key, &msg, recv, depth);
+        self.streams.count_published();
     }
 
     /// The book (re)synced: every subscriber gets a snapshot at its depth, serialized once
@@ -180,12 +192,14 @@ impl Hub {
         let Some(h) = self.head(key, "snapshot", 0, recv, view) else {
             return;
         };
+        // Snapshots are per depth: the history keeps a marker (a resume across it resyncs).
+        self.streams.record(key, h.seq, None);
         let Some(book) = view.book(id) else { return };
         let mut depths = std::mem::take(&mut self.depths);
         self.streams.book_depths(id, &mut depths);
         for &d in &depths {
             let msg = messages::book_snapshot(&mut self.json, &h, update_id, book.book(), d);
-            self.send(key, Some(msg), recv, Some(d));
+            self.send(key, msg, recv, Some(d));
         }
         self.depths = depths;
     }
@@ -204,15 +218,15 @@ impl Hub {
         let book = StreamKey::new(Channel::Book, id);
         if let Some(h) = self.head(book, "status", 0, recv, view) {
             let msg = messages::status(&mut self.json, &h, reason);
-            self.send(book, Some(msg), recv, None);
+            self.publish(book, h.seq, Some(msg), recv);
         }
         let bbo = StreamKey::new(Channel::Bbo, id);
         let seq = self.streams.bump(bbo);
         self.streams
             .set_bbo(id, LastBbo::Stale { seq, reason, recv });
-        if self.streams.is_watched(bbo) {
+        if self.streams.wants(bbo) {
             let msg = self.last_bbo(id, view);
-            self.send(bbo, msg, recv, None);
+            self.publish(bbo, seq, msg, recv);
         }
     }
 

@@ -47,7 +47,31 @@ pub(crate) enum Request {
     },
     /// `ping`.
     Ping,
+    /// `resume`: streams to subscribe again from a `seq` on.
+    Resume { streams: Vec<ResumeStream> },
 }
+
+/// One stream named in a `resume`: where the client's view stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ResumeStream {
+    pub target: ResumeTarget,
+    /// The last `seq` the client received on it.
+    pub seq: u64,
+    /// Snapshot depth (`book`), if named.
+    pub depth: Option<usize>,
+}
+
+/// The stream a `resume` entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResumeTarget {
+    /// A market channel of one instrument.
+    Market(Channel, InstrumentId),
+    /// A per-user private channel of the session's user.
+    Private(PrivateChannel),
+}
+
+/// Most streams one `resume` may name.
+pub(crate) const MAX_RESUME_STREAMS: usize = 1000;
 
 /// Requests that need an authenticated session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,33 +206,14 @@ fn parse_request(o: Obj<'_>, registry: &Registry) -> Result<Request, ReqError> {
             let Some(name) = o.get("symbol").and_then(Val::as_str) else {
                 return Err(invalid("\"symbol\" must be a string"));
             };
-            let found = resolve(registry, name)?;
-            let mut ids = found.iter().flatten();
-            let instrument = *ids.next().expect("resolve finds at least one");
-            if ids.next().is_some() {
-                let names: Vec<String> = found
-                    .iter()
-                    .flatten()
-                    .map(|id| {
-                        let i = registry.get(*id);
-                        format!("{}:{}", i.market, i.symbol)
-                    })
-                    .collect();
-                return Err(ReqError::new(
-                    E_SYMBOL,
-                    format!(
-                        "ambiguous symbol {}: name the market ({})",
-                        show(name),
-                        names.join(", ")
-                    ),
-                ));
-            }
+            let instrument = one_instrument(registry, name)?;
             Ok(Request::GetBook {
                 instrument,
                 depth: depth(o.get("depth"))?,
             })
         }
         "ping" => Ok(Request::Ping),
+        "resume" => resume(o, registry),
         "auth" => match o.get("token").and_then(Val::as_str) {
             Some(t) if !t.is_empty() && t.len() <= MAX_TOKEN_BYTES => Ok(Request::Auth {
                 token: t.to_owned(),
@@ -231,6 +236,93 @@ fn parse_request(o: Obj<'_>, registry: &Registry) -> Result<Request, ReqError> {
         "get_portfolio" => Ok(Request::Private(PrivateKind::GetPortfolio)),
         other => Err(invalid(format!("unknown type {}", show(other)))),
     }
+}
+
+/// The streams of a `resume`: `[{"channel","symbol"?,"seq","depth"?},...]`.
+fn resume(o: Obj<'_>, registry: &Registry) -> Result<Request, ReqError> {
+    let bad = || {
+        invalid(format!(
+            "\"streams\" must be a non-empty array of at most {MAX_RESUME_STREAMS} objects"
+        ))
+    };
+    let items = o.get("streams").and_then(Val::as_array).ok_or_else(bad)?;
+    let mut streams = Vec::new();
+    for v in items {
+        if streams.len() == MAX_RESUME_STREAMS {
+            return Err(bad());
+        }
+        let e = v.as_obj().ok_or_else(bad)?;
+        let Some(name) = e.get("channel").and_then(Val::as_str) else {
+            return Err(invalid("each stream needs a \"channel\" string"));
+        };
+        let Some(seq) = e.get("seq").and_then(Val::as_u64) else {
+            return Err(invalid(
+                "each stream needs a \"seq\": the last seq received, an integer >= 0",
+            ));
+        };
+        let target = if let Some(p) = PrivateChannel::parse(name) {
+            if !p.is_per_user() {
+                return Err(invalid(format!(
+                    "channel {} cannot be resumed (it has no history); subscribe to it",
+                    show(name)
+                )));
+            }
+            ResumeTarget::Private(p)
+        } else {
+            let ch = Channel::parse(name).ok_or_else(|| {
+                ReqError::new(E_CHANNEL, format!("unknown channel {}", show(name)))
+            })?;
+            if ch == Channel::Status {
+                return Err(invalid(
+                    "channel \"status\" cannot be resumed (it has no history); subscribe to it",
+                ));
+            }
+            let Some(sym) = e.get("symbol").and_then(Val::as_str) else {
+                return Err(invalid(format!(
+                    "stream of channel {} needs a \"symbol\" string",
+                    show(name)
+                )));
+            };
+            ResumeTarget::Market(ch, one_instrument(registry, sym)?)
+        };
+        let depth = depth(e.get("depth"))?;
+        streams.push(ResumeStream { target, seq, depth });
+    }
+    if streams.is_empty() {
+        return Err(bad());
+    }
+    Ok(Request::Resume { streams })
+}
+
+/// The one instrument `name` names; a bare symbol listed by several markets is ambiguous.
+fn one_instrument(registry: &Registry, name: &str) -> Result<InstrumentId, ReqError> {
+    let found = resolve(registry, name)?;
+    let mut ids = found.iter().flatten();
+    let Some(&instrument) = ids.next() else {
+        return Err(ReqError::new(
+            E_SYMBOL,
+            format!("unknown symbol {}", show(name)),
+        ));
+    };
+    if ids.next().is_some() {
+        let names: Vec<String> = found
+            .iter()
+            .flatten()
+            .map(|id| {
+                let i = registry.get(*id);
+                format!("{}:{}", i.market, i.symbol)
+            })
+            .collect();
+        return Err(ReqError::new(
+            E_SYMBOL,
+            format!(
+                "ambiguous symbol {}: name the market ({})",
+                show(name),
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(instrument)
 }
 
 /// The string elements of a non-empty array.

@@ -207,6 +207,14 @@ impl Sessions {
         c.push_reply(msg, max, &mut self.ready)
     }
 
+    /// Queues a message replayed from a history (outside both budgets; see `resume`).
+    pub(super) fn push_replay(&mut self, idx: usize, msg: Utf8Bytes) {
+        let c = self.conns[idx].as_mut().expect("known connection");
+        c.push_replay(msg, &mut self.ready);
+        self.counters.delivered += 1;
+        c.counters.delivered += 1;
+    }
+
     /// Queues a reply whatever the budget (the error that explains a refusal at open).
     pub(super) fn push_final_reply(&mut self, idx: usize, msg: Utf8Bytes) {
         let c = self.conns[idx].as_mut().expect("known connection");

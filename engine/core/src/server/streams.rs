@@ -15,6 +15,7 @@
 
 use tungstenite::Utf8Bytes;
 
+use super::history::{History, HistoryConfig, Lookup};
 use super::messages::Change;
 use super::{Channel, ConnId, StreamKey};
 use crate::input::Nanos;
@@ -79,6 +80,8 @@ struct InstState {
     bbo_msg: Option<Utf8Bytes>,
     ticker: Option<(Ticker, u64, Nanos)>,
     ticker_msg: Option<Utf8Bytes>,
+    /// What each channel published since its first subscription, for `resume`.
+    hist: [History; 4],
 }
 
 /// Every stream: sequence numbers, subscribers, last values.
@@ -96,6 +99,8 @@ pub(crate) struct Streams {
     journal: Option<(u64, Utf8Bytes)>,
     /// Messages published to at least one subscriber.
     published: u64,
+    /// History budgets per channel.
+    history: HistoryConfig,
 }
 
 /// Inserts `s` into a list sorted by connection; false when the connection is already in.
@@ -131,6 +136,67 @@ fn same_ticker(a: &Ticker, b: &Ticker) -> bool {
 }
 
 impl Streams {
+    /// No streams yet; histories bounded by `history`.
+    pub(crate) fn new(history: HistoryConfig) -> Self {
+        Streams {
+            history,
+            ..Streams::default()
+        }
+    }
+
+    fn budget(&self, ch: Channel) -> super::history::HistoryBudget {
+        match ch {
+            Channel::Trades => self.history.trades,
+            Channel::Bbo => self.history.bbo,
+            Channel::Ticker => self.history.ticker,
+            Channel::Book => self.history.book,
+            Channel::Status => super::history::HistoryBudget::new(0, 0),
+        }
+    }
+
+    /// True when the stream's messages must be serialized: somebody subscribes, or its
+    /// history records (it had a subscriber once).
+    pub(crate) fn wants(&self, key: StreamKey) -> bool {
+        self.is_watched(key)
+            || self
+                .insts
+                .get(key.instrument.0 as usize)
+                .is_some_and(|st| st.hist[key.channel.index()].on)
+    }
+
+    /// Records the message published with `seq` on a per-instrument stream (`None`: a book
+    /// resync marker), if its history records.
+    pub(crate) fn record(&mut self, key: StreamKey, seq: u64, msg: Option<&Utf8Bytes>) {
+        if key.channel == Channel::Status {
+            return;
+        }
+        let budget = self.budget(key.channel);
+        let h = &mut self.inst(key.instrument).hist[key.channel.index()];
+        if h.on {
+            h.record(budget, seq, msg);
+        }
+    }
+
+    /// The last published `seq` of a per-instrument stream.
+    pub(crate) fn head_seq(&self, key: StreamKey) -> u64 {
+        if key.channel == Channel::Status {
+            return 0;
+        }
+        self.insts
+            .get(key.instrument.0 as usize)
+            .map_or(0, |st| st.seq[key.channel.index()])
+    }
+
+    /// What the stream's history can replay after `after` (at most its head).
+    pub(crate) fn lookup(&self, key: StreamKey, after: u64) -> Lookup<'_> {
+        let head = self.head_seq(key);
+        match self.insts.get(key.instrument.0 as usize) {
+            Some(st) => st.hist[key.channel.index()].lookup(after, head),
+            None if after >= head => Lookup::Replay(Vec::new()),
+            None => Lookup::TooOld,
+        }
+    }
+
     fn inst(&mut self, id: InstrumentId) -> &mut InstState {
         let i = id.0 as usize;
         if self.insts.len() <= i {
@@ -182,7 +248,12 @@ impl Streams {
             key.channel != Channel::Status,
             "status uses subscribe_status"
         );
-        let added = insert_sorted(&mut self.inst(key.instrument).subs[key.channel.index()], s);
+        let b = self.budget(key.channel);
+        let on = b.messages > 0 && b.bytes > 0;
+        let st = self.inst(key.instrument);
+        // From its first subscriber on, the stream keeps a history (see `history.rs`).
+        st.hist[key.channel.index()].on |= on;
+        let added = insert_sorted(&mut st.subs[key.channel.index()], s);
         self.counts[key.channel.index()] += usize::from(added);
         added
     }

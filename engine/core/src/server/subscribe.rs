@@ -71,7 +71,28 @@ impl Hub {
         }
     }
 
-    fn subscribe_one(
+    /// Subscribes the connection in `idx` to `key` (not yet subscribed) without initial
+    /// state: what follows is the stream's next message (`resume` replayed the rest).
+    pub(super) fn subscribe_quiet(&mut self, idx: usize, key: StreamKey, depth: usize) {
+        let c = self.sessions.conn_mut(idx);
+        let conn = c.id;
+        c.subs.insert(
+            key,
+            Sub {
+                depth,
+                slot: None,
+                snap: Snap::None,
+            },
+        );
+        let s = Subscriber {
+            conn,
+            slot: idx,
+            depth,
+        };
+        self.streams.subscribe(key, s);
+    }
+
+    pub(super) fn subscribe_one(
         &mut self,
         now: Nanos,
         idx: usize,
@@ -82,22 +103,7 @@ impl Hub {
         let c = self.sessions.conn_mut(idx);
         let conn = c.id;
         match c.subs.get_mut(&key) {
-            None => {
-                c.subs.insert(
-                    key,
-                    Sub {
-                        depth,
-                        slot: None,
-                        snap: Snap::None,
-                    },
-                );
-                let s = Subscriber {
-                    conn,
-                    slot: idx,
-                    depth,
-                };
-                self.streams.subscribe(key, s);
-            }
+            None => self.subscribe_quiet(idx, key, depth),
             Some(sub) if key.channel == Channel::Book && sub.depth != depth => {
                 sub.depth = depth;
                 self.streams.set_depth(key, conn, depth);

@@ -30,6 +30,9 @@ pub const E_RATE_LIMITED: u16 = 4007;
 pub const E_TOO_LARGE: u16 = 4008;
 /// Error code: over the subscription cap.
 pub const E_TOO_MANY_SUBS: u16 = 4009;
+/// Error code: a `resume` named a `seq` ahead of its stream's last one (the client holds
+/// numbers from another run, or made them up).
+pub const E_RESUME_AHEAD: u16 = 4012;
 /// Error code: the order (or cancel) was refused by the account (state, validation).
 pub const E_ORDER_REJECTED: u16 = 4020;
 /// Error code: the order was refused by a pre-trade risk limit (a `risk_alert` follows on

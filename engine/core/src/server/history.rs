@@ -1,0 +1,218 @@
+//! [`History`]: the bounded record of what a stream published, for `resume`.
+//!
+//! A stream's history is a ring of `(seq, message)` holding the frozen bytes the hub already
+//! fanned out (a reference-count increment each, no copy): replaying it to a client that
+//! comes back sends the very bytes an uninterrupted subscriber got. The ring is bounded by a
+//! message count and a byte budget per stream ([`HistoryBudget`]); the oldest entries go
+//! first. Once the ring reached its steady size nothing is allocated per message (the
+//! `VecDeque` keeps its capacity).
+//!
+//! Invariant: the ring holds consecutive `seq`s, ending at the stream's last published one
+//! (`last`), whenever it is non-empty; a message too large for the budget, or a `seq` that
+//! does not follow, empties it (the next resume over that range is `too_old`).
+//!
+//! A `book` snapshot broadcast on a resync is per depth, so it is kept as a marker (`None`):
+//! a resume that would replay across it is answered `resynced` and gets a fresh snapshot.
+
+use std::collections::VecDeque;
+
+use tungstenite::Utf8Bytes;
+
+/// Bounds of one stream's history (the default, zero, keeps nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryBudget {
+    /// Messages kept at most; 0 turns the history off.
+    pub messages: usize,
+    /// Bytes of message text kept at most.
+    pub bytes: usize,
+}
+
+impl HistoryBudget {
+    /// A budget of `messages` messages and `bytes` bytes.
+    pub const fn new(messages: usize, bytes: usize) -> Self {
+        HistoryBudget { messages, bytes }
+    }
+
+    fn off(self) -> bool {
+        self.messages == 0 || self.bytes == 0
+    }
+}
+
+/// History budgets per stream kind (per instrument for market channels, per user and
+/// channel for private ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// `trades`, per instrument.
+    pub trades: HistoryBudget,
+    /// `bbo`, per instrument.
+    pub bbo: HistoryBudget,
+    /// `ticker`, per instrument.
+    pub ticker: HistoryBudget,
+    /// `book` (updates and statuses), per instrument.
+    pub book: HistoryBudget,
+    /// `orders`, `positions`, `portfolio`, `risk_alerts`: per user and channel.
+    pub private: HistoryBudget,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            trades: HistoryBudget::new(4096, 1 << 20),
+            bbo: HistoryBudget::new(4096, 1 << 20),
+            ticker: HistoryBudget::new(256, 128 << 10),
+            book: HistoryBudget::new(4096, 4 << 20),
+            private: HistoryBudget::new(4096, 2 << 20),
+        }
+    }
+}
+
+/// What a history can replay after a given `seq`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Lookup<'a> {
+    /// Every message after it, in order (possibly none).
+    Replay(Vec<&'a Utf8Bytes>),
+    /// The history does not reach back that far.
+    TooOld,
+    /// A book resync (a snapshot broadcast) lies in between.
+    Resynced,
+}
+
+/// One stream's bounded history (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct History {
+    ring: VecDeque<(u64, Option<Utf8Bytes>)>,
+    bytes: usize,
+    /// Recording: set on the stream's first subscription (market) or message (private).
+    pub on: bool,
+}
+
+impl History {
+    /// Records the message published with `seq` (`None`: a resync marker).
+    pub(crate) fn record(&mut self, budget: HistoryBudget, seq: u64, msg: Option<&Utf8Bytes>) {
+        if budget.off() {
+            return;
+        }
+        let len = msg.map_or(0, |m| m.len());
+        let follows = self
+            .ring
+            .back()
+            .is_none_or(|(s, _)| s.checked_add(1) == Some(seq));
+        if !follows || len > budget.bytes {
+            self.clear();
+            if len > budget.bytes {
+                return;
+            }
+        }
+        while !self.ring.is_empty()
+            && (self.ring.len() >= budget.messages || self.bytes + len > budget.bytes)
+        {
+            if let Some((_, m)) = self.ring.pop_front() {
+                self.bytes -= m.map_or(0, |m| m.len());
+            }
+        }
+        self.bytes += len;
+        self.ring.push_back((seq, msg.cloned()));
+    }
+
+    fn clear(&mut self) {
+        self.ring.clear();
+        self.bytes = 0;
+    }
+
+    /// What follows `after` up to `head` (the stream's last `seq`, `after <= head`).
+    pub(crate) fn lookup(&self, after: u64, head: u64) -> Lookup<'_> {
+        if after >= head {
+            return Lookup::Replay(Vec::new());
+        }
+        let (Some((first, _)), Some((last, _))) = (self.ring.front(), self.ring.back()) else {
+            return Lookup::TooOld;
+        };
+        if *last != head || *first > after + 1 {
+            return Lookup::TooOld;
+        }
+        let skip = (after + 1 - first) as usize;
+        let mut out = Vec::with_capacity(self.ring.len() - skip);
+        for (_, m) in self.ring.iter().skip(skip) {
+            match m {
+                Some(m) => out.push(m),
+                None => return Lookup::Resynced,
+            }
+        }
+        Lookup::Replay(out)
+    }
+
+    /// Messages and bytes held.
+    #[cfg(test)]
+    pub(crate) fn size(&self) -> (usize, usize) {
+        (self.ring.len(), self.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(s: &str) -> Utf8Bytes {
+        Utf8Bytes::from(s.to_owned())
+    }
+
+    fn strs(l: Lookup<'_>) -> Vec<String> {
+        match l {
+            Lookup::Replay(v) => v.iter().map(|m| m.as_str().to_owned()).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_within_both_budgets() {
+        let mut h = History::default();
+        let b = HistoryBudget::new(3, 10);
+        for (seq, s) in [(1, "aa"), (2, "bb"), (3, "cc"), (4, "dd")] {
+            h.record(b, seq, Some(&m(s)));
+        }
+        assert_eq!(h.size(), (3, 6));
+        assert_eq!(strs(h.lookup(1, 4)), ["bb", "cc", "dd"]);
+        assert_eq!(strs(h.lookup(3, 4)), ["dd"]);
+        assert_eq!(strs(h.lookup(4, 4)), Vec::<String>::new());
+        assert_eq!(h.lookup(0, 4), Lookup::TooOld);
+        // The byte budget evicts too.
+        h.record(b, 5, Some(&m("eeeeeeee")));
+        assert_eq!(h.size(), (2, 10));
+        assert_eq!(h.lookup(2, 5), Lookup::TooOld);
+        assert_eq!(strs(h.lookup(3, 5)), ["dd", "eeeeeeee"]);
+        // Too large for the budget: nothing can be replayed across it.
+        h.record(b, 6, Some(&m("x".repeat(11).as_str())));
+        assert_eq!(h.size(), (0, 0));
+        assert_eq!(h.lookup(5, 6), Lookup::TooOld);
+        // A head the ring does not end at (something was not recorded): too old.
+        h.record(b, 7, Some(&m("g")));
+        assert_eq!(h.lookup(6, 8), Lookup::TooOld);
+    }
+
+    #[test]
+    fn a_gap_in_seq_or_a_resync_marker_stops_the_replay() {
+        let mut h = History::default();
+        let b = HistoryBudget::new(10, 100);
+        h.record(b, 1, Some(&m("a")));
+        h.record(b, 3, Some(&m("c")));
+        assert_eq!(
+            h.size(),
+            (1, 1),
+            "a seq that does not follow restarts the ring"
+        );
+        assert_eq!(h.lookup(1, 3), Lookup::TooOld);
+        h.record(b, 4, None);
+        h.record(b, 5, Some(&m("e")));
+        assert_eq!(h.lookup(2, 5), Lookup::Resynced);
+        assert_eq!(strs(h.lookup(4, 5)), ["e"]);
+    }
+
+    #[test]
+    fn an_off_budget_records_nothing() {
+        let mut h = History::default();
+        h.record(HistoryBudget::new(0, 100), 1, Some(&m("a")));
+        h.record(HistoryBudget::new(10, 0), 1, Some(&m("a")));
+        assert_eq!(h.size(), (0, 0));
+        assert_eq!(h.lookup(0, 1), Lookup::TooOld);
+    }
+}
