@@ -253,3 +253,86 @@ fn a_long_absence_with_a_tiny_history_is_too_old() {
         .iter()
         .any(|s| s["reason"] == "too_old"));
 }
+
+#[test]
+fn refused_resumes_subscribe_nothing_and_say_why() {
+    let recs = records();
+    let mut h = Harness::new(HubConfig {
+        max_errors: 100,
+        ..config(HistoryConfig::default())
+    });
+    for r in &recs[..defs() + 200] {
+        h.record(r);
+    }
+    h.open(1);
+    let cases = [
+        (
+            r#"{"type":"resume","id":1,"streams":[{"channel":"trades","symbol":"usdm:BTCUSDT","seq":99999999}]}"#,
+            4012,
+        ),
+        (
+            r#"{"type":"resume","id":2,"streams":[{"channel":"nope","symbol":"usdm:BTCUSDT","seq":0}]}"#,
+            4006,
+        ),
+        (
+            r#"{"type":"resume","id":3,"streams":[{"channel":"trades","symbol":"BTCUSDT","seq":0}]}"#,
+            4005,
+        ),
+        (
+            r#"{"type":"resume","id":4,"streams":[{"channel":"trades","symbol":"usdm:NOPE","seq":0}]}"#,
+            4005,
+        ),
+        (
+            r#"{"type":"resume","id":5,"streams":[{"channel":"status","seq":0}]}"#,
+            4004,
+        ),
+        (
+            r#"{"type":"resume","id":6,"streams":[{"channel":"signal","seq":0}]}"#,
+            4004,
+        ),
+        (
+            r#"{"type":"resume","id":7,"streams":[{"channel":"trades","symbol":"usdm:BTCUSDT"}]}"#,
+            4004,
+        ),
+        (
+            r#"{"type":"resume","id":8,"streams":[{"channel":"trades","symbol":"usdm:BTCUSDT","seq":-1}]}"#,
+            4004,
+        ),
+        (r#"{"type":"resume","id":9,"streams":[]}"#, 4004),
+        (
+            r#"{"type":"resume","id":10,"streams":[{"channel":"trades","symbol":"usdm:BTCUSDT","seq":0},{"channel":"trades","symbol":"usdm:BTCUSDT","seq":1}]}"#,
+            4004,
+        ),
+        (
+            r#"{"type":"resume","id":11,"streams":[{"channel":"orders","seq":0}]}"#,
+            4001,
+        ),
+    ];
+    for (text, code) in cases {
+        h.send(1, text);
+        let got = h.drain(1);
+        assert_eq!(got.len(), 1, "{text}: {got:?}");
+        assert_eq!(got[0]["type"], "error", "{text}: {got:?}");
+        assert_eq!(got[0]["code"], code, "{text}: {got:?}");
+    }
+    assert_eq!(
+        h.hub
+            .stats()
+            .subscriptions
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<usize>(),
+        0
+    );
+    // A stream the connection already subscribes is listed, not replayed again.
+    h.send(
+        1,
+        r#"{"type":"subscribe","channels":["trades"],"symbols":["usdm:BTCUSDT"]}"#,
+    );
+    h.drain(1);
+    h.send(1, r#"{"type":"resume","id":12,"streams":[{"channel":"trades","symbol":"usdm:BTCUSDT","seq":0}]}"#);
+    let got = h.drain(1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["streams"][0]["resumed"], false);
+    assert_eq!(got[0]["streams"][0]["reason"], "subscribed");
+}
