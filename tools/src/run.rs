@@ -419,6 +419,7 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
             outbound_queue: s.outbound_queue,
             slow_client_timeout_ns: s.slow_client_timeout_ms.saturating_mul(1_000_000),
             heartbeat_interval_ns: s.heartbeat_secs.saturating_mul(1_000_000_000),
+            history: cfg.history.budgets(),
             ..HubConfig::default()
         },
         engine: EngineConfig::default(),

@@ -22,6 +22,8 @@ pub struct Config {
     pub server: ServerSection,
     /// Per-connection limits.
     pub limits: LimitsSection,
+    /// What each stream keeps for clients that `resume`.
+    pub history: HistorySection,
     /// The event loop.
     pub engine: EngineSection,
     /// Where market data comes from.
@@ -293,6 +295,66 @@ impl Default for ServerSection {
             max_handshaking_per_ip: 64,
             per_ip_exempt_loopback: false,
             dashboard: true,
+        }
+    }
+}
+
+/// `[history]`: the budget of each stream's history, the window `resume` can replay
+/// (per instrument for market channels, per user and channel for private ones). A count
+/// or size of 0 turns that kind's history off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistorySection {
+    /// `trades` messages kept per instrument.
+    pub trades_messages: usize,
+    /// `trades` bytes kept per instrument.
+    pub trades_bytes: usize,
+    /// `bbo` messages kept per instrument.
+    pub bbo_messages: usize,
+    /// `bbo` bytes kept per instrument.
+    pub bbo_bytes: usize,
+    /// `ticker` messages kept per instrument.
+    pub ticker_messages: usize,
+    /// `ticker` bytes kept per instrument.
+    pub ticker_bytes: usize,
+    /// `book` messages kept per instrument.
+    pub book_messages: usize,
+    /// `book` bytes kept per instrument.
+    pub book_bytes: usize,
+    /// Private messages kept per user and channel.
+    pub private_messages: usize,
+    /// Private bytes kept per user and channel.
+    pub private_bytes: usize,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        let d = tape_core::server::HistoryConfig::default();
+        HistorySection {
+            trades_messages: d.trades.messages,
+            trades_bytes: d.trades.bytes,
+            bbo_messages: d.bbo.messages,
+            bbo_bytes: d.bbo.bytes,
+            ticker_messages: d.ticker.messages,
+            ticker_bytes: d.ticker.bytes,
+            book_messages: d.book.messages,
+            book_bytes: d.book.bytes,
+            private_messages: d.private.messages,
+            private_bytes: d.private.bytes,
+        }
+    }
+}
+
+impl HistorySection {
+    /// The hub's history budgets.
+    pub fn budgets(&self) -> tape_core::server::HistoryConfig {
+        use tape_core::server::{HistoryBudget, HistoryConfig};
+        HistoryConfig {
+            trades: HistoryBudget::new(self.trades_messages, self.trades_bytes),
+            bbo: HistoryBudget::new(self.bbo_messages, self.bbo_bytes),
+            ticker: HistoryBudget::new(self.ticker_messages, self.ticker_bytes),
+            book: HistoryBudget::new(self.book_messages, self.book_bytes),
+            private: HistoryBudget::new(self.private_messages, self.private_bytes),
         }
     }
 }
