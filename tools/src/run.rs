@@ -420,6 +420,10 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
             slow_client_timeout_ns: s.slow_client_timeout_ms.saturating_mul(1_000_000),
             heartbeat_interval_ns: s.heartbeat_secs.saturating_mul(1_000_000_000),
             history: cfg.history.budgets(),
+            // Distinct per run, so a `resume` with another run's numbers is told so.
+            run_id: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
             ..HubConfig::default()
         },
         engine: EngineConfig::default(),

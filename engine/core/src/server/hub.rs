@@ -81,6 +81,11 @@ impl Hub {
         self.streams.count_published();
     }
 
+    /// This run's id (see [`HubConfig::run_id`]).
+    pub(super) fn cfg_run(&self) -> u64 {
+        self.cfg.run_id
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &HubConfig {
         &self.cfg
@@ -182,7 +187,9 @@ impl Hub {
                 let msg = self.book_now(now, instrument, depth, id, view);
                 self.succeed(idx, msg);
             }
-            Request::Resume { streams } => self.resume(now, idx, id, &streams, text, view),
+            Request::Resume { streams, run } => {
+                self.resume(now, idx, id, &streams, run, text, view)
+            }
             Request::Ping => {
                 let msg = messages::pong(&mut self.json, id, now);
                 self.succeed(idx, msg);

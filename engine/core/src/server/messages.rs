@@ -236,8 +236,13 @@ pub(crate) fn subscriptions<'a>(
     id: Option<&str>,
     pairs: impl Iterator<Item = (Channel, &'a Instrument)>,
     status: bool,
+    run: u64,
 ) -> Utf8Bytes {
     reply_head(j, kind, id);
+    if run != 0 {
+        j.raw(",\"run\":");
+        j.u64(run);
+    }
     j.raw(",\"subscriptions\":[");
     let mut n = 0;
     for (ch, inst) in pairs {

@@ -120,6 +120,10 @@ pub struct HubConfig {
     pub default_book_depth: usize,
     /// What each stream keeps for `resume` (see [`HistoryConfig`] for the defaults).
     pub history: HistoryConfig,
+    /// This run of the node (any number that differs between runs, e.g. the start time in
+    /// ns), given in `subscribed` replies: a `resume` naming another run's `seq`s gets fresh
+    /// state (`restarted`) instead of another run's messages. 0: none given, none checked.
+    pub run_id: u64,
 }
 
 impl Default for HubConfig {
@@ -137,6 +141,7 @@ impl Default for HubConfig {
             heartbeat_interval_ns: 30_000_000_000,
             default_book_depth: 20,
             history: HistoryConfig::default(),
+            run_id: 0,
         }
     }
 }

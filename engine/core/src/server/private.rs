@@ -473,6 +473,7 @@ impl Hub {
         self.private.set_channels(conn, channels, subscribe);
         self.private
             .record(ClientOp::Subscribe, conn, &s.user, text.as_bytes());
+        let run = self.cfg_run();
         let j = &mut self.json;
         j.clear();
         j.raw(if subscribe {
@@ -483,6 +484,10 @@ impl Hub {
         if let Some(id) = id {
             j.raw(",\"id\":");
             j.raw(id);
+        }
+        if run != 0 {
+            j.raw(",\"run\":");
+            j.u64(run);
         }
         j.raw(",\"subscriptions\":[");
         for (k, ch) in channels.iter().enumerate() {

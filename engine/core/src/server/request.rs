@@ -48,7 +48,11 @@ pub(crate) enum Request {
     /// `ping`.
     Ping,
     /// `resume`: streams to subscribe again from a `seq` on.
-    Resume { streams: Vec<ResumeStream> },
+    Resume {
+        streams: Vec<ResumeStream>,
+        /// The run the `seq`s are from, if the client names it.
+        run: Option<u64>,
+    },
 }
 
 /// One stream named in a `resume`: where the client's view stopped.
@@ -291,7 +295,14 @@ fn resume(o: Obj<'_>, registry: &Registry) -> Result<Request, ReqError> {
     if streams.is_empty() {
         return Err(bad());
     }
-    Ok(Request::Resume { streams })
+    let run =
+        match o.get("run") {
+            None => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                invalid("\"run\" must be the integer a \"subscribed\" reply gave")
+            })?),
+        };
+    Ok(Request::Resume { streams, run })
 }
 
 /// The one instrument `name` names; a bare symbol listed by several markets is ambiguous.

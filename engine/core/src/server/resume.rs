@@ -45,6 +45,7 @@ impl Hub {
         idx: usize,
         id: Option<&str>,
         streams: &[ResumeStream],
+        run: Option<u64>,
         text: &str,
         view: &(impl MarketView + ?Sized),
     ) {
@@ -106,6 +107,15 @@ impl Hub {
                     }
                 }
             };
+            // Numbers from another run say nothing about this one's streams.
+            let this_run = self.config().run_id;
+            if run.is_some_and(|r| this_run != 0 && r != this_run) {
+                outcomes.push(match subscribed {
+                    true => Outcome::Subscribed,
+                    false => Outcome::Fresh("restarted"),
+                });
+                continue;
+            }
             if s.seq > head {
                 let msg = format!(
                     "seq {} of stream {} is ahead of the stream's last seq {head}",
@@ -203,12 +213,17 @@ impl Hub {
         outcomes: &[Outcome],
         view: &(impl MarketView + ?Sized),
     ) -> Utf8Bytes {
+        let run = self.config().run_id;
         let j = &mut self.json;
         j.clear();
         j.raw("{\"type\":\"resumed\"");
         if let Some(id) = id {
             j.raw(",\"id\":");
             j.raw(id);
+        }
+        if run != 0 {
+            j.raw(",\"run\":");
+            j.u64(run);
         }
         j.raw(",\"streams\":[");
         for (k, (s, o)) in streams.iter().zip(outcomes).enumerate() {

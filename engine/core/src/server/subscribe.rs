@@ -44,7 +44,8 @@ impl Hub {
         let pairs = channels
             .iter()
             .flat_map(|&ch| instruments.iter().map(move |&i| (ch, registry.get(i))));
-        let reply = messages::subscriptions(&mut self.json, "subscribed", id, pairs, status);
+        let run = self.config().run_id;
+        let reply = messages::subscriptions(&mut self.json, "subscribed", id, pairs, status, run);
         self.sessions.clear_errors(idx);
         if !self.reply(idx, reply) {
             return;
@@ -160,7 +161,8 @@ impl Hub {
         let pairs = channels
             .iter()
             .flat_map(|&ch| instruments.iter().map(move |&i| (ch, registry.get(i))));
-        let reply = messages::subscriptions(&mut self.json, "unsubscribed", id, pairs, status);
+        let run = self.config().run_id;
+        let reply = messages::subscriptions(&mut self.json, "unsubscribed", id, pairs, status, run);
         self.succeed(idx, reply);
     }
 

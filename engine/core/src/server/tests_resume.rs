@@ -328,3 +328,47 @@ fn refused_resumes_subscribe_nothing_and_say_why() {
     assert_eq!(got[0]["streams"][0]["resumed"], false);
     assert_eq!(got[0]["streams"][0]["reason"], "subscribed");
 }
+
+#[test]
+fn seqs_from_another_run_get_a_fresh_state() {
+    let recs = records();
+    let mut h = Harness::new(HubConfig {
+        run_id: 7,
+        ..config(HistoryConfig::default())
+    });
+    for r in &recs[..defs() + 1] {
+        h.record(r);
+    }
+    h.open(1);
+    h.send(
+        1,
+        r#"{"type":"subscribe","id":1,"channels":["trades"],"symbols":["usdm:BTCUSDT"]}"#,
+    );
+    assert_eq!(h.drain(1)[0]["run"], 7);
+    for r in &recs[defs() + 1..defs() + 1500] {
+        h.record(r);
+    }
+    let had = h.drain(1);
+    let last = had.last().expect("trades")["seq"].as_u64().unwrap();
+    h.hub.handle_closed(ConnId(1));
+    // Same run: resumed. Another run (its numbers may even be ahead): fresh, not refused.
+    for (conn, run, seq, want) in [(2, 7, last - 1, true), (3, 6, last + 100, false)] {
+        h.open(conn);
+        h.send(
+            conn,
+            &format!(
+                r#"{{"type":"resume","run":{run},"streams":[{{"channel":"trades","symbol":"usdm:BTCUSDT","seq":{seq}}}]}}"#
+            ),
+        );
+        let got = h.drain(conn);
+        assert_eq!(got[0]["run"], 7, "{got:?}");
+        let s = &got[0]["streams"][0];
+        assert_eq!(s["resumed"], want, "{got:?}");
+        if want {
+            assert_eq!(got[1], *had.last().unwrap(), "the one message missed");
+        } else {
+            assert_eq!(s["reason"], "restarted");
+            assert_eq!(got.len(), 1, "trades have no initial state: {got:?}");
+        }
+    }
+}
