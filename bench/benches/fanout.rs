@@ -6,6 +6,10 @@
 //!   to N loopback WebSocket connections (`write` syscalls included), drained by a client
 //!   thread on the other core. This is the server CPU per delivered frame.
 //!
+//! * `fanout/history/{on,off}`: one trade published to one subscriber with the stream's
+//!   `resume` history kept (the default budgets; the ring at its steady size) or turned off:
+//!   the difference is what keeping history costs per published message.
+//!
 //! Throughput is counted in delivered frames, so criterion's time per element is the cost per
 //! delivered frame.
 
@@ -23,7 +27,7 @@ use tape_core::input::Nanos;
 use tape_core::instrument::{InstrumentId, Market};
 use tape_core::msg::Trade;
 use tape_core::output::{Event, Output};
-use tape_core::server::{ConnId, Hub, HubConfig};
+use tape_core::server::{ConnId, HistoryBudget, HistoryConfig, Hub, HubConfig};
 use tape_node::net::{NetConfig, NetEvent, NetServer, SendResult};
 use tungstenite::{Message, WebSocket};
 
@@ -89,6 +93,50 @@ fn hub_only(c: &mut Criterion) {
                 }
             })
         });
+    }
+    g.finish();
+}
+
+fn history(c: &mut Criterion) {
+    let engine = engine();
+    let mut g = c.benchmark_group("fanout/history");
+    g.throughput(Throughput::Elements(1));
+    let off = HistoryBudget::new(0, 0);
+    for (name, history) in [
+        ("on", HistoryConfig::default()),
+        (
+            "off",
+            HistoryConfig {
+                trades: off,
+                bbo: off,
+                ticker: off,
+                book: off,
+                private: off,
+            },
+        ),
+    ] {
+        let mut hub = Hub::new(HubConfig {
+            outbound_queue: 1024,
+            history,
+            ..HubConfig::default()
+        });
+        assert!(hub.handle_open(Nanos(1), ConnId(0), ""));
+        hub.handle_text(Nanos(1), ConnId(0), SUBSCRIBE, &engine);
+        let mut i = 0;
+        let mut publish = |hub: &mut Hub| {
+            i += 1;
+            hub.handle_output(&trade(i), &engine);
+            while let Some(conn) = hub.poll_ready() {
+                while let Some(m) = hub.poll_transmit(Nanos(2), conn, &engine) {
+                    black_box(m);
+                }
+            }
+        };
+        // Fill the ring to its steady size first: no allocation per message after that.
+        for _ in 0..10_000 {
+            publish(&mut hub);
+        }
+        g.bench_function(name, |b| b.iter(|| publish(&mut hub)));
     }
     g.finish();
 }
@@ -215,5 +263,5 @@ fn socket(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hub_only, socket);
+criterion_group!(benches, hub_only, history, socket);
 criterion_main!(benches);

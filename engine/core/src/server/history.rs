@@ -1,11 +1,18 @@
 //! [`History`]: the bounded record of what a stream published, for `resume`.
 //!
-//! A stream's history is a ring of `(seq, message)` holding the frozen bytes the hub already
-//! fanned out (a reference-count increment each, no copy): replaying it to a client that
-//! comes back sends the very bytes an uninterrupted subscriber got. The ring is bounded by a
+//! A stream's history is a ring of `(seq, message)`: replaying it to a client that comes
+//! back sends the very bytes an uninterrupted subscriber got. The ring is bounded by a
 //! message count and a byte budget per stream ([`HistoryBudget`]); the oldest entries go
-//! first. Once the ring reached its steady size nothing is allocated per message (the
-//! `VecDeque` keeps its capacity).
+//! first.
+//!
+//! Each history copies its messages into an [`Arena`] of its own (a memcpy) rather than
+//! holding the hub's frozen bytes: a message held pins its whole 32 KiB chunk, and the hub's
+//! chunks interleave every stream's messages, so a slow stream's history (a ticker keeping
+//! its last 256 messages, minutes) would pin every chunk published meanwhile: all the market
+//! data of those minutes. In its own arena a stream's messages are consecutive and leave in
+//! order, so a history holds at most its budget plus about two chunks, and once the ring
+//! reached its steady size nothing is allocated per message (the `VecDeque` keeps its
+//! capacity, the arena reclaims its chunks in place).
 //!
 //! Invariant: the ring holds consecutive `seq`s, ending at the stream's last published one
 //! (`last`), whenever it is non-empty; a message too large for the budget, or a `seq` that
@@ -17,6 +24,8 @@
 use std::collections::VecDeque;
 
 use tungstenite::Utf8Bytes;
+
+use crate::wire::arena::Arena;
 
 /// Bounds of one stream's history (the default, zero, keeps nothing).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,6 +91,8 @@ pub(crate) enum Lookup<'a> {
 pub(crate) struct History {
     ring: VecDeque<(u64, Option<Utf8Bytes>)>,
     bytes: usize,
+    /// Where the ring's messages live (see the module docs).
+    arena: Arena,
     /// Recording: set on the stream's first subscription (market) or message (private).
     pub on: bool,
 }
@@ -111,7 +122,8 @@ impl History {
             }
         }
         self.bytes += len;
-        self.ring.push_back((seq, msg.cloned()));
+        let copy = msg.map(|m| self.arena.freeze(m.as_str()));
+        self.ring.push_back((seq, copy));
     }
 
     fn clear(&mut self) {

@@ -14,7 +14,8 @@
 //! conflation slot pins every distinct chunk it references (32 KiB each, however small the
 //! messages) until it drains or is closed as a slow consumer, so the memory held is at most
 //! one chunk per held message and never more than the chunks published within the
-//! slow-client timeout.
+//! slow-client timeout. Long-lived holders must not share an arena with the hot path for
+//! that reason: each `resume` history (`server/history.rs`) copies into an arena of its own.
 
 use bytes::BytesMut;
 use tungstenite::Utf8Bytes;

@@ -4,7 +4,7 @@
 //! their common ground, so neither imports the other's internals. Both also read client
 //! requests the same way ([`request`]).
 
-mod arena;
+pub(crate) mod arena;
 pub mod json;
 pub mod request;
 
