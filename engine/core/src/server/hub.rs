@@ -303,6 +303,7 @@ impl Hub {
             trades_dropped: c.trades_dropped,
             conflated: c.conflated,
             disconnects: c.disconnects,
+            resumes: c.resumes,
             per_connection: self.sessions.conn_stats(),
         }
     }

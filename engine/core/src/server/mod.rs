@@ -62,7 +62,7 @@ pub use conn::ConnCounters;
 pub use history::{HistoryBudget, HistoryConfig};
 pub use hub::Hub;
 pub use private::PrivateStats;
-pub use stats::{ConnStats, Disconnects, HubStats};
+pub use stats::{ConnStats, Disconnects, HubStats, ResumeStats};
 pub use tungstenite::Utf8Bytes;
 pub use view::MarketView;
 

@@ -141,12 +141,16 @@ impl Hub {
             let fresh = match outcome {
                 Outcome::Subscribed => continue,
                 Outcome::Resumed(msgs) => {
+                    self.sessions.count_resume(Some(msgs.len()));
                     for m in msgs {
                         self.sessions.push_replay(idx, m);
                     }
                     false
                 }
-                Outcome::Fresh(_) => true,
+                Outcome::Fresh(_) => {
+                    self.sessions.count_resume(None);
+                    true
+                }
             };
             match s.target {
                 ResumeTarget::Market(ch, inst) => {

@@ -207,6 +207,18 @@ impl Sessions {
         c.push_reply(msg, max, &mut self.ready)
     }
 
+    /// Counts one stream of a `resume`: replayed (`Some(messages)`) or given fresh state.
+    pub(super) fn count_resume(&mut self, replayed: Option<usize>) {
+        let r = &mut self.counters.resumes;
+        match replayed {
+            Some(n) => {
+                r.resumed += 1;
+                r.replayed += n as u64;
+            }
+            None => r.fresh += 1,
+        }
+    }
+
     /// Queues a message replayed from a history (outside both budgets; see `resume`).
     pub(super) fn push_replay(&mut self, idx: usize, msg: Utf8Bytes) {
         let c = self.conns[idx].as_mut().expect("known connection");

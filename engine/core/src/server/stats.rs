@@ -18,6 +18,18 @@ pub struct Disconnects {
     pub too_many_errors: u64,
 }
 
+/// What `resume` requests did, stream by stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResumeStats {
+    /// Streams replayed from history.
+    pub resumed: u64,
+    /// Streams that got a fresh subscription's state instead (`too_old`, `resynced`,
+    /// `restarted`).
+    pub fresh: u64,
+    /// Messages replayed.
+    pub replayed: u64,
+}
+
 /// One connection's figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnStats {
@@ -62,6 +74,8 @@ pub struct HubStats {
     pub conflated: u64,
     /// Connections closed by the hub.
     pub disconnects: Disconnects,
+    /// `resume` outcomes.
+    pub resumes: ResumeStats,
     /// Every connection still known, in id order.
     pub per_connection: Vec<ConnStats>,
 }
@@ -76,4 +90,5 @@ pub(crate) struct Counters {
     pub trades_dropped: u64,
     pub conflated: u64,
     pub disconnects: Disconnects,
+    pub resumes: ResumeStats,
 }

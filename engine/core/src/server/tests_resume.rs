@@ -366,9 +366,13 @@ fn seqs_from_another_run_get_a_fresh_state() {
         assert_eq!(s["resumed"], want, "{got:?}");
         if want {
             assert_eq!(got[1], *had.last().unwrap(), "the one message missed");
+            let r = h.hub.stats().resumes;
+            assert_eq!((r.resumed, r.fresh, r.replayed), (1, 0, 1));
         } else {
             assert_eq!(s["reason"], "restarted");
             assert_eq!(got.len(), 1, "trades have no initial state: {got:?}");
+            let r = h.hub.stats().resumes;
+            assert_eq!((r.resumed, r.fresh, r.replayed), (1, 1, 1));
         }
     }
 }

@@ -234,6 +234,11 @@ impl Node {
                 "disconnected_errors": hub.disconnects.too_many_errors,
                 "refused_too_many_connections": hub.disconnects.too_many_connections,
             },
+            "resume": {
+                "resumed": hub.resumes.resumed,
+                "fresh": hub.resumes.fresh,
+                "replayed": hub.resumes.replayed,
+            },
             "errors_by_code": errors,
             "latency_ns": latency,
             "feed": {
