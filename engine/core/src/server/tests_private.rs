@@ -53,7 +53,11 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let mut h = Harness::new(HubConfig::default());
+        World::with(HubConfig::default())
+    }
+
+    fn with(cfg: HubConfig) -> World {
+        let mut h = Harness::new(cfg);
         h.hub.set_authenticator(auth());
         let mut w = World {
             h,
@@ -574,4 +578,61 @@ fn a_bracket_that_closes_while_its_owner_is_away_is_resumed_in_full() {
             .any(|m| m["data"]["event"] == "advanced" && m["data"]["state"] == "done"),
         "the bracket's end was replayed: {orders:?}"
     );
+}
+
+#[test]
+fn a_client_closed_for_slowness_gets_every_order_event_on_resume() {
+    let records = fixture_records();
+    let mut w = World::with(HubConfig {
+        max_queued_replies: 5,
+        ..HubConfig::default()
+    });
+    let mut next = 0;
+    while w
+        .h
+        .engine
+        .registry()
+        .lookup(crate::instrument::Market::UsdM, b"BTCUSDT")
+        .is_none_or(|id| !w.h.engine.book(id).is_some_and(|b| b.is_synced()))
+    {
+        w.feed(&records[next]);
+        next += 1;
+    }
+    assert!(w.open(1, &token("alice")));
+    assert!(w.open(2, &token("alice")));
+    // Connection 1 gets more (the ack, positions, portfolio) than connection 2 (orders only).
+    w.send(
+        1,
+        r#"{"type":"subscribe","channels":["orders","positions","portfolio"]}"#,
+    );
+    w.send(2, r#"{"type":"subscribe","channels":["orders"]}"#);
+    w.h.drain(1);
+    w.h.drain(2);
+    // Connection 1 reads nothing: its replies pile up past the budget and it is closed 4010.
+    w.send(1, r#"{"type":"place_order","id":1,"symbol":"usdm:BTCUSDT","side":"buy","order_type":"market","qty":"0.010"}"#);
+    let mut all = w.h.drain(2);
+    assert!(w.h.tick().iter().any(
+        |a| matches!(a, Action::Close { conn: ConnId(1), code, .. } if *code == super::CLOSE_SLOW_CONSUMER)
+    ));
+    w.h.drain(1);
+    w.h.hub.handle_closed(ConnId(1));
+    // Its owner comes back and resumes from nothing received.
+    assert!(w.open(3, &token("alice")));
+    w.send(
+        3,
+        r#"{"type":"resume","streams":[{"channel":"orders","seq":0}]}"#,
+    );
+    for r in &records[next..next + 200] {
+        w.feed(r);
+    }
+    all.extend(w.h.drain(2));
+    let back = w.h.drain(3);
+    assert_eq!(
+        of_type(&back, "resumed")[0]["streams"][0]["resumed"],
+        true,
+        "{back:?}"
+    );
+    let want = on_channel(&all, "orders");
+    assert!(want.len() >= 3, "{all:?}");
+    assert_eq!(on_channel(&back, "orders"), want);
 }
