@@ -219,6 +219,57 @@ mod tests {
         assert_eq!(strs(h.lookup(4, 5)), ["e"]);
     }
 
+    proptest::proptest! {
+        /// Against a model that keeps everything: the ring stays within both budgets, and
+        /// whatever it answers is either the model's exact suffix, or `TooOld` only when
+        /// the kept messages do not reach back, or `Resynced` only when a marker lies in
+        /// the range.
+        #[test]
+        fn lookups_agree_with_a_model_that_keeps_everything(
+            sizes in proptest::collection::vec((0usize..300, proptest::bool::weighted(0.05)), 1..400),
+            messages in 1usize..64,
+            bytes in 1usize..4096,
+            after_frac in 0.0f64..=1.0,
+        ) {
+            let b = HistoryBudget::new(messages, bytes);
+            let mut h = History::default();
+            let mut model: Vec<Option<String>> = Vec::new();
+            for (i, (len, marker)) in sizes.iter().enumerate() {
+                let seq = i as u64 + 1;
+                let msg = (!marker).then(|| format!("{seq:0>w$}", w = (*len).max(1)));
+                h.record(b, seq, msg.as_ref().map(|m| Utf8Bytes::from(m.clone())).as_ref());
+                model.push(msg);
+                let (n, used) = h.size();
+                proptest::prop_assert!(n <= messages && used <= bytes, "{} {}", n, used);
+            }
+            let head = model.len() as u64;
+            let after = ((head as f64) * after_frac) as u64;
+            let tail = &model[after as usize..];
+            match h.lookup(after, head) {
+                Lookup::Replay(v) => {
+                    let got: Vec<&str> = v.iter().map(|m| m.as_str()).collect();
+                    let want: Vec<&str> = tail.iter().map(|m| m.as_deref().unwrap()).collect();
+                    proptest::prop_assert_eq!(got, want);
+                }
+                Lookup::Resynced => proptest::prop_assert!(tail.iter().any(Option::is_none)),
+                Lookup::TooOld => {
+                    // The newest messages that fit both budgets do not cover the range.
+                    let mut used = 0;
+                    let mut kept = 0;
+                    for m in model.iter().rev() {
+                        let len = m.as_ref().map_or(0, String::len);
+                        if kept == messages || used + len > bytes {
+                            break;
+                        }
+                        used += len;
+                        kept += 1;
+                    }
+                    proptest::prop_assert!(kept < tail.len(), "kept {} of {}", kept, tail.len());
+                }
+            }
+        }
+    }
+
     #[test]
     fn an_off_budget_records_nothing() {
         let mut h = History::default();
