@@ -2,7 +2,8 @@
 //! dropped, no close frame) comes back on a new connection, names the last `seq` it had on
 //! each stream, and gets exactly the messages a client that never left got after it, then
 //! live ones: public channels while the bundled session plays, and a trader's private
-//! channels while a bracket order's leg fills with its owner away. Every wait is bounded.
+//! channels while a bracket order's leg fills with its owner away (whose recording then
+//! replays to the live digest). Every wait is bounded.
 
 mod support;
 
@@ -158,8 +159,11 @@ fn buy_bracket(ws: &mut Ws, deadline: Instant, mid: i64) -> Vec<Value> {
 
 #[test]
 fn orders_filled_while_the_owner_is_away_are_replayed_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("rec");
     let mut cfg = config();
     cfg.feed.speed = 1; // the bundled session is 12 s of market data
+    cfg.feed.record = rec.display().to_string();
     cfg.auth.secret = SECRET.into();
     for (name, role) in [("alice", "trader"), ("bob", "trader")] {
         cfg.users.push(UserSection {
@@ -249,5 +253,9 @@ fn orders_filled_while_the_owner_is_away_are_replayed_in_order() {
         "the leg that filled while alice was away was replayed: {got:?}"
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    handle.join().unwrap();
+    let live = handle.join().unwrap();
+    // The resume (journaled as the session's subscription) leaves the digest as it was:
+    // the recording replays to the live digest.
+    let (summary, _) = tape_tools::replay::replay(&rec).unwrap();
+    assert_eq!(summary.digest, format!("{:016x}", live.value()));
 }
