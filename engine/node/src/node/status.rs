@@ -446,6 +446,22 @@ impl Node {
                 ("{kind=\"conflated\"}".into(), hub.conflated),
             ],
         );
+        let r = hub.resumes;
+        gauge(
+            "tape_resume_streams_total",
+            "Streams named in resume requests, by outcome: replayed from history, or given fresh state.",
+            "counter",
+            &[
+                ("{outcome=\"resumed\"}".into(), r.resumed),
+                ("{outcome=\"fresh\"}".into(), r.fresh),
+            ],
+        );
+        gauge(
+            "tape_resume_replayed_total",
+            "Messages replayed from history by resume requests.",
+            "counter",
+            &[(String::new(), r.replayed)],
+        );
         let d = hub.disconnects;
         gauge(
             "tape_disconnects_total",
