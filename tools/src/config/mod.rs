@@ -321,7 +321,7 @@ pub struct HistorySection {
     pub book_messages: usize,
     /// `book` bytes kept per instrument.
     pub book_bytes: usize,
-    /// Private messages kept per user and channel.
+    /// Private messages kept per user and channel (per publisher for `signal`/`bot_status`).
     pub private_messages: usize,
     /// Private bytes kept per user and channel.
     pub private_bytes: usize,

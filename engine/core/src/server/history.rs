@@ -59,7 +59,8 @@ pub struct HistoryConfig {
     pub ticker: HistoryBudget,
     /// `book` (updates and statuses), per instrument.
     pub book: HistoryBudget,
-    /// `orders`, `positions`, `portfolio`, `risk_alerts`: per user and channel.
+    /// `orders`, `positions`, `portfolio`, `risk_alerts`: per user and channel; `signal`,
+    /// `bot_status`: per publisher and channel.
     pub private: HistoryBudget,
 }
 

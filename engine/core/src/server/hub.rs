@@ -187,9 +187,11 @@ impl Hub {
                 let msg = self.book_now(now, instrument, depth, id, view);
                 self.succeed(idx, msg);
             }
-            Request::Resume { streams, run } => {
-                self.resume(now, idx, id, &streams, run, text, view)
-            }
+            Request::Resume {
+                streams,
+                publishers,
+                run,
+            } => self.resume(now, idx, id, &streams, &publishers, run, text, view),
             Request::Ping => {
                 let msg = messages::pong(&mut self.json, id, now);
                 self.succeed(idx, msg);

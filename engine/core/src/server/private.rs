@@ -50,6 +50,9 @@ pub(super) struct Private {
     stats: PrivateStats,
     /// Per user: the history of each per-user channel, for `resume`.
     pub(super) history: BTreeMap<String, UserHistory>,
+    /// Per broadcast channel (`signal`, `bot_status`) and publisher: its history and last
+    /// `seq` (they count per publisher).
+    pub(super) published: [BTreeMap<String, (History, u64)>; 2],
     /// Bounds of each of those histories.
     pub(super) budget: HistoryBudget,
 }
@@ -223,7 +226,7 @@ fn bit(ch: PrivateChannel) -> u8 {
     1 << ch.index()
 }
 
-fn broadcast_slot(ch: PrivateChannel) -> Option<usize> {
+pub(super) fn broadcast_slot(ch: PrivateChannel) -> Option<usize> {
     match ch {
         PrivateChannel::Signal => Some(0),
         PrivateChannel::BotStatus => Some(1),
@@ -569,6 +572,16 @@ impl Hub {
             };
             h.head[i] = m.seq;
             h.hist[i].record(budget, m.seq, Some(&msg));
+        }
+        if let Some(b) = broadcast_slot(m.channel).filter(|_| m.seq > 0) {
+            let budget = self.private.budget;
+            let map = &mut self.private.published[b];
+            let (h, head) = match map.get_mut(m.user.as_str()) {
+                Some(e) => e,
+                None => map.entry(m.user.clone()).or_default(),
+            };
+            *head = m.seq;
+            h.record(budget, m.seq, Some(&msg));
         }
         let mut targets: Vec<ConnId> = Vec::new();
         self.private.targets(m, &mut targets);

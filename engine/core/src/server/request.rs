@@ -50,6 +50,9 @@ pub(crate) enum Request {
     /// `resume`: streams to subscribe again from a `seq` on.
     Resume {
         streams: Vec<ResumeStream>,
+        /// Publisher names of `signal`/`bot_status` entries, each once
+        /// ([`ResumeTarget::Broadcast`] indexes it).
+        publishers: Vec<String>,
         /// The run the `seq`s are from, if the client names it.
         run: Option<u64>,
     },
@@ -72,6 +75,8 @@ pub(crate) enum ResumeTarget {
     Market(Channel, InstrumentId),
     /// A per-user private channel of the session's user.
     Private(PrivateChannel),
+    /// `signal` or `bot_status` of one publisher (an index into the request's publishers).
+    Broadcast(PrivateChannel, usize),
 }
 
 /// Most streams one `resume` may name.
@@ -251,6 +256,7 @@ fn resume(o: Obj<'_>, registry: &Registry) -> Result<Request, ReqError> {
     };
     let items = o.get("streams").and_then(Val::as_array).ok_or_else(bad)?;
     let mut streams = Vec::new();
+    let mut publishers: Vec<String> = Vec::new();
     for v in items {
         if streams.len() == MAX_RESUME_STREAMS {
             return Err(bad());
@@ -265,13 +271,25 @@ fn resume(o: Obj<'_>, registry: &Registry) -> Result<Request, ReqError> {
             ));
         };
         let target = if let Some(p) = PrivateChannel::parse(name) {
-            if !p.is_per_user() {
-                return Err(invalid(format!(
-                    "channel {} cannot be resumed (it has no history); subscribe to it",
-                    show(name)
-                )));
+            if p.is_per_user() {
+                ResumeTarget::Private(p)
+            } else {
+                // `seq` counts per publisher on the broadcast channels.
+                let Some(publisher) = e.get("publisher").and_then(Val::as_str) else {
+                    return Err(invalid(format!(
+                        "stream of channel {} needs a \"publisher\" string (its seq counts per publisher)",
+                        show(name)
+                    )));
+                };
+                let i = match publishers.iter().position(|x| x == publisher) {
+                    Some(i) => i,
+                    None => {
+                        publishers.push(publisher.to_owned());
+                        publishers.len() - 1
+                    }
+                };
+                ResumeTarget::Broadcast(p, i)
             }
-            ResumeTarget::Private(p)
         } else {
             let ch = Channel::parse(name).ok_or_else(|| {
                 ReqError::new(E_CHANNEL, format!("unknown channel {}", show(name)))
@@ -302,7 +320,11 @@ fn resume(o: Obj<'_>, registry: &Registry) -> Result<Request, ReqError> {
                 invalid("\"run\" must be the integer a \"subscribed\" reply gave")
             })?),
         };
-    Ok(Request::Resume { streams, run })
+    Ok(Request::Resume {
+        streams,
+        publishers,
+        run,
+    })
 }
 
 /// The one instrument `name` names; a bare symbol listed by several markets is ambiguous.

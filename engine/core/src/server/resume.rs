@@ -45,13 +45,14 @@ impl Hub {
         idx: usize,
         id: Option<&str>,
         streams: &[ResumeStream],
+        publishers: &[String],
         run: Option<u64>,
         text: &str,
         view: &(impl MarketView + ?Sized),
     ) {
         let user = if streams
             .iter()
-            .any(|s| matches!(s.target, ResumeTarget::Private(_)))
+            .any(|s| !matches!(s.target, ResumeTarget::Market(..)))
         {
             match self.session_with(idx, id, Role::Viewer) {
                 Some(s) => Some(s.user),
@@ -62,7 +63,10 @@ impl Hub {
         };
         for (k, s) in streams.iter().enumerate() {
             if streams[..k].iter().any(|t| t.target == s.target) {
-                let msg = format!("stream {} named twice", self.stream_name(s, view));
+                let msg = format!(
+                    "stream {} named twice",
+                    self.stream_name(s, publishers, view)
+                );
                 return self.fail(idx, id, E_INVALID, &msg);
             }
         }
@@ -72,7 +76,7 @@ impl Hub {
             .iter()
             .filter(|s| match s.target {
                 ResumeTarget::Market(ch, i) => !conn.subs.contains_key(&StreamKey::new(ch, i)),
-                ResumeTarget::Private(_) => false,
+                ResumeTarget::Private(_) | ResumeTarget::Broadcast(..) => false,
             })
             .count();
         let max = self.config().max_subscriptions;
@@ -106,6 +110,14 @@ impl Hub {
                         None => (Lookup::Replay(Vec::new()), 0, subscribed),
                     }
                 }
+                ResumeTarget::Broadcast(ch, p) => {
+                    let subscribed = self.private.subscribes(conn_id, ch);
+                    let slot = super::private::broadcast_slot(ch).unwrap_or_default();
+                    match self.private.published[slot].get(publishers[p].as_str()) {
+                        Some((h, head)) => (h.lookup(s.seq, *head), *head, subscribed),
+                        None => (Lookup::Replay(Vec::new()), 0, subscribed),
+                    }
+                }
             };
             // Numbers from another run say nothing about this one's streams.
             let this_run = self.config().run_id;
@@ -120,7 +132,7 @@ impl Hub {
                 let msg = format!(
                     "seq {} of stream {} is ahead of the stream's last seq {head}",
                     s.seq,
-                    self.stream_name(s, view)
+                    self.stream_name(s, publishers, view)
                 );
                 return self.fail(idx, id, E_RESUME_AHEAD, &msg);
             }
@@ -132,7 +144,7 @@ impl Hub {
             });
         }
         self.record_market_subscribe(idx, text);
-        let reply = self.resumed_reply(id, streams, &outcomes, view);
+        let reply = self.resumed_reply(id, streams, publishers, &outcomes, view);
         self.sessions.clear_errors(idx);
         if !self.reply(idx, reply) {
             return;
@@ -168,6 +180,8 @@ impl Hub {
                         self.private_fresh(now, idx, ch, user.as_deref(), view);
                     }
                 }
+                // A broadcast channel has no state to send fresh.
+                ResumeTarget::Broadcast(ch, _) => self.private.set_channels(conn_id, &[ch], true),
             }
         }
     }
@@ -198,13 +212,19 @@ impl Hub {
     }
 
     /// `channel` (and `market:symbol`) of a resume entry, for error messages.
-    fn stream_name(&self, s: &ResumeStream, view: &(impl MarketView + ?Sized)) -> String {
+    fn stream_name(
+        &self,
+        s: &ResumeStream,
+        publishers: &[String],
+        view: &(impl MarketView + ?Sized),
+    ) -> String {
         match s.target {
             ResumeTarget::Market(ch, inst) => {
                 let i = view.registry().get(inst);
                 format!("{} {}:{}", ch.as_str(), i.market.as_str(), i.symbol)
             }
             ResumeTarget::Private(ch) => ch.as_str().to_owned(),
+            ResumeTarget::Broadcast(ch, p) => format!("{} of {}", ch.as_str(), publishers[p]),
         }
     }
 
@@ -214,6 +234,7 @@ impl Hub {
         &mut self,
         id: Option<&str>,
         streams: &[ResumeStream],
+        publishers: &[String],
         outcomes: &[Outcome],
         view: &(impl MarketView + ?Sized),
     ) -> Utf8Bytes {
@@ -245,6 +266,11 @@ impl Hub {
                 ResumeTarget::Private(ch) => {
                     j.raw(ch.as_str());
                     j.raw("\"");
+                }
+                ResumeTarget::Broadcast(ch, p) => {
+                    j.raw(ch.as_str());
+                    j.raw("\",\"publisher\":");
+                    j.string(&publishers[p]);
                 }
             }
             j.raw(",\"seq\":");

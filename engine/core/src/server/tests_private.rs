@@ -636,3 +636,56 @@ fn a_client_closed_for_slowness_gets_every_order_event_on_resume() {
     assert!(want.len() >= 3, "{all:?}");
     assert_eq!(on_channel(&back, "orders"), want);
 }
+
+#[test]
+fn signals_resume_per_publisher() {
+    let mut w = World::new();
+    const CUT: usize = 1;
+    const STAYS: usize = 2;
+    const BACK: usize = 3;
+    const FEED: usize = 4;
+    assert!(w.open(CUT, &token("watcher")));
+    assert!(w.open(STAYS, &token("alice")));
+    assert!(w.open(FEED, &token("feed")));
+    for c in [CUT, STAYS] {
+        w.send(c, r#"{"type":"subscribe","channels":["signal"]}"#);
+        w.h.drain(c);
+    }
+    let publish = |w: &mut World, n: u32| {
+        w.send(
+            FEED,
+            &format!(r#"{{"type":"publish","channel":"signal","data":{{"n":{n}}}}}"#),
+        );
+        w.h.drain(FEED);
+    };
+    publish(&mut w, 1);
+    let had = w.h.drain(CUT);
+    assert_eq!(had.len(), 1, "{had:?}");
+    w.h.hub.handle_closed(ConnId(CUT));
+    publish(&mut w, 2);
+    publish(&mut w, 3);
+    // No publisher named: refused; the publisher's own stream, resumed.
+    assert!(w.open(BACK, &token("watcher")));
+    w.send(
+        BACK,
+        r#"{"type":"resume","streams":[{"channel":"signal","seq":1}]}"#,
+    );
+    assert_eq!(of_type(&w.h.drain(BACK), "error")[0]["code"], 4004);
+    w.send(
+        BACK,
+        r#"{"type":"resume","id":1,"streams":[{"channel":"signal","publisher":"feed","seq":1},{"channel":"signal","publisher":"nobody","seq":0}]}"#,
+    );
+    publish(&mut w, 4);
+    let back = w.h.drain(BACK);
+    let reply = of_type(&back, "resumed");
+    assert_eq!(reply[0]["streams"][0]["publisher"], "feed", "{back:?}");
+    assert_eq!(reply[0]["streams"][0]["replayed"], 2, "{back:?}");
+    assert_eq!(reply[0]["streams"][1]["resumed"], true, "{back:?}");
+    let stays = w.h.drain(STAYS);
+    let seen: Vec<&Value> = on_channel(&had, "signal")
+        .into_iter()
+        .chain(on_channel(&back, "signal"))
+        .collect();
+    assert_eq!(seen, on_channel(&stays, "signal"));
+    assert_eq!(seen.len(), 4);
+}
