@@ -56,6 +56,8 @@ mod tests_requests;
 #[cfg(test)]
 mod tests_resume;
 #[cfg(test)]
+mod tests_resume_private;
+#[cfg(test)]
 mod tests_util;
 
 pub use conn::ConnCounters;
