@@ -970,7 +970,7 @@ pub type Symbol = Text<MAX_SYMBOL>;
 pub type OrderId = Text<40>;
 
 /// Instrument identity as positions and orders carry it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct InstrumentKey {
     /// Market code (`MarketCode as u8`).
     pub market: u8,
