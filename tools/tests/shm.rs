@@ -103,8 +103,16 @@ fn assert_files_equal_engine(dir: &Path, engine: &Engine) {
         let top = r.bbo(&i).unwrap();
         assert_eq!(top.state, d.head.state, "{name} top state");
         if top.state == BookState::Synced {
-            assert_eq!(top.bid, levels(b.book().bids(), 1).first().copied(), "{name}");
-            assert_eq!(top.ask, levels(b.book().asks(), 1).first().copied(), "{name}");
+            assert_eq!(
+                top.bid,
+                levels(b.book().bids(), 1).first().copied(),
+                "{name}"
+            );
+            assert_eq!(
+                top.ask,
+                levels(b.book().asks(), 1).first().copied(),
+                "{name}"
+            );
             assert!(top.update_id <= d.head.update_id, "{name}");
         } else {
             assert_eq!((top.bid, top.ask), (None, None), "{name}: not live");
@@ -120,7 +128,12 @@ fn assert_files_equal_engine(dir: &Path, engine: &Engine) {
             let p = u.portfolio().unwrap();
             let e = a.portfolio();
             assert_eq!(
-                (p.total_balance, p.realized_pnl, p.unrealized_pnl, p.total_pnl),
+                (
+                    p.total_balance,
+                    p.realized_pnl,
+                    p.unrealized_pnl,
+                    p.total_pnl
+                ),
                 (
                     e.total_balance.0,
                     e.realized_pnl.0,
@@ -131,11 +144,7 @@ fn assert_files_equal_engine(dir: &Path, engine: &Engine) {
             );
             assert_eq!(
                 (p.open_positions, p.equity_peak, p.drawdown),
-                (
-                    u64::from(e.open_positions),
-                    e.equity_peak.0,
-                    e.drawdown.0
-                ),
+                (u64::from(e.open_positions), e.equity_peak.0, e.drawdown.0),
                 "{user} portfolio"
             );
             let (positions, total) = u.positions().unwrap();
@@ -148,7 +157,10 @@ fn assert_files_equal_engine(dir: &Path, engine: &Engine) {
             assert_eq!(open, want.len() as u64);
             traded += positions.len() + orders.len();
         }
-        assert!(traded >= 4, "the journal's orders left positions and resting orders");
+        assert!(
+            traded >= 4,
+            "the journal's orders left positions and resting orders"
+        );
     }
 }
 
@@ -159,8 +171,8 @@ fn replayed_shared_memory_equals_the_engines_books_and_accounts() {
     session_with_trading(&journal);
     let shm = tmp.path().join("shm");
     let mut publisher = Publisher::open(&ShmConfig::new(shm.clone()), &[]).unwrap();
-    let (with, engine) = replay_into(&journal, &ReplayOptions::default(), Some(&mut publisher))
-        .unwrap();
+    let (with, engine) =
+        replay_into(&journal, &ReplayOptions::default(), Some(&mut publisher)).unwrap();
     assert!(with.errors.is_empty(), "{:?}", with.errors);
     let desk = engine.desk().expect("the journal set a desk up");
     assert_eq!(desk.stats().accepted, 7, "every command accepted");
@@ -357,13 +369,12 @@ fn a_bad_shm_directory_or_setting_stops_tape_run_at_start_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("shm.levels must be 1 to 1000, not 0"), "{err}");
 
-    std::fs::write(
-        &cfg,
-        "[shm]\nenabled = true\nuser_mode = \"0644\"\n",
-    )
-    .unwrap();
+    std::fs::write(&cfg, "[shm]\nenabled = true\nuser_mode = \"0644\"\n").unwrap();
     let out = tape(&["run", "--config", cfg.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("shm.user_mode") && err.contains("every OS account"), "{err}");
+    assert!(
+        err.contains("shm.user_mode") && err.contains("every OS account"),
+        "{err}"
+    );
 }

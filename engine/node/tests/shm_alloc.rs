@@ -37,10 +37,26 @@ fn records() -> Vec<Rec> {
         ..DeskSetup::default()
     };
     let commands = [
-        (2500, "alice", r#"{"type":"place_order","id":1,"symbol":"usdm:BTCUSDT","side":"buy","order_type":"market","qty":"0.010"}"#),
-        (2600, "alice", r#"{"type":"place_order","id":2,"symbol":"usdm:BTCUSDT","side":"buy","order_type":"limit","price":"50000.00","qty":"0.005"}"#),
-        (3000, "bob", r#"{"type":"place_order","id":3,"symbol":"spot:ETHUSDT","side":"sell","order_type":"market","qty":"0.1000"}"#),
-        (6000, "alice", r#"{"type":"place_order","id":4,"symbol":"usdm:BTCUSDT","side":"sell","order_type":"market","qty":"0.004"}"#),
+        (
+            2500,
+            "alice",
+            r#"{"type":"place_order","id":1,"symbol":"usdm:BTCUSDT","side":"buy","order_type":"market","qty":"0.010"}"#,
+        ),
+        (
+            2600,
+            "alice",
+            r#"{"type":"place_order","id":2,"symbol":"usdm:BTCUSDT","side":"buy","order_type":"limit","price":"50000.00","qty":"0.005"}"#,
+        ),
+        (
+            3000,
+            "bob",
+            r#"{"type":"place_order","id":3,"symbol":"spot:ETHUSDT","side":"sell","order_type":"market","qty":"0.1000"}"#,
+        ),
+        (
+            6000,
+            "alice",
+            r#"{"type":"place_order","id":4,"symbol":"usdm:BTCUSDT","side":"sell","order_type":"market","qty":"0.004"}"#,
+        ),
     ];
     while let Some(r) = reader.next() {
         let r = r.unwrap();

@@ -129,9 +129,22 @@ pub const STATUS_LIVE: u64 = 1;
 /// The writer stopped (a file left `live` by a crashed writer says so: check `writer_pid`).
 pub const STATUS_CLOSED: u64 = 2;
 
-/// Bytes of a directory entry: byte 0 market code, 1 price scale, 2 quantity scale, 3 symbol
-/// length, 8..40 the symbol (zero padded), the rest reserved.
+/// Bytes of a directory entry (see [`dir`]).
 pub const DIR_ENTRY_SIZE: u64 = 64;
+
+/// A directory entry's fields (written once, before the count that publishes it).
+pub mod dir {
+    /// `u8`: market code.
+    pub const MARKET: usize = 0;
+    /// `u8`: price scale.
+    pub const PRICE_SCALE: usize = 1;
+    /// `u8`: quantity scale.
+    pub const QTY_SCALE: usize = 2;
+    /// `u8`: symbol length.
+    pub const SYMBOL_LEN: usize = 3;
+    /// 32 bytes: the symbol, zero padded; bytes 40..64 are reserved.
+    pub const SYMBOL: usize = 8;
+}
 
 /// Every record starts with its sequence word (the seqlock): odd while the writer is
 /// changing it, even otherwise; the payload follows.
@@ -1191,15 +1204,15 @@ pub fn dir_entry_words(key: &InstrumentKey) -> [u64; 5] {
     w[0] = u64::from(key.market)
         | (u64::from(key.price_scale) << 8)
         | (u64::from(key.qty_scale) << 16)
-        | ((key.symbol.as_str().len() as u64) << 24);
-    put_bytes(&mut w, 8, key.symbol.padded());
+        | ((key.symbol.as_str().len() as u64) << (8 * dir::SYMBOL_LEN));
+    put_bytes(&mut w, dir::SYMBOL, key.symbol.padded());
     w
 }
 
 /// A directory entry from its words.
 pub fn dir_entry_decode(w: &[u64; 5]) -> InstrumentKey {
-    let len = ((w[0] >> 24) as u8 as usize).min(MAX_SYMBOL);
-    let bytes = get_bytes::<32>(w, 8);
+    let len = ((w[0] >> (8 * dir::SYMBOL_LEN)) as u8 as usize).min(MAX_SYMBOL);
+    let bytes = get_bytes::<32>(w, dir::SYMBOL);
     InstrumentKey {
         market: w[0] as u8,
         price_scale: (w[0] >> 8) as u8,
