@@ -339,17 +339,26 @@ fn shm_is_off_by_default_and_its_settings_are_checked_by_key() {
         ("max_instruments = 0", "shm.max_instruments"),
         ("max_orders = 0", "shm.max_orders"),
         ("market_mode = \"rw\"", "shm.market_mode"),
-        ("market_mode = \"0666\"", "must not let other accounts write"),
+        (
+            "market_mode = \"0666\"",
+            "must not let other accounts write",
+        ),
         ("user_mode = \"0644\"", "every OS account"),
         ("user_mode = \"0700\"", "executable"),
-        ("user_group = \"no-such-group-here\"", "shm.user_group: no group"),
+        (
+            "user_group = \"no-such-group-here\"",
+            "shm.user_group: no group",
+        ),
         ("dir = \"\"", "shm.dir"),
     ] {
         let c: Config = toml::from_str(&format!("[shm]\nenabled = true\n{text}\n")).unwrap();
         let e = format!("{:#}", c.validate().unwrap_err());
         assert!(e.contains(needle), "{text}: {e}");
     }
-    assert!(toml::from_str::<Config>("[shm]\nlevel = 3\n").is_err(), "unknown key");
+    assert!(
+        toml::from_str::<Config>("[shm]\nlevel = 3\n").is_err(),
+        "unknown key"
+    );
 
     // `--shm DIR` turns it on.
     let c = crate::run::resolve(&crate::run::RunArgs {
