@@ -113,3 +113,40 @@ for name in ("c", "py", "rust"):
 sys.exit("shared-memory readers disagree with the websocket client" if failed else 0)
 PYEOF
 echo "shared memory: the C, Python and Rust readers see the websocket client's top of book"
+
+# A full /dev/shm (a real tmpfs, CI runs as root): too small for the files is an error at
+# start that says so; files that fit have their space reserved, so filling the file system
+# afterwards cannot make the engine's stores fault (SIGBUS): it keeps publishing.
+if [[ $(id -u) -eq 0 ]]; then
+  echo "==> a full tmpfs"
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  MNT=$SHM_ROOT/tiny
+  mkdir -p "$MNT"
+  mount -t tmpfs -o size=256k tapeshmfull "$MNT"
+  cleanup() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    umount -l "$MNT" 2>/dev/null || true
+    rm -rf "$SHM_ROOT"
+  }
+  if timeout 30 "$BIN" run --listen 127.0.0.1:0 --status-interval 0 --shm "$MNT/tape" --exit-after 5 \
+      >"$WORK/shm_full.out" 2>"$WORK/shm_full.err"; then
+    echo "tape run started with a 1 MiB market file on a 256 KiB tmpfs" >&2; exit 1
+  fi
+  grep -q "cannot reserve" "$WORK/shm_full.err" || { echo "no clear error:" >&2; cat "$WORK/shm_full.err" >&2; exit 1; }
+  echo "too small: $(grep -o 'shm: .*' "$WORK/shm_full.err" | head -c 200)"
+  printf '[server]\nlisten = "127.0.0.1:0"\nstatus_interval_secs = 0\n[sim]\nspeed = 5\n[shm]\nenabled = true\ndir = "%s"\nlevels = 5\nmax_instruments = 8\n' \
+    "$MNT/tape" >"$WORK/shm_small.toml"
+  coproc SMALL { exec "$BIN" run --config "$WORK/shm_small.toml" --exit-after 60; }
+  SERVER_PID=$SMALL_PID
+  line=""
+  read -r -t 30 -u "${SMALL[0]}" line || true
+  [[ $line == "tape serving ws://"* ]] || { echo "tape run (small files) did not start: '$line'" >&2; exit 1; }
+  # Fill what is left of the file system.
+  dd if=/dev/zero of="$MNT/filler" bs=4k 2>/dev/null || true
+  [[ $(df --output=avail -k "$MNT" | tail -n 1 | tr -d ' ') -lt 8 ]] || { echo "the tmpfs is not full" >&2; exit 1; }
+  timeout 60 "$BIN" shm-read "$MNT/tape" --symbol "$SYMBOL" --json --count 20 --timeout 20 >"$WORK/shm_full_read.out"
+  changes=$(grep -c '"type":"top"' "$WORK/shm_full_read.out" || true)
+  kill -0 "$SERVER_PID" || { echo "tape run died on a full tmpfs" >&2; exit 1; }
+  [[ $changes -ge 21 ]] || { echo "only $changes tops read on the full tmpfs" >&2; exit 1; }
+  echo "full tmpfs: tape run still publishing ($changes tops read after the file system filled up)"
+fi

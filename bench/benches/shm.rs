@@ -2,10 +2,11 @@
 //!
 //! * `shm/write_top`: one top-of-book record written (seqlock: odd, fence, 7 words, even)
 //!   into a mapped file, with `MarketWriter::write_top`. Target <= 50 ns.
-//! * `shm/publish_bbo`: the engine thread's whole cost of one top-of-book update: a `bbo`
-//!   output through `Publisher::handle_output` (slot lookup, conversion, the write, the
-//!   instrument marked for the input's flush) plus that flush (the depth record, 20 levels a
-//!   side from the engine's book).
+//! * `shm/publish_bbo`: the engine thread's cost of one top-of-book update as the pipeline
+//!   pays it: a `bbo` output through `Publisher::handle_output` (slot lookup, conversion,
+//!   the write, the instrument marked for the input's flush).
+//! * `shm/publish_bbo_and_flush`: the same plus the input's flush: the depth record, 20
+//!   levels a side from the engine's 1000-level book.
 //! * `shm/write_depth_20`: a 20-levels-a-side depth record from a book.
 //! * `shm/read_bbo`, `shm/read_levels_20`: a reader's copy of each, uncontended.
 //!
@@ -120,26 +121,33 @@ fn bench(c: &mut Criterion) {
     let mut p = Publisher::open(&ShmConfig::new(pdir.path().join("shm")), &[]).expect("publisher");
     let engine = engine_with_book();
     let id = InstrumentId(0);
+    let bbo = |n: u64| Output {
+        recv: Nanos(1_723_161_262_601_234_567 + n),
+        event: Event::Bbo(Bbo {
+            instrument: id,
+            update_id: 5_123_108_265_240 + n,
+            bid: Some(CoreLevel {
+                price: Price(6_180_020 + (n % 3) as i64),
+                qty: Qty(2_507),
+            }),
+            ask: Some(CoreLevel {
+                price: Price(6_180_030),
+                qty: Qty(2_510),
+            }),
+        }),
+    };
     let mut n = 0u64;
     g.bench_function("publish_bbo", |b| {
         b.iter(|| {
             n += 1;
-            let out = Output {
-                recv: Nanos(1_723_161_262_601_234_567 + n),
-                event: Event::Bbo(Bbo {
-                    instrument: id,
-                    update_id: 5_123_108_265_240 + n,
-                    bid: Some(CoreLevel {
-                        price: Price(6_180_020 + (n % 3) as i64),
-                        qty: Qty(2_507),
-                    }),
-                    ask: Some(CoreLevel {
-                        price: Price(6_180_030),
-                        qty: Qty(2_510),
-                    }),
-                }),
-            };
-            p.handle_output(black_box(&out), &engine);
+            p.handle_output(black_box(&bbo(n)), &engine);
+        })
+    });
+    p.flush(&engine);
+    g.bench_function("publish_bbo_and_flush", |b| {
+        b.iter(|| {
+            n += 1;
+            p.handle_output(black_box(&bbo(n)), &engine);
             p.flush(&engine);
         })
     });

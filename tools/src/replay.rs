@@ -427,14 +427,11 @@ pub fn replay_into(
                 rec.payload,
             );
         }
-        while let Some(out) = engine.poll_output() {
-            if let Some(p) = shm.as_deref_mut() {
-                p.handle_output(&out, &engine);
-            }
-            outputs[event_kind(&out.event)] += 1;
-        }
         if let Some(p) = shm.as_deref_mut() {
-            p.flush(&engine);
+            p.publish(&engine);
+        }
+        while let Some(out) = engine.poll_output() {
+            outputs[event_kind(&out.event)] += 1;
         }
         while let Some(cmd) = engine.poll_venue_command() {
             if let Some(kind) = venue_command_kind(&cmd) {

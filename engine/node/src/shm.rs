@@ -1,10 +1,11 @@
 //! The shared-memory publication on the engine thread: what the engine produced for an input
 //! becomes records of `tape-shm`'s files, for colocated readers.
 //!
-//! The pipeline calls [`Publisher::handle_output`] for each output of an input (before the
-//! hub serializes it for sockets: the top of book reaches shared memory first) and
-//! [`Publisher::flush`] once the input's outputs are drained; a replay does the same, so the
-//! files are a function of the journal. In steady state neither allocates nor makes a system
+//! The pipeline calls [`Publisher::publish`] right after the engine applied an input, with
+//! the input's outputs still queued in the engine: each goes through
+//! [`Publisher::handle_output`], then [`Publisher::flush`] finishes the input, all before
+//! the hub serializes anything for sockets (the new top of book reaches shared memory
+//! first). A replay does the same, so the files are a function of the journal. In steady state neither allocates nor makes a system
 //! call: a write is a few stores into a mapped page that was faulted in when the file was
 //! created.
 //!
@@ -366,6 +367,16 @@ impl Publisher {
             }
             Event::BookTicker(_) | Event::Error(_) | Event::Venue(_) => {}
         }
+    }
+
+    /// Everything an input produced, from the engine's queue (which it leaves as it is, for
+    /// the hub): each output, then the flush.
+    #[inline]
+    pub fn publish(&mut self, engine: &Engine) {
+        for out in engine.queued_outputs() {
+            self.handle_output(out, engine);
+        }
+        self.flush(engine);
     }
 
     /// After an input's outputs: the depth (and a changed state) of every book it touched,

@@ -186,27 +186,52 @@ fn create(
         .mode(mode)
         .open(&tmp)
         .map_err(io_err("create"))?;
+    let made = prepare(&file, &tmp, size, mode, group);
+    if made.is_err() {
+        // Nothing half-made is left behind (a file that could not be reserved on a full
+        // file system would hold on to what it got).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let map = made?;
+    drop(file);
+    Ok((tmp, map))
+}
+
+/// Mode, group, size, reserved space and the map of a just-created file.
+fn prepare(
+    file: &File,
+    tmp: &Path,
+    size: u64,
+    mode: u32,
+    group: Option<u32>,
+) -> Result<WriteMap, ShmError> {
+    let io_err = |op: &'static str| {
+        let p = tmp.to_owned();
+        move |source: io::Error| ShmError::Io {
+            path: p,
+            op,
+            source,
+        }
+    };
     // The umask may have taken bits away; the configured mode is the one that counts.
-    rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(mode))
+    rustix::fs::fchmod(file, rustix::fs::Mode::from_raw_mode(mode))
         .map_err(|e| io_err("chmod")(e.into()))?;
     if let Some(gid) = group {
-        rustix::fs::fchown(&file, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(|e| {
+        rustix::fs::fchown(file, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(|e| {
             ShmError::Chown {
-                path: tmp.clone(),
+                path: tmp.to_owned(),
                 gid,
                 source: e.into(),
             }
         })?;
     }
     file.set_len(size).map_err(io_err("set length"))?;
-    reserve(&file, size).map_err(|source| ShmError::NoSpace {
-        path: tmp.clone(),
+    reserve(file, size).map_err(|source| ShmError::NoSpace {
+        path: tmp.to_owned(),
         bytes: size,
         source,
     })?;
-    let map = WriteMap::of_file(&file, size, &tmp).map_err(io_err("map"))?;
-    drop(file);
-    Ok((tmp, map))
+    WriteMap::of_file(file, size, tmp).map_err(io_err("map"))
 }
 
 /// Renames the temporary file into place (atomically replacing an older file: its readers

@@ -144,16 +144,13 @@ impl Pipeline {
         }
         let t_applied = timer.last();
         let before = self.hub.stats_delivered();
-        while let Some(out) = self.engine.poll_output() {
-            // Shared memory first: a colocated reader sees the new top of book before the hub
-            // has serialized it for the sockets.
-            if let Some(shm) = self.shm.as_mut() {
-                shm.handle_output(&out, &self.engine);
-            }
-            self.hub.handle_output(&out, &self.engine);
-        }
+        // Shared memory first, straight after the apply: a colocated reader sees the new top
+        // of book before the hub has serialized anything for the sockets.
         if let Some(shm) = self.shm.as_mut() {
-            shm.flush(&self.engine);
+            shm.publish(&self.engine);
+        }
+        while let Some(out) = self.engine.poll_output() {
+            self.hub.handle_output(&out, &self.engine);
         }
         let t_fan = self.clock.now();
         self.latency
