@@ -22,6 +22,11 @@
 //!
 //! Prints a Markdown table (BENCHMARKS.md's) and one JSON line per run.
 //!
+//!     cargo run --release -p tape-bench --bin tick_to_reader -- --transport [seconds] [period_us]
+//!
+//! measures the shared-memory transport alone: a writer thread stamps and stores a top of
+//! book every `period_us` (default 100), the same reader process reads it.
+//!
 //! On a shared host, other sessions' processes take the cores from a spinning engine and
 //! reader whatever their `nice` (the scheduler shares the CPU between sessions first): run
 //! it in a session of its own with that session's priority raised, as BENCHMARKS.md does:
@@ -226,11 +231,90 @@ fn run(clients: usize, seconds: u64, speed: u32) -> Run {
     }
 }
 
+/// The transport alone: a writer thread on CPU 1 stores a top of book stamped with the
+/// clock every `period_us`, no engine; the reader process is the same. What the engine's
+/// decode and apply add is the difference to the runs above.
+fn transport(seconds: u64, period_us: u64) -> Value {
+    let shm_root = tempfile::Builder::new()
+        .prefix("tape-t2r-")
+        .tempdir_in(if std::path::Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        })
+        .expect("shm dir");
+    let dir = shm_root.path().join("tape");
+    let d = tape_shm::ShmDir::open(&dir).expect("shm dir");
+    let mut w = d
+        .create_market(&tape_shm::MarketOptions::default())
+        .expect("market file");
+    let slot = w
+        .add_instrument(&tape_shm::InstrumentKey {
+            market: tape_shm::MarketCode::UsdM as u8,
+            price_scale: 2,
+            qty_scale: 3,
+            symbol: tape_shm::Symbol::new("BTCUSDT"),
+        })
+        .expect("slot");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            pin(1);
+            let clock = WallClock::default();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let next = clock.now() + period_us * 1000;
+                while clock.now() < next {
+                    std::hint::spin_loop();
+                }
+                n += 1;
+                w.write_top(
+                    slot,
+                    &tape_shm::Top {
+                        update_id: n,
+                        recv_ns: clock.now(),
+                        state: BookState::Synced,
+                        bid: Some(tape_shm::Level { price: 1, qty: 1 }),
+                        ask: Some(tape_shm::Level { price: 2, qty: 1 }),
+                    },
+                );
+            }
+        })
+    };
+    pin(0);
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--reader", &dir.display().to_string(), &seconds.to_string()])
+        .output()
+        .expect("reader process");
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    assert!(out.status.success(), "reader: {:?}", out.status);
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.lines().next().unwrap_or("{}")).expect("reader JSON")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--reader") {
         let secs = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20);
         reader_main(&args[2], secs);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--transport") {
+        let secs = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+        let period = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100);
+        let v = transport(secs, period);
+        let r = &v["reader"];
+        let ns = |k: &str| fmt_ns(r[k].as_u64().unwrap_or(0));
+        println!(
+            "transport only (a top written every {period} us, no engine): {} tops seen, p50 {} p90 {} p99 {} p99.9 {} max {}",
+            r["count"], ns("p50"), ns("p90"), ns("p99"), ns("p999"), ns("max")
+        );
+        println!(
+            "{}",
+            json!({"transport": v, "seconds": secs, "period_us": period})
+        );
         return;
     }
     let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
@@ -248,8 +332,8 @@ fn main() {
             run(c, seconds, speed)
         })
         .collect();
-    println!("| WebSocket clients in the run | reader: tops seen | reader p50 | p90 | p99 | p99.9 | max | WebSocket `bbo`: messages | p50 | p90 | p99 | p99.9 | median client / reader (p50) | engine decode + apply p50 | engine tick-to-wire p50 / p99 |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| WebSocket clients in the run | reader: tops seen | reader p50 | p90 | p99 | p99.9 | max | WebSocket `bbo`: messages | p50 | p90 | p99 | p99.9 | median client / reader (p50) | engine tick-to-wire p50 / p99 |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let ns = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     for r in &runs {
         let rd = &r.reader;
@@ -268,7 +352,7 @@ fn main() {
             None => ("- | - | - | - | -".to_owned(), "-".to_owned()),
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {ws_cols} | {ratio} | {} + {} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {ws_cols} | {ratio} | {} / {} |",
             r.clients,
             ns(rd, "count"),
             fmt_ns(ns(rd, "p50")),
@@ -276,8 +360,6 @@ fn main() {
             fmt_ns(ns(rd, "p99")),
             fmt_ns(ns(rd, "p999")),
             fmt_ns(ns(rd, "max")),
-            fmt_ns(ns(&r.decode, "p50_ns")),
-            fmt_ns(ns(&r.apply, "p50_ns")),
             fmt_ns(ns(&r.tick_to_wire, "p50_ns")),
             fmt_ns(ns(&r.tick_to_wire, "p99_ns")),
         );

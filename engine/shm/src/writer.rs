@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -54,6 +54,10 @@ impl ShmDir {
                     };
                     return Err(dir_err(format!("cannot create it: {e}{hint}")));
                 }
+                // Readers of other accounts must reach the files (whose own modes decide who
+                // opens them), whatever the umask; a directory made beforehand is left as is.
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| dir_err(format!("cannot set its mode: {e}")))?;
             }
             Err(e) => return Err(dir_err(format!("cannot inspect it: {e}"))),
         }

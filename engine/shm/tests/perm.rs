@@ -36,7 +36,11 @@ fn user_files_have_the_configured_mode_and_group_and_other_accounts_are_refused(
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = tmp.path().join("shm");
     let dir = ShmDir::open(&path).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().mode() & 0o7777,
+        0o755,
+        "a directory tape makes lets readers reach the files, whatever the umask"
+    );
     let (uid, gid) = euid_egid();
 
     let _m = dir.create_market(&MarketOptions::default()).unwrap();
