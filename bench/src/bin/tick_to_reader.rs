@@ -98,7 +98,7 @@ fn reader_main(dir: &str, secs: u64) {
     let mut spins = 0u64;
     loop {
         spins += 1;
-        if spins % 4096 == 0 {
+        if spins.is_multiple_of(4096) {
             let e = start.elapsed();
             if e >= end {
                 break;

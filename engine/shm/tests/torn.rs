@@ -36,7 +36,7 @@ fn top_of(c: u64) -> Top {
     Top {
         update_id: c,
         recv_ns: c.wrapping_mul(3).wrapping_add(1),
-        state: if c % 2 == 0 {
+        state: if c.is_multiple_of(2) {
             BookState::Synced
         } else {
             BookState::OutOfSync
@@ -45,7 +45,7 @@ fn top_of(c: u64) -> Top {
             price: c as i64,
             qty: !(c as i64),
         }),
-        ask: (c % 3 != 0).then_some(Level {
+        ask: (!c.is_multiple_of(3)).then_some(Level {
             price: (c as i64).wrapping_add(7),
             qty: (c as i64).wrapping_mul(5),
         }),
@@ -131,7 +131,7 @@ fn run(
                     assert!(c >= last, "went back from write {last} to {c}");
                     distinct += u64::from(c != last);
                     last = c;
-                    if i % 65_536 == 0 {
+                    if i.is_multiple_of(65_536) {
                         assert!(
                             Instant::now() < deadline,
                             "after {i} reads in 120 s only {distinct} distinct writes seen"
