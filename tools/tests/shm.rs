@@ -326,6 +326,53 @@ fn tape_replay_with_shm_keeps_the_digest_and_shm_read_prints_what_it_left() {
     assert_eq!(btc["bid"], "61811.30");
     assert_eq!(btc["ask"], "61811.40");
 
+    // A journal with a desk: the users' files, read by name.
+    let journal = tmp.path().join("trading");
+    session_with_trading(&journal);
+    let shm2 = tmp.path().join("shm2");
+    let out = tape(&[
+        "replay",
+        journal.to_str().unwrap(),
+        "--shm",
+        shm2.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = tape(&[
+        "shm-read",
+        shm2.to_str().unwrap(),
+        "--user",
+        "alice",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "portfolio", "{lines:?}");
+    assert_eq!(lines[0]["user"], "alice");
+    let position = lines
+        .iter()
+        .find(|l| l["type"] == "position")
+        .expect("a position");
+    assert_eq!(position["symbol"], "usdm:BTCUSDT");
+    assert_eq!(position["qty"], "0.006", "bought 0.010, sold 0.004");
+    let order = lines
+        .iter()
+        .find(|l| l["type"] == "order")
+        .expect("an open order");
+    assert_eq!(order["client_order_id"], "a-rest-1");
+    assert_eq!(order["price"], "50000.00");
+    assert_eq!(order["status"], "new");
+    assert!(
+        !lines.iter().any(|l| l["client_order_id"] == "a-rest-2"),
+        "the cancelled order is not open: {lines:?}"
+    );
+    let mode = std::fs::metadata(shm2.join("user-alice.shm"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap();
+    assert_eq!(mode, 0o600, "a user's file is the engine's account's only");
+
     let out = tape(&[
         "shm-read",
         shm.to_str().unwrap(),
