@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the README's run command exactly as the README writes it (see readme_commands.py),
-# waits for its port, checks that a WebSocket client gets `bbo` for a bundled symbol and that
-# `/status` is JSON, then stops it with SIGTERM and expects a clean exit. Every wait is bounded.
+# waits for its port, checks that `/` serves the dashboard, that a WebSocket client gets `bbo`
+# for a bundled symbol and that `/status` is JSON, then stops it with SIGTERM and expects a clean exit. Every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(bash .ci/venv.sh)
@@ -40,6 +40,14 @@ while time.monotonic() < deadline and alive():
 if status is None:
     sys.exit("README run command: no JSON /status on " + base)
 print("/status is JSON with keys:", ", ".join(sorted(status)[:8]), "...")
+
+# The dashboard a new user opens at http://127.0.0.1:8080/.
+with urllib.request.urlopen(f"http://{base}/", timeout=5) as r:
+    page = r.read().decode()
+    ctype = r.headers.get("Content-Type", "")
+if not ctype.startswith("text/html") or 'name="tape-ws-path"' not in page:
+    sys.exit(f"README run command: no dashboard at http://{base}/ ({ctype})")
+print("the dashboard is served at /")
 
 async def bbo():
     async with websockets.connect(f"ws://{base}/ws", open_timeout=10) as ws:

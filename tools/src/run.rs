@@ -447,6 +447,7 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
         auth: cfg.auth_config()?,
         desk: cfg.desk_setup()?,
         shm: cfg.shm_config()?,
+        dashboard: s.dashboard,
     })
 }
 

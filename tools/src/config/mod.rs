@@ -315,6 +315,8 @@ pub struct ServerSection {
     pub max_handshaking_per_ip: usize,
     /// Exempt loopback addresses from `max_handshaking_per_ip` (e.g. behind a local proxy).
     pub per_ip_exempt_loopback: bool,
+    /// Serve the dashboard at `/`; off, `/` and its assets are 404.
+    pub dashboard: bool,
 }
 
 impl Default for ServerSection {
@@ -336,6 +338,7 @@ impl Default for ServerSection {
             max_handshaking: 512,
             max_handshaking_per_ip: 64,
             per_ip_exempt_loopback: false,
+            dashboard: true,
         }
     }
 }

@@ -13,6 +13,12 @@
 //! 2. [`narrow`]: a byte loop for unsigned decimals of at most 19 bytes with at most 18
 //!    significant digits, which cannot overflow until the final rescale.
 //!
+//! The fast path's scanner also reads decimals and integers while it tokenizes:
+//! [`scan_dec`] takes an unsigned decimal string up to its closing quote into a [`Dec`] (all
+//! digits, fraction length) before the instrument's scale is known, [`Dec::at`] scales it, and
+//! [`scan_uint`] reads a JSON integer eight digits at a time. [`quotes64`] maps the quotes of 64
+//! bytes at once, for the depth level scan.
+//!
 //! Proptests check all tiers against `parse_fixed` on every input, at every scale.
 
 use crate::fixed::{parse_fixed, pow10, FixedError, MAX_SCALE};
@@ -63,6 +69,37 @@ fn low_bytes(n: usize) -> u128 {
     } else {
         (1u128 << (8 * n)) - 1
     }
+}
+
+/// `parse_fixed(b[start..end], scale)` when the 16-byte tier can say it is certainly `Ok`;
+/// `None` leaves the string to `parse_fixed`.
+#[inline(always)]
+pub(super) fn fixed_fast(b: &[u8], start: usize, end: usize, scale: u8) -> Option<i64> {
+    wide(b, start, end, scale)
+}
+
+/// One bit per byte of `w` that is a `"`, the first byte in bit 0.
+#[inline(always)]
+fn quote_bits(w: u64) -> u64 {
+    const LOW7: u64 = ONES8 * 0x7f;
+    let x = w ^ (ONES8 * u64::from(b'"'));
+    // High bit of each byte of x that is zero, exactly (no borrow between bytes).
+    let z = !(((x & LOW7).wrapping_add(LOW7)) | x) & (ONES8 * 0x80);
+    // Gather the eight high bits, byte k's into bit k.
+    z.wrapping_mul(0x0002_0408_1020_4081) >> 56
+}
+
+/// One bit per `"` in `b[base..base + 64]` (bytes past the end of `b` are no quote). Eight
+/// independent words: no dependency chain through the bytes.
+#[inline(always)]
+pub(super) fn quotes64(b: &[u8], base: usize) -> u64 {
+    let mut m = 0;
+    let mut k = 0;
+    while k < 8 {
+        m |= quote_bits(load8(b, base + 8 * k)) << (8 * k);
+        k += 1;
+    }
+    m
 }
 
 /// Tier 1: `Some` only when the result is certainly what `parse_fixed` returns as `Ok`.
@@ -171,6 +208,225 @@ fn wide8(b: &[u8], start: usize, len: usize, scale: u8) -> Option<i64> {
     (acc as i64).checked_mul(pow10(scale - frac as u8))
 }
 
+/// `10^k` for `k` in `0..=19` (all that fit a `u64`).
+const POW10_U64: [u64; 20] = {
+    let mut t = [1u64; 20];
+    let mut k = 1;
+    while k < 20 {
+        t[k] = t[k - 1] * 10;
+        k += 1;
+    }
+    t
+};
+
+/// An unsigned decimal string as the fast path scans it, before the instrument's scale is
+/// known: every digit as one integer (`m`) and how many of them follow the dot (`frac`).
+/// [`Dec::at`] turns it into `parse_fixed`'s result at a scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Dec {
+    /// Every digit, integer and fraction, as one integer.
+    pub(super) m: u64,
+    /// Digits after the dot (at most 19).
+    pub(super) frac: u8,
+}
+
+impl Dec {
+    /// `parse_fixed(s, scale)` when it is certainly `Ok`; `None` leaves the string to it
+    /// (digits past the scale that are not zeros, overflow, a scale past [`MAX_SCALE`]). For
+    /// a [`scan_dec`] result that is exactly `parse_fixed`: `Some(v)` for `Ok(v)`, `None`
+    /// for an error.
+    #[inline(always)]
+    pub(super) fn at(self, scale: u8) -> Option<i64> {
+        if scale > MAX_SCALE {
+            return None;
+        }
+        let v = if self.frac <= scale {
+            // scale - frac <= 18.
+            self.m
+                .checked_mul(POW10_U64[usize::from(scale - self.frac)])?
+        } else {
+            // Digits past the scale must all be zeros: parse_fixed skips those and fails on
+            // any other. `frac <= 19` for a scanned decimal.
+            let d = *POW10_U64.get(usize::from(self.frac - scale))?;
+            if !self.m.is_multiple_of(d) {
+                return None;
+            }
+            self.m / d
+        };
+        i64::try_from(v).ok()
+    }
+}
+
+/// Eight bytes of `b` from `i`, zero bytes past its end (a zero is no digit, dot or quote).
+#[inline(always)]
+pub(super) fn load8(b: &[u8], i: usize) -> u64 {
+    if let Some(w) = b.get(i..i + 8) {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        return u64::from_le_bytes(a);
+    }
+    let mut a = [0u8; 8];
+    if let Some(rest) = b.get(i..) {
+        a[..rest.len()].copy_from_slice(rest);
+    }
+    u64::from_le_bytes(a)
+}
+
+/// High bit of each byte of `t` (a word XOR `'0'`s) that is not a digit; the lowest one is
+/// exact (a carry out of a byte only comes from a byte that is flagged itself, see `wide`).
+#[inline(always)]
+fn non_digits(t: u64) -> u64 {
+    (t.wrapping_add(ONES8 * 0x76) | t) & (ONES8 * 0x80)
+}
+
+/// The `k` (0..=8) lowest digit values of `t` as an integer.
+#[inline(always)]
+fn low_digits(t: u64, k: usize) -> u64 {
+    if k == 0 {
+        return 0;
+    }
+    // Left-aligned, with zero digits shifted in front.
+    eight(t << (8 * (8 - k)))
+}
+
+/// Scans a string body at `b[i..]` (its opening quote consumed) that is an unsigned decimal,
+/// digits with at most one dot and at least one digit, up to its closing quote. Returns the
+/// [`Dec`] and the index just past the closing quote, or `None` for any other string (signs,
+/// exponents, escapes, more than 19 digits, no digit): the caller then scans it as a plain
+/// string and leaves it to `parse_fixed`.
+///
+/// The usual shapes (at most 8 integer digits, at most 16 fraction digits) take two or three
+/// eight-byte words with no loop; everything else goes to [`scan_dec_long`].
+#[inline(always)]
+pub(super) fn scan_dec(b: &[u8], i: usize) -> Option<(Dec, usize)> {
+    let zeros = ONES8 * u64::from(b'0');
+    let t = load8(b, i) ^ zeros;
+    let nd = non_digits(t);
+    if nd == 0 {
+        return scan_dec_long(b, i);
+    }
+    // The first non-digit, at p < 8: the closing quote or the dot.
+    let p = (nd.trailing_zeros() / 8) as usize;
+    let int = low_digits(t, p);
+    match (t >> (8 * p)) as u8 ^ b'0' {
+        b'"' if p > 0 => return Some((Dec { m: int, frac: 0 }, i + p + 1)),
+        b'.' => {}
+        _ => return None,
+    }
+    // The fraction, from f: up to 8 digits in one word, or 8 and up to 8 more.
+    let f = i + p + 1;
+    let t = load8(b, f) ^ zeros;
+    let nd = non_digits(t);
+    let (frac, q, end) = if nd != 0 {
+        let q = (nd.trailing_zeros() / 8) as usize;
+        (low_digits(t, q), q, f + q)
+    } else {
+        let t2 = load8(b, f + 8) ^ zeros;
+        let nd2 = non_digits(t2);
+        if nd2 == 0 {
+            return scan_dec_long(b, i);
+        }
+        let r = (nd2.trailing_zeros() / 8) as usize;
+        if p + 8 + r > 19 {
+            return scan_dec_long(b, i);
+        }
+        (
+            eight(t) * POW10_U64[r] + low_digits(t2, r),
+            8 + r,
+            f + 8 + r,
+        )
+    };
+    // The byte after the fraction's digits must close the string, and "." alone is no number.
+    if *b.get(end)? != b'"' || p + q == 0 {
+        return None;
+    }
+    // At most 8 + 16 digits here, and more than 19 went to scan_dec_long.
+    Some((
+        Dec {
+            m: int * POW10_U64[q] + frac,
+            frac: q as u8,
+        },
+        end + 1,
+    ))
+}
+
+/// An unsigned JSON integer at `b[i..]`: digits up to the first non-digit, at most 19 of
+/// them (below `u64::MAX`), and a leading `0` is the whole number (what follows it is the
+/// caller's next token to judge). Returns the value and the index after its last digit.
+/// Eight digits per step instead of one.
+#[inline(always)]
+pub(super) fn scan_uint(b: &[u8], i: usize) -> Option<(u64, usize)> {
+    let zeros = ONES8 * u64::from(b'0');
+    let t = load8(b, i) ^ zeros;
+    let nd = non_digits(t);
+    let k = (nd.trailing_zeros() / 8) as usize;
+    match k {
+        0 => None,
+        _ if t & 0xff == 0 => Some((0, i + 1)),
+        8 => {
+            let t1 = load8(b, i + 8) ^ zeros;
+            let r = (non_digits(t1).trailing_zeros() / 8) as usize;
+            let head = eight(t);
+            if r < 8 {
+                return Some((head * POW10_U64[r] + low_digits(t1, r), i + 8 + r));
+            }
+            let t2 = load8(b, i + 16) ^ zeros;
+            let r = (non_digits(t2).trailing_zeros() / 8) as usize;
+            if r > 3 {
+                return None;
+            }
+            // At most 19 digits: below 10^19, no overflow.
+            let v = (head * 100_000_000 + eight(t1)) * POW10_U64[r] + low_digits(t2, r);
+            Some((v, i + 16 + r))
+        }
+        _ => Some((low_digits(t, k), i + k)),
+    }
+}
+
+/// [`scan_dec`] for any length, eight bytes at a time.
+#[inline(never)]
+fn scan_dec_long(b: &[u8], mut i: usize) -> Option<(Dec, usize)> {
+    let zeros = ONES8 * u64::from(b'0');
+    let mut m: u64 = 0;
+    let mut digits: usize = 0;
+    let mut dot: Option<usize> = None;
+    loop {
+        let t = load8(b, i) ^ zeros;
+        let k = (non_digits(t).trailing_zeros() / 8) as usize;
+        if k > 0 {
+            digits += k;
+            if digits > 19 {
+                return None;
+            }
+            // m * 10^k < 10^19 fits.
+            m = m * POW10_U64[k] + low_digits(t, k);
+            i += k;
+            if k == 8 {
+                continue;
+            }
+        }
+        match *b.get(i)? {
+            b'.' if dot.is_none() => {
+                dot = Some(digits);
+                i += 1;
+            }
+            b'"' => break,
+            _ => return None,
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let frac = digits - dot.unwrap_or(digits);
+    Some((
+        Dec {
+            m,
+            frac: frac as u8,
+        },
+        i + 1,
+    ))
+}
+
 /// Tier 2: `Some` only when the result is certainly what `parse_fixed` returns as `Ok`.
 #[inline]
 fn narrow(s: &[u8], scale: u8) -> Option<i64> {
@@ -267,6 +523,53 @@ mod tests {
         }
     }
 
+    #[test]
+    fn quote_masks_are_exact() {
+        let mut b = vec![b'x'; 80];
+        for at in [0, 1, 7, 8, 9, 31, 63, 64, 70] {
+            b[at] = b'"';
+        }
+        // Bytes that differ from '"' by one bit, or carry into a neighbour, are no quote.
+        b[2] = b'"' ^ 0x80;
+        b[3] = b'#';
+        b[4] = 0;
+        b[5] = 0xff;
+        let want = |base: usize| {
+            (0..64).fold(0u64, |m, k| {
+                m | (u64::from(b.get(base + k) == Some(&b'"')) << k)
+            })
+        };
+        for base in 0..b.len() {
+            assert_eq!(quotes64(&b, base), want(base), "base {base}");
+        }
+    }
+
+    /// The byte loop `scan_uint` replaces: the reference it is checked against.
+    fn uint_loop(b: &[u8], mut i: usize) -> Option<(u64, usize)> {
+        let first = b.get(i)?.wrapping_sub(b'0');
+        if first > 9 {
+            return None;
+        }
+        i += 1;
+        if first == 0 {
+            return Some((0, i));
+        }
+        let (mut v, mut digits) = (u64::from(first), 1);
+        while let Some(&c) = b.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            digits += 1;
+            if digits > 19 {
+                return None;
+            }
+            v = v * 10 + u64::from(d);
+            i += 1;
+        }
+        Some((v, i))
+    }
+
     fn decimalish() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(
             prop::sample::select(vec![
@@ -342,6 +645,52 @@ mod tests {
             // At the very end of a frame, read backwards.
             frame.truncate(end);
             prop_assert_eq!(fixed_in(&frame, start, end, scale), want);
+        }
+
+        /// The scan-then-scale tier: where `scan_dec` takes a string followed by its closing
+        /// quote, `Dec::at` is exactly `parse_fixed` at every scale, `Ok` and `Err` alike, and
+        /// the scan ends just past the quote; it takes every plain decimal of <= 19 digits.
+        #[test]
+        fn scanned_decimals_agree_with_parse_fixed(
+            s in prop_oneof![digitish(), binance_like(), decimalish()],
+            before in proptest::collection::vec(any::<u8>(), 0..12),
+            after in proptest::collection::vec(any::<u8>(), 0..12),
+        ) {
+            // The string's own bytes never hold its closing quote.
+            let s: Vec<u8> = s.into_iter().map(|c| if c == b'"' { b'x' } else { c }).collect();
+            let mut frame = before.clone();
+            frame.extend_from_slice(&s);
+            frame.push(b'"');
+            frame.extend_from_slice(&after);
+            let plain = s.iter().filter(|c| c.is_ascii_digit()).count();
+            let dots = s.iter().filter(|&&c| c == b'.').count();
+            let simple = s.iter().all(|&c| c.is_ascii_digit() || c == b'.');
+            match scan_dec(&frame, before.len()) {
+                Some((d, end)) => {
+                    prop_assert_eq!(end, before.len() + s.len() + 1);
+                    for scale in 0..=20u8 {
+                        prop_assert_eq!(d.at(scale).ok_or(()), parse_fixed(&s, scale).map_err(|_| ()));
+                    }
+                }
+                None => prop_assert!(!simple || dots > 1 || plain == 0 || plain > 19),
+            }
+            // Without the closing quote (the frame ends), the scan never takes it.
+            prop_assert!(scan_dec(&frame[..before.len() + s.len()], before.len()).is_none());
+        }
+
+        /// `scan_uint` is the byte loop, on digit runs of every length, at the end of the
+        /// frame or before anything.
+        #[test]
+        fn scanned_integers_agree_with_the_byte_loop(
+            s in prop_oneof![digitish(), proptest::collection::vec(b'0'..=b'9', 0..24)],
+            before in proptest::collection::vec(any::<u8>(), 0..4),
+            after in proptest::collection::vec(any::<u8>(), 0..12),
+        ) {
+            let mut frame = before.clone();
+            frame.extend_from_slice(&s);
+            prop_assert_eq!(scan_uint(&frame, before.len()), uint_loop(&frame, before.len()));
+            frame.extend_from_slice(&after);
+            prop_assert_eq!(scan_uint(&frame, before.len()), uint_loop(&frame, before.len()));
         }
 
         /// Every scale 0..=18 for every Binance-shaped decimal, exhaustively over the scales.

@@ -330,6 +330,7 @@ impl Conn {
                 path: head.path,
                 query: head.query,
                 authorization: head.authorization,
+                host: head.host,
             });
             return Next::Wait;
         };

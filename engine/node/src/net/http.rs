@@ -25,6 +25,8 @@ pub struct RequestHead {
     pub ws_keys: Vec<String>,
     pub ws_version: Option<String>,
     pub authorization: Option<String>,
+    /// The `Host` header, if any (the dashboard names it in its Content-Security-Policy).
+    pub host: Option<String>,
 }
 
 /// Outcome of parsing the bytes received so far.
@@ -68,6 +70,7 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
         ws_keys: Vec::new(),
         ws_version: None,
         authorization: None,
+        host: None,
     };
     for h in req.headers.iter() {
         // Non-UTF-8 values can't be any of the headers we act on; skip them.
@@ -84,6 +87,8 @@ pub fn parse_head(buf: &[u8]) -> HeadParse {
             head.ws_keys.push(value.to_owned());
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             head.ws_version = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("host") {
+            head.host = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("authorization") {
             // Two credentials are ambiguous (which one did a proxy check?): refuse rather
             // than pick one.
@@ -239,6 +244,7 @@ mod tests {
         assert_eq!(head.len, UPGRADE.len());
         assert_eq!(head.path, "/ws");
         assert_eq!(head.query, "token=abc");
+        assert_eq!(head.host.as_deref(), Some("x"));
         // The worked example in RFC 6455 section 1.3.
         assert_eq!(
             accept_upgrade(&head).as_deref(),

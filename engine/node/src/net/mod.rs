@@ -142,6 +142,8 @@ pub enum NetEvent {
         query: String,
         /// The `Authorization` header, if any.
         authorization: Option<String>,
+        /// The `Host` header, if any.
+        host: Option<String>,
     },
     /// A WebSocket connection on `ws_path` (or under `ws_path_prefix`) completed its opening
     /// handshake.

@@ -1,5 +1,7 @@
-//! The node's HTTP answers: `/api/orders|positions|portfolio`, `/status`, `/metrics`, and
-//! a 426 on the WebSocket path.
+//! The node's HTTP answers: the dashboard (`/` and its assets), `/api/instruments`,
+//! `/api/orders|positions|portfolio`, `/status`, `/metrics`, and a 426 on the WebSocket path.
+
+use std::borrow::Cow;
 
 use tape_core::auth::Role;
 use tape_core::desk::Snapshot;
@@ -8,60 +10,143 @@ use tape_core::input::Nanos;
 use tape_core::server::Hub;
 use tape_core::wire::json::{escape_json_string, JsonBuf};
 
-use super::Node;
+use super::{dashboard, Node};
 
 /// A JSON content type.
 const JSON: &str = "application/json";
+/// A plain-text content type.
+const TEXT: &str = "text/plain; charset=utf-8";
 
-/// `(status, content type, body)`.
-pub(super) type Answer = (u16, &'static str, String);
+/// One HTTP answer: status, content type, extra headers and body (an embedded asset is
+/// borrowed, never copied).
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Cow<'static, [u8]>,
+}
+
+impl Answer {
+    fn new(status: u16, content_type: &'static str, body: impl Into<Cow<'static, [u8]>>) -> Self {
+        Answer {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    fn text(status: u16, body: &'static str) -> Self {
+        Answer::new(status, TEXT, body.as_bytes())
+    }
+
+    fn json(status: u16, body: String) -> Self {
+        Answer::new(status, JSON, body.into_bytes())
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// One HTTP request, as the routes see it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub authorization: Option<&'a str>,
+    pub host: Option<&'a str>,
+}
 
 impl Node {
     /// Answers one HTTP request (the transport handles the WebSocket upgrade itself).
     /// Only `GET` and `HEAD` (the transport drops a `HEAD`'s body) reach an endpoint; any
-    /// other method on a known path is a 405 (the caller adds `Allow`).
-    pub(super) fn http_route(
-        &mut self,
-        method: &str,
-        path: &str,
-        authorization: Option<&str>,
-        now: u64,
-    ) -> Answer {
-        if !known_path(path, &self.cfg.net.ws_path) {
-            return (404, "text/plain; charset=utf-8", "404 Not Found\n".into());
+    /// other method on a known path is a 405 with `Allow`.
+    pub(super) fn http_route(&mut self, req: Request<'_>, now: u64) -> Answer {
+        let dashboard = self.cfg.dashboard && dashboard::is_dashboard_path(req.path);
+        if !dashboard && !known_path(req.path, &self.cfg.net.ws_path) {
+            return Answer::text(404, "404 Not Found\n");
         }
-        if !read_only_method(method) {
-            return (
-                405,
-                "text/plain; charset=utf-8",
-                "405 Method Not Allowed: use GET or HEAD\n".into(),
-            );
+        if !read_only_method(req.method) {
+            return Answer::text(405, "405 Method Not Allowed: use GET or HEAD\n")
+                .header("Allow", "GET, HEAD");
         }
-        if let Some(what) = api_snapshot(path) {
+        if dashboard {
+            return self.dashboard_answer(req);
+        }
+        if let Some(what) = api_snapshot(req.path) {
             let (status, body) = api_answer(
                 &mut self.pipe.hub,
                 &self.pipe.engine,
                 what,
-                authorization,
+                req.authorization,
                 Nanos(now),
             );
-            return (status, JSON, body);
+            return Answer::json(status, body);
         }
-        match path {
-            "/status" => (200, JSON, self.status_json(now)),
-            "/metrics" => (
+        match req.path {
+            "/api/instruments" => Answer::json(200, instruments_json(&self.pipe.engine)),
+            "/status" => Answer::json(200, self.status_json(now)),
+            "/metrics" => Answer::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics_text(now),
+                self.metrics_text(now).into_bytes(),
             ),
-            p if p == self.cfg.net.ws_path => (
-                426,
-                "text/plain; charset=utf-8",
-                "426 Upgrade Required: this path speaks WebSocket\n".into(),
-            ),
-            _ => (404, "text/plain; charset=utf-8", "404 Not Found\n".into()),
+            p if p == self.cfg.net.ws_path => {
+                Answer::text(426, "426 Upgrade Required: this path speaks WebSocket\n")
+            }
+            _ => Answer::text(404, "404 Not Found\n"),
         }
     }
+
+    /// `/` (the page) or one of its assets; every answer carries the dashboard's CSP.
+    fn dashboard_answer(&self, req: Request<'_>) -> Answer {
+        let answer = if req.path == "/" {
+            let page = dashboard::index(&self.cfg.net.ws_path, self.cfg.auth.is_some());
+            Answer::new(200, "text/html; charset=utf-8", page.into_bytes())
+                .header("Cache-Control", dashboard::INDEX_CACHE)
+        } else {
+            match dashboard::asset_at(req.path) {
+                Some(a) => Answer::new(200, a.content_type, a.body)
+                    .header("Cache-Control", dashboard::ASSET_CACHE),
+                None => Answer::text(404, "404 Not Found\n").header("Cache-Control", "no-store"),
+            }
+        };
+        answer
+            .header(
+                "Content-Security-Policy",
+                dashboard::csp(req.host, self.cfg.net.tls.is_some()),
+            )
+            .header("X-Content-Type-Options", "nosniff")
+            .header("Referrer-Policy", "no-referrer")
+            .header("X-Frame-Options", "DENY")
+    }
+}
+
+/// `/api/instruments`: every instrument the engine knows (registry order), with its scales
+/// and whether tape keeps a book for it yet (one exists once the feed brought depth data for
+/// it). Public: market data needs no token.
+fn instruments_json(engine: &Engine) -> String {
+    let mut s = String::from("{\"instruments\":[");
+    for (k, i) in engine.registry().iter().enumerate() {
+        if k > 0 {
+            s.push(',');
+        }
+        s.push_str("{\"market\":\"");
+        s.push_str(i.market.as_str());
+        s.push_str("\",\"symbol\":");
+        escape_json_string(&mut s, &i.symbol);
+        s.push_str(&format!(
+            ",\"price_scale\":{},\"qty_scale\":{},\"book\":{}}}",
+            i.price_scale,
+            i.qty_scale,
+            engine.book(i.id).is_some()
+        ));
+    }
+    s.push_str("]}\n");
+    s
 }
 
 /// The methods every endpoint serves: they only read.
@@ -71,7 +156,9 @@ fn read_only_method(method: &str) -> bool {
 
 /// A path some endpoint answers (so a wrong method on it is 405, not 404).
 fn known_path(path: &str, ws_path: &str) -> bool {
-    api_snapshot(path).is_some() || matches!(path, "/status" | "/metrics") || path == ws_path
+    api_snapshot(path).is_some()
+        || matches!(path, "/status" | "/metrics" | "/api/instruments")
+        || path == ws_path
 }
 
 /// The desk snapshot an `/api/*` path names.

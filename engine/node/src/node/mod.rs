@@ -7,6 +7,7 @@
 //! Nothing here blocks on a client: a client that cannot keep up is conflated, then closed.
 
 mod clock;
+mod dashboard;
 mod feed;
 mod http;
 mod pipeline;
@@ -91,6 +92,8 @@ pub struct NodeConfig {
     pub desk: Option<tape_core::desk::DeskSetup>,
     /// Publish books and accounts in shared memory for colocated readers (`[shm]`).
     pub shm: Option<crate::shm::ShmConfig>,
+    /// Serve the dashboard at `/` (and its assets under `/dashboard/`); off, both are 404.
+    pub dashboard: bool,
 }
 
 /// What the node does when it cannot journal an input (a full disk, an I/O error).
@@ -577,24 +580,29 @@ impl Node {
                     method,
                     path,
                     authorization,
+                    host,
                     ..
                 } => {
-                    let (status, ctype, body) =
-                        self.http_route(&method, &path, authorization.as_deref(), now);
-                    // Every endpoint is read-only: a 405 says which methods it takes.
-                    let allow: &[(&str, &str)] = if status == 405 {
-                        &[("Allow", "GET, HEAD")]
-                    } else {
-                        &[]
+                    let req = http::Request {
+                        method: &method,
+                        path: &path,
+                        authorization: authorization.as_deref(),
+                        host: host.as_deref(),
                     };
+                    let answer = self.http_route(req, now);
+                    let headers: Vec<(&str, &str)> = answer
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (*n, v.as_str()))
+                        .collect();
                     if let Some(net) = &mut self.pipe.net {
                         net.respond_http_with(
                             self.poll.registry(),
                             conn,
-                            status,
-                            ctype,
-                            allow,
-                            body.as_bytes(),
+                            answer.status,
+                            answer.content_type,
+                            &headers,
+                            &answer.body,
                         );
                     }
                 }

@@ -17,8 +17,10 @@
 //! identically; any later problem (a bad decimal) is left to the tape path, whose repeated
 //! lookup finds the same instrument without changing the registry again.
 
+mod shape;
+
 use super::events::Resolver;
-use super::number::fixed_in;
+use super::number::{fixed_in, scan_dec, scan_uint, Dec};
 use super::{DecodeError, MAX_FRAME_BYTES};
 use crate::fixed::{Price, Qty};
 use crate::msg::{BookTicker, DepthUpdate, Level, MarketMsg, Trade};
@@ -32,11 +34,24 @@ enum Val {
     #[default]
     Absent,
     Str(u32, u32),
+    /// A string that scanned as an unsigned decimal: [`Dec`]'s digits and fraction length.
+    Dec(u64, u8),
     Int(u64),
     Bool(bool),
     Null,
     /// `first` and `count` in the level-span buffer.
     Levels(u32, u32),
+    /// The levels are already in the sink's vector for this side, parsed at the scales of
+    /// this instrument id (see [`shape`]).
+    Direct(u32),
+}
+
+/// What the scan may write depth levels into directly: the level vectors, and the resolver
+/// whose symbol cache says at which scales (read only: the scan never registers a symbol).
+struct Sink<'a, 'r> {
+    res: &'a Resolver<'r>,
+    bids: &'a mut Vec<Level>,
+    asks: &'a mut Vec<Level>,
 }
 
 /// The keys the three fast-path events read; every other key is skipped like the tape path's
@@ -95,6 +110,12 @@ struct Rec {
 }
 
 impl Rec {
+    fn new() -> Rec {
+        Rec {
+            v: [Val::Absent; TRACKED],
+        }
+    }
+
     #[inline]
     fn get(&self, f: F) -> Val {
         self.v[f as usize]
@@ -203,28 +224,8 @@ impl Cur<'_> {
     /// delimiter, so `01`, `0.5`, `1e3` and `1.0` all fail at the caller's next token.
     #[inline(always)]
     fn uint(&mut self) -> Option<u64> {
-        let first = self.b.get(self.i)?.wrapping_sub(b'0');
-        if first > 9 {
-            return None;
-        }
-        self.i += 1;
-        if first == 0 {
-            return Some(0);
-        }
-        let mut v = u64::from(first);
-        let mut digits = 1;
-        while let Some(&c) = self.b.get(self.i) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            digits += 1;
-            if digits > 19 {
-                return None;
-            }
-            v = v * 10 + u64::from(d);
-            self.i += 1;
-        }
+        let (v, end) = scan_uint(self.b, self.i)?;
+        self.i = end;
         Some(v)
     }
 
@@ -260,6 +261,19 @@ impl Cur<'_> {
             }
             _ => Val::Int(self.uint()?),
         })
+    }
+
+    /// A simple value for a field that holds a decimal string: one that scans as an unsigned
+    /// decimal is kept as [`Val::Dec`], any other value as [`Cur::simple`] reads it.
+    #[inline(always)]
+    fn decimal(&mut self) -> Option<Val> {
+        if self.peek()? == b'"' {
+            if let Some((d, end)) = scan_dec(self.b, self.i + 1) {
+                self.i = end;
+                return Some(Val::Dec(d.m, d.frac));
+            }
+        }
+        self.simple()
     }
 
     /// `[["price","qty"],..]`, spans appended to `spans`; returns `Val::Levels`.
@@ -343,8 +357,22 @@ impl Cur<'_> {
     /// like the tape path's `Fields`); `b`/`a` may hold level arrays; others are skipped.
     /// A `bare` event (the root) must not hold `stream` or `data`: with both, the tape path
     /// would read it as a wrapper, whatever their order and values.
-    fn event(&mut self, rec: &mut Rec, spans: &mut Vec<LevelSpan>, bare: bool) -> Option<()> {
+    fn event(
+        &mut self,
+        rec: &mut Rec,
+        spans: &mut Vec<LevelSpan>,
+        sink: &mut Sink<'_, '_>,
+        bare: bool,
+    ) -> Option<()> {
         self.eat(b'{')?;
+        // Binance's own shapes first; off them, the member-by-member scan from the start.
+        let (at, mark) = (self.i, spans.len());
+        if self.shaped(rec, spans, sink).is_some() {
+            return Some(());
+        }
+        self.i = at;
+        spans.truncate(mark);
+        *rec = Rec::new();
         if self.peek()? == b'}' {
             self.i += 1;
             return Some(());
@@ -355,6 +383,9 @@ impl Cur<'_> {
             match tracked(key) {
                 Some(f @ (F::LowB | F::LowA)) if self.peek()? == b'[' => {
                     rec.v[f as usize] = self.levels(spans)?;
+                }
+                Some(f @ (F::LowB | F::LowA | F::UpB | F::UpA | F::P | F::Q)) => {
+                    rec.v[f as usize] = self.decimal()?;
                 }
                 Some(f) => rec.v[f as usize] = self.simple()?,
                 None if bare && (key == b"stream" || key == b"data") => return None,
@@ -370,7 +401,27 @@ impl Cur<'_> {
 
     /// The whole frame: a combined-stream wrapper or a bare event object, then only
     /// whitespace. Returns `None` for anything else.
-    fn frame(&mut self, rec: &mut Rec, spans: &mut Vec<LevelSpan>) -> Option<()> {
+    fn frame(
+        &mut self,
+        rec: &mut Rec,
+        spans: &mut Vec<LevelSpan>,
+        sink: &mut Sink<'_, '_>,
+    ) -> Option<()> {
+        // The combined-stream wrapper as Binance writes it, by fixed bytes.
+        if self.lit_n(b"{\"stream\":\"").is_some() {
+            let wrapped = self.str_body().and_then(|_| {
+                self.lit_n(b",\"data\":")?;
+                self.event(rec, spans, sink, false)?;
+                self.lit_n(b"}")?;
+                (self.i == self.b.len()).then_some(())
+            });
+            if wrapped.is_some() {
+                return Some(());
+            }
+            self.i = 0;
+            spans.clear();
+            *rec = Rec::new();
+        }
         self.eat(b'{')?;
         let open = self.i - 1;
         let (ks, ke) = self.key()?;
@@ -388,7 +439,7 @@ impl Cur<'_> {
                     }
                     // A second `data` would replace the first: left to the tape path.
                     b"data" if !data => {
-                        self.event(rec, spans, false)?;
+                        self.event(rec, spans, sink, false)?;
                         data = true;
                     }
                     b"data" => return None,
@@ -406,7 +457,7 @@ impl Cur<'_> {
             }
         } else {
             self.i = open;
-            self.event(rec, spans, true)?;
+            self.event(rec, spans, sink, true)?;
         }
         self.ws();
         (self.i == self.b.len()).then_some(())
@@ -425,10 +476,9 @@ pub(super) fn decode(
         return None;
     }
     spans.clear();
-    let mut rec = Rec {
-        v: [Val::Absent; TRACKED],
-    };
-    Cur { b: frame, i: 0 }.frame(&mut rec, spans)?;
+    let mut rec = Rec::new();
+    let mut sink = Sink { res, bids, asks };
+    Cur { b: frame, i: 0 }.frame(&mut rec, spans, &mut sink)?;
     let kind = match rec.get(F::LowE) {
         Val::Str(s, e) => match &frame[s as usize..e as usize] {
             b"depthUpdate" => Kind::Depth,
@@ -513,6 +563,7 @@ impl Ev<'_, '_> {
     #[inline]
     fn fixed(&self, f: F, scale: u8) -> Option<i64> {
         match self.rec.get(f) {
+            Val::Dec(m, frac) => Dec { m, frac }.at(scale),
             Val::Str(s, e) => fixed_in(self.frame, s as usize, e as usize, scale).ok(),
             _ => None,
         }
@@ -605,8 +656,8 @@ impl Ev<'_, '_> {
             Ok(i) => i,
             Err(e) => return Some(Err(e)),
         };
-        self.levels(F::LowB, spans, inst.price_scale, inst.qty_scale, bids)?;
-        self.levels(F::LowA, spans, inst.price_scale, inst.qty_scale, asks)?;
+        self.levels(F::LowB, spans, inst, bids)?;
+        self.levels(F::LowA, spans, inst, asks)?;
         Some(Ok(MarketMsg::Depth(DepthUpdate {
             instrument: inst.id,
             event_time_ms,
@@ -620,18 +671,22 @@ impl Ev<'_, '_> {
     }
 
     /// `Fields::levels`: `out` cleared, then every level in order.
+    /// Levels the scan already parsed ([`Val::Direct`]) stand if they were parsed at this
+    /// instrument's scales (a later `s` may have named another).
     fn levels(
         &self,
         f: F,
         spans: &[LevelSpan],
-        price_scale: u8,
-        qty_scale: u8,
+        inst: super::events::Inst,
         out: &mut Vec<Level>,
     ) -> Option<()> {
-        out.clear();
-        let Val::Levels(first, count) = self.rec.get(f) else {
-            return None;
+        let (price_scale, qty_scale) = (inst.price_scale, inst.qty_scale);
+        let (first, count) = match self.rec.get(f) {
+            Val::Direct(id) => return (id == inst.id.0).then_some(()),
+            Val::Levels(first, count) => (first, count),
+            _ => return None,
         };
+        out.clear();
         let spans = spans.get(first as usize..(first + count) as usize)?;
         out.reserve(spans.len());
         for &[ps, pe, qs, qe] in spans {

@@ -1,0 +1,347 @@
+//! Binance's event objects in the exact shapes it sends them: the fast path's first try.
+//!
+//! The general scanner ([`Cur::event`]) takes members in any order and spelling: it matches
+//! each key, looks its field up, peeks at the value's type and at the delimiter after it. The
+//! frames tape decodes all day come in a handful of fixed shapes: the same keys, in the same
+//! order, with no whitespace. This module walks those shapes as a list of expected keys
+//! ([`DEPTH`], [`TRADE`], [`BOOK_AFTER_E`], [`BOOK_AFTER_U`], one list per event covering
+//! spot, USD-M and COIN-M through optional keys), so each member costs one word compare for
+//! its key and a parse of a value whose type is known.
+//!
+//! It fills the same [`Rec`] the general scanner would fill for the same bytes, value for
+//! value: a shaped frame is a frame the general scanner reads member by member, keys set in
+//! order (so a repeated key still ends with its last value), untracked keys read and
+//! dropped the same way. Any byte off the shape answers `None` and the caller runs the general
+//! scanner from the same place with a fresh [`Rec`], so this module only changes speed.
+//!
+//! Depth levels of an instrument the decoder's symbol cache already knows are parsed straight
+//! into the caller's bid and ask vectors at its scales ([`Val::Direct`]), skipping the level
+//! spans; [`Ev::levels`](super::Ev) checks the instrument is the frame's final one.
+
+use super::{Cur, LevelSpan, Rec, Sink, Val, F};
+use crate::decode::number::{fixed_fast, load8, quotes64};
+use crate::fixed::{Price, Qty};
+use crate::msg::Level;
+
+/// How a shaped member's value is read.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// An unsigned integer ([`Cur::uint`]).
+    Int,
+    /// A string without escapes.
+    Str,
+    /// A decimal string ([`Cur::decimal`]).
+    Dec,
+    /// `true` or `false`.
+    Bool,
+    /// `[["price","qty"],..]`.
+    Levels,
+    /// A key the event does not read: its value is read like the general scanner reads an
+    /// untracked member's, and dropped.
+    Skip,
+}
+
+/// One expected member: the bytes `,"key":` (at most 8) as a little-endian word.
+#[derive(Clone, Copy)]
+struct Key {
+    lit: u64,
+    len: u8,
+    f: F,
+    kind: Kind,
+    /// Absent in some markets' shape: when the key does not match, the next one is tried.
+    opt: bool,
+}
+
+const fn key(name: &[u8], f: F, kind: Kind, opt: bool) -> Key {
+    let mut w = [0u8; 8];
+    w[0] = b',';
+    w[1] = b'"';
+    let mut i = 0;
+    while i < name.len() {
+        w[2 + i] = name[i];
+        i += 1;
+    }
+    w[2 + i] = b'"';
+    w[3 + i] = b':';
+    Key {
+        lit: u64::from_le_bytes(w),
+        len: (name.len() + 4) as u8,
+        f,
+        kind,
+        opt,
+    }
+}
+
+use Kind::{Bool, Dec, Int, Levels, Skip, Str};
+
+/// After `"e":"depthUpdate"`: spot `E s U u b a`, USD-M `E T s U u pu b a`, COIN-M
+/// `E T s ps U u pu b a`.
+const DEPTH: [Key; 9] = [
+    key(b"E", F::UpE, Int, false),
+    key(b"T", F::UpT, Int, true),
+    key(b"s", F::S, Str, false),
+    key(b"ps", F::S, Skip, true),
+    key(b"U", F::UpU, Int, false),
+    key(b"u", F::LowU, Int, false),
+    key(b"pu", F::Pu, Int, true),
+    key(b"b", F::LowB, Levels, false),
+    key(b"a", F::LowA, Levels, false),
+];
+
+/// After `"e":"trade"`: spot `E s t p q T m M`, futures `E T s t p q X m`.
+const TRADE: [Key; 10] = [
+    key(b"E", F::UpE, Int, false),
+    key(b"T", F::UpT, Int, true),
+    key(b"s", F::S, Str, false),
+    key(b"t", F::LowT, Int, false),
+    key(b"p", F::P, Dec, false),
+    key(b"q", F::Q, Dec, false),
+    key(b"T", F::UpT, Int, true),
+    key(b"X", F::X, Str, true),
+    key(b"m", F::M, Bool, false),
+    key(b"M", F::M, Skip, true),
+];
+
+/// After `"e":"bookTicker"` (USD-M): `u s b B a A T E`.
+const BOOK_AFTER_E: [Key; 9] = [
+    key(b"u", F::LowU, Int, false),
+    key(b"s", F::S, Str, false),
+    key(b"ps", F::S, Skip, true),
+    key(b"b", F::LowB, Dec, false),
+    key(b"B", F::UpB, Dec, false),
+    key(b"a", F::LowA, Dec, false),
+    key(b"A", F::UpA, Dec, false),
+    key(b"T", F::UpT, Int, true),
+    key(b"E", F::UpE, Int, true),
+];
+
+/// After `"u":..` (spot, COIN-M): spot `s b B a A`, COIN-M `e s ps b B a A T E`.
+const BOOK_AFTER_U: [Key; 9] = [
+    key(b"e", F::LowE, Str, true),
+    key(b"s", F::S, Str, false),
+    key(b"ps", F::S, Skip, true),
+    key(b"b", F::LowB, Dec, false),
+    key(b"B", F::UpB, Dec, false),
+    key(b"a", F::LowA, Dec, false),
+    key(b"A", F::UpA, Dec, false),
+    key(b"T", F::UpT, Int, true),
+    key(b"E", F::UpE, Int, true),
+];
+
+impl Cur<'_> {
+    /// Consumes exactly the bytes `w`.
+    #[inline(always)]
+    pub(super) fn lit_n<const N: usize>(&mut self, w: &[u8; N]) -> Option<()> {
+        let got: &[u8; N] = self.b.get(self.i..self.i + N)?.try_into().ok()?;
+        if got != w {
+            return None;
+        }
+        self.i += N;
+        Some(())
+    }
+
+    /// Consumes `k`'s `,"key":` if it is next.
+    #[inline(always)]
+    fn key_lit(&mut self, k: &Key) -> bool {
+        let len = usize::from(k.len);
+        if self.i + len > self.b.len() {
+            return false;
+        }
+        let mask = u64::MAX >> (64 - 8 * len);
+        if load8(self.b, self.i) & mask != k.lit {
+            return false;
+        }
+        self.i += len;
+        true
+    }
+
+    /// The members of an event object after its `{`, when they are one of the shapes.
+    /// Consumes the closing `}`. `None`: not a shape (the cursor, `rec`, `spans` and the
+    /// sink's vectors are then the caller's to reset).
+    pub(super) fn shaped(
+        &mut self,
+        rec: &mut Rec,
+        spans: &mut Vec<LevelSpan>,
+        sink: &mut Sink<'_, '_>,
+    ) -> Option<()> {
+        let keys: &[Key] = if self.lit_n(b"\"e\":\"").is_some() {
+            let start = self.i;
+            let keys: &[Key] = if self.lit_n(b"depthUpdate\"").is_some() {
+                &DEPTH
+            } else if self.lit_n(b"trade\"").is_some() {
+                &TRADE
+            } else if self.lit_n(b"bookTicker\"").is_some() {
+                &BOOK_AFTER_E
+            } else {
+                return None;
+            };
+            rec.v[F::LowE as usize] = Val::Str(start as u32, (self.i - 1) as u32);
+            keys
+        } else if self.lit_n(b"\"u\":").is_some() {
+            rec.v[F::LowU as usize] = Val::Int(self.uint()?);
+            &BOOK_AFTER_U
+        } else {
+            return None;
+        };
+        for k in keys {
+            if !self.key_lit(k) {
+                if k.opt {
+                    continue;
+                }
+                return None;
+            }
+            let v = match k.kind {
+                Int => Val::Int(self.uint()?),
+                Str => {
+                    self.lit_n(b"\"")?;
+                    let (s, e) = self.str_body()?;
+                    Val::Str(s as u32, e as u32)
+                }
+                Dec => self.decimal()?,
+                Bool => {
+                    if self.lit_n(b"true").is_some() {
+                        Val::Bool(true)
+                    } else {
+                        self.lit_n(b"false")?;
+                        Val::Bool(false)
+                    }
+                }
+                Levels => self.shaped_levels(k.f, rec, spans, sink)?,
+                Skip => {
+                    self.simple()?;
+                    continue;
+                }
+            };
+            rec.v[k.f as usize] = v;
+        }
+        self.lit_n(b"}")
+    }
+
+    /// A level array: straight into the sink at the scales of the frame's `s` so far, if the
+    /// symbol cache knows it; else (or off the strict spelling) as spans, like the general
+    /// scanner.
+    fn shaped_levels(
+        &mut self,
+        f: F,
+        rec: &Rec,
+        spans: &mut Vec<LevelSpan>,
+        sink: &mut Sink<'_, '_>,
+    ) -> Option<Val> {
+        let inst = match rec.get(F::S) {
+            Val::Str(s, e) => sink.res.cached(self.b.get(s as usize..e as usize)?),
+            _ => None,
+        };
+        if let Some(inst) = inst {
+            let out = if matches!(f, F::LowB) {
+                &mut *sink.bids
+            } else {
+                &mut *sink.asks
+            };
+            let at = self.i;
+            if self
+                .direct_levels(out, inst.price_scale, inst.qty_scale)
+                .is_some()
+            {
+                return Some(Val::Direct(inst.id.0));
+            }
+            self.i = at;
+        }
+        self.levels(spans)
+    }
+
+    /// `[["price","qty"],..]` with no whitespace, parsed into `out` (cleared first). `None`
+    /// for anything else, including a decimal the 16-byte tier does not take (the span
+    /// route then decides, with `parse_fixed` behind it).
+    ///
+    /// The closing quotes are found from a bitmap of the quotes in 64-byte blocks, built from
+    /// eight independent words, so the cursor moves by a bit scan per string instead of a
+    /// byte-dependent chain; the structure around them is checked byte by byte, and each
+    /// decimal is converted on its own (its length known), in parallel with the next.
+    #[inline(always)]
+    fn direct_levels(
+        &mut self,
+        out: &mut Vec<Level>,
+        price_scale: u8,
+        qty_scale: u8,
+    ) -> Option<()> {
+        out.clear();
+        let b = self.b;
+        self.lit_n(b"[")?;
+        if self.lit_n(b"]").is_some() {
+            return Some(());
+        }
+        let mut quotes = Quotes::new(b, self.i);
+        let mut i = self.i;
+        loop {
+            // `["` price `","` qty `"]`
+            if b.get(i..i + 2)? != b"[\"" {
+                return None;
+            }
+            let ps = i + 2;
+            let pe = quotes.next(ps)?;
+            if b.get(pe..pe + 3)? != b"\",\"" {
+                return None;
+            }
+            let qs = pe + 3;
+            let qe = quotes.next(qs)?;
+            let price = fixed_fast(b, ps, pe, price_scale)?;
+            let qty = fixed_fast(b, qs, qe, qty_scale)?;
+            out.push(Level {
+                price: Price(price),
+                qty: Qty(qty),
+            });
+            match b.get(qe + 1..qe + 3)? {
+                b"]," => i = qe + 3,
+                b"]]" => {
+                    self.i = qe + 3;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The positions of `"` in a frame, 64 bytes at a time.
+struct Quotes<'a> {
+    b: &'a [u8],
+    base: usize,
+    mask: u64,
+}
+
+impl<'a> Quotes<'a> {
+    #[inline(always)]
+    fn new(b: &'a [u8], base: usize) -> Self {
+        Quotes {
+            b,
+            base,
+            mask: quotes64(b, base),
+        }
+    }
+
+    /// The first quote at or after `from`, if the frame has one. Callers only move forward
+    /// (`from >= base`).
+    #[inline(always)]
+    fn next(&mut self, from: usize) -> Option<usize> {
+        let rel = from.checked_sub(self.base)?;
+        if rel >= 64 {
+            self.base = from;
+            self.mask = quotes64(self.b, from);
+        }
+        let m = self.mask & (u64::MAX << (from - self.base));
+        if m != 0 {
+            return Some(self.base + m.trailing_zeros() as usize);
+        }
+        // None in the rest of this block: the blocks after it.
+        loop {
+            self.base += 64;
+            if self.base >= self.b.len() {
+                return None;
+            }
+            self.mask = quotes64(self.b, self.base);
+            if self.mask != 0 {
+                return Some(self.base + self.mask.trailing_zeros() as usize);
+            }
+        }
+    }
+}
