@@ -1,5 +1,6 @@
 //! The library behind the `tape` binary: import, synth, replay, dump, verify, the venue
-//! simulator and the client load generator, usable from tests and benchmarks.
+//! simulator, the client load generator and the shared-memory reader, usable from tests and
+//! benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -8,5 +9,6 @@ pub mod import;
 pub mod loadgen;
 pub mod replay;
 pub mod run;
+pub mod shm_read;
 pub mod sim;
 pub mod synth;

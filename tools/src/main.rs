@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tape_core::instrument::Market;
-use tape_tools::{dump, import, loadgen, replay, run, sim, synth};
+use tape_tools::{dump, import, loadgen, replay, run, shm_read, sim, synth};
 
 #[derive(Parser)]
 #[command(
@@ -85,7 +85,15 @@ enum Cmd {
         /// stopped (exit status 3), instead of refusing the journal.
         #[arg(long)]
         allow_damaged: bool,
+        /// Publish the books and accounts in shared memory in this directory as `tape run
+        /// --shm` does (default settings); at the end it holds the final state.
+        #[arg(long, value_name = "DIR")]
+        shm: Option<PathBuf>,
     },
+    /// Print what a shared-memory reader sees in a `tape run --shm DIR` directory: every
+    /// instrument's top of book, or one instrument's (and its depth, last trade, ticker), or
+    /// a user's account; live until --count or --timeout, or once.
+    ShmRead(shm_read::ShmReadArgs),
     /// Print a journal's records.
     Dump {
         /// Journal directory.
@@ -223,13 +231,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             latency,
             speed,
             allow_damaged,
+            shm,
         } => {
             let opts = replay::ReplayOptions {
                 latency,
                 speed,
                 allow_damaged,
             };
-            let (summary, _) = replay::replay_with(&journal, &opts)?;
+            let mut publisher = match shm {
+                Some(dir) => Some(
+                    tape_node::shm::Publisher::open(&tape_node::shm::ShmConfig::new(dir), &[])
+                        .context("shm")?,
+                ),
+                None => None,
+            };
+            let (summary, _) = replay::replay_into(&journal, &opts, publisher.as_mut())?;
+            if let Some(p) = publisher.as_mut() {
+                p.close();
+            }
             if json {
                 let mut stdout = std::io::stdout().lock();
                 serde_json::to_writer_pretty(&mut stdout, &summary)?;
@@ -266,6 +285,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Repair { journal } => dump::repair(&journal),
         Cmd::VenueSim(args) => {
             sim::cli::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::ShmRead(args) => {
+            shm_read::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Loadgen { cfg, json } => {

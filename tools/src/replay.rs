@@ -372,6 +372,20 @@ pub fn replay(dir: &Path) -> Result<(Summary, Engine)> {
 /// # Errors
 /// An unreadable or damaged journal.
 pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)> {
+    replay_into(dir, opts, None)
+}
+
+/// [`replay_with`], publishing the engine's state into shared memory as `tape run --shm`
+/// does (every output, then a flush after each record): at the end the files hold the final
+/// books and accounts. The outputs, and so the digest, are the same with or without it.
+///
+/// # Errors
+/// An unreadable or damaged journal.
+pub fn replay_into(
+    dir: &Path,
+    opts: &ReplayOptions,
+    mut shm: Option<&mut tape_node::shm::Publisher>,
+) -> Result<(Summary, Engine)> {
     let mut reader = JournalReader::open(dir)
         .with_context(|| format!("{}: cannot open journal", dir.display()))?;
     let mut engine = Engine::new(EngineConfig::default())?;
@@ -412,6 +426,9 @@ pub fn replay_with(dir: &Path, opts: &ReplayOptions) -> Result<(Summary, Engine)
                 rec.kind,
                 rec.payload,
             );
+        }
+        if let Some(p) = shm.as_deref_mut() {
+            p.publish(&engine);
         }
         while let Some(out) = engine.poll_output() {
             outputs[event_kind(&out.event)] += 1;

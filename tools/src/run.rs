@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Stop by itself after this many seconds (tests, demos).
     #[arg(long)]
     pub exit_after: Option<u64>,
+    /// Publish books and accounts in shared memory in this directory (shm.enabled, shm.dir),
+    /// e.g. /dev/shm/tape; read it with `tape shm-read DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub shm: Option<PathBuf>,
 }
 
 /// Merges the config file and the flags.
@@ -105,6 +109,10 @@ pub fn resolve(args: &RunArgs) -> Result<Config> {
     }
     if let Some(v) = args.status_interval {
         cfg.server.status_interval_secs = v;
+    }
+    if let Some(v) = &args.shm {
+        cfg.shm.enabled = true;
+        cfg.shm.dir = v.display().to_string();
     }
     cfg.validate().context("invalid settings")?;
     Ok(cfg)
@@ -443,6 +451,7 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
             .saturating_mul(1_000_000_000),
         auth: cfg.auth_config()?,
         desk: cfg.desk_setup()?,
+        shm: cfg.shm_config()?,
         dashboard: s.dashboard,
     })
 }
@@ -559,6 +568,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
         scheme.1, scheme.1
     ));
     say(format_args!("  feed    {what}"));
+    if let Some(dir) = node.shm_dir() {
+        say(format_args!(
+            "  shm     {} (read it with: tape shm-read {})",
+            dir.display(),
+            dir.display()
+        ));
+    }
     if cfg.feed_kind() != FeedKind::Replay && cfg.feed.record.is_empty() {
         say(format_args!(
             "  journal off: set feed.record (or --record DIR) to journal the live inputs"

@@ -215,6 +215,7 @@ fn dashboard_off_is_404_and_the_page_follows_ws_path_and_auth() {
             name: "alice".into(),
             roles: vec!["trader".into()],
             max_connections: 0,
+            shm_group: String::new(),
         });
     });
     let page = get(srv.addr, "/");

@@ -83,6 +83,7 @@ fn bracket_order_risk_alert_isolation_limits_and_replay() {
             name: name.into(),
             roles: vec![role.into()],
             max_connections: 0,
+            shm_group: String::new(),
         });
     }
     cfg.validate().unwrap();
@@ -216,6 +217,7 @@ fn gateway_node(url: Option<&str>) -> GatewayNode {
             name: name.into(),
             roles: vec!["trader".into()],
             max_connections: 0,
+            shm_group: String::new(),
         });
     }
     cfg.validate().unwrap();

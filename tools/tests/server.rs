@@ -481,6 +481,7 @@ fn anonymous_sessions_are_limited_per_address() {
             name: "viewer".into(),
             roles: vec!["viewer".into()],
             max_connections: 0,
+            shm_group: String::new(),
         });
     });
     let ping = |ws: &mut Ws| {

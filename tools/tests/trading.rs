@@ -130,6 +130,7 @@ fn trading(
         name: "alice".into(),
         roles: vec!["trader".into()],
         max_connections: 0,
+        shm_group: String::new(),
     });
     cfg_tweak(&mut cfg);
     cfg.validate().unwrap();

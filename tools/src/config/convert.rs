@@ -115,6 +115,47 @@ impl Config {
         Ok(Some(cfg))
     }
 
+    /// The shared-memory publication, when `shm.enabled`: modes and groups resolved, sizes
+    /// checked (each error names its key).
+    ///
+    /// # Errors
+    /// A value out of range, a mode that does not parse or is unsafe, an unknown group.
+    pub fn shm_config(&self) -> Result<Option<tape_node::shm::ShmConfig>> {
+        let s = &self.shm;
+        if !s.enabled {
+            return Ok(None);
+        }
+        if s.dir.is_empty() {
+            anyhow::bail!("shm.dir must name a directory");
+        }
+        let group = |key: String, v: &str| -> Result<Option<u32>> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(tape_shm::resolve_group(&key, v)?))
+        };
+        let mut cfg = tape_node::shm::ShmConfig::new(PathBuf::from(&s.dir));
+        cfg.market = tape_shm::MarketOptions {
+            levels: s.levels,
+            max_instruments: s.max_instruments,
+            mode: tape_shm::parse_mode("market_mode", &s.market_mode)?,
+        };
+        cfg.user = tape_shm::UserOptions {
+            max_positions: s.max_positions,
+            max_orders: s.max_orders,
+            mode: tape_shm::parse_mode("user_mode", &s.user_mode)?,
+            group: group("shm.user_group".into(), &s.user_group)?,
+        };
+        cfg.market.validate()?;
+        cfg.user.validate()?;
+        for (i, u) in self.users.iter().enumerate() {
+            if let Some(g) = group(format!("user[{i}] ({:?}).shm_group", u.name), &u.shm_group)? {
+                cfg.user_groups.push((u.name.clone(), g));
+            }
+        }
+        Ok(Some(cfg))
+    }
+
     /// The feed `tape run` uses.
     pub fn feed_kind(&self) -> FeedKind {
         match self.feed.source {

@@ -44,6 +44,49 @@ pub struct Config {
     /// Users (`[[user]]`); any turns on authentication, private channels and the desk.
     #[serde(rename = "user", skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserSection>,
+    /// The shared-memory publication for colocated readers (off unless enabled).
+    pub shm: ShmSection,
+}
+
+/// `[shm]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShmSection {
+    /// Publish books and accounts in shared memory (`--shm DIR` turns it on).
+    pub enabled: bool,
+    /// The directory (created if its parent exists).
+    pub dir: String,
+    /// Levels per side in the depth records.
+    pub levels: u32,
+    /// Instrument slots of the market file.
+    pub max_instruments: u32,
+    /// Room for positions in each user file.
+    pub max_positions: u32,
+    /// Room for open orders in each user file.
+    pub max_orders: u32,
+    /// Octal mode of the market file.
+    pub market_mode: String,
+    /// Octal mode of the user files (never readable by every account).
+    pub user_mode: String,
+    /// Group of the user files (name or gid; a user's `shm_group` overrides); empty = the
+    /// engine's.
+    pub user_group: String,
+}
+
+impl Default for ShmSection {
+    fn default() -> Self {
+        ShmSection {
+            enabled: false,
+            dir: tape_shm::DEFAULT_DIR.into(),
+            levels: tape_shm::DEFAULT_LEVELS,
+            max_instruments: tape_shm::DEFAULT_MAX_INSTRUMENTS,
+            max_positions: tape_shm::DEFAULT_MAX_POSITIONS,
+            max_orders: tape_shm::DEFAULT_MAX_ORDERS,
+            market_mode: "0644".into(),
+            user_mode: "0600".into(),
+            user_group: String::new(),
+        }
+    }
 }
 
 /// What the node does when it cannot journal an input.
@@ -115,6 +158,9 @@ pub struct UserSection {
     /// Open connections allowed; 0 = `auth.max_connections_per_user`.
     #[serde(default)]
     pub max_connections: usize,
+    /// Group (name or gid) of this user's shared-memory file; empty = `shm.user_group`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub shm_group: String,
 }
 
 /// `[desk]`.

@@ -312,3 +312,60 @@ fn usdm_routes_override_and_refusals() {
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("only a usdm venue"), "{e}");
 }
+
+#[test]
+fn shm_is_off_by_default_and_its_settings_are_checked_by_key() {
+    let c = Config::default();
+    assert!(c.shm_config().unwrap().is_none(), "off unless enabled");
+    assert_eq!(c.shm.dir, "/dev/shm/tape");
+
+    let c: Config = toml::from_str(
+        "[shm]\nenabled = true\ndir = \"/tmp/x\"\nlevels = 5\nuser_mode = \"0640\"\nuser_group = \"0\"\n\
+         [[user]]\nname = \"alice\"\nroles = [\"trader\"]\nshm_group = \"12345\"\n\
+         [[user]]\nname = \"bob\"\nroles = [\"trader\"]\n[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    let s = c.shm_config().unwrap().unwrap();
+    assert_eq!(s.dir, std::path::PathBuf::from("/tmp/x"));
+    assert_eq!(s.market.levels, 5);
+    assert_eq!(s.market.mode, 0o644);
+    assert_eq!((s.user.mode, s.user.group), (0o640, Some(0)));
+    assert_eq!(s.user_groups, vec![("alice".to_owned(), 12345)]);
+
+    for (text, needle) in [
+        ("levels = 0", "shm.levels must be 1 to 1000, not 0"),
+        ("levels = 1001", "shm.levels"),
+        ("max_instruments = 0", "shm.max_instruments"),
+        ("max_orders = 0", "shm.max_orders"),
+        ("market_mode = \"rw\"", "shm.market_mode"),
+        (
+            "market_mode = \"0666\"",
+            "must not let other accounts write",
+        ),
+        ("user_mode = \"0644\"", "every OS account"),
+        ("user_mode = \"0700\"", "executable"),
+        (
+            "user_group = \"no-such-group-here\"",
+            "shm.user_group: no group",
+        ),
+        ("dir = \"\"", "shm.dir"),
+    ] {
+        let c: Config = toml::from_str(&format!("[shm]\nenabled = true\n{text}\n")).unwrap();
+        let e = format!("{:#}", c.validate().unwrap_err());
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+    assert!(
+        toml::from_str::<Config>("[shm]\nlevel = 3\n").is_err(),
+        "unknown key"
+    );
+
+    // `--shm DIR` turns it on.
+    let c = crate::run::resolve(&crate::run::RunArgs {
+        shm: Some("/dev/shm/elsewhere".into()),
+        ..crate::run::RunArgs::default()
+    })
+    .unwrap();
+    assert!(c.shm.enabled);
+    assert_eq!(c.shm.dir, "/dev/shm/elsewhere");
+}

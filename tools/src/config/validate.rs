@@ -135,6 +135,7 @@ impl Config {
             tape_core::auth::Roles::from_names(u.roles.iter().map(String::as_str))
                 .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?;
         }
+        self.shm_config()?;
         if self.feed.source == FeedKind::Live && self.venues.is_empty() {
             bail!("feed.source = \"live\" needs at least one [[venue]]");
         }

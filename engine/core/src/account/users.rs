@@ -57,6 +57,14 @@ impl UserId {
     }
 }
 
+// A user id orders, hashes and compares exactly as its text (`Arc<str>` does), so maps keyed
+// by it can be searched with a `&str`: no id (and no allocation) is built for a lookup.
+impl std::borrow::Borrow<str> for UserId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -177,9 +185,10 @@ impl Accounts {
         self.users.is_empty()
     }
 
-    /// A user's account.
+    /// A user's account (a lookup by text: it allocates nothing, so the shared-memory
+    /// publisher can read accounts on the engine thread after every input).
     pub fn user(&self, user: &str) -> Option<&Account> {
-        self.users.get(&UserId::new(user).ok()?)
+        self.users.get(user)
     }
 
     /// A user's account, mutably (its events are still collected by `poll_event`).

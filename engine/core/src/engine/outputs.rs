@@ -13,6 +13,13 @@ impl Engine {
         self.out.pop_front()
     }
 
+    /// The outputs queued and not taken yet, oldest first, without taking them: for a
+    /// consumer that must see an input's outputs before they are handed on (the io layer's
+    /// shared-memory publisher stores the new state before the hub serializes it).
+    pub fn queued_outputs(&self) -> impl Iterator<Item = &Output> {
+        self.out.iter()
+    }
+
     /// The next command for a venue connection (an order to send, a snapshot to fetch),
     /// oldest first. The io layer drains it after every input, like [`Engine::poll_output`].
     #[must_use]

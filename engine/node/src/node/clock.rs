@@ -18,15 +18,37 @@ pub struct WallClock {
     base: Instant,
 }
 
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Reads of the epoch around the monotonic base closer than this are taken at once.
+const BASE_READ_NS: u64 = 2_000;
+
 impl Default for WallClock {
+    /// Pairs the epoch with a monotonic base, read back to back. A thread preempted between
+    /// the two reads would offset every later reading by the preemption (milliseconds on a
+    /// busy host), and two programs' clocks (the engine's `recv_ns`, a client's arrival time)
+    /// would then disagree by that much: so the base is read between two epoch reads, paired
+    /// with their midpoint, and read again (a few times at most) while the two are far apart.
     fn default() -> Self {
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        WallClock {
-            base_unix_ns: unix,
-            base: Instant::now(),
+        let mut best: Option<(u64, u64, Instant)> = None;
+        for _ in 0..64 {
+            let before = unix_ns();
+            let base = Instant::now();
+            let after = unix_ns();
+            let gap = after.saturating_sub(before);
+            if best.is_none_or(|(g, _, _)| gap < g) {
+                best = Some((gap, before + gap / 2, base));
+            }
+            if gap <= BASE_READ_NS {
+                break;
+            }
         }
+        let (_, base_unix_ns, base) = best.unwrap_or_else(|| (0, unix_ns(), Instant::now()));
+        WallClock { base_unix_ns, base }
     }
 }
 

@@ -90,6 +90,8 @@ pub struct NodeConfig {
     /// The trading desk (accounts of the users, risk limits, paper venue); journaled as the
     /// first client record so replays rebuild it.
     pub desk: Option<tape_core::desk::DeskSetup>,
+    /// Publish books and accounts in shared memory for colocated readers (`[shm]`).
+    pub shm: Option<crate::shm::ShmConfig>,
     /// Serve the dashboard at `/` (and its assets under `/dashboard/`); off, both are 404.
     pub dashboard: bool,
 }
@@ -295,6 +297,20 @@ impl Node {
             }
             None => None,
         };
+        let shm = match &cfg.shm {
+            Some(c) => {
+                let users = cfg
+                    .desk
+                    .as_ref()
+                    .map(|d| d.users.clone())
+                    .unwrap_or_default();
+                Some(
+                    crate::shm::Publisher::open(c, &users)
+                        .map_err(|e| std::io::Error::other(format!("shm: {e}")))?,
+                )
+            }
+            None => None,
+        };
         let mut hub = Hub::new(cfg.hub.clone());
         if let Some(a) = &cfg.auth {
             hub.set_authenticator(
@@ -302,7 +318,7 @@ impl Node {
             );
         }
         Ok(Node {
-            pipe: Pipeline::new(clock, journal, cfg.journal, engine, hub, net),
+            pipe: Pipeline::new(clock, journal, cfg.journal, engine, hub, net, shm),
             cfg,
             poll,
             events: Events::with_capacity(1024),
@@ -384,6 +400,9 @@ impl Node {
                     .as_ref()
                     .map_or(0, NetServer::connection_count);
                 if open == 0 || now.saturating_sub(t) > SHUTDOWN_GRACE_NS {
+                    if let Some(shm) = &mut self.pipe.shm {
+                        shm.close();
+                    }
                     self.flush_latency_log(now)?;
                     if let Some(j) = &mut self.pipe.journal {
                         j.flush()
@@ -499,6 +518,9 @@ impl Node {
                     // A new pass: the books start over as after a reconnect.
                     self.pipe.engine =
                         Engine::new(self.cfg.engine.clone()).map_err(std::io::Error::other)?;
+                    if let Some(shm) = &mut self.pipe.shm {
+                        shm.restart();
+                    }
                     self.pipe.stats.passes += 1;
                     self.feed_desk_setup()?;
                 }
@@ -700,6 +722,11 @@ impl Node {
     /// Loop counters.
     pub fn loop_stats(&self) -> LoopStats {
         self.pipe.stats
+    }
+
+    /// The shared-memory directory, when publishing.
+    pub fn shm_dir(&self) -> Option<&std::path::Path> {
+        self.pipe.shm.as_ref().map(crate::shm::Publisher::dir)
     }
 }
 

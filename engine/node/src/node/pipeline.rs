@@ -1,4 +1,5 @@
-//! One input's way through the node: journal, engine, hub, client sockets, timed per stage.
+//! One input's way through the node: journal, engine, shared memory and hub, client sockets,
+//! timed per stage.
 //!
 //! [`Pipeline`] owns everything an input touches, so the loop can lend a record out of its
 //! feed while the pipeline handles it: the borrows split along the struct, not by hand.
@@ -62,6 +63,8 @@ pub(super) struct Pipeline {
     pub(super) stats: LoopStats,
     /// Receive times of the batch's records whose messages are not written yet.
     wire: Vec<u64>,
+    /// The shared-memory publication, when on.
+    pub(super) shm: Option<crate::shm::Publisher>,
 }
 
 impl Pipeline {
@@ -72,6 +75,7 @@ impl Pipeline {
         engine: Engine,
         hub: Hub,
         net: Option<NetServer>,
+        shm: Option<crate::shm::Publisher>,
     ) -> Pipeline {
         Pipeline {
             clock,
@@ -84,6 +88,7 @@ impl Pipeline {
             net,
             stats: LoopStats::default(),
             wire: Vec::with_capacity(FEED_BATCH),
+            shm,
         }
     }
 
@@ -139,6 +144,11 @@ impl Pipeline {
         }
         let t_applied = timer.last();
         let before = self.hub.stats_delivered();
+        // Shared memory first, straight after the apply: a colocated reader sees the new top
+        // of book before the hub has serialized anything for the sockets.
+        if let Some(shm) = self.shm.as_mut() {
+            shm.publish(&self.engine);
+        }
         while let Some(out) = self.engine.poll_output() {
             self.hub.handle_output(&out, &self.engine);
         }
