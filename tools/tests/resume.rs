@@ -202,6 +202,7 @@ fn orders_filled_while_the_owner_is_away_are_replayed_in_order() {
             name: name.into(),
             roles: vec![role.into()],
             max_connections: 0,
+            shm_group: String::new(),
         });
     }
     cfg.validate().unwrap();
