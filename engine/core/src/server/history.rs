@@ -10,9 +10,12 @@
 //! chunks interleave every stream's messages, so a slow stream's history (a ticker keeping
 //! its last 256 messages, minutes) would pin every chunk published meanwhile: all the market
 //! data of those minutes. In its own arena a stream's messages are consecutive and leave in
-//! order, so a history holds at most its budget plus about two chunks, and once the ring
-//! reached its steady size nothing is allocated per message (the `VecDeque` keeps its
-//! capacity, the arena reclaims its chunks in place).
+//! order, so a history holds at most its budget plus about two chunks. A market stream's
+//! history allocates all of that when it starts recording ([`History::start`], on the
+//! stream's first subscription): nothing is allocated per message afterwards, not even while
+//! the ring fills (the `VecDeque` keeps its capacity, the arena reclaims its chunks in
+//! place); `engine/core/tests/pipeline_alloc.rs` holds it to that. A private history grows
+//! with its first messages instead (a user's budget is reserved only if used).
 //!
 //! Invariant: the ring holds consecutive `seq`s, ending at the stream's last published one
 //! (`last`), whenever it is non-empty; a message too large for the budget, or a `seq` that
@@ -25,7 +28,7 @@ use std::collections::VecDeque;
 
 use tungstenite::Utf8Bytes;
 
-use crate::wire::arena::Arena;
+use crate::wire::arena::{Arena, CHUNK_BYTES};
 
 /// Bounds of one stream's history (the default, zero, keeps nothing).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,6 +102,19 @@ pub(crate) struct History {
 }
 
 impl History {
+    /// Starts recording with `budget`'s memory allocated at once: the ring's slots and the
+    /// arena's chunks (the budget's bytes, plus the two chunks a ring within budget can
+    /// pin beyond them), so recording never allocates on the hot path, even while the
+    /// history fills.
+    pub(crate) fn start(&mut self, budget: HistoryBudget) {
+        if self.on || budget.off() {
+            return;
+        }
+        self.on = true;
+        self.ring.reserve(budget.messages);
+        self.arena.reserve(budget.bytes.div_ceil(CHUNK_BYTES) + 2);
+    }
+
     /// Records the message published with `seq` (`None`: a resync marker).
     pub(crate) fn record(&mut self, budget: HistoryBudget, seq: u64, msg: Option<&Utf8Bytes>) {
         if budget.off() {

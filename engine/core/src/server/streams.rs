@@ -249,10 +249,9 @@ impl Streams {
             "status uses subscribe_status"
         );
         let b = self.budget(key.channel);
-        let on = b.messages > 0 && b.bytes > 0;
         let st = self.inst(key.instrument);
         // From its first subscriber on, the stream keeps a history (see `history.rs`).
-        st.hist[key.channel.index()].on |= on;
+        st.hist[key.channel.index()].start(b);
         let added = insert_sorted(&mut st.subs[key.channel.index()], s);
         self.counts[key.channel.index()] += usize::from(added);
         added

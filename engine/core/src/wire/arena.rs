@@ -36,9 +36,28 @@ const MAX_PACKED: usize = CHUNK / 2;
 pub(crate) struct Arena {
     chunks: Vec<BytesMut>,
     cur: usize,
+    /// Chunks kept at most, if more than [`MAX_CHUNKS`] were reserved.
+    max: usize,
 }
 
+/// Bytes per chunk, for callers sizing a reservation.
+pub(crate) const CHUNK_BYTES: usize = CHUNK;
+
 impl Arena {
+    /// Allocates `chunks` chunks now and keeps up to that many (or [`MAX_CHUNKS`]), for a
+    /// holder whose pinned bytes are bounded (a history within its budget): it then never
+    /// allocates per message, not even while it fills up.
+    pub(crate) fn reserve(&mut self, chunks: usize) {
+        self.max = self.max.max(chunks);
+        while self.chunks.len() < chunks {
+            let mut chunk = BytesMut::with_capacity(CHUNK);
+            // A chunk's first split allocates its shared header: done here, not on the
+            // first message it holds.
+            drop(chunk.split());
+            self.chunks.push(chunk);
+        }
+    }
+
     /// A shareable copy of `s`.
     pub(crate) fn freeze(&mut self, s: &str) -> Utf8Bytes {
         if s.len() > MAX_PACKED {
@@ -66,7 +85,7 @@ impl Arena {
             }
         }
         let fresh = BytesMut::with_capacity(CHUNK);
-        if n < MAX_CHUNKS {
+        if n < MAX_CHUNKS.max(self.max) {
             self.chunks.push(fresh);
             self.cur = n;
         } else {
