@@ -258,6 +258,16 @@ impl Publisher {
         slot
     }
 
+    /// Writes a trade of `id` as its last one, counting it (`trade.count` is set here).
+    fn trade(&mut self, id: InstrumentId, mut trade: Trade, registry: &Registry) {
+        if let Some(slot) = self.slot(id, registry) {
+            let info = &mut self.info[slot.0 as usize];
+            info.trades += 1;
+            trade.count = info.trades;
+            self.market.write_trade(slot, &trade);
+        }
+    }
+
     fn mark(&mut self, id: InstrumentId, registry: &Registry) {
         if let Some(s) = self.slot(id, registry) {
             let info = &mut self.info[s.0 as usize];
@@ -293,42 +303,30 @@ impl Publisher {
             }
             Event::Book(ev) => self.mark(ev.instrument(), registry),
             Event::Trade(t) => {
-                if let Some(slot) = self.slot(t.instrument, registry) {
-                    let info = &mut self.info[slot.0 as usize];
-                    info.trades += 1;
-                    self.market.write_trade(
-                        slot,
-                        &Trade {
-                            trade_id: t.trade_id,
-                            recv_ns: out.recv.0,
-                            price: t.price.0,
-                            qty: t.qty.0,
-                            trade_time_ms: t.trade_time_ms,
-                            count: info.trades,
-                            buyer_is_maker: t.buyer_is_maker,
-                            aggregate: false,
-                        },
-                    );
-                }
+                let trade = Trade {
+                    trade_id: t.trade_id,
+                    recv_ns: out.recv.0,
+                    price: t.price.0,
+                    qty: t.qty.0,
+                    trade_time_ms: t.trade_time_ms,
+                    count: 0,
+                    buyer_is_maker: t.buyer_is_maker,
+                    aggregate: false,
+                };
+                self.trade(t.instrument, trade, registry);
             }
             Event::AggTrade(t) => {
-                if let Some(slot) = self.slot(t.instrument, registry) {
-                    let info = &mut self.info[slot.0 as usize];
-                    info.trades += 1;
-                    self.market.write_trade(
-                        slot,
-                        &Trade {
-                            trade_id: t.last_trade_id,
-                            recv_ns: out.recv.0,
-                            price: t.price.0,
-                            qty: t.qty.0,
-                            trade_time_ms: t.trade_time_ms,
-                            count: info.trades,
-                            buyer_is_maker: t.buyer_is_maker,
-                            aggregate: true,
-                        },
-                    );
-                }
+                let trade = Trade {
+                    trade_id: t.last_trade_id,
+                    recv_ns: out.recv.0,
+                    price: t.price.0,
+                    qty: t.qty.0,
+                    trade_time_ms: t.trade_time_ms,
+                    count: 0,
+                    buyer_is_maker: t.buyer_is_maker,
+                    aggregate: true,
+                };
+                self.trade(t.instrument, trade, registry);
             }
             Event::Ticker(t) => {
                 if let Some(slot) = self.slot(t.instrument, registry) {

@@ -324,34 +324,33 @@ impl MarketWriter {
     /// Writes the top of book of `slot`.
     #[inline]
     pub fn write_top(&mut self, slot: Slot, top: &Top) {
-        let words = top.encode();
-        let at = self.layout.slot(slot.0) + self.layout.top_offset();
-        self.map
-            .words()
-            .record(at, layout::top::SIZE)
-            .write(|s| s.set_all(0, &words));
+        let at = self.layout.top_offset();
+        self.write_whole(slot, at, layout::top::SIZE, &top.encode());
     }
 
     /// Writes the last trade of `slot`.
     #[inline]
     pub fn write_trade(&mut self, slot: Slot, trade: &Trade) {
-        let words = trade.encode();
-        let at = self.layout.slot(slot.0) + self.layout.trade_offset();
-        self.map
-            .words()
-            .record(at, layout::trade::SIZE)
-            .write(|s| s.set_all(0, &words));
+        let at = self.layout.trade_offset();
+        self.write_whole(slot, at, layout::trade::SIZE, &trade.encode());
     }
 
     /// Writes the ticker of `slot`.
     #[inline]
     pub fn write_ticker(&mut self, slot: Slot, ticker: &Ticker) {
-        let words = ticker.encode();
-        let at = self.layout.slot(slot.0) + self.layout.ticker_offset();
+        let at = self.layout.ticker_offset();
+        self.write_whole(slot, at, layout::ticker::SIZE, &ticker.encode());
+    }
+
+    /// Rewrites the whole record at `offset` in `slot` (`size` bytes) with `words`, under its
+    /// seqlock.
+    #[inline]
+    fn write_whole(&mut self, slot: Slot, offset: u64, size: u64, words: &[u64]) {
+        let at = self.layout.slot(slot.0) + offset;
         self.map
             .words()
-            .record(at, layout::ticker::SIZE)
-            .write(|s| s.set_all(0, &words));
+            .record(at, size)
+            .write(|s| s.set_all(0, words));
     }
 
     /// Writes the depth of `slot`: the head and the first N levels of each side, best first

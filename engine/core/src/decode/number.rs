@@ -184,7 +184,7 @@ fn wide8(b: &[u8], start: usize, len: usize, scale: u8) -> Option<i64> {
     let low = |k: usize| u64::MAX >> (64 - 8 * k);
     let inside = low(len);
     let t = window8(b, start, len)? ^ (ONES8 * u64::from(b'0'));
-    let nd = (t.wrapping_add(ONES8 * 0x76) | t) & (ONES8 * 0x80) & inside;
+    let nd = non_digits(t) & inside;
     let (digits, int_digits, frac) = if nd == 0 {
         (t, len, 0)
     } else {
