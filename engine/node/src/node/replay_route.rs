@@ -114,7 +114,8 @@ impl Node {
         }
         if !replays.has_room() {
             return Some(
-                refuse(503, "503 Service Unavailable: too many replay sessions").header("Retry-After", "5"),
+                refuse(503, "503 Service Unavailable: too many replay sessions")
+                    .header("Retry-After", "5"),
             );
         }
         let sock = self
@@ -123,7 +124,10 @@ impl Node {
             .as_mut()
             .and_then(|n| n.detach(self.poll.registry(), conn));
         let Some(sock) = sock else {
-            return Some(refuse(500, "500 Internal Server Error: the connection cannot be handed over"));
+            return Some(refuse(
+                500,
+                "500 Internal Server Error: the connection cannot be handed over",
+            ));
         };
         // Over the bound (impossible: only this thread starts sessions) or no thread: the
         // socket is dropped, the client sees the connection end.

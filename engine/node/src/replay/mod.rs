@@ -49,7 +49,10 @@ pub struct ReplayConfig {
 impl ReplayConfig {
     /// The directory of the journal called `name`, if configured.
     pub fn journal_dir(&self, name: &str) -> Option<&PathBuf> {
-        self.journals.iter().find(|(n, _)| n == name).map(|(_, d)| d)
+        self.journals
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d)
     }
 }
 

@@ -130,7 +130,8 @@ fn subscribe_request(channels: &str, symbols: Option<&str>, depth: Option<u32>) 
                 .collect(),
         )
     };
-    let mut req = serde_json::json!({"type": "subscribe", "id": "replay", "channels": list(channels)});
+    let mut req =
+        serde_json::json!({"type": "subscribe", "id": "replay", "channels": list(channels)});
     if let Some(s) = symbols {
         req["symbols"] = list(s);
     }
@@ -236,7 +237,10 @@ mod tests {
             "journal=",
         ] {
             let e = ReplayParams::parse(q).unwrap_err();
-            assert!(matches!(e, ParamError::BadName | ParamError::NoJournal), "{q}: {e}");
+            assert!(
+                matches!(e, ParamError::BadName | ParamError::NoJournal),
+                "{q}: {e}"
+            );
         }
         let long = format!("journal={}", "a".repeat(MAX_NAME_BYTES + 1));
         assert_eq!(ReplayParams::parse(&long), Err(ParamError::BadName));
@@ -249,20 +253,47 @@ mod tests {
             ReplayParams::parse("journal=a&from=yesterday"),
             Err(ParamError::BadTime("from"))
         );
-        assert_eq!(ReplayParams::parse("journal=a&speed=-1"), Err(ParamError::BadSpeed));
-        assert_eq!(ReplayParams::parse("journal=a&speed=99999999"), Err(ParamError::BadSpeed));
-        assert_eq!(ReplayParams::parse("journal=a&from=5&to=4"), Err(ParamError::Backwards));
-        assert!(matches!(ReplayParams::parse("journal=a&journal=b"), Err(ParamError::Unknown(_))));
-        assert!(matches!(ReplayParams::parse("journal=a&path=/x"), Err(ParamError::Unknown(_))));
-        assert!(matches!(ReplayParams::parse("journal=%zz"), Err(ParamError::Encoding(_))));
-        assert!(matches!(ReplayParams::parse("journal=%c3"), Err(ParamError::Encoding(_))));
-        assert!(matches!(ReplayParams::parse("journal=%"), Err(ParamError::Encoding(_))));
+        assert_eq!(
+            ReplayParams::parse("journal=a&speed=-1"),
+            Err(ParamError::BadSpeed)
+        );
+        assert_eq!(
+            ReplayParams::parse("journal=a&speed=99999999"),
+            Err(ParamError::BadSpeed)
+        );
+        assert_eq!(
+            ReplayParams::parse("journal=a&from=5&to=4"),
+            Err(ParamError::Backwards)
+        );
+        assert!(matches!(
+            ReplayParams::parse("journal=a&journal=b"),
+            Err(ParamError::Unknown(_))
+        ));
+        assert!(matches!(
+            ReplayParams::parse("journal=a&path=/x"),
+            Err(ParamError::Unknown(_))
+        ));
+        assert!(matches!(
+            ReplayParams::parse("journal=%zz"),
+            Err(ParamError::Encoding(_))
+        ));
+        assert!(matches!(
+            ReplayParams::parse("journal=%c3"),
+            Err(ParamError::Encoding(_))
+        ));
+        assert!(matches!(
+            ReplayParams::parse("journal=%"),
+            Err(ParamError::Encoding(_))
+        ));
     }
 
     #[test]
     fn times_in_both_forms() {
         assert_eq!(parse_time("0"), Some(0));
-        assert_eq!(parse_time("1970-01-01T00:00:01.5+00:00"), Some(1_500_000_000));
+        assert_eq!(
+            parse_time("1970-01-01T00:00:01.5+00:00"),
+            Some(1_500_000_000)
+        );
         assert_eq!(parse_time("1969-12-31T23:59:59Z"), None);
         assert_eq!(parse_time("99999999999999999999999"), None);
         assert_eq!(parse_time(""), None);

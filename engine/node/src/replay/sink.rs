@@ -35,7 +35,11 @@ pub(super) enum Sink {
         pending: bool,
     },
     /// A chunked NDJSON response after its head.
-    Ndjson { out: Vec<u8>, pos: usize, chunk: Vec<u8> },
+    Ndjson {
+        out: Vec<u8>,
+        pos: usize,
+        chunk: Vec<u8>,
+    },
 }
 
 impl Sink {
@@ -131,7 +135,9 @@ impl Sink {
                     match sock.read(&mut buf) {
                         Ok(0) => return Incoming::Gone,
                         Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Incoming::Nothing,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            return Incoming::Nothing
+                        }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => return Incoming::Gone,
                     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use tape_core::engine::EngineConfig;
+use tape_core::input::RecordKind;
 use tape_core::server::HubConfig;
 use tape_journal::JournalReader;
 
@@ -115,9 +116,10 @@ pub(super) fn run(job: Job) {
         }
     };
     let (head, sink) = match wire {
-        ReplayWire::WebSocket { accept } => {
-            (crate::net::http::switching_protocols(&accept), Sink::websocket())
-        }
+        ReplayWire::WebSocket { accept } => (
+            crate::net::http::switching_protocols(&accept),
+            Sink::websocket(),
+        ),
         ReplayWire::Ndjson => (
             b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\
               Transfer-Encoding: chunked\r\nCache-Control: no-store\r\n\
@@ -143,20 +145,25 @@ pub(super) fn run(job: Job) {
         started: Instant::now(),
         epoch: None,
     };
-    let end = w.serve();
-    w.session.close();
-    if let End::Close(code, reason) = end {
+    if let End::Close(code, reason) = w.serve() {
         w.goodbye(code, &reason);
     }
+    w.session.close();
 }
 
 impl Worker {
     fn serve(&mut self) -> End {
-        // Up to `from`, silently: the books sync exactly as they did live.
+        // Up to `from`, silently: the books sync exactly as they did live. Definitions (source
+        // definitions, the desk setup) right at `from` go first too, so a replay from a
+        // journal's start knows its instruments when the client subscribes.
         loop {
-            match self.peek() {
+            let peeked = self.peek();
+            let definition = self.next.is_some_and(|(_, _, kind)| {
+                kind == RecordKind::SourceDef as u16 || kind == RecordKind::DeskSetup as u16
+            });
+            match peeked {
                 Err(end) => return end,
-                Ok(Some(recv)) if recv < self.params.from_ns => {
+                Ok(Some(recv)) if recv < self.params.from_ns || definition => {
                     self.apply_next();
                     if self.stopping() {
                         return End::Close(1001, "server shutting down".into());
@@ -262,7 +269,8 @@ impl Worker {
     fn write_out_all(&mut self) -> Option<End> {
         let (sink, sock) = (&mut self.sink, &mut self.sock);
         let mut failed = false;
-        self.session.transmit(|m| failed |= sink.push(sock, m).is_err());
+        self.session
+            .transmit(|m| failed |= sink.push(sock, m).is_err());
         match (failed, self.sink.flush(&mut self.sock)) {
             (false, Ok(_)) => None,
             _ => Some(End::Gone),
