@@ -239,6 +239,15 @@ impl Node {
                 "fresh": hub.resumes.fresh,
                 "replayed": hub.resumes.replayed,
             },
+            "replay": self.replays.as_ref().map(|r| {
+                let s = r.stats();
+                serde_json::json!({
+                    "active": s.active,
+                    "started": s.started,
+                    "refused_busy": s.refused_busy,
+                    "journal_errors": s.journal_errors,
+                })
+            }),
             "errors_by_code": errors,
             "latency_ns": latency,
             "feed": {
