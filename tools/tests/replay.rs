@@ -394,3 +394,104 @@ fn replay_bounds_are_enforced() {
         }
     }
 }
+
+/// Places a market buy as `user` (client order id `coid`) on a live node and reads until it
+/// filled.
+fn buy_filled(addr: SocketAddr, user: &str, coid: &str, deadline: Instant) {
+    let token = token_for(SECRET.as_bytes(), user, EXP);
+    let mut ws = ws_connect(addr, &format!("/ws?token={token}"));
+    assert_eq!(next(&mut ws, deadline).unwrap()["type"], "authenticated");
+    send(
+        &mut ws,
+        json!({"type":"subscribe","id":"p","channels":["orders"]}),
+    );
+    until(&mut ws, deadline, |m| m["type"] == "subscribed");
+    // A book with both sides first, or a market order has nothing to fill against.
+    subscribe(&mut ws, deadline);
+    until(&mut ws, deadline, |m| {
+        m["type"] == "update"
+            && m["channel"] == "bbo"
+            && m["data"]["ask"].is_string()
+            && m["data"]["bid"].is_string()
+    });
+    send(
+        &mut ws,
+        json!({"type":"place_order","id":1,"symbol":SYMBOL,"side":"buy","order_type":"market",
+               "qty":"0.010","client_order_id":coid}),
+    );
+    let seen = until(&mut ws, deadline, |m| {
+        m["type"] == "error"
+            || (m["channel"] == "orders"
+                && !matches!(m["data"]["status"].as_str(), Some("pending_new" | "new")))
+    });
+    let last = seen.last().unwrap();
+    assert_eq!(last["data"]["status"], "filled", "{last}");
+}
+
+/// The client order ids in `orders` updates of an NDJSON replay body.
+fn order_ids(body: &[u8]) -> Vec<String> {
+    let text = std::str::from_utf8(body).unwrap();
+    let mut ids: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|m| m["type"] == "update" && m["channel"] == "orders")
+        .filter_map(|m| m["data"]["client_order_id"].as_str().map(str::to_owned))
+        .collect();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn private_channels_replay_only_the_token_users_own() {
+    let users = |c: &mut tape_tools::config::Config| {
+        c.auth.secret = SECRET.into();
+        for name in ["alice", "bob"] {
+            c.users.push(UserSection {
+                name: name.into(),
+                roles: vec!["trader".into()],
+                max_connections: 0,
+                shm_group: String::new(),
+            });
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("rec");
+    let rec_s = rec.display().to_string();
+    let live = support::start(|c| {
+        c.feed.speed = 5;
+        c.feed.repeat = false;
+        c.feed.record = rec_s;
+        users(c);
+    });
+    let deadline = Instant::now() + WAIT;
+    buy_filled(live.addr, "alice", "alice-1", deadline);
+    buy_filled(live.addr, "bob", "bob-1", deadline);
+    drop(live);
+
+    let srv = replay_node(&rec, |c| {
+        users(c);
+        c.replay.public = true;
+    });
+    let q = "/replay.ndjson?journal=day-1&speed=0&channels=orders";
+    for (user, own, other) in [("alice", "alice-1", "bob-1"), ("bob", "bob-1", "alice-1")] {
+        let token = token_for(SECRET.as_bytes(), user, EXP);
+        let (status, head, body) = get_raw(srv.addr, &format!("{q}&token={token}"), "");
+        assert_eq!(status, 200, "{head}");
+        let ids = order_ids(&body);
+        assert!(
+            ids.iter().any(|i| i == own),
+            "{user} sees its own order: {ids:?}"
+        );
+        assert!(
+            !ids.iter().any(|i| i == other),
+            "{user} never sees {other}: {ids:?}"
+        );
+    }
+    // Public replay is market data only: private channels need a token.
+    let (status, _, body) = get_raw(srv.addr, q, "");
+    assert_eq!(status, 200);
+    let first: Value = serde_json::from_slice(body.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(first["type"], "error", "{first}");
+    assert_eq!(first["code"], 4001, "{first}");
+    assert!(order_ids(&body).is_empty());
+}

@@ -76,9 +76,6 @@ impl Node {
                  to subscribe to",
             ));
         }
-        let Some(dir) = replays.config().journal_dir(&params.journal).cloned() else {
-            return Some(refuse(404, "404 Not Found: no such journal"));
-        };
         let token = params.token.clone().or_else(|| {
             req.authorization
                 .and_then(|a| a.strip_prefix("Bearer "))
@@ -106,6 +103,10 @@ impl Node {
             None => {}
         }
         params.token = token;
+        // After the authorization: which names exist is not for anyone to probe.
+        let Some(dir) = replays.config().journal_dir(&params.journal).cloned() else {
+            return Some(refuse(404, "404 Not Found: no such journal"));
+        };
         if self.cfg.net.tls.is_some() {
             return Some(refuse(
                 501,
