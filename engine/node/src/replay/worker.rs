@@ -32,6 +32,11 @@ const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(10);
 const WRITE_WAIT: Duration = Duration::from_secs(10);
 /// How long the client has to answer our close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Records applied silently (before `from`) between two looks at the client: one that left
+/// ends the session without the rest of the silent pass.
+const SILENT_CHECK_EVERY: u64 = 4096;
+/// Requests kept from the silent pass at most.
+const MAX_EARLY_REQUESTS: usize = 64;
 
 const SOCK: Token = Token(0);
 
@@ -71,6 +76,8 @@ struct Worker {
     started: Instant,
     /// (wall ns since `started`, recorded ns) of the first streamed record.
     epoch: Option<(u64, u64)>,
+    /// Requests that arrived during the silent pass, handled once the session opens.
+    early: Vec<String>,
 }
 
 /// Serves one replay to its end. Never panics on the client's or the journal's account.
@@ -144,9 +151,14 @@ pub(super) fn run(job: Job) {
         buf: Vec::new(),
         started: Instant::now(),
         epoch: None,
+        early: Vec::new(),
     };
-    if let End::Close(code, reason) = w.serve() {
-        w.goodbye(code, &reason);
+    match w.serve() {
+        End::Close(code, reason) => w.goodbye(code, &reason),
+        // The answer to its close frame, if it sent one, queued by tungstenite.
+        End::Gone => {
+            let _ = w.sink.flush(&mut w.sock);
+        }
     }
     w.session.close();
 }
@@ -156,6 +168,7 @@ impl Worker {
         // Up to `from`, silently: the books sync exactly as they did live. Definitions (source
         // definitions, the desk setup) right at `from` go first too, so a replay from a
         // journal's start knows its instruments when the client subscribes.
+        let mut silent = 0u64;
         loop {
             let peeked = self.peek();
             let definition = self.next.is_some_and(|(_, _, kind)| {
@@ -165,17 +178,27 @@ impl Worker {
                 Err(end) => return end,
                 Ok(Some(recv)) if recv < self.params.from_ns || definition => {
                     self.apply_next();
-                    if self.stopping() {
-                        return End::Close(1001, "server shutting down".into());
+                    silent += 1;
+                    if silent.is_multiple_of(SILENT_CHECK_EVERY) {
+                        if self.stopping() {
+                            return End::Close(1001, "server shutting down".into());
+                        }
+                        if let Some(end) = self.hold_requests() {
+                            return end;
+                        }
                     }
                 }
                 Ok(_) => break,
             }
         }
         self.session.open(&self.params.open_query());
+        let early = std::mem::take(&mut self.early);
+        for r in &early {
+            self.request(r);
+        }
         match self.params.subscribe.clone() {
             Some(sub) => self.request(&sub),
-            None if matches!(self.sink, Sink::Ws { .. }) => {
+            None if matches!(self.sink, Sink::Ws { .. }) && early.is_empty() => {
                 if let Some(end) = self.first_request() {
                     return end;
                 }
@@ -245,6 +268,23 @@ impl Worker {
             }
             self.wait(left.min(MAX_WAIT));
         }
+    }
+
+    /// During the silent pass: keeps what the client sent for later; `Some` when it left.
+    fn hold_requests(&mut self) -> Option<End> {
+        // Beyond a few, the client's requests wait in its socket (the hub's request budget
+        // would refuse them anyway).
+        while self.early.len() < MAX_EARLY_REQUESTS {
+            match self.sink.read(&mut self.sock) {
+                Incoming::Text(t) => self.early.push(t),
+                // An empty request: refused (4004) once the session opens, as a binary
+                // message is.
+                Incoming::Binary(_) => self.early.push(String::new()),
+                Incoming::Nothing => return None,
+                Incoming::Gone => return Some(End::Gone),
+            }
+        }
+        None
     }
 
     fn request(&mut self, text: &str) {
