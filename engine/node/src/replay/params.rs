@@ -298,4 +298,26 @@ mod tests {
         assert_eq!(parse_time("99999999999999999999999"), None);
         assert_eq!(parse_time(""), None);
     }
+
+    proptest::proptest! {
+        /// Any query: a typed answer, never a panic, and an accepted name is never a path.
+        #[test]
+        fn any_query_parses_or_is_refused(q in ".{0,200}") {
+            if let Ok(p) = ReplayParams::parse(&q) {
+                proptest::prop_assert!(valid_name(&p.journal).is_ok());
+                proptest::prop_assert!(!p.journal.contains('/') && !p.journal.starts_with('.'));
+                proptest::prop_assert!(p.from_ns <= p.to_ns && p.speed <= MAX_SPEED);
+            }
+        }
+
+        /// Percent-encoded bytes of any kind in the name: refused unless a plain name.
+        #[test]
+        fn encoded_names_are_checked_after_decoding(bytes in proptest::collection::vec(proptest::num::u8::ANY, 1..20)) {
+            let enc: String = bytes.iter().map(|b| format!("%{b:02x}")).collect();
+            if let Ok(p) = ReplayParams::parse(&format!("journal={enc}")) {
+                proptest::prop_assert_eq!(p.journal.as_bytes(), &bytes[..]);
+                proptest::prop_assert!(valid_name(&p.journal).is_ok());
+            }
+        }
+    }
 }

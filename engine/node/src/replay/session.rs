@@ -154,3 +154,55 @@ impl Session {
         self.hub.handle_closed(REPLAY_CONN);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> tape_journal::JournalReader {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/session");
+        tape_journal::JournalReader::open(dir).unwrap()
+    }
+
+    fn texts(s: &mut Session) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        s.transmit(|m| out.push(serde_json::from_str(m.as_str()).unwrap()));
+        out
+    }
+
+    #[test]
+    fn updates_carry_the_recorded_receive_time() {
+        let mut s = Session::new(&EngineConfig::default(), &HubConfig::default(), None).unwrap();
+        let mut r = fixture();
+        let mut opened = false;
+        let mut trades = 0;
+        while let Some(rec) = r.next() {
+            let rec = rec.unwrap();
+            s.apply(rec.recv_ns, rec.source, rec.kind, rec.payload);
+            if !opened && rec.kind != tape_core::input::RecordKind::SourceDef as u16 {
+                s.open("");
+                assert!(s
+                    .request(r#"{"type":"subscribe","id":1,"channels":["trades"],"symbols":["usdm:BTCUSDT"]}"#)
+                    .is_none());
+                // A read-only replay: orders never reach the hub or the engine.
+                let err = s.request(r#"{"type":"place_order","id":2}"#).unwrap();
+                assert!(
+                    err.contains("\"code\":4004") && err.contains("\"id\":2"),
+                    "{err}"
+                );
+                let reply = texts(&mut s);
+                assert_eq!(reply[0]["type"], "subscribed", "{reply:?}");
+                opened = true;
+                continue;
+            }
+            for m in texts(&mut s) {
+                assert_eq!(m["channel"], "trades", "{m}");
+                assert_eq!(m["recv_ns"].as_u64(), Some(rec.recv_ns), "{m}");
+                trades += 1;
+                assert_eq!(m["seq"].as_u64(), Some(trades), "{m}");
+            }
+        }
+        assert!(trades > 100, "{trades}");
+        assert_eq!(s.record_errors, 0);
+    }
+}
