@@ -269,7 +269,7 @@ fn replay_bounds_are_enforced() {
     let srv = replay_node(&fixture, |c| {
         c.replay.max_sessions = 1;
         c.auth.secret = SECRET.into();
-        for (name, role) in [("alice", "viewer"), ("pub", "publisher")] {
+        for (name, role) in [("alice", "viewer"), ("pub", "publisher"), ("rp", "replay")] {
             c.users.push(UserSection {
                 name: name.into(),
                 roles: vec![role.into()],
@@ -384,6 +384,25 @@ fn replay_bounds_are_enforced() {
         assert!(Instant::now() < deadline, "the slot was never released");
         std::thread::yield_now();
     }
+    // The `replay` role may replay, and reads nothing live.
+    let rp = format!(
+        "Authorization: Bearer {}\r\n",
+        token_for(SECRET.as_bytes(), "rp", EXP)
+    );
+    assert_eq!(get_at(addr, "/api/orders", &rp).0, 403);
+    loop {
+        match get_raw(
+            addr,
+            &q("journal=day-1&speed=0&to=1723161254937085768"),
+            &rp,
+        )
+        .0
+        {
+            200 => break,
+            503 if Instant::now() < deadline => std::thread::yield_now(),
+            st => panic!("{st}"),
+        }
+    }
     // A listed journal whose directory cannot be read: the replay thread says so (the slot
     // may still be held by the session above for a moment).
     loop {
@@ -443,12 +462,12 @@ fn order_ids(body: &[u8]) -> Vec<String> {
 
 #[test]
 fn private_channels_replay_only_the_token_users_own() {
-    let users = |c: &mut tape_tools::config::Config| {
+    let users = |c: &mut tape_tools::config::Config, bob: &str| {
         c.auth.secret = SECRET.into();
-        for name in ["alice", "bob"] {
+        for (name, role) in [("alice", "trader"), ("bob", bob)] {
             c.users.push(UserSection {
                 name: name.into(),
-                roles: vec!["trader".into()],
+                roles: vec![role.into()],
                 max_connections: 0,
                 shm_group: String::new(),
             });
@@ -461,15 +480,16 @@ fn private_channels_replay_only_the_token_users_own() {
         c.feed.speed = 5;
         c.feed.repeat = false;
         c.feed.record = rec_s;
-        users(c);
+        users(c, "trader");
     });
     let deadline = Instant::now() + WAIT;
     buy_filled(live.addr, "alice", "alice-1", deadline);
     buy_filled(live.addr, "bob", "bob-1", deadline);
     drop(live);
 
+    // Bob may only replay now: the `replay` role reads his own private channels there.
     let srv = replay_node(&rec, |c| {
-        users(c);
+        users(c, "replay");
         c.replay.public = true;
     });
     let q = "/replay.ndjson?journal=day-1&speed=0&channels=orders";

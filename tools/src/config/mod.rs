@@ -206,7 +206,7 @@ impl Default for AuthSection {
 pub struct UserSection {
     /// The name a token's `sub` must carry.
     pub name: String,
-    /// Any of `viewer`, `trader`, `publisher`, `admin`.
+    /// Any of `viewer`, `trader`, `publisher`, `admin`, `replay`.
     pub roles: Vec<String>,
     /// Open connections allowed; 0 = `auth.max_connections_per_user`.
     #[serde(default)]

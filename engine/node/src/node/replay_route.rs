@@ -85,11 +85,18 @@ impl Node {
         match &token {
             Some(t) => {
                 let bearer = format!("Bearer {t}");
-                if let Err((status, msg)) =
-                    self.pipe
-                        .hub
-                        .authorize_http(Some(&bearer), Role::Viewer, Nanos(now))
-                {
+                let hub = &mut self.pipe.hub;
+                // `replay` or `viewer` (which `trader` and `admin` include).
+                let verdict = match hub.authorize_http(Some(&bearer), Role::Replay, Nanos(now)) {
+                    Err((403, _)) => hub.authorize_http(Some(&bearer), Role::Viewer, Nanos(now)),
+                    v => v,
+                };
+                if let Err((status, msg)) = verdict {
+                    let msg = if status == 403 {
+                        "forbidden: role replay or viewer required".to_owned()
+                    } else {
+                        msg
+                    };
                     return Some(refuse(status, msg));
                 }
             }
@@ -97,7 +104,7 @@ impl Node {
                 return Some(refuse(
                     401,
                     "401 Unauthorized: replay needs a token (token= or Authorization: Bearer) \
-                     of a user with role viewer",
+                     of a user with role replay or viewer",
                 ))
             }
             None => {}

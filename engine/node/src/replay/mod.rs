@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tape_core::auth::Role;
 use tape_core::engine::EngineConfig;
 use tape_core::server::HubConfig;
 
@@ -118,6 +119,16 @@ impl Replays {
         hub: HubConfig,
         auth: Option<tape_core::auth::AuthConfig>,
     ) -> Replays {
+        // Inside a replay, `replay` reads what `viewer` reads (its user's own private
+        // channels, of the recording): the sessions' authenticator grants it.
+        let auth = auth.map(|mut a| {
+            for u in &mut a.users {
+                if u.roles.contains(Role::Replay) {
+                    u.roles = u.roles.with(Role::Viewer);
+                }
+            }
+            a
+        });
         Replays {
             cfg,
             engine,
