@@ -412,6 +412,17 @@ fn replay_bounds_are_enforced() {
             st => panic!("{st}"),
         }
     }
+    let (_, metrics) = get_at(addr, "/metrics", "");
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    // At least the one above (retries while the slot was still held count too).
+    assert!(value("tape_replay_sessions_total{outcome=\"refused_busy\"}") >= 1);
+    assert!(value("tape_replay_sessions_total{outcome=\"started\"}") >= 3);
+    assert_eq!(value("tape_replay_journal_errors_total"), 1);
 }
 
 /// Places a market buy as `user` (client order id `coid`) on a live node and reads until it
