@@ -35,6 +35,9 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Records applied silently (before `from`) between two looks at the client: one that left
 /// ends the session without the rest of the silent pass.
 const SILENT_CHECK_EVERY: u64 = 4096;
+/// How long a client may leave written messages unread before its session ends (it holds
+/// one of `replay.max_sessions` meanwhile).
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests kept from the silent pass at most.
 const MAX_EARLY_REQUESTS: usize = 64;
 
@@ -78,6 +81,8 @@ struct Worker {
     epoch: Option<(u64, u64)>,
     /// Requests that arrived during the silent pass, handled once the session opens.
     early: Vec<String>,
+    /// When the socket last took everything written (the stall clock).
+    drained_at: Instant,
 }
 
 /// Serves one replay to its end. Never panics on the client's or the journal's account.
@@ -152,6 +157,7 @@ pub(super) fn run(job: Job) {
         started: Instant::now(),
         epoch: None,
         early: Vec::new(),
+        drained_at: Instant::now(),
     };
     match w.serve() {
         End::Close(code, reason) => w.goodbye(code, &reason),
@@ -216,10 +222,15 @@ impl Worker {
                 return end;
             }
             if matches!(self.sink, Sink::Ws { pending: true, .. }) || !self.drained() {
-                // Hold still until the client has read what it has.
+                // Hold still until the client has read what it has; one that reads nothing
+                // for STALL_TIMEOUT gives its slot back.
+                if self.drained_at.elapsed() > STALL_TIMEOUT {
+                    return End::Gone;
+                }
                 self.wait(MAX_WAIT);
                 continue;
             }
+            self.drained_at = Instant::now();
             let mut applied = 0;
             while applied < BATCH {
                 let recv = match self.peek() {
