@@ -453,6 +453,7 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
         desk: cfg.desk_setup()?,
         shm: cfg.shm_config()?,
         dashboard: s.dashboard,
+        replay: cfg.replay.config(),
     })
 }
 

@@ -46,9 +46,11 @@ fn wss_and_https_from_the_config_file() {
     std::fs::write(
         &conf,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = {:?}\ntls_key = {:?}\nstatus_interval_secs = 0\n[feed]\njournal = {:?}\nspeed = 20\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = {:?}\ntls_key = {:?}\nstatus_interval_secs = 0\n[feed]\njournal = {:?}\nspeed = 20\n\
+             [replay]\npublic = true\njournals = [{{ name = \"s\", dir = {:?} }}]\n",
             cert.display().to_string(),
             key.display().to_string(),
+            root.join("fixtures/session").display().to_string(),
             root.join("fixtures/session").display().to_string()
         ),
     )
@@ -77,6 +79,19 @@ fn wss_and_https_from_the_config_file() {
     let _ = s.read_to_string(&mut body); // the server ends with close_notify or a FIN
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"latency_ns\""), "{body}");
+
+    // Replay is not served over TLS (its socket would move to a thread without its TLS
+    // state): refused clearly.
+    let mut s = tls(addr, &client);
+    write!(
+        s,
+        "GET /replay.ndjson?journal=s&channels=trades HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    assert!(body.starts_with("HTTP/1.1 501"), "{body}");
+    assert!(body.contains("not served over TLS"), "{body}");
 
     // wss:// subscription with market data
     let (mut ws, _) = tungstenite::client("wss://localhost/ws", tls(addr, &client)).unwrap();

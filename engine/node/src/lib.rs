@@ -6,6 +6,7 @@
 //!   gateway) as a queue of journal records.
 //! - `node`: the engine thread's mio loop that journals each input, hands it to the core and
 //!   writes what the core produces.
+//! - `replay`: replay on demand (`/replay`, `/replay.ndjson`), one thread per session.
 //! - `shm`: the shared-memory publication (`tape-shm`'s files) fed from the engine's outputs.
 //! - `latency_log`: HdrHistogram interval logs of the stage histograms.
 //! - `transport`: the non-blocking byte stream (TCP, or rustls over it) under both the
@@ -17,5 +18,6 @@ pub mod latency_log;
 pub mod live;
 pub mod net;
 pub mod node;
+pub mod replay;
 pub mod shm;
 mod transport;

@@ -84,6 +84,11 @@ impl Transport {
         self.sock
     }
 
+    /// True for a TLS transport.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// True when TLS records are waiting for the socket to accept them.
     pub(crate) fn wants_write(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.conn.wants_write())

@@ -527,3 +527,55 @@ fn unfinished_messages_share_a_global_budget() {
     });
     assert_eq!(h.stats().partial_budget_closed, 1);
 }
+
+/// A handler that detaches every request on `/detach` and answers it itself through the
+/// detached socket, saying whether the request was a valid upgrade and whether a second
+/// detach found anything.
+fn detach_handler() -> Handler {
+    Box::new(|server, registry, ev| {
+        let NetEvent::Http {
+            conn,
+            path,
+            ws_accept,
+            ..
+        } = ev
+        else {
+            return;
+        };
+        if path != "/detach" {
+            server.respond_http(registry, *conn, 404, "text/plain", b"not found");
+            return;
+        }
+        let mut sock = server.detach(registry, *conn).expect("detachable");
+        let again = server.detach(registry, *conn).is_some();
+        let body = format!("accept={ws_accept:?} again={again}");
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        sock.write_all(resp.as_bytes()).unwrap();
+    })
+}
+
+#[test]
+fn a_connection_awaiting_its_answer_can_be_detached() {
+    let h = Harness::start(NetConfig::default(), detach_handler());
+    let resp = http_exchange(h.addr(), b"GET /detach HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(resp.ends_with("accept=None again=false"), "{resp}");
+    // A valid upgrade on a path the server does not upgrade itself carries its accept key
+    // (RFC 6455's example).
+    let resp = http_exchange(
+        h.addr(),
+        b"GET /detach HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert!(
+        resp.ends_with("accept=Some(\"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\") again=false"),
+        "{resp}"
+    );
+    // The server forgot them: no socket counted, no Closed event owed.
+    h.wait_until("detached sockets are not counted", |s| {
+        s.connection_count() == 0
+    });
+    assert_eq!(h.stats().http_requests, 2);
+}

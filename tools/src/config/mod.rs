@@ -46,6 +46,59 @@ pub struct Config {
     pub users: Vec<UserSection>,
     /// The shared-memory publication for colocated readers (off unless enabled).
     pub shm: ShmSection,
+    /// Replay on demand (`/replay`, `/replay.ndjson`): off until a journal is listed.
+    pub replay: ReplaySection,
+}
+
+/// `[replay]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplaySection {
+    /// The journals clients may replay, by name; none turns `/replay` off (404).
+    pub journals: Vec<ReplayJournal>,
+    /// Replay sessions at once at most (503 beyond).
+    pub max_sessions: usize,
+    /// Market data may be replayed without a token.
+    pub public: bool,
+    /// Niceness of the replay threads, 0..=19.
+    pub nice: i32,
+}
+
+/// One `[[replay.journals]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayJournal {
+    /// What clients call it (`journal=NAME`).
+    pub name: String,
+    /// Its directory on this host (never shown to clients).
+    pub dir: String,
+}
+
+impl Default for ReplaySection {
+    fn default() -> Self {
+        ReplaySection {
+            journals: Vec::new(),
+            max_sessions: 4,
+            public: false,
+            nice: 19,
+        }
+    }
+}
+
+impl ReplaySection {
+    /// The node's replay settings; `None` when no journal is listed.
+    pub fn config(&self) -> Option<tape_node::replay::ReplayConfig> {
+        (!self.journals.is_empty()).then(|| tape_node::replay::ReplayConfig {
+            journals: self
+                .journals
+                .iter()
+                .map(|j| (j.name.clone(), std::path::PathBuf::from(&j.dir)))
+                .collect(),
+            max_sessions: self.max_sessions,
+            public: self.public,
+            nice: self.nice,
+        })
+    }
 }
 
 /// `[shm]`.
@@ -153,7 +206,7 @@ impl Default for AuthSection {
 pub struct UserSection {
     /// The name a token's `sub` must carry.
     pub name: String,
-    /// Any of `viewer`, `trader`, `publisher`, `admin`.
+    /// Any of `viewer`, `trader`, `publisher`, `admin`, `replay`.
     pub roles: Vec<String>,
     /// Open connections allowed; 0 = `auth.max_connections_per_user`.
     #[serde(default)]

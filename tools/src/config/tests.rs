@@ -369,3 +369,35 @@ fn shm_is_off_by_default_and_its_settings_are_checked_by_key() {
     assert!(c.shm.enabled);
     assert_eq!(c.shm.dir, "/dev/shm/elsewhere");
 }
+
+#[test]
+fn replay_journals_are_names_and_directories() {
+    let ok: Config = toml::from_str(
+        "[replay]\njournals = [{ name = \"day-1\", dir = \"/var/tape/j\" }]\nmax_sessions = 2\n",
+    )
+    .unwrap();
+    ok.validate().unwrap();
+    let r = ok.replay.config().unwrap();
+    assert_eq!(r.journals, [("day-1".to_owned(), "/var/tape/j".into())]);
+    assert_eq!((r.max_sessions, r.public, r.nice), (2, false, 19));
+    assert!(
+        Config::default().replay.config().is_none(),
+        "off by default"
+    );
+    for bad in [
+        "journals = [{ name = \"../x\", dir = \"/d\" }]",
+        "journals = [{ name = \"a/b\", dir = \"/d\" }]",
+        "journals = [{ name = \".a\", dir = \"/d\" }]",
+        "journals = [{ name = \"a\", dir = \"\" }]",
+        "journals = [{ name = \"a\", dir = \"/d\" }, { name = \"a\", dir = \"/e\" }]",
+        "journals = [{ name = \"a\", dir = \"/d\" }]\nmax_sessions = 0",
+        "nice = 20",
+    ] {
+        let c: Config = toml::from_str(&format!("[replay]\n{bad}\n")).unwrap();
+        assert!(c.validate().is_err(), "{bad}");
+    }
+    assert!(
+        toml::from_str::<Config>("[replay]\njournals = [{ name = \"a\", path = \"/d\" }]\n")
+            .is_err()
+    );
+}

@@ -210,6 +210,34 @@ impl Config {
                 }
             }
         }
+        self.validate_replay()
+    }
+
+    /// `[replay]`: names a client can type and nothing else, each once; a directory each.
+    fn validate_replay(&self) -> Result<()> {
+        let r = &self.replay;
+        if !(0..=19).contains(&r.nice) {
+            bail!("replay.nice must be 0 to 19");
+        }
+        if !r.journals.is_empty() && r.max_sessions == 0 {
+            bail!("replay.max_sessions must be at least 1 when journals are listed");
+        }
+        for (i, j) in r.journals.iter().enumerate() {
+            if tape_node::replay::valid_name(&j.name).is_err() {
+                bail!(
+                    "replay.journals[{i}].name {:?}: letters, digits, '-', '_', '.', at most {} \
+                     bytes, not starting with '.'",
+                    j.name,
+                    tape_node::replay::MAX_NAME_BYTES
+                );
+            }
+            if j.dir.is_empty() {
+                bail!("replay.journals[{i}].dir is empty");
+            }
+            if r.journals[..i].iter().any(|o| o.name == j.name) {
+                bail!("replay.journals[{i}].name {:?} is listed twice", j.name);
+            }
+        }
         Ok(())
     }
 }

@@ -122,8 +122,8 @@ pub enum AuthConfigError {
     /// Two users share a name.
     #[error("user {0} is declared more than once")]
     DuplicateUser(String),
-    /// A role name is not one of viewer, trader, publisher, admin.
-    #[error("unknown role {0:?}: expected viewer, trader, publisher or admin")]
+    /// A role name is not one of viewer, trader, publisher, admin, replay.
+    #[error("unknown role {0:?}: expected viewer, trader, publisher, admin or replay")]
     UnknownRole(String),
     /// `max_connections_per_user` is zero.
     #[error("max_connections_per_user must be at least 1")]

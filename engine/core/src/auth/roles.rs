@@ -16,11 +16,20 @@ pub enum Role {
     Publisher = 2,
     /// Everything.
     Admin = 3,
+    /// May replay recorded journals over `/replay` (market data, and its own private
+    /// channels there), without seeing anything live that `viewer` would.
+    Replay = 4,
 }
 
 impl Role {
     /// Every role, in order.
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Trader, Role::Publisher, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Viewer,
+        Role::Trader,
+        Role::Publisher,
+        Role::Admin,
+        Role::Replay,
+    ];
 
     /// The configuration name.
     pub fn as_str(self) -> &'static str {
@@ -29,6 +38,7 @@ impl Role {
             Role::Trader => "trader",
             Role::Publisher => "publisher",
             Role::Admin => "admin",
+            Role::Replay => "replay",
         }
     }
 
@@ -40,9 +50,9 @@ impl Role {
     /// This role and every role it implies, as bits.
     fn closure(self) -> u8 {
         match self {
-            Role::Viewer | Role::Publisher => 1 << self as u8,
+            Role::Viewer | Role::Publisher | Role::Replay => 1 << self as u8,
             Role::Trader => 1 << Role::Trader as u8 | 1 << Role::Viewer as u8,
-            Role::Admin => 0b1111,
+            Role::Admin => 0b1_1111,
         }
     }
 }

@@ -451,7 +451,9 @@ fn roles_imply_and_parse() {
         [Role::Viewer, Role::Trader, Role::Publisher]
     );
     assert_eq!(r.to_string(), "viewer,trader,publisher");
-    assert_eq!(Roles::from(Role::Admin).iter().count(), 4);
+    assert_eq!(Roles::from(Role::Admin).iter().count(), 5);
+    assert!(!Roles::from(Role::Replay).contains(Role::Viewer));
+    assert!(!Roles::from(Role::Viewer).contains(Role::Replay));
     assert!(!Roles::from(Role::Publisher).contains(Role::Viewer));
     assert!(!Roles::from(Role::Viewer).contains(Role::Trader));
     assert_eq!(Roles::NONE.to_string(), "");

@@ -174,6 +174,17 @@ impl Conn {
         matches!(self.phase, Phase::Ws(_)).then_some(self.last_heard)
     }
 
+    /// True while a plain (not TLS) connection waits for the answer to its HTTP request: the
+    /// only state in which [`super::NetServer::detach`] hands its socket over.
+    pub(crate) fn detachable(&self) -> bool {
+        matches!(self.phase, Phase::AwaitResponse { .. }) && !self.io.is_tls()
+    }
+
+    /// The socket, for a connection being detached.
+    pub(crate) fn into_socket(self) -> mio::net::TcpStream {
+        self.io.into_socket()
+    }
+
     /// True while a send on a client WebSocket waits for the socket.
     pub(crate) fn write_pending(&self) -> bool {
         matches!(&self.phase, Phase::Ws(ws) if ws.pending)
@@ -324,6 +335,10 @@ impl Conn {
             self.phase = Phase::AwaitResponse {
                 head_only: head.method == "HEAD",
             };
+            let ws_accept = head
+                .upgrade_websocket
+                .then(|| http::accept_upgrade(&head).ok())
+                .flatten();
             env.out.push(NetEvent::Http {
                 conn: self.id,
                 method: head.method,
@@ -331,6 +346,7 @@ impl Conn {
                 query: head.query,
                 authorization: head.authorization,
                 host: head.host,
+                ws_accept,
             });
             return Next::Wait;
         };

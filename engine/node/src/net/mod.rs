@@ -144,6 +144,10 @@ pub enum NetEvent {
         authorization: Option<String>,
         /// The `Host` header, if any.
         host: Option<String>,
+        /// `Sec-WebSocket-Accept` for a valid WebSocket upgrade request on a path the server
+        /// does not upgrade itself (e.g. `/replay`): the caller may [`NetServer::detach`] the
+        /// socket and complete the handshake elsewhere. `None` for any other request.
+        ws_accept: Option<String>,
     },
     /// A WebSocket connection on `ws_path` (or under `ws_path_prefix`) completed its opening
     /// handshake.

@@ -517,24 +517,39 @@ impl NetServer {
         Some(result)
     }
 
-    fn free_slot(&mut self, registry: &Registry, slot: usize) {
-        let Some(s) = self.slots.get_mut(slot) else {
-            return;
-        };
-        if let Some(mut conn) = s.conn.take() {
-            Self::leave_pool(&mut self.pool_len, &mut self.per_ip, &mut conn);
-            // Its unfinished message goes with it.
-            self.stats.partial_bytes = self
-                .stats
-                .partial_bytes
-                .saturating_sub(conn.partial_bytes());
-            let _ = registry.deregister(conn.io.socket_mut());
-            self.stats.bytes_in += mem::take(&mut conn.io.bytes_in);
-            self.stats.bytes_out += mem::take(&mut conn.io.bytes_out);
-            s.generation = s.generation.wrapping_add(1);
-            self.free.push(slot);
-            self.count -= 1;
+    /// Takes `conn`'s socket out of the server while it waits for the answer to an HTTP
+    /// request ([`NetEvent::Http`]), so another thread can serve it (a replay session): it is
+    /// deregistered, uncounted and its id is dead; no `Closed` follows (it was never `Open`).
+    /// `None` (nothing changes) for an unknown connection, one in any other phase, or a TLS
+    /// one (its TLS state cannot move with the socket).
+    pub fn detach(&mut self, registry: &Registry, conn: SocketId) -> Option<mio::net::TcpStream> {
+        let slot = self.slot_of_id(conn)?;
+        if !self.slots[slot].conn.as_ref()?.detachable() {
+            return None;
         }
+        self.take_slot(registry, slot).map(|c| c.into_socket())
+    }
+
+    fn free_slot(&mut self, registry: &Registry, slot: usize) {
+        self.take_slot(registry, slot);
+    }
+
+    fn take_slot(&mut self, registry: &Registry, slot: usize) -> Option<Box<Conn>> {
+        let s = self.slots.get_mut(slot)?;
+        let mut conn = s.conn.take()?;
+        Self::leave_pool(&mut self.pool_len, &mut self.per_ip, &mut conn);
+        // Its unfinished message goes with it.
+        self.stats.partial_bytes = self
+            .stats
+            .partial_bytes
+            .saturating_sub(conn.partial_bytes());
+        let _ = registry.deregister(conn.io.socket_mut());
+        self.stats.bytes_in += mem::take(&mut conn.io.bytes_in);
+        self.stats.bytes_out += mem::take(&mut conn.io.bytes_out);
+        s.generation = s.generation.wrapping_add(1);
+        self.free.push(slot);
+        self.count -= 1;
+        Some(conn)
     }
 
     /// Sockets in their handshake now (the pool bounded by `max_handshaking`).

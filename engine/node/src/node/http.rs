@@ -15,7 +15,7 @@ use super::{dashboard, Node};
 /// A JSON content type.
 const JSON: &str = "application/json";
 /// A plain-text content type.
-const TEXT: &str = "text/plain; charset=utf-8";
+pub(super) const TEXT: &str = "text/plain; charset=utf-8";
 
 /// One HTTP answer: status, content type, extra headers and body (an embedded asset is
 /// borrowed, never copied).
@@ -28,7 +28,11 @@ pub(super) struct Answer {
 }
 
 impl Answer {
-    fn new(status: u16, content_type: &'static str, body: impl Into<Cow<'static, [u8]>>) -> Self {
+    pub(super) fn new(
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<Cow<'static, [u8]>>,
+    ) -> Self {
         Answer {
             status,
             content_type,
@@ -37,7 +41,7 @@ impl Answer {
         }
     }
 
-    fn text(status: u16, body: &'static str) -> Self {
+    pub(super) fn text(status: u16, body: &'static str) -> Self {
         Answer::new(status, TEXT, body.as_bytes())
     }
 
@@ -45,7 +49,7 @@ impl Answer {
         Answer::new(status, JSON, body.into_bytes())
     }
 
-    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    pub(super) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }

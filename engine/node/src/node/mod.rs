@@ -11,6 +11,7 @@ mod dashboard;
 mod feed;
 mod http;
 mod pipeline;
+mod replay_route;
 mod status;
 
 use std::net::SocketAddr;
@@ -94,6 +95,8 @@ pub struct NodeConfig {
     pub shm: Option<crate::shm::ShmConfig>,
     /// Serve the dashboard at `/` (and its assets under `/dashboard/`); off, both are 404.
     pub dashboard: bool,
+    /// Replay on demand (`/replay`, `/replay.ndjson`); `None`: both are 404.
+    pub replay: Option<crate::replay::ReplayConfig>,
 }
 
 /// What the node does when it cannot journal an input (a full disk, an I/O error).
@@ -179,6 +182,8 @@ pub struct Node {
     held: Option<(u64, SourceId, u16, Vec<u8>)>,
     /// Unauthenticated WebSocket sessions per peer address.
     anonymous: AnonymousPerIp,
+    /// Replay sessions (their threads), when `/replay` is configured.
+    replays: Option<crate::replay::Replays>,
 }
 
 /// Unauthenticated WebSocket sessions per peer address, so one host cannot take every
@@ -317,7 +322,11 @@ impl Node {
                 tape_core::auth::Authenticator::new(a.clone()).map_err(std::io::Error::other)?,
             );
         }
+        let replays = cfg.replay.clone().map(|r| {
+            crate::replay::Replays::new(r, cfg.engine.clone(), cfg.hub.clone(), cfg.auth.clone())
+        });
         Ok(Node {
+            replays,
             pipe: Pipeline::new(clock, journal, cfg.journal, engine, hub, net, shm),
             cfg,
             poll,
@@ -402,6 +411,9 @@ impl Node {
                 if open == 0 || now.saturating_sub(t) > SHUTDOWN_GRACE_NS {
                     if let Some(shm) = &mut self.pipe.shm {
                         shm.close();
+                    }
+                    if let Some(r) = &self.replays {
+                        r.stop_all();
                     }
                     self.flush_latency_log(now)?;
                     if let Some(j) = &mut self.pipe.journal {
@@ -579,10 +591,24 @@ impl Node {
                     conn,
                     method,
                     path,
+                    query,
                     authorization,
                     host,
-                    ..
+                    ws_accept,
                 } => {
+                    if self.replays.is_some() && replay_route::is_replay_path(&path) {
+                        let req = replay_route::ReplayRequest {
+                            method: &method,
+                            path: &path,
+                            query: &query,
+                            authorization: authorization.as_deref(),
+                            ws_accept,
+                        };
+                        if let Some(answer) = self.replay_request(conn, req, now) {
+                            self.respond(conn, &answer);
+                        }
+                        continue;
+                    }
                     let req = http::Request {
                         method: &method,
                         path: &path,
@@ -590,21 +616,7 @@ impl Node {
                         host: host.as_deref(),
                     };
                     let answer = self.http_route(req, now);
-                    let headers: Vec<(&str, &str)> = answer
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (*n, v.as_str()))
-                        .collect();
-                    if let Some(net) = &mut self.pipe.net {
-                        net.respond_http_with(
-                            self.poll.registry(),
-                            conn,
-                            answer.status,
-                            answer.content_type,
-                            &headers,
-                            &answer.body,
-                        );
-                    }
+                    self.respond(conn, &answer);
                 }
                 NetEvent::Open {
                     conn, query, peer, ..
@@ -651,6 +663,25 @@ impl Node {
         }
         self.net_events = events;
         Ok(())
+    }
+
+    /// Writes an HTTP answer to `conn` (then the transport closes it).
+    fn respond(&mut self, conn: SocketId, answer: &http::Answer) {
+        let headers: Vec<(&str, &str)> = answer
+            .headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect();
+        if let Some(net) = &mut self.pipe.net {
+            net.respond_http_with(
+                self.poll.registry(),
+                conn,
+                answer.status,
+                answer.content_type,
+                &headers,
+                &answer.body,
+            );
+        }
     }
 
     fn run_timers(&mut self, now: u64) -> std::io::Result<()> {
@@ -722,6 +753,11 @@ impl Node {
     /// Loop counters.
     pub fn loop_stats(&self) -> LoopStats {
         self.pipe.stats
+    }
+
+    /// Replay session figures, when `/replay` is configured.
+    pub fn replay_stats(&self) -> Option<crate::replay::ReplayStats> {
+        self.replays.as_ref().map(crate::replay::Replays::stats)
     }
 
     /// The shared-memory directory, when publishing.

@@ -239,6 +239,15 @@ impl Node {
                 "fresh": hub.resumes.fresh,
                 "replayed": hub.resumes.replayed,
             },
+            "replay": self.replays.as_ref().map(|r| {
+                let s = r.stats();
+                serde_json::json!({
+                    "active": s.active,
+                    "started": s.started,
+                    "refused_busy": s.refused_busy,
+                    "journal_errors": s.journal_errors,
+                })
+            }),
             "errors_by_code": errors,
             "latency_ns": latency,
             "feed": {
@@ -462,6 +471,29 @@ impl Node {
             "counter",
             &[(String::new(), r.replayed)],
         );
+        if let Some(rs) = self.replays.as_ref().map(crate::replay::Replays::stats) {
+            gauge(
+                "tape_replay_sessions",
+                "Replay sessions (/replay, /replay.ndjson) running now.",
+                "gauge",
+                &[(String::new(), rs.active as u64)],
+            );
+            gauge(
+                "tape_replay_sessions_total",
+                "Replay sessions started, and requests refused with 503 (too many sessions).",
+                "counter",
+                &[
+                    ("{outcome=\"started\"}".into(), rs.started),
+                    ("{outcome=\"refused_busy\"}".into(), rs.refused_busy),
+                ],
+            );
+            gauge(
+                "tape_replay_journal_errors_total",
+                "Replay sessions ended by a journal that could not be read.",
+                "counter",
+                &[(String::new(), rs.journal_errors)],
+            );
+        }
         let d = hub.disconnects;
         gauge(
             "tape_disconnects_total",
