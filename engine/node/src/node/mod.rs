@@ -59,6 +59,8 @@ pub enum FeedSource {
     },
     /// Live exchange connections.
     Live(Box<LiveConfig>),
+    /// An edge: the origin's log over NATS (docs/scale-out.md).
+    Edge(Box<crate::nats::NatsConfig>),
 }
 
 /// Everything the node needs.
@@ -94,6 +96,9 @@ pub struct NodeConfig {
     pub shm: Option<crate::shm::ShmConfig>,
     /// Serve the dashboard at `/` (and its assets under `/dashboard/`); off, both are 404.
     pub dashboard: bool,
+    /// The origin of a scale-out: publish every journaled record to NATS (`[nats]`). Unused
+    /// by an edge (its feed is [`FeedSource::Edge`]).
+    pub nats: Option<crate::nats::NatsConfig>,
 }
 
 /// What the node does when it cannot journal an input (a full disk, an I/O error).
@@ -179,6 +184,8 @@ pub struct Node {
     held: Option<(u64, SourceId, u16, Vec<u8>)>,
     /// Unauthenticated WebSocket sessions per peer address.
     anonymous: AnonymousPerIp,
+    /// An edge: the origin run its hub serves.
+    edge_run: Option<u64>,
 }
 
 /// Unauthenticated WebSocket sessions per peer address, so one host cannot take every
@@ -265,6 +272,10 @@ impl Node {
                 poll.registry(),
                 LIVE_FIRST_TOKEN,
             )?),
+            FeedSource::Edge(nats) => Box::new(crate::nats::EdgeFeed::new(
+                (**nats).clone(),
+                mio::Token(LIVE_FIRST_TOKEN),
+            )),
         };
         let engine = Engine::new(cfg.engine.clone()).map_err(std::io::Error::other)?;
         let clock = WallClock::default();
@@ -317,8 +328,12 @@ impl Node {
                 tape_core::auth::Authenticator::new(a.clone()).map_err(std::io::Error::other)?,
             );
         }
+        let mut pipe = Pipeline::new(clock, journal, cfg.journal, engine, hub, net, shm);
+        if let (Some(n), false) = (&cfg.nats, matches!(cfg.feed, FeedSource::Edge(_))) {
+            pipe.nats = Some(crate::nats::Publisher::start(n, cfg.hub.run_id)?);
+        }
         Ok(Node {
-            pipe: Pipeline::new(clock, journal, cfg.journal, engine, hub, net, shm),
+            pipe,
             cfg,
             poll,
             events: Events::with_capacity(1024),
@@ -332,6 +347,7 @@ impl Node {
             rates: status::Rates::default(),
             held: None,
             anonymous: AnonymousPerIp::default(),
+            edge_run: None,
         })
     }
 
@@ -442,6 +458,9 @@ impl Node {
             let mut fed = 0;
             if stopping_since.is_none() && !feed_finished {
                 self.feed.drive(self.poll.registry(), &self.clock);
+                if let Some(s) = self.feed.take_log_status() {
+                    self.pipe.hub.set_log_status(Nanos(now), &s);
+                }
                 (fed, next_feed, feed_finished) = self.pump(FEED_BATCH)?;
             }
             self.pipe.transmit_all(self.poll.registry(), now);
@@ -515,6 +534,7 @@ impl Node {
                 FeedPoll::NotBefore(due) => break (due, false),
                 FeedPoll::Restarted => {
                     self.pipe.flush_wire(self.poll.registry());
+                    self.adopt_origin_run();
                     // A new pass: the books start over as after a reconnect.
                     self.pipe.engine =
                         Engine::new(self.cfg.engine.clone()).map_err(std::io::Error::other)?;
@@ -653,7 +673,42 @@ impl Node {
         Ok(())
     }
 
+    /// An edge starts (or the origin started) a run: the hub serves it under the origin's run
+    /// id, so a client resumes across origin and edges. A later run is another engine whose
+    /// `seq`s start over: every client is closed (1012, service restart) and the hub starts
+    /// afresh, as the origin's own did.
+    fn adopt_origin_run(&mut self) {
+        let Some(run) = self.feed.origin_run() else {
+            return;
+        };
+        if self.edge_run.is_some_and(|r| r != run) {
+            let conns = self.pipe.hub.connections();
+            if let Some(net) = &mut self.pipe.net {
+                for c in conns {
+                    net.close(
+                        self.poll.registry(),
+                        socket_of(c),
+                        1012,
+                        "the origin started a new run",
+                    );
+                }
+            }
+            let mut hub = Hub::new(self.cfg.hub.clone());
+            if let Some(a) = &self.cfg.auth {
+                if let Ok(a) = tape_core::auth::Authenticator::new(a.clone()) {
+                    hub.set_authenticator(a);
+                }
+            }
+            self.pipe.hub = hub;
+        }
+        self.edge_run = Some(run);
+        self.pipe.hub.set_run_id(run);
+    }
+
     fn run_timers(&mut self, now: u64) -> std::io::Result<()> {
+        if let Some(p) = &mut self.pipe.nats {
+            p.flush();
+        }
         if self.pipe.retry_journal(now) {
             // Inputs were skipped: what they fed starts over (a live venue reconnects and its
             // books resync; a replayed journal held its records and just goes on).

@@ -65,6 +65,8 @@ pub(super) struct Pipeline {
     wire: Vec<u64>,
     /// The shared-memory publication, when on.
     pub(super) shm: Option<crate::shm::Publisher>,
+    /// The origin's NATS publisher (`[nats]` on a node that is not an edge).
+    pub(super) nats: Option<crate::nats::Publisher>,
 }
 
 impl Pipeline {
@@ -89,6 +91,7 @@ impl Pipeline {
             stats: LoopStats::default(),
             wire: Vec::with_capacity(FEED_BATCH),
             shm,
+            nats: None,
         }
     }
 
@@ -112,13 +115,14 @@ impl Pipeline {
         batched: bool,
     ) -> std::io::Result<Handled> {
         let mut t_start = self.clock.now();
+        let mut journal_seq = crate::nats::NOT_JOURNALED;
         if let Some(j) = self.journal.as_mut() {
             if let Some(f) = self.fault.as_mut() {
                 f.skipped += 1;
                 return Ok(Handled::Skipped);
             }
             match j.append(t_read, source.0, kind, payload) {
-                Ok(_) => {}
+                Ok(seq) => journal_seq = seq,
                 Err(e @ JournalError::Io { .. })
                     if self.policy.on_error == OnJournalError::Degrade =>
                 {
@@ -131,6 +135,10 @@ impl Pipeline {
             self.latency
                 .record(LatencyStage::Journal, t.saturating_sub(t_start));
             t_start = t;
+        }
+        if let Some(p) = self.nats.as_mut() {
+            // Journaled (or not journaling): the record is the log's, in this order.
+            p.offer(journal_seq, t_read, source.0, kind, payload);
         }
         let mut timer = StageTimer::new(&self.clock, t_start, &mut self.latency);
         // The kind as journaled: one this build does not know is rejected by the engine

@@ -1,0 +1,127 @@
+//! An edge's replicated log, as its clients see it: the `log` entry of the `status` channel,
+//! and every book served as a stale `status` while the log is not live.
+//!
+//! This is node-local state, like the journal's entry: it never enters the engine or its
+//! digest (an edge's digest must equal the origin's), and it does not advance any stream's
+//! `seq` (an edge's `seq`s must equal the origin's, so a client can move between them). A
+//! book subscriber is told through the one-client path that carries the stream's current
+//! `seq` without advancing it (the fresh snapshot after conflation): a stale `status` when
+//! the log stops being live, a fresh `snapshot` when it is live again.
+
+use super::{Channel, Hub, StreamKey};
+use crate::input::Nanos;
+use crate::wire::JsonBuf;
+use tungstenite::Utf8Bytes;
+
+/// Where an edge's copy of the origin's log stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogStatus {
+    /// `live`, or why not: `connecting`, `catching_up`, `nats_down`, `origin_silent`,
+    /// `truncated` (the records it needs are older than the stream keeps).
+    pub state: &'static str,
+    /// What happened, for people.
+    pub reason: String,
+    /// The origin's last record this node applied (its sequence in the origin's run).
+    pub applied: u64,
+    /// The origin's last record this node heard of.
+    pub origin: u64,
+    /// When the state began, ns since the epoch.
+    pub since_ns: u64,
+}
+
+impl LogStatus {
+    /// True when the node serves its books as live.
+    pub fn is_live(&self) -> bool {
+        self.state == "live"
+    }
+}
+
+impl Hub {
+    /// The node's replicated log changed state: publishes the `log` entry of the `status`
+    /// channel, and when the log stops (or starts) being live, sends every `book` subscriber
+    /// a stale `status` with the state as its reason (or a fresh snapshot), at the stream's
+    /// current `seq`. While not live, `subscribe` and `get_book` answer with that `status`.
+    pub fn set_log_status(&mut self, now: Nanos, status: &LogStatus) {
+        let json = &mut self.json;
+        let (key, msg) = self
+            .streams
+            .publish_log(|seq| log_status(json, seq, now, status));
+        let subs = self.streams.subscribers(key);
+        if !subs.is_empty() {
+            self.sessions.register_status(subs, key);
+            self.sessions.fan_out(subs, key, &msg, now, None);
+            self.streams.count_published();
+        }
+        let stale = (!status.is_live()).then_some(status.state);
+        if stale == self.feed_stale {
+            return;
+        }
+        self.feed_stale = stale;
+        for inst in self.streams.watched_books() {
+            let key = StreamKey::new(Channel::Book, inst);
+            let slots: Vec<usize> = self
+                .streams
+                .subscribers(key)
+                .iter()
+                .map(|s| s.slot)
+                .collect();
+            for slot in slots {
+                self.sessions.want_snapshot(slot, key);
+            }
+        }
+    }
+
+    /// Why every book is stale on this node, if it is (see [`Hub::set_log_status`]).
+    pub fn feed_stale(&self) -> Option<&'static str> {
+        self.feed_stale
+    }
+}
+
+fn log_status(j: &mut JsonBuf, seq: u64, now: Nanos, s: &LogStatus) -> Utf8Bytes {
+    j.clear();
+    j.raw("{\"type\":\"update\",\"channel\":\"status\",\"venue\":\"log\",\"seq\":");
+    j.u64(seq);
+    j.raw(",\"ts\":0,\"recv_ns\":");
+    j.u64(now.0);
+    j.raw(",\"data\":{\"state\":");
+    j.string(s.state);
+    j.raw(",\"reason\":");
+    j.string(&s.reason);
+    j.raw(",\"applied\":");
+    j.u64(s.applied);
+    j.raw(",\"origin\":");
+    j.u64(s.origin);
+    j.raw(",\"since_ns\":");
+    j.u64(s.since_ns);
+    j.raw("}}");
+    j.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::HubConfig;
+
+    #[test]
+    fn log_status_is_published_and_freezes_books_without_touching_seq() {
+        let mut hub = Hub::new(HubConfig::default());
+        assert_eq!(hub.feed_stale(), None);
+        let s = LogStatus {
+            state: "catching_up",
+            reason: "gap".into(),
+            applied: 3,
+            origin: 9,
+            since_ns: 1,
+        };
+        hub.set_log_status(Nanos(5), &s);
+        assert_eq!(hub.feed_stale(), Some("catching_up"));
+        let (_, m) = hub.streams.venue_statuses().last().expect("log entry");
+        let v: &str = m.as_str();
+        assert!(v.contains("\"venue\":\"log\",\"seq\":1"), "{v}");
+        assert!(v.contains("\"state\":\"catching_up\""), "{v}");
+        hub.set_log_status(Nanos(6), &LogStatus { state: "live", ..s });
+        assert_eq!(hub.feed_stale(), None);
+        let (_, m) = hub.streams.venue_statuses().last().expect("log entry");
+        assert!(m.as_str().contains("\"seq\":2"));
+    }
+}
