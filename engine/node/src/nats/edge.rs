@@ -69,6 +69,8 @@ pub struct EdgeFeed {
     status: LogStatus,
     changed: bool,
     now: u64,
+    /// When the last record was applied (or the last restart asked), ns.
+    progress_ns: u64,
 }
 
 impl std::fmt::Debug for EdgeFeed {
@@ -108,6 +110,7 @@ impl EdgeFeed {
             },
             changed: true,
             now: 0,
+            progress_ns: 0,
         }
     }
 
@@ -156,11 +159,13 @@ impl EdgeFeed {
                 };
                 match self.cont.check(run, seq) {
                     Verdict::Apply => {
+                        self.progress_ns = self.now;
                         self.requested = None;
                         self.counters.records += 1;
                         Some((b, false))
                     }
                     Verdict::NewRun => {
+                        self.progress_ns = self.now;
                         self.requested = None;
                         self.truncated = None;
                         self.counters.records += 1;
@@ -189,7 +194,7 @@ impl EdgeFeed {
                 if self.target == Some(u64::MAX) {
                     self.target = Some(seq);
                 }
-                if self.cont.run().is_some_and(|r| r != run) && self.requested.is_none() {
+                if self.cont.run().is_some_and(|r| r != run) {
                     // The origin started a new run and its first records did not come live.
                     self.ask_from(1);
                 }
@@ -230,6 +235,19 @@ impl EdgeFeed {
                 self.target = None;
             }
         }
+        let origin = self.heartbeat.map_or(0, |(_, s, _)| s);
+        if self.target.is_some()
+            && self.connected
+            && !silent
+            && origin > self.cont.applied()
+            && now.saturating_sub(self.progress_ns) > 2 * timeout
+        {
+            // Behind and nothing arrives (a consumer that did not survive a reconnect):
+            // ask for the log again from the next record.
+            self.progress_ns = now;
+            self.requested = None;
+            self.ask_from(self.cont.next());
+        }
         let (state, reason): (&'static str, String) = if self.thread_gone {
             ("log_error", self.last_error.clone())
         } else if !self.connected {
@@ -252,7 +270,6 @@ impl EdgeFeed {
         } else {
             ("live", String::new())
         };
-        let origin = self.heartbeat.map_or(0, |(_, s, _)| s);
         if state != self.status.state {
             self.status = LogStatus {
                 state,
