@@ -7,87 +7,19 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::private::{connect, http_get, Ws};
-use support::{root, send_json, start, Server};
-use tape_tools::config::FeedKind;
+use support::nats::{
+    digest, edge, edge_done, origin, origin_done, session_records, status, wait_status, Nats, WAIT,
+};
+use support::private::{connect, Ws};
+use support::send_json;
 
-const WAIT: Duration = Duration::from_secs(60);
 const IGNORE: &str = "needs nats-server: run by .ci/nats.sh";
-
-/// A nats-server with JetStream on a free loopback port and a temporary store; killed on drop.
-struct Nats {
-    child: Option<Child>,
-    port: u16,
-    store: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Nats {
-    fn start() -> Nats {
-        let mut n = Nats {
-            child: None,
-            port: free_port(),
-            store: tempfile::tempdir().unwrap(),
-        };
-        n.spawn();
-        n
-    }
-
-    fn spawn(&mut self) {
-        let bin = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-        let child = Command::new(&bin)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(self.store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{bin}: {e} (install nats-server or set NATS_SERVER)"));
-        self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server does not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// A TCP proxy to `to` that the test can cut: while cut, every connection through it is
 /// closed and new ones are closed at once.
@@ -175,74 +107,6 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, cut: Arc<AtomicBool>) {
             }
         }
     });
-}
-
-/// Records in the bundled session.
-fn session_records() -> u64 {
-    let mut r = tape_journal::JournalReader::open(root().join("fixtures/session")).unwrap();
-    let mut n = 0;
-    while let Some(rec) = r.next() {
-        rec.unwrap();
-        n += 1;
-    }
-    n
-}
-
-/// The origin: the bundled session once at `speed`, journaled into `record`, publishing.
-fn origin(url: &str, speed: u32, record: &Path) -> Server {
-    let url = url.to_owned();
-    let record = record.to_owned();
-    start(move |c| {
-        c.feed.speed = speed;
-        c.feed.repeat = false;
-        c.feed.record = record.display().to_string();
-        c.nats.enabled = true;
-        c.nats.url = url;
-    })
-}
-
-/// An edge following `url`; returns once it knows the instruments (it applied records).
-fn edge(url: &str) -> Server {
-    let url = url.to_owned();
-    start(move |c| {
-        c.feed.source = FeedKind::Nats;
-        c.nats.url = url;
-    })
-}
-
-fn status(addr: SocketAddr) -> Value {
-    http_get(addr, "/status", None).1
-}
-
-fn digest(addr: SocketAddr) -> String {
-    status(addr)["feed"]["digest"].as_str().unwrap().to_owned()
-}
-
-/// Polls `/status` until `pred` holds (bounded).
-fn wait_status(addr: SocketAddr, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = status(addr);
-        if pred(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{what}: {}", s["nats"]);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until the origin published the whole session and JetStream took it.
-fn origin_done(addr: SocketAddr, records: u64) {
-    wait_status(addr, "origin publishes the session", |s| {
-        s["nats"]["acked"] == records
-    });
-}
-
-/// Waits until an edge applied `records` and is live.
-fn edge_done(addr: SocketAddr, records: u64) -> Value {
-    wait_status(addr, "edge applies the session and is live", |s| {
-        s["nats"]["applied"] == records && s["nats"]["state"] == "live"
-    })
 }
 
 /// Every instrument the node knows, as `market:SYMBOL`.

@@ -178,6 +178,7 @@ impl Config {
             heartbeat: std::time::Duration::from_millis(n.heartbeat_ms),
             origin_timeout: std::time::Duration::from_millis(n.origin_timeout_ms),
             max_backlog: n.max_backlog,
+            edge_id: n.edge_id,
         }
     }
 

@@ -74,6 +74,8 @@ pub struct NatsSection {
     /// Origin: records held unacknowledged (NATS down or slow) before the run's log is
     /// given up.
     pub max_backlog: usize,
+    /// Edge: its id, unique among the deployment's edges (1 to 2047).
+    pub edge_id: u32,
 }
 
 impl Default for NatsSection {
@@ -88,6 +90,7 @@ impl Default for NatsSection {
             heartbeat_ms: 500,
             origin_timeout_ms: 3000,
             max_backlog: 4_000_000,
+            edge_id: 1,
         }
     }
 }

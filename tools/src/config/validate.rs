@@ -244,10 +244,10 @@ impl Config {
                  not carry; set feed.loop = false (or --once)"
             );
         }
-        if edge && !self.users.is_empty() {
+        if edge && (n.edge_id == 0 || n.edge_id > tape_node::nats::MAX_EDGE_ID) {
             bail!(
-                "feed.source = \"nats\" (an edge) with [[user]]s: private sessions on edges are \
-                 not supported yet (docs/scale-out.md); the origin serves them"
+                "nats.edge_id must be 1 to {} (unique per edge)",
+                tape_node::nats::MAX_EDGE_ID
             );
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Shared by the integration tests: the repository root and a node on a background thread.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod nats;
 pub mod private;
 
 use std::net::SocketAddr;

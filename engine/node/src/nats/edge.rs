@@ -42,6 +42,8 @@ struct Counters {
     bad_messages: u64,
     heartbeats: u64,
     disconnects: u64,
+    forwarded: u64,
+    forward_failed: u64,
 }
 
 /// An edge: the origin's log as a feed.
@@ -50,6 +52,7 @@ pub struct EdgeFeed {
     token: Token,
     rx: Option<Receiver<Item>>,
     ctl: Option<mpsc::UnboundedSender<Ctl>>,
+    fwd: Option<mpsc::UnboundedSender<Bytes>>,
     cont: Continuity,
     /// The record handed out last (its payload is lent to the caller).
     cur: Bytes,
@@ -92,6 +95,7 @@ impl EdgeFeed {
             token,
             rx: None,
             ctl: None,
+            fwd: None,
             cont: Continuity::new(),
             cur: Bytes::new(),
             after_restart: None,
@@ -118,13 +122,15 @@ impl EdgeFeed {
         let waker = Arc::new(Waker::new(registry, self.token)?);
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL);
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let (fwd_tx, fwd_rx) = mpsc::unbounded_channel();
         let rt = super::runtime()?;
         let cfg = self.cfg.clone();
         std::thread::Builder::new()
             .name("tape-nats-edge".into())
-            .spawn(move || rt.block_on(follow(cfg, tx, waker, ctl_rx)))?;
+            .spawn(move || rt.block_on(follow(cfg, tx, waker, ctl_rx, fwd_rx)))?;
         self.rx = Some(rx);
         self.ctl = Some(ctl_tx);
+        self.fwd = Some(fwd_tx);
         Ok(())
     }
 
@@ -216,6 +222,15 @@ impl EdgeFeed {
             }
             Item::Error(e) => {
                 self.last_error = e;
+                None
+            }
+            Item::Forwarded(Ok(())) => {
+                self.counters.forwarded += 1;
+                None
+            }
+            Item::Forwarded(Err(e)) => {
+                self.counters.forward_failed += 1;
+                self.last_error = format!("a client's command did not reach the origin: {e}");
                 None
             }
         }
@@ -347,6 +362,25 @@ impl Feed for EdgeFeed {
     fn close(&mut self, _registry: &Registry, _clock: &WallClock) {
         self.rx = None;
         self.ctl = None;
+        self.fwd = None;
+    }
+
+    fn forwards_client_records(&self) -> Option<u32> {
+        Some(self.cfg.edge_id)
+    }
+
+    fn forward_client_record(&mut self, kind: u16, payload: &[u8]) {
+        match super::command::encode(self.cfg.edge_id, kind, payload) {
+            Ok(body) => {
+                if let Some(f) = &self.fwd {
+                    let _ = f.send(Bytes::from(body));
+                }
+            }
+            Err(e) => {
+                self.counters.forward_failed += 1;
+                self.last_error = e.to_string();
+            }
+        }
     }
 
     fn take_log_status(&mut self) -> Option<LogStatus> {
@@ -377,6 +411,9 @@ impl Feed for EdgeFeed {
             "bad_messages": c.bad_messages,
             "heartbeats": c.heartbeats,
             "disconnects": c.disconnects,
+            "edge_id": self.cfg.edge_id,
+            "forwarded": c.forwarded,
+            "forward_failed": c.forward_failed,
             "last_error": self.last_error,
         }))
     }

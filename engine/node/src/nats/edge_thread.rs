@@ -31,6 +31,8 @@ pub(super) enum Item {
     Truncated { want: u64, first: u64 },
     /// Something failed (already retried), for `/status`.
     Error(String),
+    /// A forwarded command was taken by the origin (`Ok`) or not, and why.
+    Forwarded(Result<(), String>),
 }
 
 /// Requests from the engine thread.
@@ -62,6 +64,7 @@ pub(super) async fn follow(
     tx: Sender<Item>,
     waker: Arc<Waker>,
     mut ctl: mpsc::UnboundedReceiver<Ctl>,
+    fwd: mpsc::UnboundedReceiver<Bytes>,
 ) {
     let out = Out { tx, waker };
     let ev = out.clone();
@@ -114,6 +117,12 @@ pub(super) async fn follow(
             tokio::time::sleep(RETRY).await;
         }
     });
+    tokio::spawn(forward(
+        client.clone(),
+        cfg.command_subject(),
+        fwd,
+        out.clone(),
+    ));
     let js = jetstream::ContextBuilder::new()
         .timeout(std::time::Duration::from_secs(5))
         .build(client.clone());
@@ -216,6 +225,31 @@ pub(super) async fn follow(
         }
     }
 }
+
+/// Sends the clients' commands to the origin one at a time, in order, each awaiting its
+/// answer (so a login is journaled before the order that follows it).
+async fn forward(
+    client: async_nats::Client,
+    subject: String,
+    mut fwd: mpsc::UnboundedReceiver<Bytes>,
+    out: Out,
+) {
+    while let Some(body) = fwd.recv().await {
+        let r = tokio::time::timeout(FORWARD_TIMEOUT, client.request(subject.clone(), body)).await;
+        let result = match r {
+            Ok(Ok(m)) if m.payload.as_ref() == b"ok" => Ok(()),
+            Ok(Ok(m)) => Err(String::from_utf8_lossy(&m.payload).into_owned()),
+            Ok(Err(e)) => Err(format!("request to the origin: {e}")),
+            Err(_) => Err(format!("no answer from the origin in {FORWARD_TIMEOUT:?}")),
+        };
+        if !out.send(Item::Forwarded(result)) {
+            return;
+        }
+    }
+}
+
+/// How long a forwarded command waits for the origin.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Waits a little before trying again, taking a new start the engine asks for; false when the
 /// engine side is gone.

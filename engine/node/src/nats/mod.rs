@@ -11,16 +11,19 @@
 //! - `continuity.rs`: the edge's in-order, gap-detecting check.
 //! - `origin.rs`: the publisher (JetStream stream per run, acknowledged in order).
 //! - `edge.rs` + `edge_thread.rs`: the edge's [`Feed`](crate::node::Feed) and its thread.
+//! - `command.rs`: an edge's private commands, forwarded to the origin.
 
+mod command;
 mod continuity;
 mod edge;
 mod edge_thread;
 mod origin;
 mod wire;
 
+pub use command::{to_global, to_local, CommandError, CONN_SHIFT, MAX_EDGE_ID};
 pub use continuity::{Continuity, Verdict};
 pub use edge::EdgeFeed;
-pub use origin::Publisher;
+pub use origin::{Command, Publisher};
 pub use wire::{
     decode_heartbeat, encode_heartbeat, WireError, WireRecord, HEADER_LEN, NOT_JOURNALED,
 };
@@ -47,6 +50,9 @@ pub struct NatsConfig {
     /// Origin: records it may hold unacknowledged (NATS down or slow) before it gives up on
     /// this run's log (said in `/status`; edges then stay stale, never wrong).
     pub max_backlog: usize,
+    /// Edge: its id in 1..=[`MAX_EDGE_ID`], unique in the deployment (the prefix of its
+    /// clients' connection ids at the origin; see `command.rs`).
+    pub edge_id: u32,
 }
 
 impl Default for NatsConfig {
@@ -60,11 +66,17 @@ impl Default for NatsConfig {
             heartbeat: Duration::from_millis(500),
             origin_timeout: Duration::from_secs(3),
             max_backlog: 4_000_000,
+            edge_id: 1,
         }
     }
 }
 
 impl NatsConfig {
+    /// The subject edges send their clients' commands to.
+    pub fn command_subject(&self) -> String {
+        format!("{}.cmd", self.subject)
+    }
+
     /// The heartbeat subject.
     pub fn heartbeat_subject(&self) -> String {
         format!("{}.hb", self.subject)

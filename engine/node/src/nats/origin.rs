@@ -27,6 +27,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::wire::{encode_heartbeat, WireRecord};
@@ -44,6 +45,22 @@ struct Out {
     body: Bytes,
 }
 
+/// A client record an edge forwarded (checked by `command::decode`), to journal and apply.
+#[derive(Debug)]
+pub struct Command {
+    /// Record kind (client).
+    pub kind: u16,
+    /// The client record, its connection already the edge's global id.
+    pub payload: Vec<u8>,
+    reply: Option<async_nats::Subject>,
+}
+
+/// The engine's answer to a command, back to the thread.
+struct Answer {
+    reply: async_nats::Subject,
+    body: Bytes,
+}
+
 /// What the thread and the engine thread both see, for `/status`.
 #[derive(Debug, Default)]
 struct Shared {
@@ -56,6 +73,9 @@ struct Shared {
     errors: AtomicU64,
     /// The run's log was given up (see the module docs).
     broken: AtomicBool,
+    /// Edge commands taken, and refused as malformed.
+    commands: AtomicU64,
+    commands_refused: AtomicU64,
     last_error: Mutex<String>,
 }
 
@@ -78,6 +98,8 @@ pub struct Publisher {
     max_backlog: usize,
     shared: Arc<Shared>,
     cfg: NatsConfig,
+    commands: crossbeam_channel::Receiver<Command>,
+    answers: mpsc::UnboundedSender<Answer>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -90,18 +112,26 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    /// Starts the publisher thread for run `run` (the hub's run id).
+    /// Starts the publisher thread for run `run` (the hub's run id); edges' commands wake
+    /// the engine's poll through `waker`.
     ///
     /// # Errors
     /// The thread or its runtime cannot be created.
-    pub fn start(cfg: &NatsConfig, run: u64) -> std::io::Result<Publisher> {
+    pub fn start(cfg: &NatsConfig, run: u64, waker: mio::Waker) -> std::io::Result<Publisher> {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let shared = Arc::new(Shared::default());
         let rt = super::runtime()?;
         let (c, s) = (cfg.clone(), Arc::clone(&shared));
+        let (cmd_tx, commands) = crossbeam_channel::bounded(4096);
+        let (answers, ans_rx) = mpsc::unbounded_channel();
+        let inbox = Inbox {
+            tx: cmd_tx,
+            waker: Arc::new(waker),
+            answers: ans_rx,
+        };
         std::thread::Builder::new()
             .name("tape-nats-pub".into())
-            .spawn(move || rt.block_on(publish_loop(c, run, rx, s)))?;
+            .spawn(move || rt.block_on(publish_loop(c, run, rx, s, inbox)))?;
         Ok(Publisher {
             tx,
             run,
@@ -110,7 +140,24 @@ impl Publisher {
             max_backlog: cfg.max_backlog,
             shared,
             cfg: cfg.clone(),
+            commands,
+            answers,
         })
+    }
+
+    /// The next command an edge forwarded, if any.
+    pub fn take_command(&mut self) -> Option<Command> {
+        self.commands.try_recv().ok()
+    }
+
+    /// Answers a command: `Ok` once journaled and applied, or why it was not.
+    pub fn answer(&self, cmd: Command, result: Result<(), String>) {
+        let Some(reply) = cmd.reply else { return };
+        let body = match result {
+            Ok(()) => Bytes::from_static(b"ok"),
+            Err(why) => Bytes::from(format!("refused: {why}")),
+        };
+        let _ = self.answers.send(Answer { reply, body });
     }
 
     /// Hands one journaled record over (after its append, before or after its apply).
@@ -186,6 +233,8 @@ impl Publisher {
             "backlog": s.backlog.load(Ordering::Relaxed) + self.overflow.len() as u64,
             "errors": s.errors.load(Ordering::Relaxed),
             "broken": s.broken.load(Ordering::Relaxed),
+            "commands": s.commands.load(Ordering::Relaxed),
+            "commands_refused": s.commands_refused.load(Ordering::Relaxed),
             "last_error": s.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
         })
     }
@@ -193,8 +242,76 @@ impl Publisher {
 
 type AckFuture = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
 
+/// The thread's side of the edges' commands.
+struct Inbox {
+    tx: crossbeam_channel::Sender<Command>,
+    waker: Arc<mio::Waker>,
+    answers: mpsc::UnboundedReceiver<Answer>,
+}
+
+/// Takes the edges' commands: checked here, answered here when malformed, else handed to the
+/// engine, whose answers go back as replies.
+async fn serve_commands(
+    client: async_nats::Client,
+    subject: String,
+    inbox: Inbox,
+    sh: Arc<Shared>,
+) {
+    let Inbox {
+        tx,
+        waker,
+        mut answers,
+    } = inbox;
+    let mut sub = loop {
+        match client.subscribe(subject.clone()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                sh.note(format!("subscribe {subject}: {e}"));
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            m = sub.next() => {
+                let Some(m) = m else { return };
+                match super::command::decode(&m.payload) {
+                    Ok((kind, payload)) => {
+                        sh.commands.fetch_add(1, Ordering::Relaxed);
+                        let cmd = Command { kind, payload: payload.to_vec(), reply: m.reply.clone() };
+                        if tx.try_send(cmd).is_err() {
+                            sh.commands_refused.fetch_add(1, Ordering::Relaxed);
+                            if let Some(r) = m.reply {
+                                let _ = client.publish(r, Bytes::from_static(b"refused: the origin is busy")).await;
+                            }
+                        } else {
+                            let _ = waker.wake();
+                        }
+                    }
+                    Err(e) => {
+                        sh.commands_refused.fetch_add(1, Ordering::Relaxed);
+                        if let Some(r) = m.reply {
+                            let _ = client.publish(r, Bytes::from(format!("refused: {e}"))).await;
+                        }
+                    }
+                }
+            }
+            a = answers.recv() => {
+                let Some(a) = a else { return };
+                let _ = client.publish(a.reply, a.body).await;
+            }
+        }
+    }
+}
+
 /// The thread: connect, start the run's stream, publish in order, heartbeat.
-async fn publish_loop(cfg: NatsConfig, run: u64, mut rx: mpsc::Receiver<Out>, sh: Arc<Shared>) {
+async fn publish_loop(
+    cfg: NatsConfig,
+    run: u64,
+    mut rx: mpsc::Receiver<Out>,
+    sh: Arc<Shared>,
+    inbox: Inbox,
+) {
     let ev = Arc::clone(&sh);
     let client = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
@@ -219,6 +336,12 @@ async fn publish_loop(cfg: NatsConfig, run: u64, mut rx: mpsc::Receiver<Out>, sh
             return;
         }
     };
+    tokio::spawn(serve_commands(
+        client.clone(),
+        cfg.command_subject(),
+        inbox,
+        Arc::clone(&sh),
+    ));
     let js = jetstream::ContextBuilder::new()
         .timeout(std::time::Duration::from_secs(5))
         .build(client.clone());

@@ -135,6 +135,14 @@ pub trait Feed {
         None
     }
 
+    /// An edge: its id (its clients' records are forwarded to the origin, not applied here).
+    fn forwards_client_records(&self) -> Option<u32> {
+        None
+    }
+
+    /// An edge: sends a client record of its hub to the origin.
+    fn forward_client_record(&mut self, _kind: u16, _payload: &[u8]) {}
+
     /// An edge's NATS figures for `/status`.
     fn nats_json(&self) -> Option<serde_json::Value> {
         None

@@ -246,6 +246,8 @@ impl std::fmt::Debug for Node {
 
 /// First mio token of the live feed (the client server's tokens stay far below).
 const LIVE_FIRST_TOKEN: usize = 1 << 40;
+/// The origin's NATS thread wakes the poll with this token (an edge's command arrived).
+const ORIGIN_WAKER_TOKEN: usize = LIVE_FIRST_TOKEN - 1;
 
 impl Node {
     /// Binds the listener, opens the feed and the latency log.
@@ -329,8 +331,13 @@ impl Node {
             );
         }
         let mut pipe = Pipeline::new(clock, journal, cfg.journal, engine, hub, net, shm);
-        if let (Some(n), false) = (&cfg.nats, matches!(cfg.feed, FeedSource::Edge(_))) {
-            pipe.nats = Some(crate::nats::Publisher::start(n, cfg.hub.run_id)?);
+        match (&cfg.nats, &cfg.feed) {
+            (_, FeedSource::Edge(n)) => pipe.edge_id = Some(n.edge_id),
+            (Some(n), _) => {
+                let waker = mio::Waker::new(poll.registry(), mio::Token(ORIGIN_WAKER_TOKEN))?;
+                pipe.nats = Some(crate::nats::Publisher::start(n, cfg.hub.run_id, waker)?);
+            }
+            (None, _) => {}
         }
         Ok(Node {
             pipe,
@@ -454,6 +461,7 @@ impl Node {
                 }
             }
             self.dispatch_net_events(now)?;
+            self.serve_edge_commands(now)?;
 
             let mut fed = 0;
             if stopping_since.is_none() && !feed_finished {
@@ -583,9 +591,40 @@ impl Node {
 
     /// Journals and applies the client records the hub produced (logins, private
     /// subscriptions, order entry), in order.
+    /// On an edge they go to the origin instead, which journals and applies them: they come
+    /// back in its log like every record.
     fn drain_client_records(&mut self, now: u64) -> std::io::Result<()> {
+        let edge = self.feed.forwards_client_records().is_some();
         while let Some((kind, payload)) = self.pipe.hub.poll_record() {
-            self.handle_input(now, SourceId(CLIENT_SOURCE), kind, &payload)?;
+            if edge {
+                self.feed.forward_client_record(kind, &payload);
+            } else {
+                self.handle_input(now, SourceId(CLIENT_SOURCE), kind, &payload)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// On an origin: journals and applies the client records edges forwarded, as a local
+    /// client's, and answers each.
+    fn serve_edge_commands(&mut self, now: u64) -> std::io::Result<()> {
+        while let Some(cmd) = self.pipe.nats.as_mut().and_then(|p| p.take_command()) {
+            let handled = self.pipe.handle_input(
+                self.poll.registry(),
+                now,
+                SourceId(CLIENT_SOURCE),
+                cmd.kind,
+                &cmd.payload,
+                false,
+            )?;
+            forward_venue_commands(&mut self.pipe.engine, &mut *self.feed);
+            let result = match handled {
+                Handled::Applied => Ok(()),
+                Handled::Skipped => Err("the origin cannot journal right now".to_owned()),
+            };
+            if let Some(p) = &self.pipe.nats {
+                p.answer(cmd, result);
+            }
         }
         Ok(())
     }

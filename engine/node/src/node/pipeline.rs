@@ -67,6 +67,9 @@ pub(super) struct Pipeline {
     pub(super) shm: Option<crate::shm::Publisher>,
     /// The origin's NATS publisher (`[nats]` on a node that is not an edge).
     pub(super) nats: Option<crate::nats::Publisher>,
+    /// An edge's id: a desk reply names a connection of the deployment; only this edge's
+    /// own reach its hub, as local ids.
+    pub(super) edge_id: Option<u32>,
 }
 
 impl Pipeline {
@@ -92,6 +95,7 @@ impl Pipeline {
             wire: Vec::with_capacity(FEED_BATCH),
             shm,
             nats: None,
+            edge_id: None,
         }
     }
 
@@ -158,7 +162,19 @@ impl Pipeline {
             shm.publish(&self.engine);
         }
         while let Some(out) = self.engine.poll_output() {
-            self.hub.handle_output(&out, &self.engine);
+            match (self.edge_id, &out.event) {
+                (Some(edge), tape_core::output::Event::Private(m)) if m.conn.is_some() => {
+                    let mut out = out.clone();
+                    if let tape_core::output::Event::Private(m) = &mut out.event {
+                        // Another node's connection becomes one no session has here.
+                        m.conn = m
+                            .conn
+                            .map(|c| crate::nats::to_local(edge, c).unwrap_or(u64::MAX));
+                    }
+                    self.hub.handle_output(&out, &self.engine);
+                }
+                _ => self.hub.handle_output(&out, &self.engine),
+            }
         }
         let t_fan = self.clock.now();
         self.latency
