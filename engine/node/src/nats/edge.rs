@@ -61,6 +61,7 @@ pub struct EdgeFeed {
     /// The start asked of the thread after a gap, until the record comes.
     requested: Option<u64>,
     connected: bool,
+    ever_connected: bool,
     /// The origin's last heartbeat: run, seq, when (ns).
     heartbeat: Option<(u64, u64, u64)>,
     /// Live once this seq of the origin's run is applied (`None`: live).
@@ -74,6 +75,9 @@ pub struct EdgeFeed {
     now: u64,
     /// When the last record was applied (or the last restart asked), ns.
     progress_ns: u64,
+    /// The oldest heartbeat whose seq is not applied yet: (seq, when heard). Still not
+    /// applied after `origin_timeout`, the edge is too slow: `catching_up`.
+    unapplied: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for EdgeFeed {
@@ -101,6 +105,7 @@ impl EdgeFeed {
             after_restart: None,
             requested: None,
             connected: false,
+            ever_connected: false,
             heartbeat: None,
             target: Some(u64::MAX),
             truncated: None,
@@ -115,6 +120,7 @@ impl EdgeFeed {
             changed: true,
             now: 0,
             progress_ns: 0,
+            unapplied: None,
         }
     }
 
@@ -197,6 +203,9 @@ impl EdgeFeed {
             Item::Heartbeat { run, seq } => {
                 self.counters.heartbeats += 1;
                 self.heartbeat = Some((run, seq, self.now));
+                if self.unapplied.is_none() && seq > self.cont.applied() {
+                    self.unapplied = Some((seq, self.now));
+                }
                 if self.target == Some(u64::MAX) {
                     self.target = Some(seq);
                 }
@@ -211,6 +220,7 @@ impl EdgeFeed {
                     self.counters.disconnects += 1;
                 }
                 self.connected = up;
+                self.ever_connected |= up;
                 if !up {
                     self.fall_behind();
                 }
@@ -245,6 +255,20 @@ impl EdgeFeed {
         if silent && self.heartbeat.is_some() {
             self.fall_behind();
         }
+        match self.unapplied {
+            Some((seq, _)) if self.cont.applied() >= seq => self.unapplied = None,
+            Some((seq, at)) if self.target.is_none() && now.saturating_sub(at) > timeout => {
+                // Live, but what the origin announced that long ago is still not applied.
+                self.last_error = format!(
+                    "slow: seq {seq} announced {} ms ago is not applied yet (applied {})",
+                    now.saturating_sub(at) / 1_000_000,
+                    self.cont.applied()
+                );
+                self.unapplied = None;
+                self.fall_behind();
+            }
+            _ => {}
+        }
         if let (Some(t), Some((run, _, _))) = (self.target, self.heartbeat) {
             if t != u64::MAX && self.cont.run() == Some(run) && self.cont.applied() >= t {
                 self.target = None;
@@ -265,6 +289,8 @@ impl EdgeFeed {
         }
         let (state, reason): (&'static str, String) = if self.thread_gone {
             ("log_error", self.last_error.clone())
+        } else if !self.connected && !self.ever_connected {
+            ("connecting", format!("connecting to {}", self.cfg.url))
         } else if !self.connected {
             ("nats_down", format!("not connected to {}", self.cfg.url))
         } else if let Some((want, first)) = self.truncated {
@@ -356,6 +382,12 @@ impl Feed for EdgeFeed {
         self.now.saturating_add(100_000_000)
     }
 
+    /// The origin's log waits in the stream while this edge cannot journal (its own
+    /// `feed.record` is full): skipping a record would make this engine another one.
+    fn can_wait(&self) -> bool {
+        true
+    }
+
     /// An edge has no venue: only the origin talks to it.
     fn handle_venue_command(&mut self, _cmd: VenueCommand) {}
 
@@ -431,5 +463,125 @@ impl EdgeFeed {
             // Checked when it was taken.
             Err(_) => FeedPoll::NotBefore(u64::MAX),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn body(run: u64, seq: u64) -> Bytes {
+        let mut b = Vec::new();
+        WireRecord {
+            run,
+            seq,
+            journal_seq: seq,
+            recv: seq,
+            source: 0,
+            kind: 2,
+            payload: b"{}",
+        }
+        .encode_into(&mut b);
+        Bytes::from(b)
+    }
+
+    fn state(f: &mut EdgeFeed, now: u64) -> &'static str {
+        f.now = now;
+        f.evaluate(now);
+        f.status.state
+    }
+
+    #[test]
+    fn states_follow_nats_the_heartbeat_and_the_records() {
+        let mut f = EdgeFeed::new(NatsConfig::default(), Token(1));
+        assert_eq!(state(&mut f, S), "connecting");
+        assert!(f.take_log_status().is_some());
+        f.take(Item::Nats(true));
+        assert_eq!(state(&mut f, S), "connecting");
+        f.take(Item::Heartbeat { run: 5, seq: 3 });
+        assert_eq!(state(&mut f, S), "catching_up");
+        assert!(matches!(f.take(Item::Record(body(5, 1))), Some((_, true))));
+        assert!(matches!(f.take(Item::Record(body(5, 2))), Some((_, false))));
+        assert_eq!(
+            state(&mut f, S),
+            "catching_up",
+            "seq 3 announced, 2 applied"
+        );
+        assert!(f.take(Item::Record(body(5, 3))).is_some());
+        assert_eq!(state(&mut f, S), "live");
+        let s = f.take_log_status().expect("changed");
+        assert_eq!((s.state, s.applied, s.origin), ("live", 3, 3));
+        assert!(f.take_log_status().is_none(), "reported once");
+
+        // A gap: nothing applied, the log asked again from 4.
+        assert!(f.take(Item::Record(body(5, 6))).is_none());
+        assert_eq!(f.requested, Some(4));
+        assert_eq!(f.counters.gaps, 1);
+        assert_eq!(state(&mut f, S), "catching_up");
+        assert!(f.take(Item::Record(body(5, 4))).is_some());
+        f.take(Item::Heartbeat { run: 5, seq: 4 });
+        assert_eq!(state(&mut f, S), "live");
+
+        // NATS down, then back: behind until what the next heartbeat says is applied.
+        f.take(Item::Nats(false));
+        assert_eq!(state(&mut f, S), "nats_down");
+        f.take(Item::Nats(true));
+        assert_eq!(state(&mut f, S), "catching_up");
+        f.take(Item::Heartbeat { run: 5, seq: 5 });
+        assert!(f.take(Item::Record(body(5, 5))).is_some());
+        assert_eq!(state(&mut f, S), "live");
+
+        // Silence from the origin.
+        assert_eq!(state(&mut f, 10 * S), "origin_silent");
+        f.take(Item::Truncated { want: 6, first: 9 });
+        f.now = 10 * S;
+        f.take(Item::Heartbeat { run: 5, seq: 9 });
+        assert_eq!(state(&mut f, 10 * S), "truncated");
+    }
+
+    #[test]
+    fn a_new_run_is_followed_from_its_first_record() {
+        let mut f = EdgeFeed::new(NatsConfig::default(), Token(1));
+        f.take(Item::Nats(true));
+        assert!(f.take(Item::Record(body(5, 1))).is_some());
+        // The origin restarted: its heartbeat names another run; the log is asked from 1.
+        f.take(Item::Heartbeat { run: 6, seq: 2 });
+        assert_eq!(f.requested, Some(1));
+        assert!(
+            f.take(Item::Record(body(6, 2))).is_none(),
+            "not before seq 1"
+        );
+        assert!(matches!(f.take(Item::Record(body(6, 1))), Some((_, true))));
+        assert_eq!(f.origin_run(), Some(6));
+    }
+
+    #[test]
+    fn a_slow_edge_says_so() {
+        let mut f = EdgeFeed::new(NatsConfig::default(), Token(1));
+        f.take(Item::Nats(true));
+        f.now = S;
+        f.take(Item::Heartbeat { run: 5, seq: 1 });
+        f.take(Item::Record(body(5, 1)));
+        assert_eq!(state(&mut f, S), "live");
+        f.take(Item::Heartbeat { run: 5, seq: 100 });
+        for t in 2..=4 {
+            f.now = t * S;
+            f.take(Item::Heartbeat {
+                run: 5,
+                seq: 100 * t,
+            });
+        }
+        assert_eq!(state(&mut f, 4 * S + 1), "catching_up");
+        assert!(f.last_error.starts_with("slow"), "{}", f.last_error);
+    }
+
+    #[test]
+    fn foreign_bodies_are_counted_never_applied() {
+        let mut f = EdgeFeed::new(NatsConfig::default(), Token(1));
+        assert!(f.take(Item::Record(Bytes::from_static(b"hello"))).is_none());
+        assert_eq!(f.counters.bad_messages, 1);
+        assert_eq!(f.cont.applied(), 0);
     }
 }
