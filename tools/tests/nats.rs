@@ -250,8 +250,8 @@ fn a_late_edge_catches_up_and_a_cut_edge_recovers_exactly() {
     let n = session_records();
     let (_d, journal) = tmp();
     let proxy = Proxy::start(nats.port);
-    // 28 s of session at 3x: about 9 s.
-    let o = origin(&nats.url(), 3, &journal);
+    // 28 s of session at 2x: 14 s, so the late edge starts more than 10 s after the origin.
+    let o = origin(&nats.url(), 2, &journal);
     let cut = edge(&proxy.url());
     let syms = symbols(cut.addr);
     let mut ws = subscribe(cut.addr, &["book"], &syms[..1]);
@@ -272,8 +272,8 @@ fn a_late_edge_catches_up_and_a_cut_edge_recovers_exactly() {
     });
     std::thread::sleep(Duration::from_secs(2)); // the cut itself: 2 s without NATS
     proxy.cut.store(false, Ordering::Relaxed);
-    let late = edge(&nats.url());
     origin_done(o.addr, n);
+    let late = edge(&nats.url());
     edge_done(cut.addr, n);
     let after = edge_done(late.addr, n);
     let d = digest(o.addr);
@@ -319,7 +319,7 @@ fn nats_server_restart_stales_edges_and_never_stops_the_origin() {
     let o = origin(&nats.url(), 3, &journal);
     let e = edge(&nats.url());
     let syms = symbols(o.addr);
-    let mut on_origin = subscribe(o.addr, &["trades", "bbo"], &syms);
+    let mut on_origin = subscribe(o.addr, &["trades", "bbo", "status"], &syms);
     wait_status(e.addr, "the edge follows live", |s| {
         s["nats"]["state"] == "live" && s["nats"]["applied"].as_u64().unwrap_or(0) > 300
     });

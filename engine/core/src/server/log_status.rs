@@ -13,26 +13,33 @@ use crate::input::Nanos;
 use crate::wire::JsonBuf;
 use tungstenite::Utf8Bytes;
 
-/// Where an edge's copy of the origin's log stands.
+/// Where a node's replicated log stands: an edge's copy of the origin's log, or the
+/// origin's publication of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogStatus {
-    /// `live`, or why not: `connecting`, `catching_up`, `nats_down`, `origin_silent`,
-    /// `truncated` (the records it needs are older than the stream keeps).
+    /// `edge` or `origin`. Only an edge's books depend on the log: an origin's stay live
+    /// whatever its publication does.
+    pub role: &'static str,
+    /// `live`, or why not. An edge: `connecting`, `catching_up`, `nats_down`,
+    /// `origin_silent`, `truncated` (the records it needs are older than the stream keeps),
+    /// `log_error`. An origin: `connecting`, `nats_down` (records held until NATS is back),
+    /// `given_up` (see docs/scale-out.md).
     pub state: &'static str,
     /// What happened, for people.
     pub reason: String,
-    /// The origin's last record this node applied (its sequence in the origin's run).
+    /// An edge: the origin's last record it applied (its seq in the origin's run); an origin:
+    /// the last record NATS acknowledged.
     pub applied: u64,
-    /// The origin's last record this node heard of.
+    /// An edge: the origin's last record it heard of; an origin: the last it published.
     pub origin: u64,
     /// When the state began, ns since the epoch.
     pub since_ns: u64,
 }
 
 impl LogStatus {
-    /// True when the node serves its books as live.
+    /// True when the node serves its books as live (an origin always does).
     pub fn is_live(&self) -> bool {
-        self.state == "live"
+        self.state == "live" || self.role != "edge"
     }
 }
 
@@ -83,7 +90,9 @@ fn log_status(j: &mut JsonBuf, seq: u64, now: Nanos, s: &LogStatus) -> Utf8Bytes
     j.u64(seq);
     j.raw(",\"ts\":0,\"recv_ns\":");
     j.u64(now.0);
-    j.raw(",\"data\":{\"state\":");
+    j.raw(",\"data\":{\"role\":");
+    j.string(s.role);
+    j.raw(",\"state\":");
     j.string(s.state);
     j.raw(",\"reason\":");
     j.string(&s.reason);
@@ -107,6 +116,7 @@ mod tests {
         let mut hub = Hub::new(HubConfig::default());
         assert_eq!(hub.feed_stale(), None);
         let s = LogStatus {
+            role: "edge",
             state: "catching_up",
             reason: "gap".into(),
             applied: 3,
@@ -123,5 +133,15 @@ mod tests {
         assert_eq!(hub.feed_stale(), None);
         let (_, m) = hub.streams.venue_statuses().last().expect("log entry");
         assert!(m.as_str().contains("\"seq\":2"));
+        // An origin's publication never freezes its books.
+        hub.set_log_status(
+            Nanos(7),
+            &LogStatus {
+                role: "origin",
+                state: "nats_down",
+                ..LogStatus::default()
+            },
+        );
+        assert_eq!(hub.feed_stale(), None);
     }
 }

@@ -113,6 +113,7 @@ impl EdgeFeed {
             last_error: String::new(),
             counters: Counters::default(),
             status: LogStatus {
+                role: "edge",
                 state: "connecting",
                 reason: "waiting for the origin's log".into(),
                 ..LogStatus::default()
@@ -313,6 +314,7 @@ impl EdgeFeed {
         };
         if state != self.status.state {
             self.status = LogStatus {
+                role: "edge",
                 state,
                 reason,
                 applied: self.cont.applied(),

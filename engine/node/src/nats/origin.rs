@@ -65,6 +65,7 @@ struct Answer {
 #[derive(Debug, Default)]
 struct Shared {
     connected: AtomicBool,
+    ever_connected: AtomicBool,
     /// Highest seq JetStream acknowledged.
     acked: AtomicU64,
     /// Records held by the thread, not yet acknowledged.
@@ -100,6 +101,8 @@ pub struct Publisher {
     cfg: NatsConfig,
     commands: crossbeam_channel::Receiver<Command>,
     answers: mpsc::UnboundedSender<Answer>,
+    /// The state last reported to the hub, and since when.
+    reported: (&'static str, u64),
 }
 
 impl std::fmt::Debug for Publisher {
@@ -142,6 +145,45 @@ impl Publisher {
             cfg: cfg.clone(),
             commands,
             answers,
+            reported: ("", 0),
+        })
+    }
+
+    /// The publication's state, when it changed since the last call (for the `status`
+    /// channel's `log` entry): `connecting`, `live`, `nats_down` (records held), `given_up`.
+    pub fn take_log_status(&mut self, now: u64) -> Option<tape_core::server::LogStatus> {
+        let s = &self.shared;
+        let acked = s.acked.load(Ordering::Relaxed);
+        let (state, reason) = if s.broken.load(Ordering::Relaxed) {
+            (
+                "given_up",
+                s.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
+            )
+        } else if s.connected.load(Ordering::Relaxed) {
+            ("live", String::new())
+        } else if s.ever_connected.load(Ordering::Relaxed) {
+            (
+                "nats_down",
+                format!(
+                    "not connected to {}: {} record(s) held until it is back",
+                    self.cfg.url,
+                    self.seq.saturating_sub(acked)
+                ),
+            )
+        } else {
+            ("connecting", format!("connecting to {}", self.cfg.url))
+        };
+        if state == self.reported.0 {
+            return None;
+        }
+        self.reported = (state, now);
+        Some(tape_core::server::LogStatus {
+            role: "origin",
+            state,
+            reason,
+            applied: acked,
+            origin: self.seq,
+            since_ns: now,
         })
     }
 
@@ -320,7 +362,10 @@ async fn publish_loop(
             let ev = Arc::clone(&ev);
             async move {
                 match e {
-                    async_nats::Event::Connected => ev.connected.store(true, Ordering::Relaxed),
+                    async_nats::Event::Connected => {
+                        ev.connected.store(true, Ordering::Relaxed);
+                        ev.ever_connected.store(true, Ordering::Relaxed);
+                    }
                     async_nats::Event::Disconnected => ev.connected.store(false, Ordering::Relaxed),
                     _ => {}
                 }

@@ -747,6 +747,9 @@ impl Node {
     fn run_timers(&mut self, now: u64) -> std::io::Result<()> {
         if let Some(p) = &mut self.pipe.nats {
             p.flush();
+            if let Some(s) = p.take_log_status(now) {
+                self.pipe.hub.set_log_status(Nanos(now), &s);
+            }
         }
         if self.pipe.retry_journal(now) {
             // Inputs were skipped: what they fed starts over (a live venue reconnects and its
