@@ -345,3 +345,38 @@ fn nats_server_restart_stales_edges_and_never_stops_the_origin() {
         "{down}"
     );
 }
+
+#[test]
+#[ignore = "needs nats-server: run by .ci/nats.sh"]
+fn an_origin_restart_is_a_new_run_the_edges_follow() {
+    let nats = Nats::start();
+    let n = session_records();
+    let (_d, journal) = tmp();
+    let first = origin(&nats.url(), 10, &journal);
+    let e = edge(&nats.url());
+    origin_done(first.addr, n);
+    let s1 = edge_done(e.addr, n);
+    assert_eq!(digest(e.addr), digest(first.addr));
+    let mut client = subscribe(e.addr, &["trades"], &symbols(e.addr));
+    drop(first);
+    // The origin is gone: the edge says so and serves nothing as live.
+    wait_status(e.addr, "the edge notices the origin is gone", |s| {
+        s["nats"]["state"] == "origin_silent"
+    });
+    // A new origin is a new run (journaling into the same journal, which continues): the
+    // edge's clients are closed with 1012 and the edge follows the new run from its start.
+    let second = origin(&nats.url(), 10, &journal);
+    let deadline = Instant::now() + WAIT;
+    let code = loop {
+        match support::private::next(&mut client, deadline) {
+            Ok(_) => {}
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(code, Some(1012));
+    origin_done(second.addr, n);
+    let s2 = edge_done(e.addr, n);
+    assert_ne!(s1["nats"]["run"], s2["nats"]["run"]);
+    assert_eq!(s2["nats"]["run"], status(second.addr)["nats"]["run"]);
+    assert_eq!(digest(e.addr), digest(second.addr));
+}

@@ -11,6 +11,7 @@ mod dashboard;
 mod feed;
 mod http;
 mod pipeline;
+mod scale_out;
 mod status;
 
 use std::net::SocketAddr;
@@ -246,8 +247,6 @@ impl std::fmt::Debug for Node {
 
 /// First mio token of the live feed (the client server's tokens stay far below).
 const LIVE_FIRST_TOKEN: usize = 1 << 40;
-/// The origin's NATS thread wakes the poll with this token (an edge's command arrived).
-const ORIGIN_WAKER_TOKEN: usize = LIVE_FIRST_TOKEN - 1;
 
 impl Node {
     /// Binds the listener, opens the feed and the latency log.
@@ -334,7 +333,7 @@ impl Node {
         match (&cfg.nats, &cfg.feed) {
             (_, FeedSource::Edge(n)) => pipe.edge_id = Some(n.edge_id),
             (Some(n), _) => {
-                let waker = mio::Waker::new(poll.registry(), mio::Token(ORIGIN_WAKER_TOKEN))?;
+                let waker = scale_out::origin_waker(poll.registry())?;
                 pipe.nats = Some(crate::nats::Publisher::start(n, cfg.hub.run_id, waker)?);
             }
             (None, _) => {}
@@ -605,30 +604,6 @@ impl Node {
         Ok(())
     }
 
-    /// On an origin: journals and applies the client records edges forwarded, as a local
-    /// client's, and answers each.
-    fn serve_edge_commands(&mut self, now: u64) -> std::io::Result<()> {
-        while let Some(cmd) = self.pipe.nats.as_mut().and_then(|p| p.take_command()) {
-            let handled = self.pipe.handle_input(
-                self.poll.registry(),
-                now,
-                SourceId(CLIENT_SOURCE),
-                cmd.kind,
-                &cmd.payload,
-                false,
-            )?;
-            forward_venue_commands(&mut self.pipe.engine, &mut *self.feed);
-            let result = match handled {
-                Handled::Applied => Ok(()),
-                Handled::Skipped => Err("the origin cannot journal right now".to_owned()),
-            };
-            if let Some(p) = &self.pipe.nats {
-                p.answer(cmd, result);
-            }
-        }
-        Ok(())
-    }
-
     fn dispatch_net_events(&mut self, now: u64) -> std::io::Result<()> {
         let now_n = Nanos(now);
         let mut events = std::mem::take(&mut self.net_events);
@@ -710,38 +685,6 @@ impl Node {
         }
         self.net_events = events;
         Ok(())
-    }
-
-    /// An edge starts (or the origin started) a run: the hub serves it under the origin's run
-    /// id, so a client resumes across origin and edges. A later run is another engine whose
-    /// `seq`s start over: every client is closed (1012, service restart) and the hub starts
-    /// afresh, as the origin's own did.
-    fn adopt_origin_run(&mut self) {
-        let Some(run) = self.feed.origin_run() else {
-            return;
-        };
-        if self.edge_run.is_some_and(|r| r != run) {
-            let conns = self.pipe.hub.connections();
-            if let Some(net) = &mut self.pipe.net {
-                for c in conns {
-                    net.close(
-                        self.poll.registry(),
-                        socket_of(c),
-                        1012,
-                        "the origin started a new run",
-                    );
-                }
-            }
-            let mut hub = Hub::new(self.cfg.hub.clone());
-            if let Some(a) = &self.cfg.auth {
-                if let Ok(a) = tape_core::auth::Authenticator::new(a.clone()) {
-                    hub.set_authenticator(a);
-                }
-            }
-            self.pipe.hub = hub;
-        }
-        self.edge_run = Some(run);
-        self.pipe.hub.set_run_id(run);
     }
 
     fn run_timers(&mut self, now: u64) -> std::io::Result<()> {
