@@ -427,7 +427,7 @@ async fn publish_loop(
         if resync {
             inflight.clear();
             sent = 0;
-            match where_stream_is(&js, &cfg.stream).await {
+            match where_stream_is(&js, &cfg.stream, run).await {
                 Ok(last) => {
                     while pending.front().is_some_and(|o| o.seq <= last) {
                         pending.pop_front();
@@ -444,7 +444,13 @@ async fn publish_loop(
                     }
                     resync = false;
                 }
-                Err(e) => {
+                Err(Resync::Foreign(e)) => {
+                    eprintln!("tape: nats: {e}; the log of run {run} is given up");
+                    sh.note(e);
+                    sh.broken.store(true, Ordering::Relaxed);
+                    return;
+                }
+                Err(Resync::Retry(e)) => {
                     sh.note(e);
                     absorb(&mut rx, &mut pending, RETRY).await;
                     continue;
@@ -527,17 +533,42 @@ async fn publish_loop(
     }
 }
 
-/// The stream's last sequence.
-async fn where_stream_is(js: &jetstream::Context, name: &str) -> Result<u64, String> {
+/// The stream's last sequence, once its last message is checked to be this run's record of
+/// that seq (anything else there — another publisher on the subject — would make "stored up
+/// to N" a lie: the log is given up rather than continued wrong).
+async fn where_stream_is(js: &jetstream::Context, name: &str, run: u64) -> Result<u64, Resync> {
+    let retry = Resync::Retry;
     let mut s = js
         .get_stream(name)
         .await
-        .map_err(|e| format!("get stream {name}: {e}"))?;
+        .map_err(|e| retry(format!("get stream {name}: {e}")))?;
     let info = s
         .info()
         .await
-        .map_err(|e| format!("stream {name} info: {e}"))?;
-    Ok(info.state.last_sequence)
+        .map_err(|e| retry(format!("stream {name} info: {e}")))?;
+    let last = info.state.last_sequence;
+    if last == 0 {
+        return Ok(0);
+    }
+    let m = s
+        .get_raw_message(last)
+        .await
+        .map_err(|e| retry(format!("stream {name} message {last}: {e}")))?;
+    match WireRecord::decode(&m.payload) {
+        Ok(r) if r.run == run && r.seq == last => Ok(last),
+        _ => Err(Resync::Foreign(format!(
+            "stream {name} holds at {last} a message that is not record {last} of run {run}: \
+             something else publishes on the subject"
+        ))),
+    }
+}
+
+/// Why the stream's position is not known.
+enum Resync {
+    /// NATS or the stream is not reachable now: try again.
+    Retry(String),
+    /// The stream holds something that is not this run's log: give it up.
+    Foreign(String),
 }
 
 /// Waits `d`, taking the records that arrive meanwhile.
