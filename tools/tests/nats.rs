@@ -254,7 +254,7 @@ fn a_late_edge_catches_up_and_a_cut_edge_recovers_exactly() {
     let o = origin(&nats.url(), 2, &journal);
     let cut = edge(&proxy.url());
     let syms = symbols(cut.addr);
-    let mut ws = subscribe(cut.addr, &["book"], &syms[..1]);
+    let mut ws = subscribe(cut.addr, &["book", "bbo"], &syms[..1]);
     send_json(
         &mut ws,
         json!({"type":"subscribe","id":2,"channels":["status"]}),
@@ -301,6 +301,14 @@ fn a_late_edge_catches_up_and_a_cut_edge_recovers_exactly() {
         msgs[stale..].iter().any(|m| m["type"] == "snapshot"),
         "no fresh snapshot after the log came back"
     );
+    // The bbo subscriber too: a stale status at the stream's seq, then the bbo again.
+    let bbo_stale = msgs
+        .iter()
+        .position(|m| m["type"] == "status" && m["channel"] == "bbo")
+        .expect("a stale bbo status");
+    assert!(msgs[bbo_stale..]
+        .iter()
+        .any(|m| m["type"] == "update" && m["channel"] == "bbo"));
     let log_states: Vec<&str> = msgs
         .iter()
         .filter(|m| m["channel"] == "status" && m["venue"] == "log")

@@ -6,10 +6,14 @@
 //! `seq` (an edge's `seq`s must equal the origin's, so a client can move between them). A
 //! book subscriber is told through the one-client path that carries the stream's current
 //! `seq` without advancing it (the fresh snapshot after conflation): a stale `status` when
-//! the log stops being live, a fresh `snapshot` when it is live again.
+//! the log stops being live, a fresh `snapshot` when it is live again. A `bbo` subscriber
+//! likewise gets a stale `status` at the stream's current `seq`, then the last `bbo` again.
 
+use super::messages::{self, Head};
+use super::view::MarketView;
 use super::{Channel, Hub, StreamKey};
 use crate::input::Nanos;
+use crate::instrument::InstrumentId;
 use crate::wire::JsonBuf;
 use tungstenite::Utf8Bytes;
 
@@ -48,7 +52,12 @@ impl Hub {
     /// channel, and when the log stops (or starts) being live, sends every `book` subscriber
     /// a stale `status` with the state as its reason (or a fresh snapshot), at the stream's
     /// current `seq`. While not live, `subscribe` and `get_book` answer with that `status`.
-    pub fn set_log_status(&mut self, now: Nanos, status: &LogStatus) {
+    pub fn set_log_status(
+        &mut self,
+        now: Nanos,
+        status: &LogStatus,
+        view: &(impl MarketView + ?Sized),
+    ) {
         let json = &mut self.json;
         let (key, msg) = self
             .streams
@@ -64,7 +73,7 @@ impl Hub {
             return;
         }
         self.feed_stale = stale;
-        for inst in self.streams.watched_books() {
+        for inst in self.streams.watched(Channel::Book) {
             let key = StreamKey::new(Channel::Book, inst);
             let slots: Vec<usize> = self
                 .streams
@@ -76,6 +85,35 @@ impl Hub {
                 self.sessions.want_snapshot(slot, key);
             }
         }
+        for inst in self.streams.watched(Channel::Bbo) {
+            if let Some(msg) = self.bbo_now(now, inst, view) {
+                self.send(StreamKey::new(Channel::Bbo, inst), msg, now, None);
+            }
+        }
+    }
+
+    /// What a `bbo` subscriber is told now: the last `bbo`, or while the log is not live a
+    /// stale `status` at the stream's current `seq`.
+    pub(super) fn bbo_now(
+        &mut self,
+        now: Nanos,
+        inst: InstrumentId,
+        view: &(impl MarketView + ?Sized),
+    ) -> Option<Utf8Bytes> {
+        let Some(reason) = self.feed_stale else {
+            return self.last_bbo(inst, view);
+        };
+        let key = StreamKey::new(Channel::Bbo, inst);
+        let h = Head {
+            kind: "status",
+            id: None,
+            channel: Channel::Bbo,
+            inst: view.registry().get(inst),
+            seq: self.streams.head_seq(key),
+            ts: 0,
+            recv: now,
+        };
+        Some(messages::status(&mut self.json, &h, reason))
     }
 
     /// Why every book is stale on this node, if it is (see [`Hub::set_log_status`]).
@@ -114,6 +152,7 @@ mod tests {
     #[test]
     fn log_status_is_published_and_freezes_books_without_touching_seq() {
         let mut hub = Hub::new(HubConfig::default());
+        let view = crate::engine::Engine::new(crate::engine::EngineConfig::default()).unwrap();
         assert_eq!(hub.feed_stale(), None);
         let s = LogStatus {
             role: "edge",
@@ -123,13 +162,13 @@ mod tests {
             origin: 9,
             since_ns: 1,
         };
-        hub.set_log_status(Nanos(5), &s);
+        hub.set_log_status(Nanos(5), &s, &view);
         assert_eq!(hub.feed_stale(), Some("catching_up"));
         let (_, m) = hub.streams.venue_statuses().last().expect("log entry");
         let v: &str = m.as_str();
         assert!(v.contains("\"venue\":\"log\",\"seq\":1"), "{v}");
         assert!(v.contains("\"state\":\"catching_up\""), "{v}");
-        hub.set_log_status(Nanos(6), &LogStatus { state: "live", ..s });
+        hub.set_log_status(Nanos(6), &LogStatus { state: "live", ..s }, &view);
         assert_eq!(hub.feed_stale(), None);
         let (_, m) = hub.streams.venue_statuses().last().expect("log entry");
         assert!(m.as_str().contains("\"seq\":2"));
@@ -141,6 +180,7 @@ mod tests {
                 state: "nats_down",
                 ..LogStatus::default()
             },
+            &view,
         );
         assert_eq!(hub.feed_stale(), None);
     }

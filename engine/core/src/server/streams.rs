@@ -332,11 +332,11 @@ impl Streams {
         (log_status_key(), msg)
     }
 
-    /// Every instrument whose book stream has subscribers.
-    pub(crate) fn watched_books(&self) -> Vec<InstrumentId> {
+    /// Every instrument whose `channel` stream has subscribers.
+    pub(crate) fn watched(&self, channel: Channel) -> Vec<InstrumentId> {
         (0..self.insts.len() as u32)
             .map(InstrumentId)
-            .filter(|&i| self.is_watched(StreamKey::new(Channel::Book, i)))
+            .filter(|&i| self.is_watched(StreamKey::new(channel, i)))
             .collect()
     }
 

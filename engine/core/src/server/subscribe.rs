@@ -113,7 +113,7 @@ impl Hub {
             Some(_) => return,
         }
         let initial = match key.channel {
-            Channel::Bbo => self.last_bbo(key.instrument, view),
+            Channel::Bbo => self.bbo_now(now, key.instrument, view),
             Channel::Ticker => self.last_ticker(key.instrument, view),
             Channel::Trades | Channel::Status => None,
             Channel::Book => {

@@ -466,7 +466,9 @@ impl Node {
             if stopping_since.is_none() && !feed_finished {
                 self.feed.drive(self.poll.registry(), &self.clock);
                 if let Some(s) = self.feed.take_log_status() {
-                    self.pipe.hub.set_log_status(Nanos(now), &s);
+                    self.pipe
+                        .hub
+                        .set_log_status(Nanos(now), &s, &self.pipe.engine);
                 }
                 (fed, next_feed, feed_finished) = self.pump(FEED_BATCH)?;
             }
@@ -691,7 +693,9 @@ impl Node {
         if let Some(p) = &mut self.pipe.nats {
             p.flush();
             if let Some(s) = p.take_log_status(now) {
-                self.pipe.hub.set_log_status(Nanos(now), &s);
+                self.pipe
+                    .hub
+                    .set_log_status(Nanos(now), &s, &self.pipe.engine);
             }
         }
         if self.pipe.retry_journal(now) {
