@@ -181,6 +181,8 @@ impl EdgeFeed {
                         self.progress_ns = self.now;
                         self.requested = None;
                         self.truncated = None;
+                        // A later run gets a fresh hub: it hears the state again.
+                        self.changed = true;
                         self.counters.records += 1;
                         self.fall_behind();
                         Some((b, true))
