@@ -19,8 +19,6 @@ use support::nats::{
 use support::private::{connect, Ws};
 use support::send_json;
 
-const IGNORE: &str = "needs nats-server: run by .ci/nats.sh";
-
 /// A TCP proxy to `to` that the test can cut: while cut, every connection through it is
 /// closed and new ones are closed at once.
 struct Proxy {
@@ -187,7 +185,6 @@ fn tmp() -> (tempfile::TempDir, PathBuf) {
 #[test]
 #[ignore = "needs nats-server: run by .ci/nats.sh"]
 fn origin_and_two_edges_serve_the_same_messages_seqs_and_digest() {
-    let _ = IGNORE;
     let nats = Nats::start();
     let n = session_records();
     let (_d, journal) = tmp();
