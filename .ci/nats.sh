@@ -3,7 +3,8 @@
 # ignored tests of tools/tests/nats.rs — an origin fed by the bundled session and edges on
 # loopback agree message for message and digest for digest; a late edge and an edge cut off
 # for 2 s recover exactly; nats-server killed and restarted; an origin restarted is a new run
-# the edges follow; and tools/tests/nats_private.rs:
+# the edges follow; an edge needing records the stream dropped says so and serves nothing;
+# and tools/tests/nats_private.rs:
 # a trader on an edge places a bracket that fills, every node agrees on the account, a
 # second user on another edge sees none of it. Each test starts its own
 # nats-server on a free port with a temporary store and kills it; every wait is bounded.

@@ -385,3 +385,31 @@ fn an_origin_restart_is_a_new_run_the_edges_follow() {
     assert_eq!(s2["nats"]["run"], status(second.addr)["nats"]["run"]);
     assert_eq!(digest(e.addr), digest(second.addr));
 }
+
+#[test]
+#[ignore = "needs nats-server: run by .ci/nats.sh"]
+fn an_edge_that_needs_records_the_stream_dropped_says_so_and_serves_nothing() {
+    let nats = Nats::start();
+    let n = session_records();
+    let (_d, journal) = tmp();
+    // A 1 MiB stream: the session's 2.5 MB push its first records out.
+    let o = support::nats::origin_with(&nats.url(), 20, &journal, |c| c.nats.max_mib = 1);
+    origin_done(o.addr, n);
+    let url = nats.url();
+    let e = support::start_unready(move |c| {
+        c.feed.source = tape_tools::config::FeedKind::Nats;
+        c.nats.url = url;
+    });
+    let s = wait_status(e.addr, "the late edge finds the run's start gone", |s| {
+        s["nats"]["state"] == "truncated"
+    });
+    assert_eq!(s["nats"]["applied"], 0, "{s}");
+    assert_eq!(s["books"], json!([]), "nothing served");
+    assert!(
+        s["nats"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("older than the stream keeps"),
+        "{s}"
+    );
+}
