@@ -27,6 +27,10 @@ enum Cmd {
     /// a journal replay, or (the default) the venue simulator started in-process on loopback
     /// and reached over TLS.
     Run(run::RunArgs),
+    /// Serve the same protocol as an edge of an origin (`tape run` with `[nats]`): follow its
+    /// log over NATS (`--nats URL`, `[nats]`) into this node's own engine, books, `seq`s and
+    /// digest, equal to the origin's (docs/scale-out.md).
+    Edge(run::RunArgs),
     /// Connect to the configured venues (or the simulator) and journal every input, serving
     /// no client.
     Record(run::RecordArgs),
@@ -182,6 +186,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Run(args) => {
+            run::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Edge(mut args) => {
+            args.edge = true;
             run::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -67,6 +67,13 @@ pub struct RunArgs {
     /// e.g. /dev/shm/tape; read it with `tape shm-read DIR`.
     #[arg(long, value_name = "DIR")]
     pub shm: Option<PathBuf>,
+    /// NATS server URL (nats.url): `tape run` publishes its log there (nats.enabled), `tape
+    /// edge` follows it.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// Run as an edge (`tape edge`: feed.source = "nats").
+    #[arg(skip)]
+    pub edge: bool,
 }
 
 /// Merges the config file and the flags.
@@ -113,6 +120,13 @@ pub fn resolve(args: &RunArgs) -> Result<Config> {
     if let Some(v) = &args.shm {
         cfg.shm.enabled = true;
         cfg.shm.dir = v.display().to_string();
+    }
+    if let Some(v) = &args.nats {
+        cfg.nats.url = v.clone();
+        cfg.nats.enabled = true;
+    }
+    if args.edge {
+        cfg.feed.source = FeedKind::Nats;
     }
     cfg.validate().context("invalid settings")?;
     Ok(cfg)
@@ -388,6 +402,7 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
         None if cfg.feed_kind() == FeedKind::Live => {
             FeedSource::Live(Box::new(live_config(cfg, venue_specs(cfg), None)?))
         }
+        None if cfg.feed_kind() == FeedKind::Nats => FeedSource::Edge(Box::new(cfg.nats_config())),
         None => FeedSource::Replay {
             journal: cfg.journal_path(),
             speed: cfg.feed.speed,
@@ -450,10 +465,16 @@ pub fn node_config_with(cfg: &Config, live: Option<LiveConfig>) -> Result<NodeCo
             .latency_log_interval_secs
             .saturating_mul(1_000_000_000),
         auth: cfg.auth_config()?,
-        desk: cfg.desk_setup()?,
+        // An edge's desk setup comes in the origin's log.
+        desk: if cfg.feed_kind() == FeedKind::Nats {
+            None
+        } else {
+            cfg.desk_setup()?
+        },
         shm: cfg.shm_config()?,
         dashboard: s.dashboard,
         replay: cfg.replay.config(),
+        nats: (cfg.nats.enabled && cfg.feed_kind() != FeedKind::Nats).then(|| cfg.nats_config()),
     })
 }
 
@@ -526,6 +547,14 @@ fn prepare(cfg: &Config) -> Result<(NodeConfig, Option<SimHandle>, String)> {
             }
             Ok((node_config(cfg)?, None, what))
         }
+        FeedKind::Nats => Ok((
+            node_config(cfg)?,
+            None,
+            format!(
+                "the origin's log over NATS: {} (stream {})",
+                cfg.nats.url, cfg.nats.stream
+            ),
+        )),
         FeedKind::Replay | FeedKind::Auto => {
             let what = format!(
                 "journal {} at {}",

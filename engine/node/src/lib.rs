@@ -16,6 +16,7 @@
 
 pub mod latency_log;
 pub mod live;
+pub mod nats;
 pub mod net;
 pub mod node;
 pub mod replay;

@@ -166,6 +166,22 @@ impl Config {
         }
     }
 
+    /// The `[nats]` settings as the node takes them.
+    pub fn nats_config(&self) -> tape_node::nats::NatsConfig {
+        let n = &self.nats;
+        tape_node::nats::NatsConfig {
+            url: n.url.clone(),
+            subject: n.subject.clone(),
+            stream: n.stream.clone(),
+            max_age: std::time::Duration::from_secs(n.max_age_secs),
+            max_bytes: i64::try_from(n.max_mib.saturating_mul(1 << 20)).unwrap_or(i64::MAX),
+            heartbeat: std::time::Duration::from_millis(n.heartbeat_ms),
+            origin_timeout: std::time::Duration::from_millis(n.origin_timeout_ms),
+            max_backlog: n.max_backlog,
+            edge_id: n.edge_id,
+        }
+    }
+
     /// The journal to replay: the configured one, or the bundled session.
     pub fn journal_path(&self) -> PathBuf {
         if !self.feed.journal.is_empty() {

@@ -48,6 +48,9 @@ pub struct Config {
     pub shm: ShmSection,
     /// Replay on demand (`/replay`, `/replay.ndjson`): off until a journal is listed.
     pub replay: ReplaySection,
+    /// Scale-out over NATS: an origin publishes its log, an edge (`feed.source = "nats"`)
+    /// follows it (docs/scale-out.md).
+    pub nats: NatsSection,
 }
 
 /// `[replay]`.
@@ -98,6 +101,50 @@ impl ReplaySection {
             public: self.public,
             nice: self.nice,
         })
+    }
+}
+
+/// `[nats]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSection {
+    /// Origin: publish every journaled record (an edge follows whatever this says).
+    pub enabled: bool,
+    /// Server URL(s), comma-separated.
+    pub url: String,
+    /// Subject of the records; heartbeats go to `<subject>.hb`.
+    pub subject: String,
+    /// JetStream stream keeping the records for late or lagging edges.
+    pub stream: String,
+    /// The stream keeps records at most this long, seconds (0: no age limit).
+    pub max_age_secs: u64,
+    /// ... and at most this many MiB (the oldest go first).
+    pub max_mib: u64,
+    /// Origin: heartbeat period, ms.
+    pub heartbeat_ms: u64,
+    /// Edge: no heartbeat for this long and the origin counts as silent (books stale), ms.
+    pub origin_timeout_ms: u64,
+    /// Origin: records held unacknowledged (NATS down or slow) before the run's log is
+    /// given up.
+    pub max_backlog: usize,
+    /// Edge: its id, unique among the deployment's edges (1 to 2047).
+    pub edge_id: u32,
+}
+
+impl Default for NatsSection {
+    fn default() -> Self {
+        NatsSection {
+            enabled: false,
+            url: "nats://127.0.0.1:4222".into(),
+            subject: "tape.log".into(),
+            stream: "TAPE_LOG".into(),
+            max_age_secs: 86_400,
+            max_mib: 8192,
+            heartbeat_ms: 500,
+            origin_timeout_ms: 3000,
+            max_backlog: 4_000_000,
+            edge_id: 1,
+        }
     }
 }
 
@@ -331,6 +378,8 @@ pub enum FeedKind {
     Replay,
     /// The configured venues.
     Live,
+    /// An edge: the origin's log over NATS (`[nats]`).
+    Nats,
 }
 
 /// `[server]`.
@@ -533,7 +582,7 @@ impl Default for EngineSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeedSection {
-    /// `auto`, `sim`, `replay` or `live`.
+    /// `auto`, `sim`, `replay`, `live` or `nats` (an edge).
     pub source: FeedKind,
     /// Journal to replay; empty = the bundled session.
     pub journal: String,

@@ -401,3 +401,45 @@ fn replay_journals_are_names_and_directories() {
             .is_err()
     );
 }
+
+/// The origin and edge configs of docs/scale-out.md load and validate as written.
+#[test]
+fn scale_out_examples_validate() {
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/scale-out.md"),
+    )
+    .unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 2, "an origin and an edge config");
+    let origin: Config = toml::from_str(blocks[0]).unwrap();
+    origin.validate().unwrap();
+    assert!(origin.nats.enabled);
+    assert_eq!(origin.feed_kind(), FeedKind::Live);
+    let edge: Config = toml::from_str(blocks[1]).unwrap();
+    edge.validate().unwrap();
+    assert_eq!(edge.feed_kind(), FeedKind::Nats);
+    assert_eq!(edge.nats.url, origin.nats.url);
+}
+
+#[test]
+fn nats_settings_are_checked() {
+    let mut c = Config::default();
+    c.nats.enabled = true;
+    c.feed.journal = "fixtures/session".into();
+    let e = c.validate().unwrap_err();
+    assert!(format!("{e:#}").contains("feed.loop"), "{e:#}");
+    c.feed.repeat = false;
+    c.validate().unwrap();
+    let mut edge = Config::default();
+    edge.feed.source = FeedKind::Nats;
+    edge.validate().unwrap();
+    edge.nats.edge_id = 0;
+    assert!(format!("{:#}", edge.validate().unwrap_err()).contains("edge_id"));
+    edge.nats.edge_id = 1;
+    edge.nats.subject = "tape.>".into();
+    assert!(format!("{:#}", edge.validate().unwrap_err()).contains("nats.subject"));
+}

@@ -96,6 +96,7 @@ impl Config {
         if self.journal.retry_ms == 0 {
             bail!("journal.retry_ms must be at least 1");
         }
+        self.validate_nats()?;
         if self.engine.latency_log_interval_secs == 0 {
             bail!("engine.latency_log_interval_secs must be at least 1");
         }
@@ -237,6 +238,45 @@ impl Config {
             if r.journals[..i].iter().any(|o| o.name == j.name) {
                 bail!("replay.journals[{i}].name {:?} is listed twice", j.name);
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `[nats]`: what an origin and an edge need to agree with their peers.
+    fn validate_nats(&self) -> Result<()> {
+        let n = &self.nats;
+        let edge = self.feed.source == super::FeedKind::Nats;
+        if !edge && !n.enabled {
+            return Ok(());
+        }
+        if n.url.is_empty() || n.subject.is_empty() || n.stream.is_empty() {
+            bail!("nats.url, nats.subject and nats.stream must not be empty");
+        }
+        if n.subject.contains(['*', '>', ' ']) {
+            bail!("nats.subject must be a literal subject (no wildcard, no space)");
+        }
+        if n.stream.contains(['.', '*', '>', ' ']) {
+            bail!("nats.stream must be a stream name (no '.', wildcard or space)");
+        }
+        if n.heartbeat_ms == 0 || n.origin_timeout_ms <= n.heartbeat_ms {
+            bail!("nats.heartbeat_ms must be >= 1 and below nats.origin_timeout_ms");
+        }
+        if n.max_mib == 0 || n.max_backlog == 0 {
+            bail!("nats.max_mib and nats.max_backlog must be at least 1");
+        }
+        if !edge && self.feed_kind() == super::FeedKind::Replay && self.feed.repeat {
+            bail!(
+                "[nats] on a looping replay: each pass restarts the engine, which the log does \
+                 not carry; set feed.loop = false (or --once)"
+            );
+        }
+        if edge && (n.edge_id == 0 || n.edge_id > tape_node::nats::MAX_EDGE_ID) {
+            bail!(
+                "nats.edge_id must be 1 to {} (unique per edge)",
+                tape_node::nats::MAX_EDGE_ID
+            );
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Shared by the integration tests: the repository root and a node on a background thread.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod nats;
 pub mod private;
 
 use std::net::SocketAddr;
@@ -40,7 +41,9 @@ impl Drop for Server {
     }
 }
 
-pub fn start(edit: impl FnOnce(&mut Config)) -> Server {
+/// A node on a background thread, returned as soon as it listens (before it knows any
+/// instrument).
+pub fn start_unready(edit: impl FnOnce(&mut Config)) -> Server {
     let mut cfg = Config::default();
     cfg.server.listen = "127.0.0.1:0".into();
     cfg.server.status_interval_secs = 0;
@@ -58,11 +61,16 @@ pub fn start(edit: impl FnOnce(&mut Config)) -> Server {
         node.run(&s2, 0, |_| {})
     });
     let addr = rx.recv_timeout(WAIT).expect("node binds");
-    let srv = Server {
+    Server {
         addr,
         stop,
         handle: Some(handle),
-    };
+    }
+}
+
+pub fn start(edit: impl FnOnce(&mut Config)) -> Server {
+    let srv = start_unready(edit);
+    let addr = srv.addr;
     // The instruments exist once the journal's first records (its source definitions) are
     // applied; a client that subscribes before that gets "unknown symbol". Wait for them, so
     // no test depends on how fast its first connection is.

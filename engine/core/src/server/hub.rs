@@ -42,6 +42,9 @@ pub struct Hub {
     detached: Vec<Detached>,
     /// Why the node cannot journal right now; orders and publishes are refused meanwhile.
     pub(super) journal_fault: Option<String>,
+    /// Why the whole feed is not live on this node (an edge catching up on, or cut off from,
+    /// the origin's log): every book is served as a stale `status` meanwhile.
+    pub(super) feed_stale: Option<&'static str>,
 }
 
 impl Hub {
@@ -60,6 +63,7 @@ impl Hub {
             depths: Vec::new(),
             detached: Vec::new(),
             journal_fault: None,
+            feed_stale: None,
         }
     }
 
@@ -79,6 +83,12 @@ impl Hub {
         self.sessions.register_status(subs, key);
         self.sessions.fan_out(subs, key, &msg, now, None);
         self.streams.count_published();
+    }
+
+    /// Adopts another node's run id (an edge serves the origin's run, so a client resumes
+    /// across them by `seq`).
+    pub fn set_run_id(&mut self, run_id: u64) {
+        self.cfg.run_id = run_id;
     }
 
     /// This run's id (see [`HubConfig::run_id`]).

@@ -34,6 +34,7 @@
 mod conn;
 mod history;
 mod hub;
+mod log_status;
 mod messages;
 mod private;
 mod publish;
@@ -63,6 +64,7 @@ mod tests_util;
 pub use conn::ConnCounters;
 pub use history::{HistoryBudget, HistoryConfig};
 pub use hub::Hub;
+pub use log_status::LogStatus;
 pub use private::PrivateStats;
 pub use stats::{ConnStats, Disconnects, HubStats, ResumeStats};
 pub use tungstenite::Utf8Bytes;

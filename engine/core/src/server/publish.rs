@@ -170,7 +170,13 @@ impl Hub {
     }
 
     /// Queues a published message to the stream's subscribers.
-    fn send(&mut self, key: StreamKey, msg: Utf8Bytes, recv: Nanos, depth: Option<usize>) {
+    pub(super) fn send(
+        &mut self,
+        key: StreamKey,
+        msg: Utf8Bytes,
+        recv: Nanos,
+        depth: Option<usize>,
+    ) {
         let subs = self.streams.subscribers(key);
         if subs.is_empty() {
             return;

@@ -97,6 +97,8 @@ pub(crate) struct Streams {
     venues: Vec<Option<(u64, Utf8Bytes)>>,
     /// The node's own `journal` entry of the `status` channel, once it had something to say.
     journal: Option<(u64, Utf8Bytes)>,
+    /// The node's `log` entry (an edge's replicated log), once it had something to say.
+    log: Option<(u64, Utf8Bytes)>,
     /// Messages published to at least one subscriber.
     published: u64,
     /// History budgets per channel.
@@ -318,8 +320,28 @@ impl Streams {
         (journal_status_key(), msg)
     }
 
+    /// Records the node's new `log` status message (an edge's replicated log) and returns
+    /// the key of its `status` stream.
+    pub(crate) fn publish_log(
+        &mut self,
+        render: impl FnOnce(u64) -> Utf8Bytes,
+    ) -> (StreamKey, Utf8Bytes) {
+        let seq = self.log.as_ref().map_or(0, |(s, _)| *s) + 1;
+        let msg = render(seq);
+        self.log = Some((seq, msg.clone()));
+        (log_status_key(), msg)
+    }
+
+    /// Every instrument whose `channel` stream has subscribers.
+    pub(crate) fn watched(&self, channel: Channel) -> Vec<InstrumentId> {
+        (0..self.insts.len() as u32)
+            .map(InstrumentId)
+            .filter(|&i| self.is_watched(StreamKey::new(channel, i)))
+            .collect()
+    }
+
     /// The last status of every venue that published one, in source order, then the
-    /// node's `journal` entry if it published one.
+    /// node's `journal` and `log` entries if they published one.
     pub(crate) fn venue_statuses(&self) -> impl Iterator<Item = (StreamKey, &Utf8Bytes)> {
         self.venues
             .iter()
@@ -330,6 +352,7 @@ impl Streams {
                     .as_ref()
                     .map(|(_, m)| (journal_status_key(), m)),
             )
+            .chain(self.log.as_ref().map(|(_, m)| (log_status_key(), m)))
     }
 
     /// Distinct snapshot depths of the book subscribers of `id`, ascending, into `out`.
@@ -480,6 +503,11 @@ pub(super) fn status_key(src: usize) -> StreamKey {
 /// numbered from 0 and the top ids are reserved for client and gateway records).
 pub(super) fn journal_status_key() -> StreamKey {
     StreamKey::new(Channel::Status, InstrumentId(u32::MAX - 2))
+}
+
+/// The `status` stream of an edge's replicated log (next to the journal's slot).
+pub(super) fn log_status_key() -> StreamKey {
+    StreamKey::new(Channel::Status, InstrumentId(u32::MAX - 3))
 }
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ impl Hub {
             Some(_) => return,
         }
         let initial = match key.channel {
-            Channel::Bbo => self.last_bbo(key.instrument, view),
+            Channel::Bbo => self.bbo_now(now, key.instrument, view),
             Channel::Ticker => self.last_ticker(key.instrument, view),
             Channel::Trades | Channel::Status => None,
             Channel::Book => {
@@ -188,7 +188,7 @@ impl Hub {
             recv: book.recv,
         };
         match view.book(inst) {
-            Some(b) if b.is_synced() => {
+            Some(b) if b.is_synced() && self.feed_stale.is_none() => {
                 let update_id = b.last_update_id().unwrap_or(0);
                 messages::book_snapshot(&mut self.json, &head, update_id, b.book(), depth)
             }
@@ -196,7 +196,8 @@ impl Hub {
                 head.kind = "status";
                 head.ts = 0;
                 head.recv = now;
-                messages::status(&mut self.json, &head, book.stale.unwrap_or("initial"))
+                let reason = self.feed_stale.or(book.stale).unwrap_or("initial");
+                messages::status(&mut self.json, &head, reason)
             }
         }
     }

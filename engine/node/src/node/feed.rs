@@ -124,6 +124,29 @@ pub trait Feed {
     fn gateway_io(&self) -> Option<GatewayIo> {
         None
     }
+
+    /// An edge's replicated log changed state since the last call (for the hub).
+    fn take_log_status(&mut self) -> Option<tape_core::server::LogStatus> {
+        None
+    }
+
+    /// An edge's origin run (the hub serves it under the origin's run id).
+    fn origin_run(&self) -> Option<u64> {
+        None
+    }
+
+    /// An edge: its id (its clients' records are forwarded to the origin, not applied here).
+    fn forwards_client_records(&self) -> Option<u32> {
+        None
+    }
+
+    /// An edge: sends a client record of its hub to the origin.
+    fn forward_client_record(&mut self, _kind: u16, _payload: &[u8]) {}
+
+    /// An edge's NATS figures for `/status`.
+    fn nats_json(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 impl Feed for LiveFeed {

@@ -12,6 +12,7 @@ mod feed;
 mod http;
 mod pipeline;
 mod replay_route;
+mod scale_out;
 mod status;
 
 use std::net::SocketAddr;
@@ -60,6 +61,8 @@ pub enum FeedSource {
     },
     /// Live exchange connections.
     Live(Box<LiveConfig>),
+    /// An edge: the origin's log over NATS (docs/scale-out.md).
+    Edge(Box<crate::nats::NatsConfig>),
 }
 
 /// Everything the node needs.
@@ -97,6 +100,9 @@ pub struct NodeConfig {
     pub dashboard: bool,
     /// Replay on demand (`/replay`, `/replay.ndjson`); `None`: both are 404.
     pub replay: Option<crate::replay::ReplayConfig>,
+    /// The origin of a scale-out: publish every journaled record to NATS (`[nats]`). Unused
+    /// by an edge (its feed is [`FeedSource::Edge`]).
+    pub nats: Option<crate::nats::NatsConfig>,
 }
 
 /// What the node does when it cannot journal an input (a full disk, an I/O error).
@@ -184,6 +190,8 @@ pub struct Node {
     anonymous: AnonymousPerIp,
     /// Replay sessions (their threads), when `/replay` is configured.
     replays: Option<crate::replay::Replays>,
+    /// An edge: the origin run its hub serves.
+    edge_run: Option<u64>,
 }
 
 /// Unauthenticated WebSocket sessions per peer address, so one host cannot take every
@@ -270,6 +278,10 @@ impl Node {
                 poll.registry(),
                 LIVE_FIRST_TOKEN,
             )?),
+            FeedSource::Edge(nats) => Box::new(crate::nats::EdgeFeed::new(
+                (**nats).clone(),
+                mio::Token(LIVE_FIRST_TOKEN),
+            )),
         };
         let engine = Engine::new(cfg.engine.clone()).map_err(std::io::Error::other)?;
         let clock = WallClock::default();
@@ -325,9 +337,18 @@ impl Node {
         let replays = cfg.replay.clone().map(|r| {
             crate::replay::Replays::new(r, cfg.engine.clone(), cfg.hub.clone(), cfg.auth.clone())
         });
+        let mut pipe = Pipeline::new(clock, journal, cfg.journal, engine, hub, net, shm);
+        match (&cfg.nats, &cfg.feed) {
+            (_, FeedSource::Edge(n)) => pipe.edge_id = Some(n.edge_id),
+            (Some(n), _) => {
+                let waker = scale_out::origin_waker(poll.registry())?;
+                pipe.nats = Some(crate::nats::Publisher::start(n, cfg.hub.run_id, waker)?);
+            }
+            (None, _) => {}
+        }
         Ok(Node {
             replays,
-            pipe: Pipeline::new(clock, journal, cfg.journal, engine, hub, net, shm),
+            pipe,
             cfg,
             poll,
             events: Events::with_capacity(1024),
@@ -341,6 +362,7 @@ impl Node {
             rates: status::Rates::default(),
             held: None,
             anonymous: AnonymousPerIp::default(),
+            edge_run: None,
         })
     }
 
@@ -450,10 +472,16 @@ impl Node {
                 }
             }
             self.dispatch_net_events(now)?;
+            self.serve_edge_commands(now)?;
 
             let mut fed = 0;
             if stopping_since.is_none() && !feed_finished {
                 self.feed.drive(self.poll.registry(), &self.clock);
+                if let Some(s) = self.feed.take_log_status() {
+                    self.pipe
+                        .hub
+                        .set_log_status(Nanos(now), &s, &self.pipe.engine);
+                }
                 (fed, next_feed, feed_finished) = self.pump(FEED_BATCH)?;
             }
             self.pipe.transmit_all(self.poll.registry(), now);
@@ -527,6 +555,7 @@ impl Node {
                 FeedPoll::NotBefore(due) => break (due, false),
                 FeedPoll::Restarted => {
                     self.pipe.flush_wire(self.poll.registry());
+                    self.adopt_origin_run();
                     // A new pass: the books start over as after a reconnect.
                     self.pipe.engine =
                         Engine::new(self.cfg.engine.clone()).map_err(std::io::Error::other)?;
@@ -575,9 +604,16 @@ impl Node {
 
     /// Journals and applies the client records the hub produced (logins, private
     /// subscriptions, order entry), in order.
+    /// On an edge they go to the origin instead, which journals and applies them: they come
+    /// back in its log like every record.
     fn drain_client_records(&mut self, now: u64) -> std::io::Result<()> {
+        let edge = self.feed.forwards_client_records().is_some();
         while let Some((kind, payload)) = self.pipe.hub.poll_record() {
-            self.handle_input(now, SourceId(CLIENT_SOURCE), kind, &payload)?;
+            if edge {
+                self.feed.forward_client_record(kind, &payload);
+            } else {
+                self.handle_input(now, SourceId(CLIENT_SOURCE), kind, &payload)?;
+            }
         }
         Ok(())
     }
@@ -685,6 +721,14 @@ impl Node {
     }
 
     fn run_timers(&mut self, now: u64) -> std::io::Result<()> {
+        if let Some(p) = &mut self.pipe.nats {
+            p.flush();
+            if let Some(s) = p.take_log_status(now) {
+                self.pipe
+                    .hub
+                    .set_log_status(Nanos(now), &s, &self.pipe.engine);
+            }
+        }
         if self.pipe.retry_journal(now) {
             // Inputs were skipped: what they fed starts over (a live venue reconnects and its
             // books resync; a replayed journal held its records and just goes on).

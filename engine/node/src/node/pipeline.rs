@@ -65,6 +65,11 @@ pub(super) struct Pipeline {
     wire: Vec<u64>,
     /// The shared-memory publication, when on.
     pub(super) shm: Option<crate::shm::Publisher>,
+    /// The origin's NATS publisher (`[nats]` on a node that is not an edge).
+    pub(super) nats: Option<crate::nats::Publisher>,
+    /// An edge's id: a desk reply names a connection of the deployment; only this edge's
+    /// own reach its hub, as local ids.
+    pub(super) edge_id: Option<u32>,
 }
 
 impl Pipeline {
@@ -89,6 +94,8 @@ impl Pipeline {
             stats: LoopStats::default(),
             wire: Vec::with_capacity(FEED_BATCH),
             shm,
+            nats: None,
+            edge_id: None,
         }
     }
 
@@ -112,13 +119,14 @@ impl Pipeline {
         batched: bool,
     ) -> std::io::Result<Handled> {
         let mut t_start = self.clock.now();
+        let mut journal_seq = crate::nats::NOT_JOURNALED;
         if let Some(j) = self.journal.as_mut() {
             if let Some(f) = self.fault.as_mut() {
                 f.skipped += 1;
                 return Ok(Handled::Skipped);
             }
             match j.append(t_read, source.0, kind, payload) {
-                Ok(_) => {}
+                Ok(seq) => journal_seq = seq,
                 Err(e @ JournalError::Io { .. })
                     if self.policy.on_error == OnJournalError::Degrade =>
                 {
@@ -131,6 +139,10 @@ impl Pipeline {
             self.latency
                 .record(LatencyStage::Journal, t.saturating_sub(t_start));
             t_start = t;
+        }
+        if let Some(p) = self.nats.as_mut() {
+            // Journaled (or not journaling): the record is the log's, in this order.
+            p.offer(journal_seq, t_read, source.0, kind, payload);
         }
         let mut timer = StageTimer::new(&self.clock, t_start, &mut self.latency);
         // The kind as journaled: one this build does not know is rejected by the engine
@@ -150,7 +162,19 @@ impl Pipeline {
             shm.publish(&self.engine);
         }
         while let Some(out) = self.engine.poll_output() {
-            self.hub.handle_output(&out, &self.engine);
+            match (self.edge_id, &out.event) {
+                (Some(edge), tape_core::output::Event::Private(m)) if m.conn.is_some() => {
+                    let mut out = out.clone();
+                    if let tape_core::output::Event::Private(m) = &mut out.event {
+                        // Another node's connection becomes one no session has here.
+                        m.conn = m
+                            .conn
+                            .map(|c| crate::nats::to_local(edge, c).unwrap_or(u64::MAX));
+                    }
+                    self.hub.handle_output(&out, &self.engine);
+                }
+                _ => self.hub.handle_output(&out, &self.engine),
+            }
         }
         let t_fan = self.clock.now();
         self.latency

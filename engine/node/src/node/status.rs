@@ -262,6 +262,7 @@ impl Node {
             },
             "books": books,
             "journal": self.journal_json(),
+            "nats": self.feed.nats_json().or_else(|| self.pipe.nats.as_ref().map(crate::nats::Publisher::status_json)),
             "venues": self.venues_json(now),
             "desk": self.desk_json(),
             "net": {
