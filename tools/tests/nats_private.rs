@@ -143,3 +143,68 @@ fn a_bracket_on_an_edge_fills_and_every_node_agrees() {
     assert_eq!(sa["forward_failed"], 0, "{sa}");
     assert_eq!(so["commands_refused"], 0, "{so}");
 }
+
+/// An edge answers every order even when its origin cannot take it: an order sent as the
+/// origin goes away is answered 4031 (the forward got no answer, or the edge already knew),
+/// and once the edge sees the origin silent it takes no order (4031 naming the state)
+/// without forwarding anything.
+#[test]
+#[ignore = "needs nats-server: run by .ci/nats.sh"]
+fn an_order_on_an_edge_whose_origin_is_gone_is_answered() {
+    let nats = Nats::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let o = origin_with(&nats.url(), 1, &tmp.path().join("origin"), users);
+    let a = edge_with(&nats.url(), |c| {
+        users(c);
+        c.nats.edge_id = 1;
+        c.nats.origin_timeout_ms = 1000;
+    });
+    wait_status(a.addr, "the edge is live", |s| s["nats"]["state"] == "live");
+    let deadline = Instant::now() + WAIT;
+    let mut alice = connect(
+        a.addr,
+        &format!("?token={}", token_for(SECRET.as_bytes(), "alice", EXP)),
+    );
+    assert_eq!(next(&mut alice, deadline).unwrap()["type"], "authenticated");
+    wait_status(a.addr, "the login reached the origin", |s| {
+        s["nats"]["forwarded"].as_u64().unwrap() >= 1
+    });
+
+    drop(o);
+    let order = |id: u64| {
+        json!({"type":"place_order","id":id,"symbol":"usdm:BTCUSDT","side":"buy",
+               "order_type":"market","qty":"0.010"})
+    };
+    send(&mut alice, order(9));
+    let got = until(&mut alice, deadline, |m| {
+        m["type"] == "error" || m["type"] == "ack"
+    });
+    let answer = got.last().unwrap();
+    assert_eq!(answer["type"], "error", "{got:?}");
+    assert_eq!(answer["code"], 4031, "{answer}");
+    assert_eq!(answer["id"], 9, "{answer}");
+
+    let st = wait_status(a.addr, "the edge sees the origin silent", |s| {
+        s["nats"]["state"] == "origin_silent"
+    });
+    let forwarded =
+        st["nats"]["forwarded"].as_u64().unwrap() + st["nats"]["forward_failed"].as_u64().unwrap();
+    send(&mut alice, order(10));
+    let got = until(&mut alice, deadline, |m| m["type"] == "error");
+    let answer = got.last().unwrap();
+    assert_eq!(answer["code"], 4031, "{answer}");
+    assert_eq!(answer["id"], 10, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("origin_silent"),
+        "{answer}"
+    );
+    let st = status(a.addr);
+    assert_eq!(
+        st["nats"]["forwarded"].as_u64().unwrap() + st["nats"]["forward_failed"].as_u64().unwrap(),
+        forwarded,
+        "nothing forwarded while the origin is silent: {st}"
+    );
+}

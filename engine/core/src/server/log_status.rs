@@ -11,10 +11,13 @@
 
 use super::messages::{self, Head};
 use super::view::MarketView;
+use super::ConnId;
 use super::{Channel, Hub, StreamKey};
+use crate::desk::{ClientOp, ClientRecord};
 use crate::input::Nanos;
 use crate::instrument::InstrumentId;
-use crate::wire::JsonBuf;
+use crate::wire::request::{self, request_id};
+use crate::wire::{JsonBuf, CLOSE_TRY_AGAIN_LATER, E_ORIGIN_UNAVAILABLE};
 use tungstenite::Utf8Bytes;
 
 /// Where a node's replicated log stands: an edge's copy of the origin's log, or the
@@ -119,6 +122,39 @@ impl Hub {
     /// Why every book is stale on this node, if it is (see [`Hub::set_log_status`]).
     pub fn feed_stale(&self) -> Option<&'static str> {
         self.feed_stale
+    }
+
+    /// An edge: a client record of this hub (from [`Hub::poll_record`], its connection id
+    /// local) that the origin did not take, or whose outcome the edge cannot know (`why`
+    /// says which). Its connection is told, so no request goes unanswered: an order, publish
+    /// or private subscription gets error 4031 with the request's `id`; a login the origin
+    /// did not take closes the connection with 1013 (the origin's desk does not know the
+    /// session, so nothing private would reach it); a logout needs nothing. A record that does
+    /// not parse, or a connection already gone, is ignored (false).
+    pub fn refuse_forwarded(&mut self, record: &[u8], why: &str) -> bool {
+        let Ok(r) = ClientRecord::parse(record) else {
+            return false;
+        };
+        let Some(idx) = usize::try_from(r.conn)
+            .ok()
+            .and_then(|c| self.sessions.live(ConnId(c)))
+        else {
+            return false;
+        };
+        match r.op {
+            ClientOp::Command | ClientOp::Subscribe => {
+                let id =
+                    request::read(r.body, |o| o.ok().and_then(|o| request_id(o).ok())).flatten();
+                let msg = format!("origin unavailable: {why}");
+                self.fail(idx, id.as_deref(), E_ORIGIN_UNAVAILABLE, &msg);
+            }
+            ClientOp::Login => {
+                let reason = format!("the origin did not take this session's login: {why}");
+                self.close(idx, CLOSE_TRY_AGAIN_LATER, reason, true);
+            }
+            ClientOp::Logout => return false,
+        }
+        true
     }
 }
 

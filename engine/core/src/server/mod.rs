@@ -49,6 +49,8 @@ mod view;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_edge;
+#[cfg(test)]
 mod tests_private;
 #[cfg(test)]
 mod tests_replay;

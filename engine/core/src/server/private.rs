@@ -21,7 +21,7 @@ use crate::desk::{ClientOp, ClientRecord, PrivateChannel, PrivateMsg, Snapshot};
 use crate::input::{Nanos, RecordKind};
 use crate::wire::{
     CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, E_FORBIDDEN, E_INVALID, E_JOURNAL_UNAVAILABLE,
-    E_ORDER_REJECTED, E_UNAUTHORIZED,
+    E_ORDER_REJECTED, E_ORIGIN_UNAVAILABLE, E_UNAUTHORIZED,
 };
 
 /// One authenticated connection.
@@ -539,6 +539,13 @@ impl Hub {
                     "journal unavailable: tape takes no order until it can journal it ({why})"
                 );
                 return self.fail(idx, id, E_JOURNAL_UNAVAILABLE, &msg);
+            }
+            PrivateKind::Order | PrivateKind::AdminOrder | PrivateKind::Publish
+                if self.feed_stale.is_some() =>
+            {
+                let why = self.feed_stale.unwrap_or_default();
+                let msg = format!("origin unavailable: this edge's log is {why}, it takes no order until the log is live again");
+                return self.fail(idx, id, E_ORIGIN_UNAVAILABLE, &msg);
             }
             PrivateKind::Order | PrivateKind::AdminOrder | PrivateKind::Publish => {
                 self.sessions.clear_errors(idx);

@@ -44,6 +44,16 @@ pub const E_RISK_REJECTED: u16 = 4021;
 /// entry is `ok` again.
 pub const E_JOURNAL_UNAVAILABLE: u16 = 4030;
 
+/// Error code, on an edge: an order, publish or private subscription that the origin did not
+/// take, or whose outcome the edge cannot know (the origin refused it, did not answer, or
+/// cannot be reached; or the edge's log is not live, so it takes no order). The message says
+/// which; when the outcome is unknown, `orders` (or `get_orders`) tells whether it was taken.
+pub const E_ORIGIN_UNAVAILABLE: u16 = 4031;
+
+/// Close code (IANA "Try Again Later"): an edge's origin did not take the session's login,
+/// so the origin's desk does not know the session; reconnect and authenticate again.
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+
 /// Close code: authentication failed at connect time (bad `?token=`).
 pub const CLOSE_UNAUTHORIZED: u16 = E_UNAUTHORIZED;
 /// Close code: too many errors in a row.

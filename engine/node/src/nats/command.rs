@@ -108,6 +108,15 @@ pub fn decode(b: &[u8]) -> Result<(u16, &[u8]), CommandError> {
     Ok((kind, payload))
 }
 
+/// The client record inside a request body this edge sent, its connection id made local
+/// again (for the hub to answer that connection); `None` for anything else.
+pub fn local_record(edge_id: u32, body: &[u8]) -> Option<Vec<u8>> {
+    let (_, payload) = decode(body).ok()?;
+    let r = ClientRecord::parse(payload).ok()?;
+    let conn = to_local(edge_id, r.conn)?;
+    Some(ClientRecord::encode(r.op, conn, &r.user, r.body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +135,13 @@ mod tests {
         assert_eq!(to_local(3, r.conn), Some(7));
         assert_eq!(to_local(4, r.conn), None);
         assert_eq!(to_local(3, 7), None, "an origin's connection is no edge's");
+        assert_eq!(
+            local_record(3, &body),
+            Some(rec),
+            "back to the hub's own record"
+        );
+        assert_eq!(local_record(4, &body), None, "another edge's");
+        assert_eq!(local_record(3, b"tc"), None);
     }
 
     #[test]

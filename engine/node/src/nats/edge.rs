@@ -14,6 +14,7 @@
 //! While not `live`, the hub serves every book as a stale `status` with the state as reason.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -70,6 +71,9 @@ pub struct EdgeFeed {
     thread_gone: bool,
     last_error: String,
     counters: Counters,
+    /// Client records (local connection ids) the origin did not take, with why: each
+    /// client is answered (`Hub::refuse_forwarded`).
+    refused: VecDeque<(Vec<u8>, String)>,
     status: LogStatus,
     changed: bool,
     now: u64,
@@ -112,6 +116,7 @@ impl EdgeFeed {
             thread_gone: false,
             last_error: String::new(),
             counters: Counters::default(),
+            refused: VecDeque::new(),
             status: LogStatus {
                 role: "edge",
                 state: "connecting",
@@ -241,9 +246,12 @@ impl EdgeFeed {
                 self.counters.forwarded += 1;
                 None
             }
-            Item::Forwarded(Err(e)) => {
+            Item::Forwarded(Err((body, why))) => {
                 self.counters.forward_failed += 1;
-                self.last_error = format!("a client's command did not reach the origin: {e}");
+                self.last_error = format!("a client's command did not reach the origin: {why}");
+                if let Some(rec) = super::command::local_record(self.cfg.edge_id, &body) {
+                    self.refused.push_back((rec, why));
+                }
                 None
             }
         }
@@ -415,8 +423,14 @@ impl Feed for EdgeFeed {
             Err(e) => {
                 self.counters.forward_failed += 1;
                 self.last_error = e.to_string();
+                self.refused
+                    .push_back((payload.to_vec(), format!("it cannot be forwarded ({e})")));
             }
         }
+    }
+
+    fn take_refused_command(&mut self) -> Option<(Vec<u8>, String)> {
+        self.refused.pop_front()
     }
 
     fn take_log_status(&mut self) -> Option<LogStatus> {

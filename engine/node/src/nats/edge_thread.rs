@@ -31,8 +31,9 @@ pub(super) enum Item {
     Truncated { want: u64, first: u64 },
     /// Something failed (already retried), for `/status`.
     Error(String),
-    /// A forwarded command was taken by the origin (`Ok`) or not, and why.
-    Forwarded(Result<(), String>),
+    /// A forwarded command was taken by the origin (`Ok`), or not (or maybe not): the
+    /// request body and why, for its client's answer.
+    Forwarded(Result<(), (Bytes, String)>),
 }
 
 /// Requests from the engine thread.
@@ -235,18 +236,34 @@ async fn forward(
     out: Out,
 ) {
     while let Some(body) = fwd.recv().await {
-        let r = tokio::time::timeout(FORWARD_TIMEOUT, client.request(subject.clone(), body)).await;
+        let r = tokio::time::timeout(
+            FORWARD_TIMEOUT,
+            client.request(subject.clone(), body.clone()),
+        )
+        .await;
         let result = match r {
             Ok(Ok(m)) if m.payload.as_ref() == b"ok" => Ok(()),
-            Ok(Ok(m)) => Err(String::from_utf8_lossy(&m.payload).into_owned()),
-            Ok(Err(e)) => Err(format!("request to the origin: {e}")),
-            Err(_) => Err(format!("no answer from the origin in {FORWARD_TIMEOUT:?}")),
-        };
+            Ok(Ok(m)) => Err(format!(
+                "the origin did not take it ({})",
+                String::from_utf8_lossy(&m.payload)
+            )),
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                Err("no origin serves commands now; it was not taken".to_owned())
+            }
+            Ok(Err(e)) => Err(format!("request to the origin failed ({e}); {UNKNOWN}")),
+            Err(_) => Err(format!(
+                "no answer from the origin in {FORWARD_TIMEOUT:?}; {UNKNOWN}"
+            )),
+        }
+        .map_err(|why| (body, why));
         if !out.send(Item::Forwarded(result)) {
             return;
         }
     }
 }
+
+/// What a client is told when the origin may or may not have taken its command.
+const UNKNOWN: &str = "its outcome is unknown: the `orders` channel or `get_orders` tells";
 
 /// How long a forwarded command waits for the origin.
 const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);

@@ -103,6 +103,8 @@ pub struct Publisher {
     answers: mpsc::UnboundedSender<Answer>,
     /// The state last reported to the hub, and since when.
     reported: (&'static str, u64),
+    /// Disconnected when the publisher thread ends.
+    done: crossbeam_channel::Receiver<()>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -132,9 +134,13 @@ impl Publisher {
             waker: Arc::new(waker),
             answers: ans_rx,
         };
+        let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
         std::thread::Builder::new()
             .name("tape-nats-pub".into())
-            .spawn(move || rt.block_on(publish_loop(c, run, rx, s, inbox)))?;
+            .spawn(move || {
+                let _done = done_tx;
+                rt.block_on(publish_loop(c, run, rx, s, inbox));
+            })?;
         Ok(Publisher {
             tx,
             run,
@@ -146,7 +152,55 @@ impl Publisher {
             commands,
             answers,
             reported: ("", 0),
+            done,
         })
+    }
+
+    /// The node stops: hands every record offered so far to the thread, which publishes what
+    /// is left and ends, and waits for it at most `grace`. True when the stream has every
+    /// record of the run; otherwise says on stderr which records it lacks (they are in the
+    /// journal; edges see the origin go silent and stay stale).
+    pub fn finish(mut self, grace: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + grace;
+        while let Some(o) = self.overflow.pop_front() {
+            match self.tx.try_send(o) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(o)) => {
+                    if std::time::Instant::now() >= deadline {
+                        self.overflow.push_front(o);
+                        break;
+                    }
+                    self.overflow.push_front(o);
+                    // Shutdown only: the thread takes records as fast as it can.
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
+            }
+        }
+        let Publisher {
+            tx, done, shared, ..
+        } = self;
+        drop(tx);
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let _ = done.recv_timeout(left);
+        let acked = shared.acked.load(Ordering::Relaxed);
+        if acked >= self.seq {
+            return true;
+        }
+        eprintln!(
+            "tape: nats: stopped with records {}..={} of run {} not in the stream {} ({}); \
+             they are in the journal",
+            acked + 1,
+            self.seq,
+            self.run,
+            self.cfg.stream,
+            if shared.broken.load(Ordering::Relaxed) {
+                "the log was given up"
+            } else {
+                "NATS did not take them in time"
+            }
+        );
+        false
     }
 
     /// The publication's state, when it changed since the last call (for the `status`

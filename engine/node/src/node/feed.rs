@@ -143,6 +143,12 @@ pub trait Feed {
     /// An edge: sends a client record of its hub to the origin.
     fn forward_client_record(&mut self, _kind: u16, _payload: &[u8]) {}
 
+    /// An edge: a forwarded client record the origin did not take (or may not have), its
+    /// connection id local, and why; the hub answers its client.
+    fn take_refused_command(&mut self) -> Option<(Vec<u8>, String)> {
+        None
+    }
+
     /// An edge's NATS figures for `/status`.
     fn nats_json(&self) -> Option<serde_json::Value> {
         None

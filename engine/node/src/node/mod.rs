@@ -147,6 +147,10 @@ const CANCEL_GRACE_NS: u64 = 3_000_000_000;
 /// How long shutdown waits for clients to complete their close handshakes.
 const SHUTDOWN_GRACE_NS: u64 = 2_000_000_000;
 
+/// How long a stopping origin waits for NATS to take the records it has not acknowledged
+/// yet (`nats::Publisher::finish`); what is left is in the journal.
+const NATS_STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Counters of the loop itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoopStats {
@@ -442,6 +446,9 @@ impl Node {
                         j.flush()
                             .map_err(|e| std::io::Error::other(format!("journal flush: {e}")))?;
                     }
+                    if let Some(p) = self.pipe.nats.take() {
+                        p.finish(NATS_STOP_GRACE);
+                    }
                     return Ok(());
                 }
             }
@@ -483,6 +490,9 @@ impl Node {
                         .set_log_status(Nanos(now), &s, &self.pipe.engine);
                 }
                 (fed, next_feed, feed_finished) = self.pump(FEED_BATCH)?;
+                while let Some((rec, why)) = self.feed.take_refused_command() {
+                    self.pipe.hub.refuse_forwarded(&rec, &why);
+                }
             }
             self.pipe.transmit_all(self.poll.registry(), now);
 
