@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::private::{next, until, WAIT};
+use support::private::{next, subscribe_when_known, until, WAIT};
 use support::{get_at, send_json as send};
 use tape_core::auth::token_for;
 use tape_tools::config::{ReplayJournal, UserSection};
@@ -115,15 +115,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 /// Subscribes, again while the node does not know the symbol yet (4005).
 fn subscribe(ws: &mut Ws, deadline: Instant) {
     let req = json!({"type":"subscribe","id":1,"channels":CHANNELS,"symbols":[SYMBOL],"depth":5});
-    loop {
-        send(ws, req.clone());
-        let m = next(ws, deadline).unwrap();
-        match m["type"].as_str() {
-            Some("subscribed") => return,
-            Some("error") if m["code"] == 4005 => std::thread::yield_now(),
-            _ => panic!("{m}"),
-        }
-    }
+    subscribe_when_known(ws, deadline, &req);
 }
 
 /// Records the bundled session with a live client attached; returns the journal's temp dir

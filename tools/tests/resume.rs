@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use support::private::{cents, connect, next, spawn_node, until, update, Ws, WAIT};
+use support::private::{
+    cents, connect, next, spawn_node, subscribe_when_known as subscribe, until, update, Ws, WAIT,
+};
 use support::{root, send_json as send};
 use tape_core::auth::token_for;
 use tape_tools::config::{Config, UserSection};
@@ -40,20 +42,6 @@ fn range<'a>(msgs: &'a [Value], k: &Key, after: u64, upto: u64) -> Vec<&'a Value
     msgs.iter()
         .filter(|m| key_of(m).is_some_and(|(mk, s)| &mk == k && s > after && s <= upto))
         .collect()
-}
-
-/// Subscribes with `req`, again while the node does not know the symbol yet (4005: the
-/// feed's first records, which define the instruments, may not be applied yet).
-fn subscribe(ws: &mut Ws, deadline: Instant, req: &Value) {
-    loop {
-        send(ws, req.clone());
-        let m = next(ws, deadline).unwrap();
-        match m["type"].as_str() {
-            Some("subscribed") => return,
-            Some("error") if m["code"] == 4005 => std::thread::yield_now(),
-            _ => panic!("{m}"),
-        }
-    }
 }
 
 fn config() -> Config {

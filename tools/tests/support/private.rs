@@ -57,6 +57,20 @@ pub fn until(ws: &mut Ws, deadline: Instant, mut pred: impl FnMut(&Value) -> boo
     }
 }
 
+/// Subscribes with `req`, again while the node does not know the symbol yet (4005: the
+/// feed's first records, which define the instruments, may not be applied yet).
+pub fn subscribe_when_known(ws: &mut Ws, deadline: Instant, req: &Value) {
+    loop {
+        send(ws, req.clone());
+        let m = next(ws, deadline).unwrap();
+        match m["type"].as_str() {
+            Some("subscribed") => return,
+            Some("error") if m["code"] == 4005 => std::thread::yield_now(),
+            _ => panic!("{m}"),
+        }
+    }
+}
+
 pub fn update<'a>(m: &'a Value, channel: &str) -> Option<&'a Value> {
     (m["type"] == "update" && m["channel"] == channel).then(|| &m["data"])
 }
