@@ -30,7 +30,7 @@ enum Cmd {
     /// Serve the same protocol as an edge of an origin (`tape run` with `[nats]`): follow its
     /// log over NATS (`--nats URL`, `[nats]`) into this node's own engine, books, `seq`s and
     /// digest, equal to the origin's (docs/scale-out.md).
-    Edge(run::RunArgs),
+    Edge(run::EdgeArgs),
     /// Connect to the configured venues (or the simulator) and journal every input, serving
     /// no client.
     Record(run::RecordArgs),
@@ -189,9 +189,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             run::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Edge(mut args) => {
-            args.edge = true;
-            run::run(&args)?;
+        Cmd::Edge(args) => {
+            run::run(&args.into())?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Record(args) => {

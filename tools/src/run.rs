@@ -76,6 +76,62 @@ pub struct RunArgs {
     pub edge: bool,
 }
 
+/// `tape edge`'s flags: [`RunArgs`] without those of a feed it does not have (an edge's
+/// feed is the origin's log: no journal to replay, no pace, no simulator).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct EdgeArgs {
+    /// Config file (TOML); see docs/config.md and docs/scale-out.md.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen address (server.listen), e.g. 127.0.0.1:0 for a free port.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The NATS server the origin publishes its log to (nats.url).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// Idle strategy (engine.idle).
+    #[arg(long, value_enum)]
+    pub idle: Option<Idle>,
+    /// Pin the engine thread to this CPU (engine.cpu).
+    #[arg(long)]
+    pub cpu: Option<i64>,
+    /// Journal every record of the origin's log into this directory (feed.record): `tape
+    /// replay` of it gives the origin's digest.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// HdrHistogram interval log of every stage (engine.latency_log).
+    #[arg(long)]
+    pub latency_log: Option<PathBuf>,
+    /// Seconds between status lines (server.status_interval_secs); 0 = none.
+    #[arg(long)]
+    pub status_interval: Option<u64>,
+    /// Stop by itself after this many seconds (tests, demos).
+    #[arg(long)]
+    pub exit_after: Option<u64>,
+    /// Publish books and accounts in shared memory in this directory (shm.enabled, shm.dir).
+    #[arg(long, value_name = "DIR")]
+    pub shm: Option<PathBuf>,
+}
+
+impl From<EdgeArgs> for RunArgs {
+    fn from(a: EdgeArgs) -> RunArgs {
+        RunArgs {
+            config: a.config,
+            listen: a.listen,
+            nats: a.nats,
+            idle: a.idle,
+            cpu: a.cpu,
+            record: a.record,
+            latency_log: a.latency_log,
+            status_interval: a.status_interval,
+            exit_after: a.exit_after,
+            shm: a.shm,
+            edge: true,
+            ..RunArgs::default()
+        }
+    }
+}
+
 /// Merges the config file and the flags.
 ///
 /// # Errors

@@ -92,6 +92,20 @@ fn unknown_format_and_unknown_market_are_refused() {
     assert!(stderr(&o).contains("spot_bad.txt:2"), "{}", stderr(&o));
 }
 
+/// An edge's feed is the origin's log: `tape edge` takes no flag of a feed it does not have.
+#[test]
+fn edge_refuses_the_flags_of_a_feed_it_does_not_have() {
+    for flag in ["--journal", "--speed", "--once", "--echo-path"] {
+        let o = tape(&["edge", flag, "1"]);
+        assert!(!o.status.success(), "{flag}");
+        assert!(
+            stderr(&o).contains(&format!("unexpected argument '{flag}'")),
+            "{flag}: {}",
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn import_refuses_to_overwrite_a_journal() {
     let tmp = tempfile::tempdir().unwrap();
