@@ -34,6 +34,10 @@ use crate::node::{Feed, FeedPoll, FeedRecord, WallClock};
 /// Records the NATS thread may have queued for the engine.
 const CHANNEL: usize = 65_536;
 
+/// Client commands waiting for the origin's answer at most; one more is answered 4031 at
+/// once (a slow or gone origin, each command waiting up to 3 s, must not grow memory).
+const MAX_FORWARDING: usize = 1024;
+
 /// Counters of `/status`.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counters {
@@ -74,6 +78,9 @@ pub struct EdgeFeed {
     /// Client records (local connection ids) the origin did not take, with why: each
     /// client is answered (`Hub::refuse_forwarded`).
     refused: VecDeque<(Vec<u8>, String)>,
+    /// Commands sent to the NATS thread and not answered yet (at most [`MAX_FORWARDING`]:
+    /// the thread sends one at a time, so a slow origin would otherwise pile them up).
+    forwarding: usize,
     status: LogStatus,
     changed: bool,
     now: u64,
@@ -117,6 +124,7 @@ impl EdgeFeed {
             last_error: String::new(),
             counters: Counters::default(),
             refused: VecDeque::new(),
+            forwarding: 0,
             status: LogStatus {
                 role: "edge",
                 state: "connecting",
@@ -243,10 +251,12 @@ impl EdgeFeed {
                 None
             }
             Item::Forwarded(Ok(())) => {
+                self.forwarding = self.forwarding.saturating_sub(1);
                 self.counters.forwarded += 1;
                 None
             }
             Item::Forwarded(Err((body, why))) => {
+                self.forwarding = self.forwarding.saturating_sub(1);
                 self.counters.forward_failed += 1;
                 self.last_error = format!("a client's command did not reach the origin: {why}");
                 if let Some(rec) = super::command::local_record(self.cfg.edge_id, &body) {
@@ -414,10 +424,26 @@ impl Feed for EdgeFeed {
     }
 
     fn forward_client_record(&mut self, kind: u16, payload: &[u8]) {
+        if self.forwarding >= MAX_FORWARDING {
+            self.counters.forward_failed += 1;
+            let why = format!(
+                "{MAX_FORWARDING} commands already wait for the origin's answer; it was not sent"
+            );
+            self.refused.push_back((payload.to_vec(), why));
+            return;
+        }
         match super::command::encode(self.cfg.edge_id, kind, payload) {
             Ok(body) => {
-                if let Some(f) = &self.fwd {
-                    let _ = f.send(Bytes::from(body));
+                let sent = self
+                    .fwd
+                    .as_ref()
+                    .is_some_and(|f| f.send(Bytes::from(body)).is_ok());
+                if sent {
+                    self.forwarding += 1;
+                } else {
+                    self.counters.forward_failed += 1;
+                    let why = "the edge's NATS thread is not running; it was not sent".to_owned();
+                    self.refused.push_back((payload.to_vec(), why));
                 }
             }
             Err(e) => {
@@ -601,5 +627,44 @@ mod tests {
         assert!(f.take(Item::Record(Bytes::from_static(b"hello"))).is_none());
         assert_eq!(f.counters.bad_messages, 1);
         assert_eq!(f.cont.applied(), 0);
+    }
+
+    /// Commands wait for the origin one at a time; past the bound each is answered at once
+    /// instead of piling up, and an answer makes room again.
+    #[test]
+    fn commands_waiting_for_the_origin_are_bounded_and_each_is_answered() {
+        use tape_core::desk::{ClientOp, ClientRecord};
+        use tape_core::input::RecordKind;
+        let kind = RecordKind::Client as u16;
+        let rec = |conn| ClientRecord::encode(ClientOp::Command, conn, "alice", b"{\"id\":1}");
+        let mut f = EdgeFeed::new(NatsConfig::default(), Token(1));
+        f.forward_client_record(kind, &rec(3));
+        let (back, why) = f
+            .take_refused_command()
+            .expect("no thread: answered at once");
+        assert_eq!(back, rec(3));
+        assert!(why.contains("not running"), "{why}");
+
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        f.fwd = Some(tx);
+        for conn in 0..MAX_FORWARDING as u64 {
+            f.forward_client_record(kind, &rec(conn));
+        }
+        assert!(f.take_refused_command().is_none());
+        f.forward_client_record(kind, &rec(9));
+        let (back, why) = f.take_refused_command().expect("over the bound");
+        assert_eq!(back, rec(9));
+        assert!(why.contains("already wait"), "{why}");
+
+        // The origin answers one (not taken): its client is answered, and there is room.
+        let first = rx.try_recv().unwrap();
+        f.take(Item::Forwarded(Err((first, "refused: busy".into()))));
+        let (back, why) = f.take_refused_command().expect("the refused one");
+        assert_eq!(back, rec(0), "the hub's own record, connection id local");
+        assert_eq!(why, "refused: busy");
+        f.forward_client_record(kind, &rec(9));
+        assert!(f.take_refused_command().is_none(), "room again");
+        assert_eq!(f.forwarding, MAX_FORWARDING);
+        assert_eq!(f.counters.forward_failed, 3);
     }
 }
