@@ -24,6 +24,10 @@ if [[ -z ${NATS_SERVER:-} ]] && ! command -v nats-server >/dev/null; then
     timeout 600 $SUDO apt-get install -y nats-server >/dev/null
   }
 fi
+# Debian installs it in /usr/sbin, which a non-root PATH may lack.
+if [[ -z ${NATS_SERVER:-} ]] && ! command -v nats-server >/dev/null && [[ -x /usr/sbin/nats-server ]]; then
+  export NATS_SERVER=/usr/sbin/nats-server
+fi
 "${NATS_SERVER:-nats-server}" --version
 
 timeout 600 cargo test --workspace --test nats --test nats_private -- --ignored --test-threads 1
