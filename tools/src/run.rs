@@ -23,40 +23,28 @@ use tape_node::node::{FeedSource, IdleStrategy, Node, NodeConfig};
 use crate::config::{Config, FeedKind, Idle};
 use crate::sim::{ScheduledFault, SimAuth, SimConfig, SimHandle, VenueSim};
 
-/// Command-line overrides of the config file.
+/// The flags `tape run` and `tape edge` share: overrides of the node's own settings.
 #[derive(Debug, Default, Clone, clap::Args)]
-pub struct RunArgs {
+pub struct NodeArgs {
     /// Config file (TOML); see docs/config.md.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Listen address (server.listen), e.g. 127.0.0.1:0 for a free port.
     #[arg(long)]
     pub listen: Option<String>,
-    /// Journal to replay (feed.journal) instead of the simulator.
-    #[arg(long)]
-    pub journal: Option<PathBuf>,
-    /// Pace of the replay or simulator (feed.speed, sim.speed): 1 recorded, N times faster,
-    /// 0 as fast as possible.
-    #[arg(long)]
-    pub speed: Option<u32>,
-    /// Play the journal once instead of looping (feed.loop, sim.loop = false).
-    #[arg(long)]
-    pub once: bool,
     /// Idle strategy (engine.idle).
     #[arg(long, value_enum)]
     pub idle: Option<Idle>,
     /// Pin the engine thread to this CPU (engine.cpu).
     #[arg(long)]
     pub cpu: Option<i64>,
-    /// Journal every input into this directory before applying it (feed.record).
+    /// Journal every input into this directory before applying it (feed.record); an edge's
+    /// journal of the origin's log replays to the origin's digest.
     #[arg(long)]
     pub record: Option<PathBuf>,
     /// HdrHistogram interval log of every stage (engine.latency_log).
     #[arg(long)]
     pub latency_log: Option<PathBuf>,
-    /// Echo endpoint path (server.echo_path), for conformance tests.
-    #[arg(long)]
-    pub echo_path: Option<String>,
     /// Seconds between status lines (server.status_interval_secs); 0 = none.
     #[arg(long)]
     pub status_interval: Option<u64>,
@@ -71,61 +59,43 @@ pub struct RunArgs {
     /// edge` follows it.
     #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
+}
+
+/// `tape run`'s flags: the node's, and those of its feed (a journal or the simulator).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Journal to replay (feed.journal) instead of the simulator.
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Pace of the replay or simulator (feed.speed, sim.speed): 1 recorded, N times faster,
+    /// 0 as fast as possible.
+    #[arg(long)]
+    pub speed: Option<u32>,
+    /// Play the journal once instead of looping (feed.loop, sim.loop = false).
+    #[arg(long)]
+    pub once: bool,
+    /// Echo endpoint path (server.echo_path), for conformance tests.
+    #[arg(long)]
+    pub echo_path: Option<String>,
     /// Run as an edge (`tape edge`: feed.source = "nats").
     #[arg(skip)]
     pub edge: bool,
 }
 
-/// `tape edge`'s flags: [`RunArgs`] without those of a feed it does not have (an edge's
-/// feed is the origin's log: no journal to replay, no pace, no simulator).
+/// `tape edge`'s flags: the node's only (an edge's feed is the origin's log: no journal to
+/// replay, no pace, no simulator).
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct EdgeArgs {
-    /// Config file (TOML); see docs/config.md and docs/scale-out.md.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Listen address (server.listen), e.g. 127.0.0.1:0 for a free port.
-    #[arg(long)]
-    pub listen: Option<String>,
-    /// The NATS server the origin publishes its log to (nats.url).
-    #[arg(long, value_name = "URL")]
-    pub nats: Option<String>,
-    /// Idle strategy (engine.idle).
-    #[arg(long, value_enum)]
-    pub idle: Option<Idle>,
-    /// Pin the engine thread to this CPU (engine.cpu).
-    #[arg(long)]
-    pub cpu: Option<i64>,
-    /// Journal every record of the origin's log into this directory (feed.record): `tape
-    /// replay` of it gives the origin's digest.
-    #[arg(long)]
-    pub record: Option<PathBuf>,
-    /// HdrHistogram interval log of every stage (engine.latency_log).
-    #[arg(long)]
-    pub latency_log: Option<PathBuf>,
-    /// Seconds between status lines (server.status_interval_secs); 0 = none.
-    #[arg(long)]
-    pub status_interval: Option<u64>,
-    /// Stop by itself after this many seconds (tests, demos).
-    #[arg(long)]
-    pub exit_after: Option<u64>,
-    /// Publish books and accounts in shared memory in this directory (shm.enabled, shm.dir).
-    #[arg(long, value_name = "DIR")]
-    pub shm: Option<PathBuf>,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 impl From<EdgeArgs> for RunArgs {
     fn from(a: EdgeArgs) -> RunArgs {
         RunArgs {
-            config: a.config,
-            listen: a.listen,
-            nats: a.nats,
-            idle: a.idle,
-            cpu: a.cpu,
-            record: a.record,
-            latency_log: a.latency_log,
-            status_interval: a.status_interval,
-            exit_after: a.exit_after,
-            shm: a.shm,
+            node: a.node,
             edge: true,
             ..RunArgs::default()
         }
@@ -137,11 +107,11 @@ impl From<EdgeArgs> for RunArgs {
 /// # Errors
 /// An unreadable or invalid config.
 pub fn resolve(args: &RunArgs) -> Result<Config> {
-    let mut cfg = match &args.config {
+    let mut cfg = match &args.node.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    if let Some(v) = &args.listen {
+    if let Some(v) = &args.node.listen {
         cfg.server.listen = v.clone();
     }
     if let Some(v) = &args.journal {
@@ -155,29 +125,29 @@ pub fn resolve(args: &RunArgs) -> Result<Config> {
         cfg.feed.repeat = false;
         cfg.sim.repeat = false;
     }
-    if let Some(v) = args.idle {
+    if let Some(v) = args.node.idle {
         cfg.engine.idle = v;
     }
-    if let Some(v) = args.cpu {
+    if let Some(v) = args.node.cpu {
         cfg.engine.cpu = v;
     }
-    if let Some(v) = &args.record {
+    if let Some(v) = &args.node.record {
         cfg.feed.record = v.display().to_string();
     }
-    if let Some(v) = &args.latency_log {
+    if let Some(v) = &args.node.latency_log {
         cfg.engine.latency_log = v.display().to_string();
     }
     if let Some(v) = &args.echo_path {
         cfg.server.echo_path = v.clone();
     }
-    if let Some(v) = args.status_interval {
+    if let Some(v) = args.node.status_interval {
         cfg.server.status_interval_secs = v;
     }
-    if let Some(v) = &args.shm {
+    if let Some(v) = &args.node.shm {
         cfg.shm.enabled = true;
         cfg.shm.dir = v.display().to_string();
     }
-    if let Some(v) = &args.nats {
+    if let Some(v) = &args.node.nats {
         cfg.nats.url = v.clone();
         cfg.nats.enabled = true;
     }
@@ -632,7 +602,7 @@ fn prepare(cfg: &Config) -> Result<(NodeConfig, Option<SimHandle>, String)> {
 /// Bad settings, bind failures, an unreadable journal, a failing loop.
 pub fn run(args: &RunArgs) -> Result<()> {
     let cfg = resolve(args)?;
-    let stop = stop_flag(args.exit_after)?;
+    let stop = stop_flag(args.node.exit_after)?;
     let (node_cfg, sim, what) = prepare(&cfg)?;
     pin(&cfg)?;
     let mut node =
@@ -711,10 +681,13 @@ pub struct RecordArgs {
 /// Bad settings, no journal directory, a replay config, a failing loop or journal.
 pub fn record(args: &RecordArgs) -> Result<()> {
     let mut cfg = resolve(&RunArgs {
-        config: args.config.clone(),
-        record: args.out.clone(),
-        idle: args.idle,
-        status_interval: args.status_interval,
+        node: NodeArgs {
+            config: args.config.clone(),
+            record: args.out.clone(),
+            idle: args.idle,
+            status_interval: args.status_interval,
+            ..NodeArgs::default()
+        },
         ..RunArgs::default()
     })?;
     if cfg.feed.record.is_empty() {

@@ -362,7 +362,10 @@ fn shm_is_off_by_default_and_its_settings_are_checked_by_key() {
 
     // `--shm DIR` turns it on.
     let c = crate::run::resolve(&crate::run::RunArgs {
-        shm: Some("/dev/shm/elsewhere".into()),
+        node: crate::run::NodeArgs {
+            shm: Some("/dev/shm/elsewhere".into()),
+            ..crate::run::NodeArgs::default()
+        },
         ..crate::run::RunArgs::default()
     })
     .unwrap();
