@@ -427,6 +427,58 @@ fn scan_dec_long(b: &[u8], mut i: usize) -> Option<(Dec, usize)> {
     ))
 }
 
+/// `parse_fixed(w[s..e], scale)` when it is certainly `Ok`, read from the byte classes `c` of
+/// the window `w` (`s < e <= 32`): the string must be at most eight bytes of digits with at
+/// most one dot (digits past the scale must be zeros). `None` leaves the string to
+/// [`fixed_fast`] and `parse_fixed`.
+///
+/// The classes answer in a few mask operations what [`wide8`] finds with byte arithmetic:
+/// where the dot is, that nothing else is there, and that the digits past the scale are
+/// zeros. The 40-byte window lets the string's eight-byte word be read without a bounds
+/// branch.
+#[inline(always)]
+pub(super) fn dec_in(
+    c: &tape_simd::Classes,
+    w: &[u8; 40],
+    s: usize,
+    e: usize,
+    scale: u8,
+) -> Option<i64> {
+    let len = e.wrapping_sub(s);
+    if len.wrapping_sub(1) >= 8 || scale > MAX_SCALE {
+        return None;
+    }
+    let s = s & 31;
+    let range = (((1u64 << len) - 1) << s) as u32;
+    let dots = c.dot & range;
+    if (c.digit | dots) & range != range || dots & dots.wrapping_sub(1) != 0 {
+        return None;
+    }
+    let word: [u8; 8] = w[s..s + 8].try_into().ok()?;
+    let t = u64::from_le_bytes(word) ^ (ONES8 * u64::from(b'0'));
+    let inside = u64::MAX >> (64 - 8 * len);
+    let (digits, kept, frac) = if dots == 0 {
+        (t & inside, len, 0)
+    } else {
+        // The dot's place in the string, and the digits after it up to the scale.
+        let dot = (dots >> s).trailing_zeros() as usize;
+        let frac = (len - 1 - dot).min(usize::from(scale));
+        // parse_fixed skips zeros past the scale and fails on any other digit.
+        if t & inside & !(u64::MAX >> (64 - 8 * (dot + 1 + frac))) != 0 {
+            return None;
+        }
+        // Shift the dot out: the kept digits become contiguous (dot < len <= 8).
+        let below = (1u64 << (8 * dot)) - 1;
+        ((t & below) | ((t >> 8) & !below), dot + frac, frac)
+    };
+    if kept == 0 {
+        // "." alone, or ".000" at scale 0: parse_fixed's to judge.
+        return None;
+    }
+    let acc = eight(digits << (8 * (8 - kept)));
+    (acc as i64).checked_mul(pow10(scale - frac as u8))
+}
+
 /// Tier 2: `Some` only when the result is certainly what `parse_fixed` returns as `Ok`.
 #[inline]
 fn narrow(s: &[u8], scale: u8) -> Option<i64> {
@@ -691,6 +743,38 @@ mod tests {
             prop_assert_eq!(scan_uint(&frame, before.len()), uint_loop(&frame, before.len()));
             frame.extend_from_slice(&after);
             prop_assert_eq!(scan_uint(&frame, before.len()), uint_loop(&frame, before.len()));
+        }
+
+        /// The class-mask tier: inside any 40-byte window, at any place, wherever it answers
+        /// it answers exactly parse_fixed's `Ok`, at every scale; and it takes every plain
+        /// decimal of at most eight bytes that parse_fixed takes with a digit kept.
+        #[test]
+        fn class_masks_agree_with_parse_fixed(
+            s in prop_oneof![digitish(), binance_like(), decimalish()],
+            fill in proptest::array::uniform32(any::<u8>()),
+            at in 0usize..32,
+        ) {
+            let mut w = [0u8; 40];
+            w[..32].copy_from_slice(&fill);
+            w[32..].copy_from_slice(&fill[..8]);
+            let end = (at + s.len()).min(32);
+            let s = &s[..end - at];
+            w[at..end].copy_from_slice(s);
+            let c = tape_simd::classify32(w.first_chunk::<32>().expect("40 >= 32"));
+            for scale in 0..=20u8 {
+                let want = parse_fixed(s, scale);
+                let got = dec_in(&c, &w, at, end, scale);
+                if let Some(v) = got {
+                    prop_assert_eq!(Ok(v), want);
+                }
+                let plain = s.iter().all(|&b| b.is_ascii_digit() || b == b'.')
+                    && s.iter().filter(|&&b| b == b'.').count() <= 1;
+                let int = s.iter().position(|&b| b == b'.').unwrap_or(s.len());
+                let kept = int + (s.len() - int).saturating_sub(1).min(usize::from(scale));
+                if plain && !s.is_empty() && s.len() <= 8 && kept > 0 && want.is_ok() {
+                    prop_assert_eq!(got, want.ok());
+                }
+            }
         }
 
         /// Every scale 0..=18 for every Binance-shaped decimal, exhaustively over the scales.

@@ -19,7 +19,7 @@
 //! spans; [`Ev::levels`](super::Ev) checks the instrument is the frame's final one.
 
 use super::{Cur, LevelSpan, Rec, Sink, Val, F};
-use crate::decode::number::{fixed_fast, load8, quotes64};
+use crate::decode::number::{dec_in, fixed_fast, load8, quotes64};
 use crate::fixed::{Price, Qty};
 use crate::msg::Level;
 
@@ -250,13 +250,13 @@ impl Cur<'_> {
     }
 
     /// `[["price","qty"],..]` with no whitespace, parsed into `out` (cleared first). `None`
-    /// for anything else, including a decimal the 16-byte tier does not take (the span
-    /// route then decides, with `parse_fixed` behind it).
+    /// for anything else, including a decimal the fast tiers do not take (the span route then
+    /// decides, with `parse_fixed` behind it).
     ///
-    /// The closing quotes are found from a bitmap of the quotes in 64-byte blocks, built from
-    /// eight independent words, so the cursor moves by a bit scan per string instead of a
-    /// byte-dependent chain; the structure around them is checked byte by byte, and each
-    /// decimal is converted on its own (its length known), in parallel with the next.
+    /// Levels are read from the byte classes of the 32 bytes where each starts ([`level32`])
+    /// while they fit them with decimals of at most eight bytes (USD-M's and COIN-M's);
+    /// from the first that does not (spot's eight fraction digits, the frame's last bytes)
+    /// the rest go through [`levels_scan`].
     #[inline(always)]
     fn direct_levels(
         &mut self,
@@ -270,36 +270,98 @@ impl Cur<'_> {
         if self.lit_n(b"]").is_some() {
             return Some(());
         }
-        let mut quotes = Quotes::new(b, self.i);
         let mut i = self.i;
-        loop {
-            // `["` price `","` qty `"]`
-            if b.get(i..i + 2)? != b"[\"" {
-                return None;
+        while let Some((level, next, more)) = level32(b, i, price_scale, qty_scale) {
+            out.push(level);
+            if !more {
+                self.i = next;
+                return Some(());
             }
-            let ps = i + 2;
-            let pe = quotes.next(ps)?;
-            if b.get(pe..pe + 3)? != b"\",\"" {
-                return None;
-            }
-            let qs = pe + 3;
-            let qe = quotes.next(qs)?;
-            let price = fixed_fast(b, ps, pe, price_scale)?;
-            let qty = fixed_fast(b, qs, qe, qty_scale)?;
-            out.push(Level {
-                price: Price(price),
-                qty: Qty(qty),
-            });
-            match b.get(qe + 1..qe + 3)? {
-                b"]," => i = qe + 3,
-                b"]]" => {
-                    self.i = qe + 3;
-                    return Some(());
-                }
-                _ => return None,
-            }
+            i = next;
+        }
+        self.i = levels_scan(b, i, out, price_scale, qty_scale)?;
+        Some(())
+    }
+}
+
+/// The levels from `b[i..]` (a level's `[`) to the array's closing `]`, pushed onto `out`;
+/// returns the index after that `]`. The closing quotes are found from a bitmap of the
+/// quotes in 64-byte blocks, built from eight independent words, so the cursor moves by a
+/// bit scan per string instead of a byte-dependent chain; the decimals by the 16-byte tier.
+#[inline(never)]
+fn levels_scan(
+    b: &[u8],
+    mut i: usize,
+    out: &mut Vec<Level>,
+    price_scale: u8,
+    qty_scale: u8,
+) -> Option<usize> {
+    let mut quotes = Quotes::new(b, i);
+    loop {
+        // `["` price `","` qty `"]`
+        if b.get(i..i + 2)? != b"[\"" {
+            return None;
+        }
+        let ps = i + 2;
+        let pe = quotes.next(ps)?;
+        if b.get(pe..pe + 3)? != b"\",\"" {
+            return None;
+        }
+        let qs = pe + 3;
+        let qe = quotes.next(qs)?;
+        let price = fixed_fast(b, ps, pe, price_scale)?;
+        let qty = fixed_fast(b, qs, qe, qty_scale)?;
+        out.push(Level {
+            price: Price(price),
+            qty: Qty(qty),
+        });
+        match b.get(qe + 1..qe + 3)? {
+            b"]," => i = qe + 3,
+            b"]]" => return Some(qe + 3),
+            _ => return None,
         }
     }
+}
+
+/// One level, `["price","qty"]` followed by `,` or `]`, at `b[i..]`, read from the byte
+/// classes of `b[i..i + 32]`: the quotes give both strings' ends, the digit and dot classes
+/// check them ([`dec_in`]). Returns the level, the index after the byte that follows it, and
+/// whether that byte was `,` (another level follows). `None` when the level or that byte is
+/// not within the 32 bytes (or the frame has fewer than 40 from `i`), or anything is off the
+/// strict spelling.
+#[inline(always)]
+fn level32(b: &[u8], i: usize, price_scale: u8, qty_scale: u8) -> Option<(Level, usize, bool)> {
+    let w: &[u8; 40] = b.get(i..i + 40)?.try_into().ok()?;
+    let c = tape_simd::classify32(w.first_chunk::<32>()?);
+    // `["`: the price's opening quote is byte 1, its closing one the next quote.
+    if w[0] != b'[' || c.quote & 0b10 == 0 {
+        return None;
+    }
+    let pe = (c.quote & !0b11).trailing_zeros() as usize & 31;
+    // `","` after the price; then the quantity's closing quote, `]`, and `,` or `]`.
+    let qs = pe + 3;
+    if qs > 31 || w[pe + 1] != b',' || (c.quote >> (pe + 2)) & 1 == 0 {
+        return None;
+    }
+    let qe = (qs + (c.quote >> qs).trailing_zeros() as usize) & 63;
+    if qe > 29 || w[qe + 1] != b']' {
+        return None;
+    }
+    let more = match w[qe + 2] {
+        b',' => true,
+        b']' => false,
+        _ => return None,
+    };
+    let price = dec_in(&c, w, 2, pe, price_scale)?;
+    let qty = dec_in(&c, w, qs, qe, qty_scale)?;
+    Some((
+        Level {
+            price: Price(price),
+            qty: Qty(qty),
+        },
+        i + qe + 3,
+        more,
+    ))
 }
 
 /// The positions of `"` in a frame, 64 bytes at a time.
