@@ -560,7 +560,7 @@ impl Ev<'_, '_> {
     }
 
     /// `Fields::fixed`; a decimal the tape path would reject is handed over.
-    #[inline]
+    #[inline(always)]
     fn fixed(&self, f: F, scale: u8) -> Option<i64> {
         match self.rec.get(f) {
             Val::Dec(m, frac) => Dec { m, frac }.at(scale),
