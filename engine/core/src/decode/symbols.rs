@@ -59,8 +59,9 @@ fn slot(market: Market, symbol: &[u8]) -> usize {
 }
 
 impl SymbolCache {
-    /// The id of `symbol` on `market` in `registry`, if cached.
-    #[inline]
+    /// The id of `symbol` on `market` in `registry`, if cached. Always inlined: it is on
+    /// every fast-path frame, and a call cost a tenth of the lookup.
+    #[inline(always)]
     pub fn get(&self, market: Market, symbol: &[u8], registry: &Registry) -> Option<InstrumentId> {
         let hint = self.slots[slot(market, symbol)].checked_sub(1)?;
         if hint as usize >= registry.len() {
