@@ -320,6 +320,10 @@ pub(super) fn scan_dec(b: &[u8], i: usize) -> Option<(Dec, usize)> {
     let (frac, q, end) = if nd != 0 {
         let q = (nd.trailing_zeros() / 8) as usize;
         (low_digits(t, q), q, f + q)
+    } else if b.get(f + 8) == Some(&b'"') {
+        // Exactly eight (spot's prices and quantities): the quote needs no third word, and
+        // p + 8 < 16 digits always fit.
+        (eight(t), 8, f + 8)
     } else {
         let t2 = load8(b, f + 8) ^ zeros;
         let nd2 = non_digits(t2);
@@ -728,6 +732,45 @@ mod tests {
             }
             // Without the closing quote (the frame ends), the scan never takes it.
             prop_assert!(scan_dec(&frame[..before.len() + s.len()], before.len()).is_none());
+        }
+
+        /// Exactly eight fraction digits (spot's prices and quantities, which `scan_dec`
+        /// closes without a third word) after up to nine integer digits, before any bytes:
+        /// the scan ends just past the quote and scales exactly like `parse_fixed`, and a
+        /// ninth fraction digit or a missing quote is never taken for eight.
+        #[test]
+        fn eight_fraction_digits_agree_with_parse_fixed(
+            int in proptest::collection::vec(b'0'..=b'9', 0..10),
+            frac in proptest::collection::vec(b'0'..=b'9', 8..=8),
+            close in prop::sample::select(vec![b'"', b'"', b'"', b'0', b'7', b'.', b'x']),
+            before in proptest::collection::vec(any::<u8>(), 0..4),
+            after in proptest::collection::vec(any::<u8>(), 0..12),
+        ) {
+            let mut s = int.clone();
+            s.push(b'.');
+            s.extend_from_slice(&frac);
+            let mut frame = before.clone();
+            frame.extend_from_slice(&s);
+            frame.push(close);
+            frame.extend_from_slice(&after);
+            let got = scan_dec(&frame, before.len());
+            if close == b'"' {
+                let (d, end) = got.expect("a plain decimal of at most 17 digits scans");
+                prop_assert_eq!(end, before.len() + s.len() + 1);
+                for scale in 0..=20u8 {
+                    prop_assert_eq!(d.at(scale).ok_or(()), parse_fixed(&s, scale).map_err(|_| ()));
+                }
+            } else if let Some((d, end)) = got {
+                // Only a longer decimal closed later: never the eight digits alone.
+                prop_assert!(close.is_ascii_digit());
+                let q = before.len() + s.len() + 1
+                    + frame[before.len() + s.len() + 1..].iter().position(|&c| c == b'"').unwrap();
+                prop_assert_eq!(end, q + 1);
+                let whole = &frame[before.len()..q];
+                for scale in 0..=20u8 {
+                    prop_assert_eq!(d.at(scale).ok_or(()), parse_fixed(whole, scale).map_err(|_| ()));
+                }
+            }
         }
 
         /// `scan_uint` is the byte loop, on digit runs of every length, at the end of the

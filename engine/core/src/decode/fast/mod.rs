@@ -180,11 +180,13 @@ impl Cur<'_> {
         let start = self.i;
         while let Some(chunk) = self.b.get(self.i..self.i + 8) {
             let v = u64::from_le_bytes(chunk.try_into().ok()?);
-            // Quote, backslash, control byte (< 0x20) or non-ASCII (high bit).
+            // Quote, backslash, control byte (< 0x20) or non-ASCII (high bit). For the last
+            // two, `v - 0x20` sets the high bit of a byte below 0x20 and `| v` that of one
+            // from 0x80: bytes below the first such byte (0x20..0x80) borrow nothing, so the
+            // lowest flag is exact.
             let special = zero(v ^ (ONES * u64::from(b'"')))
                 | zero(v ^ (ONES * u64::from(b'\\')))
-                | (v.wrapping_sub(ONES * 0x20) & !v & HI)
-                | (v & HI);
+                | ((v.wrapping_sub(ONES * 0x20) | v) & HI);
             if special == 0 {
                 self.i += 8;
                 continue;
@@ -560,7 +562,7 @@ impl Ev<'_, '_> {
     }
 
     /// `Fields::fixed`; a decimal the tape path would reject is handed over.
-    #[inline]
+    #[inline(always)]
     fn fixed(&self, f: F, scale: u8) -> Option<i64> {
         match self.rec.get(f) {
             Val::Dec(m, frac) => Dec { m, frac }.at(scale),
