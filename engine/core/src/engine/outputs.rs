@@ -20,6 +20,13 @@ impl Engine {
         self.out.iter()
     }
 
+    /// Drops every queued output. A consumer that only reads the outputs can look at them
+    /// through [`Engine::queued_outputs`] and then clear the queue, instead of moving each
+    /// one out with [`Engine::poll_output`] (replay counts a few million per second).
+    pub fn clear_outputs(&mut self) {
+        self.out.clear();
+    }
+
     /// The next command for a venue connection (an order to send, a snapshot to fetch),
     /// oldest first. The io layer drains it after every input, like [`Engine::poll_output`].
     #[must_use]
