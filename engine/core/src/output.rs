@@ -177,6 +177,7 @@ impl Digest {
     }
 
     /// Folds one output into the digest.
+    #[inline]
     pub fn update(&mut self, out: &Output) {
         // The hot case (three of every four events of a depth-heavy session) gets its bytes
         // laid out at fixed offsets; `level_changed_fast_path_folds_the_canonical_bytes`
@@ -188,9 +189,30 @@ impl Digest {
             qty,
         }) = out.event
         {
-            self.fold_bytes(&level_changed_bytes(out.recv, instrument, side, price, qty));
+            self.update_level_changed(out.recv, instrument, side, price, qty);
             return;
         }
+        self.update_slow(out);
+    }
+
+    /// [`Digest::update`] of an `Event::Book(BookEvent::LevelChanged)` output given by its
+    /// fields, for a caller that has them at hand and need not build the output first.
+    #[inline(always)]
+    pub(crate) fn update_level_changed(
+        &mut self,
+        recv: Nanos,
+        instrument: InstrumentId,
+        side: crate::msg::Side,
+        price: Price,
+        qty: Qty,
+    ) {
+        self.fold_bytes(&level_changed_bytes(recv, instrument, side, price, qty));
+    }
+
+    /// [`Digest::update`] for every output but a level change: kept out of line so the
+    /// inlined fast path stays small.
+    #[inline(never)]
+    fn update_slow(&mut self, out: &Output) {
         let mut enc = Enc::default();
         enc.u64(out.recv.0);
         encode_event(&mut enc, &out.event);
