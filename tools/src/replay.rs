@@ -430,9 +430,12 @@ pub fn replay_into(
         if let Some(p) = shm.as_deref_mut() {
             p.publish(&engine);
         }
-        while let Some(out) = engine.poll_output() {
+        // Counted in place, then dropped: moving each output out of the queue cost more
+        // than counting it.
+        for out in engine.queued_outputs() {
             outputs[event_kind(&out.event)] += 1;
         }
+        engine.clear_outputs();
         while let Some(cmd) = engine.poll_venue_command() {
             if let Some(kind) = venue_command_kind(&cmd) {
                 outputs[kind] += 1;

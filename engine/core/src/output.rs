@@ -177,6 +177,7 @@ impl Digest {
     }
 
     /// Folds one output into the digest.
+    #[inline]
     pub fn update(&mut self, out: &Output) {
         // The hot case (three of every four events of a depth-heavy session) gets its bytes
         // laid out at fixed offsets; `level_changed_fast_path_folds_the_canonical_bytes`
@@ -188,9 +189,46 @@ impl Digest {
             qty,
         }) = out.event
         {
-            self.fold_bytes(&level_changed_bytes(out.recv, instrument, side, price, qty));
+            self.update_level_changed(out.recv, instrument, side, price, qty);
             return;
         }
+        // The next most common (one per applied diff), likewise laid out at fixed offsets;
+        // `applied_fast_path_folds_the_canonical_bytes` proves them canonical.
+        if let Event::Book(BookEvent::Applied {
+            instrument,
+            first_update_id,
+            final_update_id,
+            event_time_ms,
+        }) = out.event
+        {
+            self.fold_bytes(&applied_bytes(
+                out.recv,
+                instrument,
+                [first_update_id, final_update_id, event_time_ms],
+            ));
+            return;
+        }
+        self.update_slow(out);
+    }
+
+    /// [`Digest::update`] of an `Event::Book(BookEvent::LevelChanged)` output given by its
+    /// fields, for a caller that has them at hand and need not build the output first.
+    #[inline(always)]
+    pub(crate) fn update_level_changed(
+        &mut self,
+        recv: Nanos,
+        instrument: InstrumentId,
+        side: crate::msg::Side,
+        price: Price,
+        qty: Qty,
+    ) {
+        self.fold_bytes(&level_changed_bytes(recv, instrument, side, price, qty));
+    }
+
+    /// [`Digest::update`] for every output but a level change: kept out of line so the
+    /// inlined fast path stays small.
+    #[inline(never)]
+    fn update_slow(&mut self, out: &Output) {
         let mut enc = Enc::default();
         enc.u64(out.recv.0);
         encode_event(&mut enc, &out.event);
@@ -249,6 +287,22 @@ fn level_changed_bytes(
     };
     b[15..23].copy_from_slice(&price.0.to_le_bytes());
     b[23..31].copy_from_slice(&qty.0.to_le_bytes());
+    b
+}
+
+/// The canonical encoding of an `Event::Book(BookEvent::Applied)` output: receive time,
+/// tag 1, then [`encode_book_event`](crate::book::encode_book_event)'s 29 bytes (tag 3,
+/// instrument, first, final update id, event time).
+#[inline]
+fn applied_bytes(recv: Nanos, instrument: InstrumentId, ids: [u64; 3]) -> [u8; 38] {
+    let mut b = [0u8; 38];
+    b[0..8].copy_from_slice(&recv.0.to_le_bytes());
+    b[8] = 1;
+    b[9] = 3;
+    b[10..14].copy_from_slice(&instrument.0.to_le_bytes());
+    for (i, v) in ids.iter().enumerate() {
+        b[14 + 8 * i..22 + 8 * i].copy_from_slice(&v.to_le_bytes());
+    }
     b
 }
 
@@ -464,6 +518,31 @@ mod tests {
                     side: if ask { crate::msg::Side::Ask } else { crate::msg::Side::Bid },
                     price: Price(price),
                     qty: Qty(qty),
+                }),
+            };
+            let mut d = Digest { value: seed, count: 0 };
+            d.update(&out);
+            prop_assert_eq!(d.value(), slow_fold(seed, &out));
+            prop_assert_eq!(d.count(), 1);
+        }
+
+        /// Likewise for an `Applied` output.
+        #[test]
+        fn applied_fast_path_folds_the_canonical_bytes(
+            seed in any::<u64>(),
+            recv in any::<u64>(),
+            inst in any::<u32>(),
+            first in any::<u64>(),
+            last in any::<u64>(),
+            time in any::<u64>(),
+        ) {
+            let out = Output {
+                recv: Nanos(recv),
+                event: Event::Book(BookEvent::Applied {
+                    instrument: InstrumentId(inst),
+                    first_update_id: first,
+                    final_update_id: last,
+                    event_time_ms: time,
                 }),
             };
             let mut d = Digest { value: seed, count: 0 };

@@ -139,6 +139,17 @@ impl Engine {
         let mut events = std::mem::take(&mut self.book_events);
         let mut sync_changed = false;
         for ev in events.drain(..) {
+            if let BookEvent::LevelChanged {
+                instrument,
+                side,
+                price,
+                qty,
+            } = ev
+            {
+                // The hot case (one per changed level): nothing to check here.
+                self.emit_level_changed(now, instrument, side, price, qty);
+                continue;
+            }
             if let BookEvent::ResyncRequested { instrument, reason } = ev {
                 if reason != crate::book::ResyncReason::Disconnected {
                     let inst = self.registry.get(instrument);

@@ -1,7 +1,11 @@
 //! The engine's outputs: the client queue ([`Engine::poll_output`]), the venue queue
 //! ([`Engine::poll_venue_command`]), both bounded, and the [`Digest`] over what they carry.
 
+use crate::book::BookEvent;
+use crate::fixed::{Price, Qty};
 use crate::input::Nanos;
+use crate::instrument::InstrumentId;
+use crate::msg::Side;
 use crate::output::{Digest, Event, Output, VenueCommand};
 
 use super::Engine;
@@ -20,6 +24,13 @@ impl Engine {
         self.out.iter()
     }
 
+    /// Drops every queued output. A consumer that only reads the outputs can look at them
+    /// through [`Engine::queued_outputs`] and then clear the queue, instead of moving each
+    /// one out with [`Engine::poll_output`] (replay counts a few million per second).
+    pub fn clear_outputs(&mut self) {
+        self.out.clear();
+    }
+
     /// The next command for a venue connection (an order to send, a snapshot to fetch),
     /// oldest first. The io layer drains it after every input, like [`Engine::poll_output`].
     #[must_use]
@@ -32,6 +43,7 @@ impl Engine {
         self.digest
     }
 
+    #[inline]
     pub(super) fn emit(&mut self, now: Nanos, event: Event) {
         let out = Output { recv: now, event };
         self.digest.update(&out);
@@ -41,6 +53,36 @@ impl Engine {
             self.stats.outputs_dropped += 1;
         }
         self.out.push_back(out);
+    }
+
+    /// [`Engine::emit`] of a book's level change (most of a depth-heavy session's outputs),
+    /// from its fields: the digest takes them directly, and the output is built once, in its
+    /// queue slot, rather than built, then folded, then moved whole into the queue.
+    #[inline(always)]
+    pub(super) fn emit_level_changed(
+        &mut self,
+        now: Nanos,
+        instrument: InstrumentId,
+        side: Side,
+        price: Price,
+        qty: Qty,
+    ) {
+        self.digest
+            .update_level_changed(now, instrument, side, price, qty);
+        self.stats.outputs += 1;
+        if self.out.len() >= self.cfg.max_queued_outputs {
+            self.out.pop_front();
+            self.stats.outputs_dropped += 1;
+        }
+        self.out.push_back(Output {
+            recv: now,
+            event: Event::Book(BookEvent::LevelChanged {
+                instrument,
+                side,
+                price,
+                qty,
+            }),
+        });
     }
 
     pub(super) fn emit_venue(&mut self, cmd: VenueCommand) {
