@@ -29,6 +29,16 @@ fn stale(state: &'static str) -> LogStatus {
     }
 }
 
+/// Exactly one error among `msgs`: 4031 for order `o-7`, its message naming `why`.
+fn assert_origin_unavailable(msgs: &[serde_json::Value], why: &str) {
+    let errors = of_type(msgs, "error");
+    assert_eq!(errors.len(), 1, "{msgs:?}");
+    assert_eq!(errors[0]["code"], E_ORIGIN_UNAVAILABLE);
+    assert_eq!(errors[0]["id"], "o-7");
+    let message = errors[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(why), "{message}");
+}
+
 #[test]
 fn an_order_the_origin_did_not_take_is_answered_with_its_id() {
     let (mut w, _) = edge_with_alice();
@@ -41,15 +51,7 @@ fn an_order_the_origin_did_not_take_is_answered_with_its_id() {
         .h
         .hub
         .refuse_forwarded(&rec, "no answer from the origin in 3s; outcome unknown"));
-    let msgs = w.h.drain(1);
-    let errors = of_type(&msgs, "error");
-    assert_eq!(errors.len(), 1, "{msgs:?}");
-    assert_eq!(errors[0]["code"], E_ORIGIN_UNAVAILABLE);
-    assert_eq!(errors[0]["id"], "o-7");
-    assert!(errors[0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("outcome unknown"));
+    assert_origin_unavailable(&w.h.drain(1), "outcome unknown");
 
     // Garbage, or a connection that is gone, is nobody's answer.
     assert!(!w.h.hub.refuse_forwarded(b"not a record", "x"));
@@ -83,15 +85,7 @@ fn an_edge_whose_log_is_not_live_takes_no_order() {
         w.h.hub.poll_record().is_none(),
         "nothing forwarded while the log is not live"
     );
-    let msgs = w.h.drain(1);
-    let errors = of_type(&msgs, "error");
-    assert_eq!(errors.len(), 1, "{msgs:?}");
-    assert_eq!(errors[0]["code"], E_ORIGIN_UNAVAILABLE);
-    assert_eq!(errors[0]["id"], "o-7");
-    assert!(errors[0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("origin_silent"));
+    assert_origin_unavailable(&w.h.drain(1), "origin_silent");
 
     // Live again: the order goes to the origin.
     w.h.now = Nanos(now.0 + 1);
