@@ -452,6 +452,7 @@ pub(super) fn dec_in(
     if len.wrapping_sub(1) >= 8 || scale > MAX_SCALE {
         return None;
     }
+    // `s < 32` already; the mask lets the compiler see `s + 8 <= 39` (no bounds branch).
     let s = s & 31;
     let range = (((1u64 << len) - 1) << s) as u32;
     let dots = c.dot & range;

@@ -47,6 +47,13 @@ impl Engine {
     pub(super) fn emit(&mut self, now: Nanos, event: Event) {
         let out = Output { recv: now, event };
         self.digest.update(&out);
+        self.queue_output(out);
+    }
+
+    /// Queues an output already folded into the digest, dropping the oldest (and counting
+    /// it) when the queue is full.
+    #[inline(always)]
+    fn queue_output(&mut self, out: Output) {
         self.stats.outputs += 1;
         if self.out.len() >= self.cfg.max_queued_outputs {
             self.out.pop_front();
@@ -56,8 +63,7 @@ impl Engine {
     }
 
     /// [`Engine::emit`] of a book's level change (most of a depth-heavy session's outputs),
-    /// from its fields: the digest takes them directly, and the output is built once, in its
-    /// queue slot, rather than built, then folded, then moved whole into the queue.
+    /// from its fields: the digest takes them directly instead of matching the built output.
     #[inline(always)]
     pub(super) fn emit_level_changed(
         &mut self,
@@ -69,12 +75,7 @@ impl Engine {
     ) {
         self.digest
             .update_level_changed(now, instrument, side, price, qty);
-        self.stats.outputs += 1;
-        if self.out.len() >= self.cfg.max_queued_outputs {
-            self.out.pop_front();
-            self.stats.outputs_dropped += 1;
-        }
-        self.out.push_back(Output {
+        self.queue_output(Output {
             recv: now,
             event: Event::Book(BookEvent::LevelChanged {
                 instrument,

@@ -372,6 +372,8 @@ fn level32(b: &[u8], i: usize, price_scale: u8, qty_scale: u8) -> Option<(Level,
     if w[0] != b'[' || c.quote & 0b10 == 0 {
         return None;
     }
+    // `& 31` / `& 63` below only bound the indices for the compiler (no bounds branches);
+    // a missing quote (32 trailing zeros) still fails the checks that follow.
     let pe = (c.quote & !0b11).trailing_zeros() as usize & 31;
     // `","` after the price; then the quantity's closing quote, `]`, and `,` or `]`.
     let qs = pe + 3;
