@@ -461,25 +461,44 @@ pub(super) fn dec_in(
     }
     let word: [u8; 8] = w[s..s + 8].try_into().ok()?;
     let t = u64::from_le_bytes(word) ^ (ONES8 * u64::from(b'0'));
-    let inside = u64::MAX >> (64 - 8 * len);
-    let (digits, kept, frac) = if dots == 0 {
-        (t & inside, len, 0)
-    } else {
-        // The dot's place in the string, and the digits after it up to the scale.
-        let dot = (dots >> s).trailing_zeros() as usize;
-        let frac = (len - 1 - dot).min(usize::from(scale));
-        // parse_fixed skips zeros past the scale and fails on any other digit.
-        if t & inside & !(u64::MAX >> (64 - 8 * (dot + 1 + frac))) != 0 {
-            return None;
-        }
-        // Shift the dot out: the kept digits become contiguous (dot < len <= 8).
-        let below = (1u64 << (8 * dot)) - 1;
-        ((t & below) | ((t >> 8) & !below), dot + frac, frac)
-    };
+    if dots == 0 {
+        // An integer: every byte a digit.
+        let acc = eight(t << (8 * (8 - len)));
+        return (acc as i64).checked_mul(pow10(scale));
+    }
+    // The dot's place in the string and the fraction's length after it.
+    let dot = (dots >> s).trailing_zeros() as usize;
+    let frac = len - 1 - dot;
+    if frac > usize::from(scale) || len == 1 {
+        // Digits past the scale (they must be zeros), or "." alone.
+        return dec_past_scale(t, len, dot, scale);
+    }
+    // Shift the dot out: the `len - 1` digits become contiguous in the low bytes, and the
+    // shift into `eight` drops the window's bytes past them (dot < len <= 8).
+    let below = (1u64 << (8 * dot)) - 1;
+    let digits = (t & below) | ((t >> 8) & !below);
+    let acc = eight(digits << (8 * (9 - len)));
+    (acc as i64).checked_mul(pow10(scale - frac as u8))
+}
+
+/// [`dec_in`] for a string of `len` bytes (`t`: its word less `'0'` per byte) whose dot at
+/// `dot` is followed by more fraction digits than `scale`, or that is the dot alone.
+#[inline(never)]
+#[cold]
+fn dec_past_scale(t: u64, len: usize, dot: usize, scale: u8) -> Option<i64> {
+    let frac = (len - 1 - dot).min(usize::from(scale));
+    let kept = dot + frac;
     if kept == 0 {
         // "." alone, or ".000" at scale 0: parse_fixed's to judge.
         return None;
     }
+    // parse_fixed skips zeros past the scale and fails on any other digit.
+    let inside = u64::MAX >> (64 - 8 * len);
+    if t & inside & !(u64::MAX >> (64 - 8 * (kept + 1))) != 0 {
+        return None;
+    }
+    let below = (1u64 << (8 * dot)) - 1;
+    let digits = (t & below) | ((t >> 8) & !below);
     let acc = eight(digits << (8 * (8 - kept)));
     (acc as i64).checked_mul(pow10(scale - frac as u8))
 }

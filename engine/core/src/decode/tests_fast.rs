@@ -478,3 +478,49 @@ proptest! {
         }
     }
 }
+
+/// The spot bookTicker and trade frames of the captures go straight to their message
+/// (`spot_direct`), and that message is the walk's, field for field.
+#[test]
+fn spot_book_tickers_and_trades_take_the_direct_path_and_equal_the_walk() {
+    let mut registry = registry();
+    let mut dec = Decoder::new();
+    let ctx = DecodeCtx {
+        market: Market::Spot,
+        auto_register: false,
+    };
+    let (mut taken, mut hot) = ([0; 2], [0; 2]);
+    for l in lines().iter().filter(|l| l.market == Market::Spot) {
+        // Fills the symbol cache as live decoding does.
+        let _ = dec.decode_frame(&l.json, ctx, &mut registry);
+        let mut res = events::Resolver {
+            ctx,
+            registry: &mut registry,
+            cache: &mut dec.symbols,
+        };
+        let direct = fast::spot_direct(&l.json, &res);
+        let (mut spans, mut bids, mut asks) = (Vec::new(), Vec::new(), Vec::new());
+        let walked = fast::walk(&l.json, &mut res, &mut spans, &mut bids, &mut asks);
+        let kind = |m: &Option<Result<MarketMsg<'_>, DecodeError>>| match m {
+            Some(Ok(MarketMsg::BookTicker(_))) => Some(0),
+            Some(Ok(MarketMsg::Trade(_))) => Some(1),
+            _ => None,
+        };
+        if let Some(k) = kind(&walked) {
+            hot[k] += 1;
+        }
+        if let Some(msg) = direct {
+            let k = kind(&Some(Ok(msg))).expect("a bookTicker or a trade");
+            taken[k] += 1;
+            assert_eq!(
+                walked,
+                Some(Ok(msg)),
+                "{}",
+                String::from_utf8_lossy(&l.json)
+            );
+        }
+    }
+    // Every spot bookTicker and trade of the captures is in Binance's exact shape.
+    assert_eq!(taken, hot);
+    assert!(taken[0] > 1000 && taken[1] > 100, "{taken:?}");
+}

@@ -19,7 +19,7 @@
 
 mod shape;
 
-use super::events::Resolver;
+use super::events::{Inst, Resolver};
 use super::number::{fixed_in, scan_dec, scan_uint, Dec};
 use super::{DecodeError, MAX_FRAME_BYTES};
 use crate::fixed::{Price, Qty};
@@ -52,6 +52,25 @@ struct Sink<'a, 'r> {
     res: &'a Resolver<'r>,
     bids: &'a mut Vec<Level>,
     asks: &'a mut Vec<Level>,
+    /// The last instrument the cache gave for the frame's bytes `s..e`: a depth frame's two
+    /// level arrays and the event after them resolve the same `s` once.
+    memo: Option<(u32, u32, Inst)>,
+}
+
+impl Sink<'_, '_> {
+    /// [`Resolver::cached`] for the frame's bytes `s..e`, remembered for the rest of the frame
+    /// (the cache and the registry do not change while a frame is scanned).
+    #[inline]
+    fn cached(&mut self, b: &[u8], s: u32, e: u32) -> Option<Inst> {
+        if let Some((ms, me, inst)) = self.memo {
+            if (ms, me) == (s, e) {
+                return Some(inst);
+            }
+        }
+        let inst = self.res.cached(b.get(s as usize..e as usize)?)?;
+        self.memo = Some((s, e, inst));
+        Some(inst)
+    }
 }
 
 /// The keys the three fast-path events read; every other key is skipped like the tape path's
@@ -477,10 +496,34 @@ pub(super) fn decode(
     if frame.is_empty() || frame.len() > MAX_FRAME_BYTES {
         return None;
     }
+    if !res.ctx.market.is_futures() {
+        if let Some(msg) = spot_direct(frame, res) {
+            return Some(Ok(msg));
+        }
+    }
+    walk(frame, res, spans, bids, asks)
+}
+
+/// The fast path's general walk: any of the shapes, member by member into a [`Rec`], then
+/// the event read from it.
+#[inline(always)]
+pub(super) fn walk(
+    frame: &[u8],
+    res: &mut Resolver<'_>,
+    spans: &mut Vec<LevelSpan>,
+    bids: &mut Vec<Level>,
+    asks: &mut Vec<Level>,
+) -> Option<Result<MarketMsg<'static>, DecodeError>> {
     spans.clear();
     let mut rec = Rec::new();
-    let mut sink = Sink { res, bids, asks };
+    let mut sink = Sink {
+        res,
+        bids,
+        asks,
+        memo: None,
+    };
     Cur { b: frame, i: 0 }.frame(&mut rec, spans, &mut sink)?;
+    let memo = sink.memo;
     let kind = match rec.get(F::LowE) {
         Val::Str(s, e) => match &frame[s as usize..e as usize] {
             b"depthUpdate" => Kind::Depth,
@@ -501,11 +544,126 @@ pub(super) fn decode(
         rec: &rec,
         frame,
         market_is_futures: res.ctx.market.is_futures(),
+        memo,
     };
     match kind {
         Kind::BookTicker => ev.book_ticker(res),
         Kind::Trade => ev.trade(res),
         Kind::Depth => ev.depth(res, spans, bids, asks),
+    }
+}
+
+/// A spot bookTicker or trade in a combined-stream frame, in Binance's exact bytes, of an
+/// instrument the symbol cache knows, decoded straight into its message: the hottest frames
+/// of all, without the member record the general walk fills and reads back.
+///
+/// - bookTicker: `{"stream":"..","data":{"u":..,"s":"..","b":"..","B":"..","a":"..","A":".."}}`
+/// - trade: `{"stream":"..","data":{"e":"trade","E":..,"s":"..","t":..,"p":"..","q":"..",
+///   "T":..,"m":..,"M":..}}`
+///
+/// It answers exactly what the walk ([`Cur::frame`], [`Cur::shaped`], [`Ev`]) answers for
+/// these bytes: the same scans, the same scaling ([`Dec::at`]), the same defaults for what a
+/// spot frame lacks. `None` for any other byte, a decimal that does not scan or scale, or a
+/// symbol the cache does not know (registering one, or the error for one, is the walk's),
+/// and the walk then runs from the start. Spot only: futures frames carry more members.
+#[inline(always)]
+pub(super) fn spot_direct(frame: &[u8], res: &Resolver<'_>) -> Option<MarketMsg<'static>> {
+    let mut c = Cur { b: frame, i: 0 };
+    c.lit_n(b"{\"stream\":\"")?;
+    c.str_body()?;
+    c.lit_n(b",\"data\":{\"")?;
+    let msg = if c.lit_n(b"u\":").is_some() {
+        c.spot_book_body(res)?
+    } else {
+        c.lit_n(b"e\":\"trade\",\"E\":")?;
+        c.spot_trade_body(res)?
+    };
+    c.lit_n(b"}}")?;
+    (c.i == frame.len()).then_some(msg)
+}
+
+impl Cur<'_> {
+    /// The `s` member's symbol, if the cache knows its instrument.
+    #[inline(always)]
+    fn cached_symbol(&mut self, res: &Resolver<'_>) -> Option<Inst> {
+        self.lit_n(b",\"s\":\"")?;
+        let (s, e) = self.str_body()?;
+        res.cached(self.b.get(s..e)?)
+    }
+
+    /// A decimal string's body (its opening quote consumed) at `scale`.
+    #[inline(always)]
+    fn dec_at(&mut self, scale: u8) -> Option<i64> {
+        let (d, end) = scan_dec(self.b, self.i)?;
+        self.i = end;
+        d.at(scale)
+    }
+
+    /// [`spot_direct`]'s bookTicker after `{"u":`, up to its closing `}` (not consumed).
+    #[inline(always)]
+    fn spot_book_body(&mut self, res: &Resolver<'_>) -> Option<MarketMsg<'static>> {
+        let update_id = self.uint()?;
+        let inst = self.cached_symbol(res)?;
+        self.lit_n(b",\"b\":\"")?;
+        let bid_price = Price(self.dec_at(inst.price_scale)?);
+        self.lit_n(b",\"B\":\"")?;
+        let bid_qty = Qty(self.dec_at(inst.qty_scale)?);
+        self.lit_n(b",\"a\":\"")?;
+        let ask_price = Price(self.dec_at(inst.price_scale)?);
+        self.lit_n(b",\"A\":\"")?;
+        let ask_qty = Qty(self.dec_at(inst.qty_scale)?);
+        Some(MarketMsg::BookTicker(BookTicker {
+            instrument: inst.id,
+            update_id,
+            event_time_ms: None,
+            transact_time_ms: None,
+            bid_price,
+            bid_qty,
+            ask_price,
+            ask_qty,
+        }))
+    }
+
+    /// [`spot_direct`]'s trade after `{"e":"trade","E":`, up to its closing `}` (not
+    /// consumed). `M`, which tape does not read, is taken only as `true` or `false`.
+    #[inline(always)]
+    fn spot_trade_body(&mut self, res: &Resolver<'_>) -> Option<MarketMsg<'static>> {
+        let event_time_ms = self.uint()?;
+        let inst = self.cached_symbol(res)?;
+        self.lit_n(b",\"t\":")?;
+        let trade_id = self.uint()?;
+        self.lit_n(b",\"p\":\"")?;
+        let price = Price(self.dec_at(inst.price_scale)?);
+        self.lit_n(b",\"q\":\"")?;
+        let qty = Qty(self.dec_at(inst.qty_scale)?);
+        self.lit_n(b",\"T\":")?;
+        let trade_time_ms = self.uint()?;
+        self.lit_n(b",\"m\":")?;
+        let buyer_is_maker = self.bool_lit()?;
+        self.lit_n(b",\"M\":")?;
+        self.bool_lit()?;
+        Some(MarketMsg::Trade(Trade {
+            instrument: inst.id,
+            event_time_ms,
+            trade_time_ms,
+            trade_id,
+            price,
+            qty,
+            buyer_is_maker,
+            buyer_order_id: None,
+            seller_order_id: None,
+            is_market: true,
+        }))
+    }
+
+    /// `true` or `false`.
+    #[inline(always)]
+    fn bool_lit(&mut self) -> Option<bool> {
+        if self.lit_n(b"true").is_some() {
+            return Some(true);
+        }
+        self.lit_n(b"false")?;
+        Some(false)
     }
 }
 
@@ -522,6 +680,8 @@ struct Ev<'r, 'f> {
     rec: &'r Rec,
     frame: &'f [u8],
     market_is_futures: bool,
+    /// [`Sink::memo`] after the scan.
+    memo: Option<(u32, u32, Inst)>,
 }
 
 impl Ev<'_, '_> {
@@ -577,7 +737,12 @@ impl Ev<'_, '_> {
         &self,
         res: &mut Resolver<'_>,
         event: &'static str,
-    ) -> Option<Result<super::events::Inst, DecodeError>> {
+    ) -> Option<Result<Inst, DecodeError>> {
+        if let (Some((ms, me, inst)), Val::Str(s, e)) = (self.memo, self.rec.get(F::S)) {
+            if (ms, me) == (s, e) {
+                return Some(Ok(inst));
+            }
+        }
         let s = self.bytes(F::S)?;
         if let Some(inst) = res.cached(s) {
             return Some(Ok(inst));
@@ -675,13 +840,7 @@ impl Ev<'_, '_> {
     /// `Fields::levels`: `out` cleared, then every level in order.
     /// Levels the scan already parsed ([`Val::Direct`]) stand if they were parsed at this
     /// instrument's scales (a later `s` may have named another).
-    fn levels(
-        &self,
-        f: F,
-        spans: &[LevelSpan],
-        inst: super::events::Inst,
-        out: &mut Vec<Level>,
-    ) -> Option<()> {
+    fn levels(&self, f: F, spans: &[LevelSpan], inst: Inst, out: &mut Vec<Level>) -> Option<()> {
         let (price_scale, qty_scale) = (inst.price_scale, inst.qty_scale);
         let (first, count) = match self.rec.get(f) {
             Val::Direct(id) => return (id == inst.id.0).then_some(()),

@@ -263,7 +263,7 @@ impl Cur<'_> {
         sink: &mut Sink<'_, '_>,
     ) -> Option<Val> {
         let inst = match rec.get(F::S) {
-            Val::Str(s, e) => sink.res.cached(self.b.get(s as usize..e as usize)?),
+            Val::Str(s, e) => sink.cached(self.b, s, e),
             _ => None,
         };
         if let Some(inst) = inst {
@@ -289,9 +289,9 @@ impl Cur<'_> {
     /// decides, with `parse_fixed` behind it).
     ///
     /// Levels are read from the byte classes of the 32 bytes where each starts ([`level32`])
-    /// while they fit them with decimals of at most eight bytes (USD-M's and COIN-M's);
-    /// from the first that does not (spot's eight fraction digits, the frame's last bytes)
-    /// the rest go through [`levels_scan`].
+    /// while they fit them with decimals of at most eight bytes (USD-M's and COIN-M's; the
+    /// frame's last bytes are read from a zero-padded copy); from the first that does not
+    /// (spot's eight fraction digits) the rest go through [`levels_scan`].
     #[inline(always)]
     fn direct_levels(
         &mut self,
@@ -306,13 +306,28 @@ impl Cur<'_> {
             return Some(());
         }
         let mut i = self.i;
-        while let Some((level, next, more)) = level32(b, i, price_scale, qty_scale) {
+        loop {
+            let got = match b.get(i..i + 40) {
+                Some(w) => level32(w.try_into().ok()?, price_scale, qty_scale),
+                None => {
+                    // The frame's last bytes: the same read over a copy padded with zeros,
+                    // which match none of the bytes a level needs, so a level that does not
+                    // end within the frame fails its checks as it would have failed them.
+                    let rest = b.get(i..)?;
+                    let mut pad = [0u8; 40];
+                    pad.get_mut(..rest.len())?.copy_from_slice(rest);
+                    level32(&pad, price_scale, qty_scale)
+                }
+            };
+            let Some((level, used, more)) = got else {
+                break;
+            };
             out.push(level);
+            i += used;
             if !more {
-                self.i = next;
+                self.i = i;
                 return Some(());
             }
-            i = next;
         }
         self.i = levels_scan(b, i, out, price_scale, qty_scale)?;
         Some(())
@@ -358,15 +373,14 @@ fn levels_scan(
     }
 }
 
-/// One level, `["price","qty"]` followed by `,` or `]`, at `b[i..]`, read from the byte
-/// classes of `b[i..i + 32]`: the quotes give both strings' ends, the digit and dot classes
-/// check them ([`dec_in`]). Returns the level, the index after the byte that follows it, and
-/// whether that byte was `,` (another level follows). `None` when the level or that byte is
-/// not within the 32 bytes (or the frame has fewer than 40 from `i`), or anything is off the
-/// strict spelling.
+/// One level, `["price","qty"]` followed by `,` or `]`, at the start of `w`, read from the
+/// byte classes of its first 32 bytes: the quotes give both strings' ends, the digit and dot
+/// classes check them ([`dec_in`]); the last eight bytes are only read to
+/// fill a decimal's word. Returns the level, the bytes it used with the byte that follows
+/// it, and whether that byte was `,` (another level follows). `None` when the level or that
+/// byte is not within the 32 bytes, or anything is off the strict spelling.
 #[inline(always)]
-fn level32(b: &[u8], i: usize, price_scale: u8, qty_scale: u8) -> Option<(Level, usize, bool)> {
-    let w: &[u8; 40] = b.get(i..i + 40)?.try_into().ok()?;
+fn level32(w: &[u8; 40], price_scale: u8, qty_scale: u8) -> Option<(Level, usize, bool)> {
     let c = tape_simd::classify32(w.first_chunk::<32>()?);
     // `["`: the price's opening quote is byte 1, its closing one the next quote.
     if w[0] != b'[' || c.quote & 0b10 == 0 {
@@ -396,7 +410,7 @@ fn level32(b: &[u8], i: usize, price_scale: u8, qty_scale: u8) -> Option<(Level,
             price: Price(price),
             qty: Qty(qty),
         },
-        i + qe + 3,
+        qe + 3,
         more,
     ))
 }
