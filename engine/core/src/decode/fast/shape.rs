@@ -20,7 +20,7 @@
 
 use super::{Cur, LevelSpan, Rec, Sink, Val, F};
 use crate::decode::number::{dec_in, fixed_fast, load8, quotes64, scan_dec};
-use crate::fixed::{Price, Qty};
+use crate::fixed::{Price, Qty, MAX_SCALE};
 use crate::msg::Level;
 
 /// How a shaped member's value is read.
@@ -305,32 +305,55 @@ impl Cur<'_> {
         if self.lit_n(b"]").is_some() {
             return Some(());
         }
-        let mut i = self.i;
-        loop {
-            let got = match b.get(i..i + 40) {
-                Some(w) => level32(w.try_into().ok()?, price_scale, qty_scale),
-                None => {
-                    // The frame's last bytes: the same read over a copy padded with zeros,
-                    // which match none of the bytes a level needs, so a level that does not
-                    // end within the frame fails its checks as it would have failed them.
-                    let rest = b.get(i..)?;
-                    let mut pad = [0u8; 40];
-                    pad.get_mut(..rest.len())?.copy_from_slice(rest);
-                    level32(&pad, price_scale, qty_scale)
-                }
-            };
-            let Some((level, used, more)) = got else {
-                break;
-            };
-            out.push(level);
-            i += used;
-            if !more {
-                self.i = i;
-                return Some(());
-            }
+        let (i, closed) = levels32(b, self.i, out, price_scale, qty_scale);
+        if closed {
+            self.i = i;
+            return Some(());
         }
         self.i = levels_scan(b, i, out, price_scale, qty_scale)?;
         Some(())
+    }
+}
+
+/// The levels from `b[i..]` (a level's `[`) pushed onto `out` while each is read by
+/// [`level32`]: returns where it stopped and whether that is past the array's closing `]`
+/// (else `b[i..]` is the first level it did not read). Out of line, so the loop keeps its
+/// values in registers instead of sharing them with the whole frame's walk.
+#[inline(never)]
+fn levels32(
+    b: &[u8],
+    mut i: usize,
+    out: &mut Vec<Level>,
+    price_scale: u8,
+    qty_scale: u8,
+) -> (usize, bool) {
+    if price_scale > MAX_SCALE || qty_scale > MAX_SCALE {
+        return (i, false);
+    }
+    loop {
+        let got = match b.get(i..i + 40).and_then(|w| <&[u8; 40]>::try_from(w).ok()) {
+            Some(w) => level32(w, price_scale, qty_scale),
+            None => {
+                // The frame's last bytes: the same read over a copy padded with zeros, which
+                // match none of the bytes a level needs, so a level that does not end within
+                // the frame fails its checks as it would have failed them.
+                let rest = b.get(i..).unwrap_or_default();
+                let mut pad = [0u8; 40];
+                let Some(head) = pad.get_mut(..rest.len()) else {
+                    return (i, false);
+                };
+                head.copy_from_slice(rest);
+                level32(&pad, price_scale, qty_scale)
+            }
+        };
+        let Some((level, used, more)) = got else {
+            return (i, false);
+        };
+        out.push(level);
+        i += used;
+        if !more {
+            return (i, true);
+        }
     }
 }
 
