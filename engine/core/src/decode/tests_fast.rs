@@ -479,18 +479,21 @@ proptest! {
     }
 }
 
-/// The spot bookTicker and trade frames of the captures go straight to their message
-/// (`spot_direct`), and that message is the walk's, field for field.
+/// The depth frames of every market and the spot bookTicker and trade frames of the
+/// captures go straight to their message (`fast::direct`), and that message and its levels
+/// are the walk's, field for field.
 #[test]
-fn spot_book_tickers_and_trades_take_the_direct_path_and_equal_the_walk() {
+fn hot_frames_take_the_direct_path_and_equal_the_walk() {
     let mut registry = registry();
     let mut dec = Decoder::new();
-    let ctx = DecodeCtx {
-        market: Market::Spot,
-        auto_register: false,
-    };
-    let (mut taken, mut hot) = ([0; 2], [0; 2]);
-    for l in lines().iter().filter(|l| l.market == Market::Spot) {
+    // Taken and seen, per market: depth, bookTicker, trade.
+    let (mut taken, mut hot) = ([[0; 3]; 3], [[0; 3]; 3]);
+    for l in lines() {
+        let ctx = DecodeCtx {
+            market: l.market,
+            auto_register: false,
+        };
+        let m = l.market as usize;
         // Fills the symbol cache as live decoding does.
         let _ = dec.decode_frame(&l.json, ctx, &mut registry);
         let mut res = events::Resolver {
@@ -498,29 +501,43 @@ fn spot_book_tickers_and_trades_take_the_direct_path_and_equal_the_walk() {
             registry: &mut registry,
             cache: &mut dec.symbols,
         };
-        let direct = fast::spot_direct(&l.json, &res);
+        let (mut direct_bids, mut direct_asks) = (Vec::new(), Vec::new());
+        let direct = fast::direct(&l.json, &res, &mut direct_bids, &mut direct_asks);
         let (mut spans, mut bids, mut asks) = (Vec::new(), Vec::new(), Vec::new());
         let walked = fast::walk(&l.json, &mut res, &mut spans, &mut bids, &mut asks);
         let kind = |m: &Option<Result<MarketMsg<'_>, DecodeError>>| match m {
-            Some(Ok(MarketMsg::BookTicker(_))) => Some(0),
-            Some(Ok(MarketMsg::Trade(_))) => Some(1),
+            Some(Ok(MarketMsg::Depth(_))) => Some(0),
+            Some(Ok(MarketMsg::BookTicker(_))) => Some(1),
+            Some(Ok(MarketMsg::Trade(_))) => Some(2),
             _ => None,
         };
         if let Some(k) = kind(&walked) {
-            hot[k] += 1;
+            hot[m][k] += 1;
         }
         if let Some(msg) = direct {
-            let k = kind(&Some(Ok(msg))).expect("a bookTicker or a trade");
-            taken[k] += 1;
-            assert_eq!(
-                walked,
-                Some(Ok(msg)),
-                "{}",
-                String::from_utf8_lossy(&l.json)
-            );
+            let k = kind(&Some(Ok(msg))).expect("a depth, bookTicker or trade");
+            taken[m][k] += 1;
+            let line = String::from_utf8_lossy(&l.json);
+            assert_eq!(walked, Some(Ok(msg)), "{line}");
+            if k == 0 {
+                assert_eq!((&direct_bids, &direct_asks), (&bids, &asks), "{line}");
+            }
         }
     }
-    // Every spot bookTicker and trade of the captures is in Binance's exact shape.
-    assert_eq!(taken, hot);
-    assert!(taken[0] > 1000 && taken[1] > 100, "{taken:?}");
+    let (spot, usdm, cm) = (
+        Market::Spot as usize,
+        Market::UsdM as usize,
+        Market::CoinM as usize,
+    );
+    // Every depth frame of every market, and every spot bookTicker and trade, of the
+    // captures is in Binance's exact shape.
+    assert_eq!(taken[spot], hot[spot]);
+    for m in [usdm, cm] {
+        assert_eq!(taken[m][0], hot[m][0]);
+        assert_eq!(taken[m][1..], [0, 0]);
+    }
+    for m in [spot, usdm, cm] {
+        assert!(taken[m][0] > 100, "{taken:?}");
+    }
+    assert!(taken[spot][1] > 1000 && taken[spot][2] > 100, "{taken:?}");
 }

@@ -496,10 +496,8 @@ pub(super) fn decode(
     if frame.is_empty() || frame.len() > MAX_FRAME_BYTES {
         return None;
     }
-    if !res.ctx.market.is_futures() {
-        if let Some(msg) = spot_direct(frame, res) {
-            return Some(Ok(msg));
-        }
+    if let Some(msg) = direct(frame, res, bids, asks) {
+        return Some(Ok(msg));
     }
     walk(frame, res, spans, bids, asks)
 }
@@ -553,27 +551,44 @@ pub(super) fn walk(
     }
 }
 
-/// A spot bookTicker or trade in a combined-stream frame, in Binance's exact bytes, of an
-/// instrument the symbol cache knows, decoded straight into its message: the hottest frames
-/// of all, without the member record the general walk fills and reads back.
+/// A depthUpdate (any market), or a spot bookTicker or trade, in a combined-stream frame in
+/// Binance's exact bytes, of an instrument the symbol cache knows, decoded straight into its
+/// message: the frames tape decodes all day, without the member record the general walk
+/// fills and reads back.
 ///
-/// - bookTicker: `{"stream":"..","data":{"u":..,"s":"..","b":"..","B":"..","a":"..","A":".."}}`
-/// - trade: `{"stream":"..","data":{"e":"trade","E":..,"s":"..","t":..,"p":"..","q":"..",
-///   "T":..,"m":..,"M":..}}`
+/// - depthUpdate: `{"stream":"..","data":{"e":"depthUpdate","E":..,("T":..,)"s":"..",
+///   ("ps":"..",)"U":..,"u":..,("pu":..,)"b":[..],"a":[..]}}` (spot, USD-M, COIN-M), its
+///   levels into `bids` and `asks` at the instrument's scales;
+/// - spot bookTicker: `{"stream":"..","data":{"u":..,"s":"..","b":"..","B":"..","a":"..",
+///   "A":".."}}`;
+/// - spot trade: `{"stream":"..","data":{"e":"trade","E":..,"s":"..","t":..,"p":"..",
+///   "q":"..","T":..,"m":..,"M":..}}`.
 ///
 /// It answers exactly what the walk ([`Cur::frame`], [`Cur::shaped`], [`Ev`]) answers for
-/// these bytes: the same scans, the same scaling ([`Dec::at`]), the same defaults for what a
-/// spot frame lacks. `None` for any other byte, a decimal that does not scan or scale, or a
-/// symbol the cache does not know (registering one, or the error for one, is the walk's),
-/// and the walk then runs from the start. Spot only: futures frames carry more members.
+/// these bytes: the same scans, the same scaling ([`Dec::at`]) and level reads, the same
+/// defaults for what a frame lacks. `None` for any other byte, a number that does not scan
+/// or scale, a futures frame without `T` or `pu`, or a symbol the cache does not know
+/// (registering one, or the error for one, is the walk's), and the walk then runs from the
+/// start (it clears `bids` and `asks` itself).
 #[inline(always)]
-pub(super) fn spot_direct(frame: &[u8], res: &Resolver<'_>) -> Option<MarketMsg<'static>> {
+pub(super) fn direct(
+    frame: &[u8],
+    res: &Resolver<'_>,
+    bids: &mut Vec<Level>,
+    asks: &mut Vec<Level>,
+) -> Option<MarketMsg<'static>> {
     let mut c = Cur { b: frame, i: 0 };
     c.lit_n(b"{\"stream\":\"")?;
     c.str_body()?;
     c.lit_n(b",\"data\":{\"")?;
-    let msg = if c.lit_n(b"u\":").is_some() {
+    let futures = res.ctx.market.is_futures();
+    // Spot's bookTicker, the most frequent, is told apart by its first key alone.
+    let msg = if !futures && c.lit_n(b"u\":").is_some() {
         c.spot_book_body(res)?
+    } else if c.lit_n(b"e\":\"depthUpdate\",\"E\":").is_some() {
+        c.depth_body(res, futures, bids, asks)?
+    } else if futures {
+        return None;
     } else {
         c.lit_n(b"e\":\"trade\",\"E\":")?;
         c.spot_trade_body(res)?
@@ -599,7 +614,57 @@ impl Cur<'_> {
         d.at(scale)
     }
 
-    /// [`spot_direct`]'s bookTicker after `{"u":`, up to its closing `}` (not consumed).
+    /// An unsigned integer member `,"key":` if it is next.
+    #[inline(always)]
+    fn opt_uint<const N: usize>(&mut self, key: &[u8; N]) -> Option<Option<u64>> {
+        if self.lit_n(key).is_none() {
+            return Some(None);
+        }
+        self.uint().map(Some)
+    }
+
+    /// [`direct`]'s depthUpdate after `{"e":"depthUpdate","E":`, up to its closing `}` (not
+    /// consumed). `T` and `pu` are required on futures, as the walk requires them.
+    #[inline(always)]
+    fn depth_body(
+        &mut self,
+        res: &Resolver<'_>,
+        futures: bool,
+        bids: &mut Vec<Level>,
+        asks: &mut Vec<Level>,
+    ) -> Option<MarketMsg<'static>> {
+        let event_time_ms = self.uint()?;
+        let transact_time_ms = self.opt_uint(b",\"T\":")?;
+        let inst = self.cached_symbol(res)?;
+        // COIN-M's pair, which tape does not read: a plain string here.
+        if self.lit_n(b",\"ps\":\"").is_some() {
+            self.str_body()?;
+        }
+        self.lit_n(b",\"U\":")?;
+        let first_update_id = self.uint()?;
+        self.lit_n(b",\"u\":")?;
+        let final_update_id = self.uint()?;
+        let prev_final_update_id = self.opt_uint(b",\"pu\":")?;
+        if futures && (transact_time_ms.is_none() || prev_final_update_id.is_none()) {
+            return None;
+        }
+        self.lit_n(b",\"b\":")?;
+        self.direct_levels(bids, inst.price_scale, inst.qty_scale)?;
+        self.lit_n(b",\"a\":")?;
+        self.direct_levels(asks, inst.price_scale, inst.qty_scale)?;
+        Some(MarketMsg::Depth(DepthUpdate {
+            instrument: inst.id,
+            event_time_ms,
+            transact_time_ms,
+            first_update_id,
+            final_update_id,
+            prev_final_update_id,
+            bids: &[],
+            asks: &[],
+        }))
+    }
+
+    /// [`direct`]'s bookTicker after `{"u":`, up to its closing `}` (not consumed).
     #[inline(always)]
     fn spot_book_body(&mut self, res: &Resolver<'_>) -> Option<MarketMsg<'static>> {
         let update_id = self.uint()?;
@@ -624,7 +689,7 @@ impl Cur<'_> {
         }))
     }
 
-    /// [`spot_direct`]'s trade after `{"e":"trade","E":`, up to its closing `}` (not
+    /// [`direct`]'s trade after `{"e":"trade","E":`, up to its closing `}` (not
     /// consumed). `M`, which tape does not read, is taken only as `true` or `false`.
     #[inline(always)]
     fn spot_trade_body(&mut self, res: &Resolver<'_>) -> Option<MarketMsg<'static>> {

@@ -293,7 +293,7 @@ impl Cur<'_> {
     /// frame's last bytes are read from a zero-padded copy); from the first that does not
     /// (spot's eight fraction digits) the rest go through [`levels_scan`].
     #[inline(always)]
-    fn direct_levels(
+    pub(super) fn direct_levels(
         &mut self,
         out: &mut Vec<Level>,
         price_scale: u8,
@@ -398,10 +398,10 @@ fn levels_scan(
 
 /// One level, `["price","qty"]` followed by `,` or `]`, at the start of `w`, read from the
 /// byte classes of its first 32 bytes: the quotes give both strings' ends, the digit and dot
-/// classes check them ([`dec_in`]); the last eight bytes are only read to
-/// fill a decimal's word. Returns the level, the bytes it used with the byte that follows
-/// it, and whether that byte was `,` (another level follows). `None` when the level or that
-/// byte is not within the 32 bytes, or anything is off the strict spelling.
+/// classes check them ([`dec_in`]); the last eight bytes are only read to fill a decimal's
+/// word. Returns the level, the bytes it used with the byte that follows it, and whether that
+/// byte was `,` (another level follows). `None` when the level or that byte is not within the
+/// 32 bytes, or anything is off the strict spelling.
 #[inline(always)]
 fn level32(w: &[u8; 40], price_scale: u8, qty_scale: u8) -> Option<(Level, usize, bool)> {
     let c = tape_simd::classify32(w.first_chunk::<32>()?);
