@@ -286,14 +286,14 @@ impl Cur<'_> {
 
     /// `[["price","qty"],..]` with no whitespace, parsed into `out` (cleared first). `None`
     /// for anything else, including a decimal the fast tiers do not take (the span route then
-    /// decides, with `parse_fixed` behind it).
+    /// decides, with `parse_fixed` behind it; for a snapshot body, the tape path).
     ///
     /// Levels are read from the byte classes of the 32 bytes where each starts ([`level32`])
     /// while they fit them with decimals of at most eight bytes (USD-M's and COIN-M's; the
     /// frame's last bytes are read from a zero-padded copy); from the first that does not
     /// (spot's eight fraction digits) the rest go through [`levels_scan`].
     #[inline(always)]
-    fn direct_levels(
+    pub(super) fn direct_levels(
         &mut self,
         out: &mut Vec<Level>,
         price_scale: u8,
