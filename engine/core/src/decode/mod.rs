@@ -39,6 +39,8 @@ mod tests_corpus;
 mod tests_errors;
 #[cfg(test)]
 mod tests_fast;
+#[cfg(test)]
+mod tests_fast_snapshot;
 
 use std::fmt;
 
