@@ -312,3 +312,36 @@ proptest! {
         check_mutant(&json, b.market, &b.symbol, (8, 8));
     }
 }
+
+/// The size limit is the tape path's: a body of exactly [`MAX_FRAME_BYTES`] takes the fast
+/// path, one byte more is `Oversize` from the tape path, in the same shape.
+#[test]
+fn size_limit_is_the_tape_paths() {
+    let mut r = Registry::default();
+    let id = r.register(Market::CoinM, "BTCUSD_PERP", 1, 0).unwrap();
+    let (mut fast, mut slow) = (Decoder::new(), Decoder::new().with_fast_path(false));
+    // CM_SNAPSHOT with its `pair` (which nothing reads) grown to the length wanted.
+    let body = |len: usize| {
+        let short = CM_SNAPSHOT.len();
+        let pad = "X".repeat(len - short);
+        CM_SNAPSHOT
+            .replace("\"BTCUSD\"", &format!("\"BTCUSD{pad}\""))
+            .into_bytes()
+    };
+    let at = body(MAX_FRAME_BYTES);
+    assert_eq!(at.len(), MAX_FRAME_BYTES);
+    assert_eq!(check_took(&mut fast, &mut slow, &at, id, &r), (true, true));
+    let over = body(MAX_FRAME_BYTES + 1);
+    assert_eq!(
+        fast.decode_snapshot(&over, id, &r)
+            .map(|s| s.last_update_id),
+        Err(DecodeError::Oversize {
+            len: MAX_FRAME_BYTES + 1,
+            max: MAX_FRAME_BYTES
+        })
+    );
+    assert_eq!(
+        check_took(&mut fast, &mut slow, &over, id, &r),
+        (false, false)
+    );
+}
