@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 
-use super::tests::{registry, CM_SNAPSHOT, SPOT_SNAPSHOT, USDM_SNAPSHOT};
+use super::tests::{id, registry, CM_SNAPSHOT, SPOT_SNAPSHOT, USDM_SNAPSHOT};
 use super::tests_corpus::fixtures_dir;
 use super::tests_fast::mutate;
 use super::*;
@@ -344,4 +344,162 @@ fn size_limit_is_the_tape_paths() {
         check_took(&mut fast, &mut slow, &over, id, &r),
         (false, false)
     );
+}
+
+/// Hand-made bodies at the edges of the shapes, each decoded for every instrument of the test
+/// registry; the shapes themselves must take the fast path.
+#[test]
+fn edge_bodies_decode_identically() {
+    let lv = r#""bids":[["1.5","2"]],"asks":[["1.6","3"]]"#;
+    let e_t = r#""E":1,"T":2"#;
+    let cm = r#""symbol":"BTCUSD_PERP","pair":"BTCUSD""#;
+    // (body, taken by the fast path for COIN-M BTCUSD_PERP)
+    let cases: Vec<(String, bool)> = vec![
+        (format!(r#"{{"lastUpdateId":1,{e_t},{cm},{lv}}}"#), true),
+        (format!(r#"{{"lastUpdateId":0,{e_t},{cm},{lv}}}"#), true),
+        (
+            format!(r#"{{"lastUpdateId":9223372036854775807,{e_t},{cm},{lv}}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":9223372036854775808,{e_t},{cm},{lv}}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":9999999999999999999,{e_t},{cm},{lv}}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":18446744073709551615,{e_t},{cm},{lv}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":18446744073709551616,{e_t},{cm},{lv}}}"#),
+            false,
+        ),
+        (format!(r#"{{"lastUpdateId":01,{e_t},{cm},{lv}}}"#), false),
+        (format!(r#"{{"lastUpdateId":1.0,{e_t},{cm},{lv}}}"#), false),
+        (format!(r#"{{"lastUpdateId":-1,{e_t},{cm},{lv}}}"#), false),
+        (format!(r#"{{"lastUpdateId":"1",{e_t},{cm},{lv}}}"#), false),
+        (format!(r#"{{"lastUpdateId":1,"E":1,{cm},{lv}}}"#), false),
+        (
+            format!(r#"{{"lastUpdateId":1,"T":2,"E":1,{cm},{lv}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},"symbol":"btcusd_perp","pair":"x",{lv}}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},"symbol":"ETHUSD_PERP","pair":"x",{lv}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},"symbol":"","pair":"",{lv}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},"symbol":"BTCUSD_PERP",{lv}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},"pair":"BTCUSD",{lv}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},"symbol":"BTCUSD_PERP","pair":"\u0041",{lv}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},"symbol":"BTCUSD\u005fPERP","pair":"x",{lv}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},"bids":[],"asks":[]}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},"asks":[],"bids":[]}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},"bids":[["1.5","2"]]}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},"bids":{{}},"asks":[]}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},"bids":[["1.5"]],"asks":[]}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},"bids":[["1.5","2","3"]],"asks":[]}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},"bids":[["1.5",2]],"asks":[]}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},"bids":[["1.55","2"]],"asks":[]}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},"bids":[["-1.5","2"]],"asks":[]}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},"bids":[[ "1.5","2"]],"asks":[]}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},{lv},"lastUpdateId":2}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"lastUpdateId":1,{e_t},{cm},{lv},"x":null}}"#),
+            false,
+        ),
+        (format!(r#"{{"lastUpdateId":1,{e_t},{cm},{lv}}} "#), false),
+        (format!(r#"{{"lastUpdateId":1,{e_t},{cm},{lv}}}x"#), false),
+        (format!(r#" {{"lastUpdateId":1,{e_t},{cm},{lv}}}"#), false),
+        (format!(r#"{{"lastUpdateId":1, {e_t},{cm},{lv}}}"#), false),
+        (format!(r#"{{"lastUpdateId":1,{e_t},{cm},{lv}"#), false),
+        (format!(r#"{{"lastUpdateId":1,{lv}}}"#), false),
+        (format!(r#"{{"lastUpdateId":1,{cm},{lv}}}"#), false),
+        ("{}".into(), false),
+        ("[]".into(), false),
+        ("".into(), false),
+    ];
+    let r = registry();
+    let cm_id = id(&r, Market::CoinM, "BTCUSD_PERP");
+    let (mut fast, mut slow) = (Decoder::new(), Decoder::new().with_fast_path(false));
+    for (body, taken) in &cases {
+        for inst in r.iter().map(|i| i.id) {
+            let (took, ok) = check_took(&mut fast, &mut slow, body.as_bytes(), inst, &r);
+            if inst == cm_id {
+                assert_eq!(took, *taken, "{body}");
+                assert!(ok || !taken, "{body}");
+            }
+        }
+    }
+    // Spot's and USD-M's shapes, for their instruments.
+    let spot = id(&r, Market::Spot, "BTCUSDT");
+    let usdm = id(&r, Market::UsdM, "BTCUSDT");
+    for (body, inst, taken) in [
+        (format!(r#"{{"lastUpdateId":1,{lv}}}"#), spot, true),
+        (format!(r#"{{"lastUpdateId":1,{e_t},{lv}}}"#), spot, true),
+        (format!(r#"{{"lastUpdateId":1,{e_t},{lv}}}"#), usdm, true),
+        (format!(r#"{{"lastUpdateId":1,{lv}}}"#), usdm, false),
+        (
+            format!(r#"{{"lastUpdateId":1,"symbol":"BTCUSDT","pair":"x",{lv}}}"#),
+            spot,
+            true,
+        ),
+    ] {
+        let (took, ok) = check_took(&mut fast, &mut slow, body.as_bytes(), inst, &r);
+        assert_eq!((took, ok), (taken, taken), "{body}");
+    }
 }
