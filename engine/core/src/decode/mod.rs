@@ -8,7 +8,8 @@
 //! `bookTicker`, `trade` and `depthUpdate` frames in their usual shapes first go through the
 //! `fast` module, a one-pass tokenizer for the small JSON subset they use, which skips
 //! simd-json and yields exactly the same result; anything it does not fully understand falls
-//! through to simd-json (see [`Decoder::with_fast_path`]).
+//! through to simd-json (see [`Decoder::with_fast_path`]). REST depth snapshot bodies in
+//! Binance's exact shapes go through the same module's snapshot reader, on the same terms.
 //!
 //! A [`Decoder`] owns every buffer it needs (the padded input copy simd-json mutates, its
 //! [`simd_json::Buffers`], the tape, and the bid/ask level vectors), so once they have grown
@@ -38,6 +39,8 @@ mod tests_corpus;
 mod tests_errors;
 #[cfg(test)]
 mod tests_fast;
+#[cfg(test)]
+mod tests_fast_snapshot;
 
 use std::fmt;
 
@@ -88,6 +91,8 @@ pub struct Decoder {
     fast_path: bool,
     /// Frames the fast path decoded (or rejected with the resolver's error).
     fast_hits: u64,
+    /// Snapshot bodies the fast path decoded.
+    fast_snapshot_hits: u64,
 }
 
 impl Default for Decoder {
@@ -122,12 +127,13 @@ impl Decoder {
             spans: Vec::with_capacity(2 * INITIAL_LEVELS),
             fast_path: true,
             fast_hits: 0,
+            fast_snapshot_hits: 0,
         }
     }
 
-    /// Turns the fast path (on by default) on or off. It only ever changes speed: with it off,
-    /// every frame goes through simd-json, which is how the tests prove both give the same
-    /// results.
+    /// Turns the fast path (on by default) on or off, for frames and snapshot bodies alike. It
+    /// only ever changes speed: with it off, every frame and body goes through simd-json,
+    /// which is how the tests prove both give the same results.
     pub fn with_fast_path(mut self, on: bool) -> Self {
         self.fast_path = on;
         self
@@ -137,6 +143,12 @@ impl Decoder {
     /// went through simd-json. For monitoring how much of a feed takes the fast path.
     pub fn fast_path_hits(&self) -> u64 {
         self.fast_hits
+    }
+
+    /// How many snapshot bodies the fast path has decoded since this decoder was created
+    /// (counted apart from [`Decoder::fast_path_hits`]); the rest went through simd-json.
+    pub fn fast_path_snapshot_hits(&self) -> u64 {
+        self.fast_snapshot_hits
     }
 
     /// A WebSocket market-data frame: bare event or combined-stream wrapper
@@ -222,6 +234,16 @@ impl Decoder {
             return Err(DecodeError::UnknownInstrument { id: instrument });
         }
         let inst = registry.get(instrument);
+        // Bodies in Binance's exact shapes skip simd-json; the fast path hands everything
+        // else, errors included, to the tape path below.
+        if self.fast_path {
+            if let Some(mut snap) = fast::snapshot(body, inst, &mut self.bids, &mut self.asks) {
+                self.fast_snapshot_hits += 1;
+                snap.bids = &self.bids;
+                snap.asks = &self.asks;
+                return Ok(snap);
+            }
+        }
         let (bids, asks) = (&mut self.bids, &mut self.asks);
         let mut snap = with_tape(
             &mut self.scratch,

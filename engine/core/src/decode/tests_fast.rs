@@ -334,7 +334,7 @@ const MEMBERS: &[&str] = &[
 ];
 
 /// Applies one mutation; `pos` and `pick` choose where and what.
-fn mutate(b: &mut Vec<u8>, kind: u8, pos: usize, pick: usize) {
+pub(super) fn mutate(b: &mut Vec<u8>, kind: u8, pos: usize, pick: usize) {
     let len = b.len();
     let at = pos % (len + 1);
     let ms = members(b, 1 + pick % 2);

@@ -18,6 +18,9 @@
 //! lookup finds the same instrument without changing the registry again.
 
 mod shape;
+mod snapshot;
+
+pub(super) use snapshot::snapshot;
 
 use super::events::{Inst, Resolver};
 use super::number::{fixed_in, scan_dec, scan_uint, Dec};

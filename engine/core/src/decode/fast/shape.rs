@@ -286,7 +286,7 @@ impl Cur<'_> {
 
     /// `[["price","qty"],..]` with no whitespace, parsed into `out` (cleared first). `None`
     /// for anything else, including a decimal the fast tiers do not take (the span route then
-    /// decides, with `parse_fixed` behind it).
+    /// decides, with `parse_fixed` behind it; for a snapshot body, the tape path).
     ///
     /// Levels are read from the byte classes of the 32 bytes where each starts ([`level32`])
     /// while they fit them with decimals of at most eight bytes (USD-M's and COIN-M's; the
