@@ -479,9 +479,9 @@ proptest! {
     }
 }
 
-/// The depth frames of every market and the spot bookTicker and trade frames of the
-/// captures go straight to their message (`fast::direct`), and that message and its levels
-/// are the walk's, field for field.
+/// The depth, bookTicker and trade frames of the captures, in every market, go straight to
+/// their message (`fast::direct`), and that message and its levels are the walk's, field for
+/// field.
 #[test]
 fn hot_frames_take_the_direct_path_and_equal_the_walk() {
     let mut registry = registry();
@@ -529,15 +529,11 @@ fn hot_frames_take_the_direct_path_and_equal_the_walk() {
         Market::UsdM as usize,
         Market::CoinM as usize,
     );
-    // Every depth frame of every market, and every spot bookTicker and trade, of the
-    // captures is in Binance's exact shape.
-    assert_eq!(taken[spot], hot[spot]);
-    for m in [usdm, cm] {
-        assert_eq!(taken[m][0], hot[m][0]);
-        assert_eq!(taken[m][1..], [0, 0]);
-    }
+    // Every depth, bookTicker and trade frame of the captures, in every market, is in
+    // Binance's exact shape.
+    assert_eq!(taken, hot);
     for m in [spot, usdm, cm] {
-        assert!(taken[m][0] > 100, "{taken:?}");
+        assert!(taken[m].iter().all(|&n| n > 10), "{taken:?}");
     }
     assert!(taken[spot][1] > 1000 && taken[spot][2] > 100, "{taken:?}");
 }

@@ -585,16 +585,19 @@ pub(super) fn direct(
     c.str_body()?;
     c.lit_n(b",\"data\":{\"")?;
     let futures = res.ctx.market.is_futures();
-    // Spot's bookTicker, the most frequent, is told apart by its first key alone.
-    let msg = if !futures && c.lit_n(b"u\":").is_some() {
-        c.spot_book_body(res)?
-    } else if c.lit_n(b"e\":\"depthUpdate\",\"E\":").is_some() {
-        c.depth_body(res, futures, bids, asks)?
-    } else if futures {
-        return None;
+    let msg = if c.lit_n(b"u\":").is_some() {
+        // Spot's and COIN-M's bookTicker (the most frequent frame) start with `u`.
+        c.book_body(res, futures, true)?
     } else {
-        c.lit_n(b"e\":\"trade\",\"E\":")?;
-        c.spot_trade_body(res)?
+        c.lit_n(b"e\":\"")?;
+        if c.lit_n(b"depthUpdate\",\"E\":").is_some() {
+            c.depth_body(res, futures, bids, asks)?
+        } else if c.lit_n(b"trade\",\"E\":").is_some() {
+            c.trade_body(res)?
+        } else {
+            c.lit_n(b"bookTicker\",\"u\":")?;
+            c.book_body(res, futures, false)?
+        }
     };
     c.lit_n(b"}}")?;
     (c.i == frame.len()).then_some(msg)
@@ -639,10 +642,7 @@ impl Cur<'_> {
         let event_time_ms = self.uint()?;
         let transact_time_ms = self.opt_uint(b",\"T\":")?;
         let inst = self.cached_symbol(res)?;
-        // COIN-M's pair, which tape does not read: a plain string here.
-        if self.lit_n(b",\"ps\":\"").is_some() {
-            self.str_body()?;
-        }
+        self.skip_pair()?;
         self.lit_n(b",\"U\":")?;
         let first_update_id = self.uint()?;
         self.lit_n(b",\"u\":")?;
@@ -667,11 +667,23 @@ impl Cur<'_> {
         }))
     }
 
-    /// [`direct`]'s bookTicker after `{"u":`, up to its closing `}` (not consumed).
+    /// [`direct`]'s bookTicker after its `"u":` up to its closing `}` (not consumed):
+    /// `u s b B a A` with, where the market's shape has them, `e` after `u` (`after_u`:
+    /// COIN-M's; USD-M's `e` comes first and is consumed already), `ps` after `s`, and `T`
+    /// and `E` last. `T` and `E` are required on futures, as the walk requires them.
     #[inline(always)]
-    fn spot_book_body(&mut self, res: &Resolver<'_>) -> Option<MarketMsg<'static>> {
+    fn book_body(
+        &mut self,
+        res: &Resolver<'_>,
+        futures: bool,
+        after_u: bool,
+    ) -> Option<MarketMsg<'static>> {
         let update_id = self.uint()?;
+        if after_u {
+            let _ = self.lit_n(b",\"e\":\"bookTicker\"");
+        }
         let inst = self.cached_symbol(res)?;
+        self.skip_pair()?;
         self.lit_n(b",\"b\":\"")?;
         let bid_price = Price(self.dec_at(inst.price_scale)?);
         self.lit_n(b",\"B\":\"")?;
@@ -680,11 +692,16 @@ impl Cur<'_> {
         let ask_price = Price(self.dec_at(inst.price_scale)?);
         self.lit_n(b",\"A\":\"")?;
         let ask_qty = Qty(self.dec_at(inst.qty_scale)?);
+        let transact_time_ms = self.opt_uint(b",\"T\":")?;
+        let event_time_ms = self.opt_uint(b",\"E\":")?;
+        if futures && (transact_time_ms.is_none() || event_time_ms.is_none()) {
+            return None;
+        }
         Some(MarketMsg::BookTicker(BookTicker {
             instrument: inst.id,
             update_id,
-            event_time_ms: None,
-            transact_time_ms: None,
+            event_time_ms,
+            transact_time_ms,
             bid_price,
             bid_qty,
             ask_price,
@@ -692,11 +709,24 @@ impl Cur<'_> {
         }))
     }
 
-    /// [`direct`]'s trade after `{"e":"trade","E":`, up to its closing `}` (not
-    /// consumed). `M`, which tape does not read, is taken only as `true` or `false`.
+    /// COIN-M's `,"ps":"pair"`, which tape does not read, if it is next: a plain string here
+    /// (`None` for anything else, which the walk reads instead).
     #[inline(always)]
-    fn spot_trade_body(&mut self, res: &Resolver<'_>) -> Option<MarketMsg<'static>> {
+    fn skip_pair(&mut self) -> Option<()> {
+        if self.lit_n(b",\"ps\":\"").is_some() {
+            self.str_body()?;
+        }
+        Some(())
+    }
+
+    /// [`direct`]'s trade after `{"e":"trade","E":`, up to its closing `}` (not consumed):
+    /// spot's `E s t p q T m M`, futures' `E T s t p q X m`. `T` may stand in either place
+    /// (the later one counts, as in the walk) and is required; `M`, which tape does not
+    /// read, is taken only as `true` or `false`, `X` only as a plain string.
+    #[inline(always)]
+    fn trade_body(&mut self, res: &Resolver<'_>) -> Option<MarketMsg<'static>> {
         let event_time_ms = self.uint()?;
+        let early_t = self.opt_uint(b",\"T\":")?;
         let inst = self.cached_symbol(res)?;
         self.lit_n(b",\"t\":")?;
         let trade_id = self.uint()?;
@@ -704,12 +734,18 @@ impl Cur<'_> {
         let price = Price(self.dec_at(inst.price_scale)?);
         self.lit_n(b",\"q\":\"")?;
         let qty = Qty(self.dec_at(inst.qty_scale)?);
-        self.lit_n(b",\"T\":")?;
-        let trade_time_ms = self.uint()?;
+        let trade_time_ms = self.opt_uint(b",\"T\":")?.or(early_t)?;
+        let is_market = if self.lit_n(b",\"X\":\"").is_some() {
+            let (s, e) = self.str_body()?;
+            self.b.get(s..e)? == b"MARKET"
+        } else {
+            true
+        };
         self.lit_n(b",\"m\":")?;
         let buyer_is_maker = self.bool_lit()?;
-        self.lit_n(b",\"M\":")?;
-        self.bool_lit()?;
+        if self.lit_n(b",\"M\":").is_some() {
+            self.bool_lit()?;
+        }
         Some(MarketMsg::Trade(Trade {
             instrument: inst.id,
             event_time_ms,
@@ -720,7 +756,7 @@ impl Cur<'_> {
             buyer_is_maker,
             buyer_order_id: None,
             seller_order_id: None,
-            is_market: true,
+            is_market,
         }))
     }
 
