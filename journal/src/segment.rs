@@ -74,7 +74,6 @@ impl ReadMap {
         // Zeroed by the allocator (calloc: untouched pages cost no memory), so holes need no
         // reading at all.
         let mut buf = vec![0u8; len];
-        advise_huge_pages(&mut buf);
         let mut at = 0usize;
         let mut end = len;
         while at < end {
@@ -109,34 +108,6 @@ impl ReadMap {
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf
     }
-}
-
-/// Asks the kernel to back `buf` (fresh, untouched memory) with transparent huge pages where
-/// it can. A whole segment is read into it, and each 4 KiB page's first touch is a fault: a
-/// 64 MiB segment took 16,384 of them, most of `tape replay`'s and `tape verify`'s system
-/// time on a VM. Only advice: where it is refused or unsupported the buffer is the same, just
-/// slower to fill.
-#[allow(unsafe_code)]
-fn advise_huge_pages(buf: &mut [u8]) {
-    const HUGE: usize = 2 << 20;
-    if buf.len() < 2 * HUGE {
-        return;
-    }
-    // madvise needs a page-aligned start; the allocation's first bytes may precede one.
-    let skip = buf.as_mut_ptr().align_offset(4096);
-    let Some(range) = buf.get_mut(skip..) else {
-        return;
-    };
-    // SAFETY: the range lies inside `buf`, which this function borrows mutably, and starts
-    // on a page boundary; MADV_HUGEPAGE changes only how the memory is backed, never its
-    // contents or whether it is valid to use.
-    let _ = unsafe {
-        rustix::mm::madvise(
-            range.as_mut_ptr().cast(),
-            range.len(),
-            rustix::mm::Advice::LinuxHugepage,
-        )
-    };
 }
 
 /// `pread` until `buf` is full or the file ends; returns the bytes read.
@@ -251,31 +222,5 @@ impl WriteMap {
         self.map
             .flush_async_range(offset, len)
             .map_err(io_err("msync(async) segment", path))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Seek, Write};
-
-    /// A file large enough for the huge-page advice (8 MiB and a few bytes, with a hole in
-    /// the middle and data after it) reads back byte for byte.
-    #[test]
-    fn a_large_file_with_a_hole_reads_back_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seg");
-        let mut file = File::create(&path).unwrap();
-        let head: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8 | 1).collect();
-        file.write_all(&head).unwrap();
-        // A 2 MiB hole, then data to an odd length.
-        file.seek(std::io::SeekFrom::Start(5 << 20)).unwrap();
-        let tail: Vec<u8> = (0..(3u32 << 20) + 7).map(|i| (i % 241) as u8 | 1).collect();
-        file.write_all(&tail).unwrap();
-        drop(file);
-        let map = ReadMap::open(&path).unwrap();
-        assert_eq!(map.bytes(), std::fs::read(&path).unwrap().as_slice());
-        assert_eq!(map.bytes().len(), (8 << 20) + 7);
-        assert!(map.bytes()[(3 << 20)..(5 << 20)].iter().all(|&b| b == 0));
     }
 }
