@@ -179,9 +179,56 @@ fn oracle(json: &str, msg: &MarketMsg<'_>, r: &Registry, at: &str) {
     }
 }
 
+/// One hftbacktest capture file of a Binance market.
+pub(super) struct Capture {
+    /// The file's name.
+    pub name: String,
+    pub market: Market,
+    /// The symbol its name carries: `cm_btcusd_perp_20240808...` -> `BTCUSD_PERP`.
+    pub symbol: String,
+    pub text: String,
+}
+
+impl Capture {
+    /// The JSON of each line, its receive time stripped.
+    pub fn jsons(&self) -> impl Iterator<Item = &str> {
+        self.text.lines().map(|l| l.split_once(' ').unwrap().1)
+    }
+}
+
+/// The hftbacktest capture files of the three markets, sorted by name.
+pub(super) fn hftbacktest_captures() -> Vec<Capture> {
+    let mut files: Vec<_> = std::fs::read_dir(fixtures_dir().join("hftbacktest"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let Some((prefix, rest)) = name.split_once('_') else {
+            continue;
+        };
+        let market = match prefix {
+            "spot" => Market::Spot,
+            "usdm" => Market::UsdM,
+            "cm" => Market::CoinM,
+            _ => continue,
+        };
+        let symbol = rest.rsplit_once('_').unwrap().0.to_ascii_uppercase();
+        let text = std::fs::read_to_string(&path).unwrap();
+        out.push(Capture {
+            name,
+            market,
+            symbol,
+            text,
+        });
+    }
+    out
+}
+
 #[test]
 fn decodes_every_hftbacktest_binance_line() {
-    let dir = fixtures_dir().join("hftbacktest");
     // Counts from SOURCES.md: depth, bookTicker, trade, snapshot.
     let expected: [(&str, [usize; 4]); 5] = [
         (
@@ -203,21 +250,13 @@ fn decodes_every_hftbacktest_binance_line() {
         ),
     ];
     let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        let Some((prefix, rest)) = name.split_once('_') else {
-            continue;
-        };
-        let market = match prefix {
-            "spot" => Market::Spot,
-            "usdm" => Market::UsdM,
-            "cm" => Market::CoinM,
-            _ => continue,
-        };
-        // `cm_btcusd_perp_20240808...` -> BTCUSD_PERP
-        let symbol = rest.rsplit_once('_').unwrap().0.to_ascii_uppercase();
-        let text = std::fs::read_to_string(&path).unwrap();
+    for Capture {
+        name,
+        market,
+        symbol,
+        text,
+    } in hftbacktest_captures()
+    {
         let mut r = Registry::default();
         let mut d = Decoder::new();
         let c = DecodeCtx {

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 
 use super::tests::{registry, FRAMES};
-use super::tests_corpus::fixtures_dir;
+use super::tests_corpus::{fixtures_dir, hftbacktest_captures};
 use super::*;
 use crate::instrument::Instrument;
 
@@ -24,23 +24,10 @@ fn lines() -> &'static [Line] {
     LINES.get_or_init(|| {
         let dir = fixtures_dir();
         let mut out = Vec::new();
-        let mut files: Vec<_> = std::fs::read_dir(dir.join("hftbacktest"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for path in files {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let market = match name.split('_').next() {
-                Some("spot") => Market::Spot,
-                Some("usdm") => Market::UsdM,
-                Some("cm") => Market::CoinM,
-                _ => continue,
-            };
-            for l in std::fs::read_to_string(&path).unwrap().lines() {
-                let (_, json) = l.split_once(' ').unwrap();
+        for capture in hftbacktest_captures() {
+            for json in capture.jsons() {
                 out.push(Line {
-                    market,
+                    market: capture.market,
                     json: json.as_bytes().to_vec(),
                 });
             }

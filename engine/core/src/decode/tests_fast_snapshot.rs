@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 
 use super::tests::{id, registry, CM_SNAPSHOT, SPOT_SNAPSHOT, USDM_SNAPSHOT};
-use super::tests_corpus::fixtures_dir;
+use super::tests_corpus::{fixtures_dir, hftbacktest_captures};
 use super::tests_fast::mutate;
 use super::*;
 
@@ -26,30 +26,12 @@ fn bodies() -> &'static [Body] {
     BODIES.get_or_init(|| {
         let dir = fixtures_dir();
         let mut out = Vec::new();
-        let mut files: Vec<_> = std::fs::read_dir(dir.join("hftbacktest"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for path in files {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let Some((prefix, rest)) = name.split_once('_') else {
-                continue;
-            };
-            let market = match prefix {
-                "spot" => Market::Spot,
-                "usdm" => Market::UsdM,
-                "cm" => Market::CoinM,
-                _ => continue,
-            };
-            // `cm_btcusd_perp_20240808...` -> BTCUSD_PERP
-            let symbol = rest.rsplit_once('_').unwrap().0.to_ascii_uppercase();
-            for l in std::fs::read_to_string(&path).unwrap().lines() {
-                let (_, json) = l.split_once(' ').unwrap();
+        for capture in hftbacktest_captures() {
+            for json in capture.jsons() {
                 if json.starts_with("{\"lastUpdateId\"") {
                     out.push(Body {
-                        market,
-                        symbol: symbol.clone(),
+                        market: capture.market,
+                        symbol: capture.symbol.clone(),
                         json: json.as_bytes().to_vec(),
                     });
                 }
