@@ -1,11 +1,14 @@
 //! Whole-segment analysis shared by recovery and `verify`: find the intact prefix, classify
 //! damage, and measure what lies beyond the intact prefix.
 
-use crate::error::DamageKind;
+use std::path::Path;
+
+use crate::error::{DamageKind, JournalError};
 use crate::format::{
     first_nonzero, parse_record, record_size, Check, Parsed, SegmentHeader, RECORD_ALIGN,
     RECORD_HEADER_LEN, RECORD_MARKER, SEGMENT_HEADER_LEN,
 };
+use crate::segment::SegmentWindow;
 
 /// Decodes the header of a segment file and checks it against the file name.
 pub(crate) fn check_header(file: &[u8], name_seq: u64) -> Result<SegmentHeader, DamageKind> {
@@ -92,6 +95,51 @@ pub(crate) fn scan_records(file: &[u8], seg_size: usize, first_seq: u64) -> Reco
             }
         }
     }
+}
+
+/// The header and record scan of a clean segment (valid header, every record intact, then
+/// zeros up to exactly the header's size), read through `win` a window at a time; `None` for
+/// any other segment, which the caller then analyses whole ([`scan_records`]). For a clean
+/// segment both give the same scan.
+pub(crate) fn scan_clean(
+    win: &mut SegmentWindow,
+    path: &Path,
+    name_seq: u64,
+) -> Result<Option<(SegmentHeader, RecordScan)>, JournalError> {
+    win.open(path)?;
+    win.cover(0, SEGMENT_HEADER_LEN, false, path)?;
+    let Some(Ok(header)) = win
+        .get(0..SEGMENT_HEADER_LEN)
+        .map(|h| check_header(h, name_seq))
+    else {
+        return Ok(None);
+    };
+    let seg_size = header.segment_size as usize;
+    let mut pos = SEGMENT_HEADER_LEN;
+    let mut seq = header.first_seq;
+    let mut records = 0;
+    while win.len() == seg_size {
+        match win.parse(pos, seg_size, Some(seq), path)? {
+            Parsed::Record(m) => {
+                pos = m.next;
+                seq = seq.wrapping_add(1);
+                records += 1;
+            }
+            Parsed::End => {
+                let clean =
+                    win.nonzero_from(pos, seg_size, path)?.is_none() && win.len() == seg_size;
+                let scan = RecordScan {
+                    records,
+                    end: pos,
+                    next_seq: seq,
+                    damage: None,
+                };
+                return Ok(clean.then_some((header, scan)));
+            }
+            Parsed::Damaged(_) => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// Offset of the first intact record (marker, bounds, padding, CRC; any sequence number)

@@ -44,8 +44,11 @@ use std::path::Path;
 use memmap2::MmapMut;
 use rustix::fs::{FallocateFlags, SeekFrom};
 
-use crate::error::{io_err, JournalError};
-use crate::format::MAX_SEGMENT_SIZE;
+use crate::error::{io_err, DamageKind, JournalError};
+use crate::format::{
+    first_nonzero, parse_record, record_size, Check, Parsed, MAX_SEGMENT_SIZE, RECORD_HEADER_LEN,
+    RECORD_MARKER,
+};
 
 /// Most bytes a reader loads from one file: a segment is at most [`MAX_SEGMENT_SIZE`]; one
 /// alignment unit more is enough for the scan to report a longer file as too long.
@@ -107,6 +110,231 @@ impl ReadMap {
     /// The file's bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf
+    }
+}
+
+/// Bytes a [`SegmentWindow`] reads at a time: small enough to stay in the L2 cache between
+/// the copy and the parse, large enough that the `pread` calls cost nothing next to the bytes.
+pub(crate) const WINDOW: usize = 256 << 10;
+
+/// A sliding window onto one segment file at a time, read with `pread` into one buffer that
+/// is reused for every segment (see the module docs for why readers copy instead of mapping).
+///
+/// A [`ReadMap`] copies a whole segment (64 MiB by default) into fresh memory, and the first
+/// touch of each of its pages is a page fault: for a sequential reader that was a third of
+/// its time. The window copies [`WINDOW`] bytes at a time into the same pages instead; it
+/// grows only for a record larger than that, to the record's size.
+#[derive(Debug)]
+pub(crate) struct SegmentWindow {
+    /// Bytes read at a time ([`WINDOW`]; tests make it small to put records across windows).
+    step: usize,
+    file: Option<File>,
+    /// The file's length when it was opened (at most [`MAX_READ`]), lowered if it turns out
+    /// shorter (the file shrank while it was read).
+    len: usize,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    base: usize,
+    /// Bytes of `buf` holding the file's bytes from `base`.
+    valid: usize,
+}
+
+impl Default for SegmentWindow {
+    fn default() -> Self {
+        Self::with_step(WINDOW)
+    }
+}
+
+impl SegmentWindow {
+    /// A window that reads `step` bytes (at least 1) at a time.
+    pub(crate) fn with_step(step: usize) -> Self {
+        SegmentWindow {
+            step: step.max(1),
+            file: None,
+            len: 0,
+            buf: Vec::new(),
+            base: 0,
+            valid: 0,
+        }
+    }
+
+    /// Switches to the file at `path`, keeping the buffer; nothing is read yet.
+    pub(crate) fn open(&mut self, path: &Path) -> Result<(), JournalError> {
+        self.file = None;
+        let file = File::open(path).map_err(io_err("open segment", path))?;
+        let len = file.metadata().map_err(io_err("stat segment", path))?.len();
+        self.len = usize::try_from(len.min(MAX_READ)).unwrap_or(usize::MAX);
+        self.file = Some(file);
+        self.base = 0;
+        self.valid = 0;
+        Ok(())
+    }
+
+    /// The file's length (see the field).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The bytes in the window, from file offset [`base`](Self::base), cut at file offset `end`.
+    pub(crate) fn bytes(&self, end: usize) -> &[u8] {
+        &self.buf[..self.valid.min(end.saturating_sub(self.base))]
+    }
+
+    /// The file's bytes at `range` (file offsets), if the window holds them.
+    pub(crate) fn get(&self, range: std::ops::Range<usize>) -> Option<&[u8]> {
+        let start = range.start.checked_sub(self.base)?;
+        let end = range.end.checked_sub(self.base)?;
+        self.buf[..self.valid].get(start..end)
+    }
+
+    /// Parses the record at file offset `pos` of a segment of `seg_size` bytes, as
+    /// [`parse_record`] would over the whole file (cut at `seg_size`), reading what it needs.
+    /// Offsets in the result are the file's; a record's bytes stay in the window until the
+    /// next call.
+    #[inline]
+    pub(crate) fn parse(
+        &mut self,
+        pos: usize,
+        seg_size: usize,
+        expected: Option<u64>,
+        path: &Path,
+    ) -> Result<Parsed, JournalError> {
+        self.cover(pos, RECORD_HEADER_LEN, false, path)?;
+        if let Some(total) = self.record_extent(pos, seg_size) {
+            self.cover(pos, total, false, path)?;
+        }
+        // The window holds the whole record (or the file ends inside it), so parsing at
+        // window offsets finds exactly what parsing the whole file would.
+        let base = self.base;
+        let area = self.bytes(self.len.min(seg_size));
+        let seg_end = seg_size.saturating_sub(base);
+        Ok(
+            match parse_record(area, seg_end, pos - base, expected, Check::Full) {
+                Parsed::Record(mut m) => {
+                    m.payload_at += base;
+                    m.next += base;
+                    Parsed::Record(m)
+                }
+                Parsed::End => Parsed::End,
+                // The one damage that names an offset names the window's: make it the file's.
+                Parsed::Damaged(DamageKind::Truncated { file_len }) => {
+                    Parsed::Damaged(DamageKind::Truncated {
+                        file_len: file_len + base as u64,
+                    })
+                }
+                Parsed::Damaged(kind) => Parsed::Damaged(kind),
+            },
+        )
+    }
+
+    /// The size of the record whose header is at file offset `pos`, if the window holds a
+    /// header with a record marker there and the record would fit in the segment: how many
+    /// bytes the window must hold from `pos` for the record to be parsed whole.
+    #[inline]
+    fn record_extent(&self, pos: usize, seg_size: usize) -> Option<usize> {
+        let h = self.get(pos..pos + RECORD_HEADER_LEN)?;
+        if u16::from_le_bytes([h[0], h[1]]) != RECORD_MARKER {
+            return None;
+        }
+        let total = record_size(u64::from(u32::from_le_bytes([h[4], h[5], h[6], h[7]])));
+        let fits = (pos as u64).saturating_add(total) <= seg_size as u64;
+        fits.then(|| usize::try_from(total).ok()).flatten()
+    }
+
+    /// File offset of the first non-zero byte in `[from, end)`, read a step at a time.
+    pub(crate) fn nonzero_from(
+        &mut self,
+        from: usize,
+        end: usize,
+        path: &Path,
+    ) -> Result<Option<usize>, JournalError> {
+        let mut at = from;
+        while at < end {
+            self.cover(at, self.step, false, path)?;
+            let base = self.base;
+            let bytes = self.bytes(end);
+            if let Some(i) = first_nonzero(bytes, at - base) {
+                return Ok(Some(base + i));
+            }
+            let reached = base + bytes.len();
+            if reached <= at {
+                break; // the file ends here
+            }
+            at = reached;
+        }
+        Ok(None)
+    }
+
+    /// Whether a record header has appeared at `pos`, where parsing found the end of the
+    /// records, since the window read it: re-reads the bytes there. A journal being written
+    /// grows that way; then parsing at `pos` again finds a record (or damage), not the end.
+    pub(crate) fn grew_at(
+        &mut self,
+        pos: usize,
+        seg_size: usize,
+        path: &Path,
+    ) -> Result<bool, JournalError> {
+        self.cover(pos, RECORD_HEADER_LEN, true, path)?;
+        let marker = self.get(pos..pos + 2);
+        Ok(pos + RECORD_HEADER_LEN <= seg_size && marker.is_some_and(|m| m != [0, 0]))
+    }
+
+    /// Makes the window hold the file's bytes `[at, at + need)`, or up to the file's end if it
+    /// ends sooner; re-reads them from the file if `fresh`. Reads at least a step of bytes when
+    /// it reads, keeping the bytes it already has from `at` on.
+    #[inline]
+    pub(crate) fn cover(
+        &mut self,
+        at: usize,
+        need: usize,
+        fresh: bool,
+        path: &Path,
+    ) -> Result<(), JournalError> {
+        let want = at.saturating_add(need).min(self.len);
+        if !fresh && at >= self.base && want <= self.base + self.valid {
+            return Ok(());
+        }
+        self.refill(at, want, fresh, path)
+    }
+
+    /// [`cover`](Self::cover)'s reading: moves what is kept to the front, reads the rest.
+    #[cold]
+    #[inline(never)]
+    fn refill(
+        &mut self,
+        at: usize,
+        want: usize,
+        fresh: bool,
+        path: &Path,
+    ) -> Result<(), JournalError> {
+        let have = self.base + self.valid;
+        let kept = if !fresh && at >= self.base && at < have {
+            self.buf.copy_within(at - self.base..self.valid, 0);
+            have - at
+        } else {
+            0
+        };
+        self.base = at;
+        self.valid = kept;
+        let size = self.step.max(want.saturating_sub(at));
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
+        }
+        let end = at.saturating_add(self.buf.len()).min(self.len);
+        if at + kept >= end {
+            return Ok(());
+        }
+        let Some(file) = self.file.as_ref() else {
+            return Ok(());
+        };
+        let got = read_fully_at(file, &mut self.buf[kept..end - at], (at + kept) as u64)
+            .map_err(io_err("read segment", path))?;
+        self.valid = kept + got;
+        if at + self.valid < end {
+            // The file shrank under us: what is left is what exists.
+            self.len = at + self.valid;
+        }
+        Ok(())
     }
 }
 
