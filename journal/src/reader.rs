@@ -324,12 +324,11 @@ mod tests {
     use super::{JournalReader, SegmentWindow};
     use crate::{JournalOptions, JournalWriter};
 
+    /// A record's fields and payload, owned.
+    type Owned = (u64, u64, u32, u16, Vec<u8>);
+
     /// Every record (owned) up to the end or the first error, and the error's text.
-    fn read(
-        dir: &Path,
-        step: usize,
-        from: Option<u64>,
-    ) -> (Vec<(u64, u64, u32, u16, Vec<u8>)>, String) {
+    fn read(dir: &Path, step: usize, from: Option<u64>) -> (Vec<Owned>, String) {
         let mut r = match JournalReader::open_with(dir, SegmentWindow::with_step(step)) {
             Ok(r) => r,
             Err(e) => return (Vec::new(), format!("open: {e}")),
