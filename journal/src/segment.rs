@@ -1,5 +1,6 @@
 //! Access to segment files: the writer's memory map (the only `unsafe` of the crate), the
-//! readers' `pread`-filled buffers, and reserving a segment's disk space up front.
+//! readers' `pread`-filled buffers (a whole segment, or a window of it), and reserving a
+//! segment's disk space up front.
 //!
 //! # Why readers do not map
 //!
