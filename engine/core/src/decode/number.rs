@@ -481,6 +481,61 @@ pub(super) fn dec_in(
     (acc as i64).checked_mul(pow10(scale - frac as u8))
 }
 
+/// [`dec_in`] for decimals of up to sixteen bytes (spot's: eight fraction digits), from the
+/// digit and dot classes of a 64-byte window as 64-bit masks; `e <= 64`. The 80-byte window
+/// lets the string's 16-byte word be read without a bounds branch. A fraction longer than the
+/// scale goes to [`wide`] (cold), which judges the zeros past it.
+#[inline(always)]
+pub(super) fn dec16_in(
+    digit: u64,
+    dot: u64,
+    w: &[u8; 80],
+    s: usize,
+    e: usize,
+    scale: u8,
+) -> Option<i64> {
+    let len = e.wrapping_sub(s);
+    if len.wrapping_sub(1) >= 16 || e > 64 || scale > MAX_SCALE {
+        return None;
+    }
+    // `s < 64` already; the mask lets the compiler see `s + 16 <= 79` (no bounds branch).
+    let s = s & 63;
+    let range = ((1u64 << len) - 1) << s;
+    let dots = dot & range;
+    if (digit | dots) & range != range || dots & dots.wrapping_sub(1) != 0 {
+        return None;
+    }
+    let word: [u8; 16] = w[s..s + 16].try_into().ok()?;
+    let t = u128::from_le_bytes(word) ^ ZEROS;
+    if dots == 0 {
+        // An integer: every byte a digit; the shift drops the window's bytes past them.
+        return (sixteen(t << (8 * (16 - len))) as i64).checked_mul(pow10(scale));
+    }
+    let dot = (dots >> s).trailing_zeros() as usize;
+    let frac = len - 1 - dot;
+    if frac > usize::from(scale) || len == 1 {
+        return dec16_past_scale(w, s, s + len, scale);
+    }
+    // Shift the dot out: the `len - 1` digits become contiguous in the low bytes.
+    let below = low_bytes(dot);
+    let digits = (t & below) | ((t >> 8) & !below);
+    (sixteen(digits << (8 * (17 - len))) as i64).checked_mul(pow10(scale - frac as u8))
+}
+
+/// [`dec16_in`]'s decimals with more fraction digits than the scale, or "." alone.
+#[inline(never)]
+#[cold]
+fn dec16_past_scale(w: &[u8; 80], s: usize, e: usize, scale: u8) -> Option<i64> {
+    wide(w, s, e, scale)
+}
+
+/// The value of sixteen digit bytes (0..=9 each), the most significant lowest.
+#[inline(always)]
+fn sixteen(x: u128) -> u64 {
+    // < 10^16: no overflow.
+    eight(x as u64) * 100_000_000 + eight((x >> 64) as u64)
+}
+
 /// [`dec_in`] for a string of `len` bytes (`t`: its word less `'0'` per byte) whose dot at
 /// `dot` is followed by more fraction digits than `scale`, or that is the dot alone.
 #[inline(never)]
@@ -835,6 +890,40 @@ mod tests {
                 let int = s.iter().position(|&b| b == b'.').unwrap_or(s.len());
                 let kept = int + (s.len() - int).saturating_sub(1).min(usize::from(scale));
                 if plain && !s.is_empty() && s.len() <= 8 && kept > 0 && want.is_ok() {
+                    prop_assert_eq!(got, want.ok());
+                }
+            }
+        }
+
+        /// The 64-byte class-mask tier, as the one above: wherever it answers it answers
+        /// parse_fixed's `Ok`, at every scale and place; it takes every plain decimal of at
+        /// most sixteen bytes that parse_fixed takes with a digit kept.
+        #[test]
+        fn wide_class_masks_agree_with_parse_fixed(
+            s in prop_oneof![digitish(), binance_like(), decimalish()],
+            fill in proptest::collection::vec(any::<u8>(), 80),
+            at in 0usize..64,
+        ) {
+            let mut w = [0u8; 80];
+            w.copy_from_slice(&fill);
+            let end = (at + s.len()).min(64);
+            let s = &s[..end - at];
+            w[at..end].copy_from_slice(s);
+            let lo = tape_simd::classify32(w[..32].try_into().expect("32 bytes"));
+            let hi = tape_simd::classify32(w[32..64].try_into().expect("32 bytes"));
+            let digit = u64::from(lo.digit) | u64::from(hi.digit) << 32;
+            let dot = u64::from(lo.dot) | u64::from(hi.dot) << 32;
+            for scale in 0..=20u8 {
+                let want = parse_fixed(s, scale);
+                let got = dec16_in(digit, dot, &w, at, end, scale);
+                if let Some(v) = got {
+                    prop_assert_eq!(Ok(v), want);
+                }
+                let plain = s.iter().all(|&b| b.is_ascii_digit() || b == b'.')
+                    && s.iter().filter(|&&b| b == b'.').count() <= 1;
+                let int = s.iter().position(|&b| b == b'.').unwrap_or(s.len());
+                let kept = int + (s.len() - int).saturating_sub(1).min(usize::from(scale));
+                if plain && !s.is_empty() && s.len() <= 16 && kept > 0 && want.is_ok() {
                     prop_assert_eq!(got, want.ok());
                 }
             }

@@ -19,7 +19,7 @@
 //! spans; [`Ev::levels`](super::Ev) checks the instrument is the frame's final one.
 
 use super::{Cur, LevelSpan, Rec, Sink, Val, F};
-use crate::decode::number::{dec_in, fixed_fast, load8, quotes64, scan_dec};
+use crate::decode::number::{dec16_in, dec_in, fixed_fast, load8, quotes64, scan_dec};
 use crate::fixed::{Price, Qty, MAX_SCALE};
 use crate::msg::Level;
 
@@ -290,8 +290,10 @@ impl Cur<'_> {
     ///
     /// Levels are read from the byte classes of the 32 bytes where each starts ([`level32`])
     /// while they fit them with decimals of at most eight bytes (USD-M's and COIN-M's; the
-    /// frame's last bytes are read from a zero-padded copy); from the first that does not
-    /// (spot's eight fraction digits) the rest go through [`levels_scan`].
+    /// frame's last bytes are read from a zero-padded copy); from the first that does not,
+    /// from the classes of 64 bytes with decimals of up to sixteen ([`level64`]: spot's eight
+    /// fraction digits); from the first that fits neither, the rest go through
+    /// [`levels_scan`].
     #[inline(always)]
     pub(super) fn direct_levels(
         &mut self,
@@ -306,6 +308,11 @@ impl Cur<'_> {
             return Some(());
         }
         let (i, closed) = levels32(b, self.i, out, price_scale, qty_scale);
+        if closed {
+            self.i = i;
+            return Some(());
+        }
+        let (i, closed) = levels64(b, i, out, price_scale, qty_scale);
         if closed {
             self.i = i;
             return Some(());
@@ -344,6 +351,43 @@ fn levels32(
                 };
                 head.copy_from_slice(rest);
                 level32(&pad, price_scale, qty_scale)
+            }
+        };
+        let Some((level, used, more)) = got else {
+            return (i, false);
+        };
+        out.push(level);
+        i += used;
+        if !more {
+            return (i, true);
+        }
+    }
+}
+
+/// [`levels32`] with [`level64`]: levels of up to 64 bytes with decimals of up to sixteen.
+#[inline(never)]
+fn levels64(
+    b: &[u8],
+    mut i: usize,
+    out: &mut Vec<Level>,
+    price_scale: u8,
+    qty_scale: u8,
+) -> (usize, bool) {
+    if price_scale > MAX_SCALE || qty_scale > MAX_SCALE {
+        return (i, false);
+    }
+    loop {
+        let got = match b.get(i..i + 80).and_then(|w| <&[u8; 80]>::try_from(w).ok()) {
+            Some(w) => level64(w, price_scale, qty_scale),
+            None => {
+                // As in `levels32`: the frame's last bytes from a copy padded with zeros.
+                let rest = b.get(i..).unwrap_or_default();
+                let mut pad = [0u8; 80];
+                let Some(head) = pad.get_mut(..rest.len()) else {
+                    return (i, false);
+                };
+                head.copy_from_slice(rest);
+                level64(&pad, price_scale, qty_scale)
             }
         };
         let Some((level, used, more)) = got else {
@@ -428,6 +472,47 @@ fn level32(w: &[u8; 40], price_scale: u8, qty_scale: u8) -> Option<(Level, usize
     };
     let price = dec_in(&c, w, 2, pe, price_scale)?;
     let qty = dec_in(&c, w, qs, qe, qty_scale)?;
+    Some((
+        Level {
+            price: Price(price),
+            qty: Qty(qty),
+        },
+        qe + 3,
+        more,
+    ))
+}
+
+/// [`level32`] over the byte classes of 64 bytes, with decimals of up to sixteen bytes
+/// ([`dec16_in`]): spot's levels (`["61800.20000000","0.00162000"]`, ~34 bytes). The last
+/// sixteen bytes of `w` are only read to fill a decimal's word.
+#[inline(always)]
+fn level64(w: &[u8; 80], price_scale: u8, qty_scale: u8) -> Option<(Level, usize, bool)> {
+    let lo = tape_simd::classify32(w.first_chunk::<32>()?);
+    let hi = tape_simd::classify32(w[32..].first_chunk::<32>()?);
+    let quote = u64::from(lo.quote) | u64::from(hi.quote) << 32;
+    let digit = u64::from(lo.digit) | u64::from(hi.digit) << 32;
+    let dot = u64::from(lo.dot) | u64::from(hi.dot) << 32;
+    if w[0] != b'[' || quote & 0b10 == 0 {
+        return None;
+    }
+    // `& 63` / `& 127` below only bound the indices for the compiler; a missing quote (64
+    // trailing zeros) still fails the checks that follow.
+    let pe = (quote & !0b11).trailing_zeros() as usize & 63;
+    let qs = pe + 3;
+    if qs > 63 || w[pe + 1] != b',' || (quote >> (pe + 2)) & 1 == 0 {
+        return None;
+    }
+    let qe = (qs + (quote >> qs).trailing_zeros() as usize) & 127;
+    if qe > 61 || w[qe + 1] != b']' {
+        return None;
+    }
+    let more = match w[qe + 2] {
+        b',' => true,
+        b']' => false,
+        _ => return None,
+    };
+    let price = dec16_in(digit, dot, w, 2, pe, price_scale)?;
+    let qty = dec16_in(digit, dot, w, qs, qe, qty_scale)?;
     Some((
         Level {
             price: Price(price),
