@@ -11,6 +11,11 @@
 //! runtime detection and no other path on `x86_64`. Elsewhere, or built without SSE2, the same
 //! function is a byte loop ([`classify32_portable`]); a proptest holds the two equal on every
 //! input.
+//!
+//! [`digits8x2`] gathers and converts a depth level's two decimals with SSSE3 byte shuffles.
+//! SSSE3 is not in the `x86_64` baseline but in x86-64-v2, which the workspace builds for
+//! (`.cargo/config.toml`); again no runtime detection, and without the feature (RUSTFLAGS that
+//! replace the workspace's) a byte loop ([`digits8x2_portable`]), held equal by a proptest.
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -115,6 +120,103 @@ mod sse2 {
     }
 }
 
+/// The values of two runs of ASCII digits gathered by byte shuffles: lane `j` of `ctl_a`
+/// (`j < 8`) names the byte of `a` that is the `j`-th digit, most significant first, of the
+/// first value, and lane `j` of `ctl_b` (`8 <= j < 16`) the byte of `b` for the second; a lane
+/// with its high bit set is a zero digit. Lanes `8..16` of `ctl_a` and `0..8` of `ctl_b`
+/// must have the high bit set. `None` if a named byte is not a digit (`b'0'..=b'9'`).
+///
+/// With SSSE3 (`cfg(target_feature = "ssse3")`: the build targets x86-64-v2) this is two
+/// `pshufb`, a digit check and three multiply-adds, ~15 instructions for both values;
+/// elsewhere the byte loop [`digits8x2_portable`], which a proptest holds equal to it.
+#[inline(always)]
+pub fn digits8x2(
+    a: &[u8; 16],
+    ctl_a: &[u8; 16],
+    b: &[u8; 16],
+    ctl_b: &[u8; 16],
+) -> Option<(u32, u32)> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+    {
+        ssse3::digits8x2(a, ctl_a, b, ctl_b)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "ssse3")))]
+    {
+        digits8x2_portable(a, ctl_a, b, ctl_b)
+    }
+}
+
+/// [`digits8x2`] one byte at a time: the reference, and the implementation without SSSE3.
+#[inline]
+pub fn digits8x2_portable(
+    a: &[u8; 16],
+    ctl_a: &[u8; 16],
+    b: &[u8; 16],
+    ctl_b: &[u8; 16],
+) -> Option<(u32, u32)> {
+    // As `pshufb`: a lane with the high bit set is zero, else the byte its low four bits name.
+    let lane = |src: &[u8; 16], c: u8| {
+        if c & 0x80 != 0 {
+            Some(0)
+        } else {
+            Some(src[usize::from(c & 15)].wrapping_sub(b'0')).filter(|&d| d <= 9)
+        }
+    };
+    let mut x = 0u32;
+    let mut y = 0u32;
+    for j in 0..8 {
+        x = x * 10 + u32::from(lane(a, ctl_a[j])?);
+        y = y * 10 + u32::from(lane(b, ctl_b[8 + j])?);
+    }
+    Some((x, y))
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+#[allow(unsafe_code)]
+mod ssse3 {
+    use core::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_loadu_si128, _mm_madd_epi16,
+        _mm_maddubs_epi16, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_packs_epi32,
+        _mm_set1_epi16, _mm_set1_epi32, _mm_set1_epi8, _mm_shuffle_epi8, _mm_sub_epi8,
+    };
+
+    #[inline(always)]
+    pub(super) fn digits8x2(
+        a: &[u8; 16],
+        ctl_a: &[u8; 16],
+        b: &[u8; 16],
+        ctl_b: &[u8; 16],
+    ) -> Option<(u32, u32)> {
+        let load = |x: &[u8; 16]| {
+            // SAFETY: `x` is 16 readable bytes, what an unaligned 16-byte load reads;
+            // `_mm_loadu_si128` has no alignment requirement.
+            unsafe { _mm_loadu_si128(x.as_ptr().cast::<__m128i>()) }
+        };
+        let (a, ctl_a, b, ctl_b) = (load(a), load(ctl_a), load(b), load(ctl_b));
+        // SAFETY: these intrinsics need SSE2 and SSSE3, which this module is compiled for
+        // (its `cfg(target_feature = "ssse3")`): the whole build assumes them, so every CPU
+        // that runs this code has them. They only compute on registers.
+        let (digits, v) = unsafe {
+            // Byte - '0' (wrapping), then the digits into lanes 0..8 (first value) and 8..16
+            // (second), most significant first; zero lanes are 0. Every lane a digit value
+            // (<= 9) exactly when every named byte was a digit.
+            let zero = _mm_set1_epi8(b'0' as i8);
+            let d = _mm_or_si128(
+                _mm_shuffle_epi8(_mm_sub_epi8(a, zero), ctl_a),
+                _mm_shuffle_epi8(_mm_sub_epi8(b, zero), ctl_b),
+            );
+            let digits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d));
+            // Pairs (10, 1), then quads (100, 1): four-digit groups in i32 lanes.
+            let p = _mm_maddubs_epi16(d, _mm_set1_epi16(0x010a));
+            let q = _mm_madd_epi16(p, _mm_set1_epi32(0x0001_0064));
+            // Four groups (each <= 9999) to i16, then (10000, 1): the two values.
+            let r = _mm_madd_epi16(_mm_packs_epi32(q, q), _mm_set1_epi32(0x0001_2710));
+            (digits, _mm_cvtsi128_si64(r) as u64)
+        };
+        (digits & 0xffff == 0xffff).then_some((v as u32, (v >> 32) as u32))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,7 +239,72 @@ mod tests {
         }
     }
 
+    /// Control lanes for `digits8x2`: the string's bytes `0..len` right-aligned in lanes
+    /// `base..base + 8` (skipping `skip`, a dot), high bit elsewhere.
+    fn ctl(len: usize, skip: Option<usize>, base: usize) -> [u8; 16] {
+        let mut c = [0x80u8; 16];
+        let kept: Vec<u8> = (0..len as u8)
+            .filter(|&k| Some(usize::from(k)) != skip)
+            .collect();
+        for (m, &k) in kept.iter().enumerate() {
+            c[base + 8 - kept.len() + m] = k;
+        }
+        c
+    }
+
+    #[test]
+    fn two_decimals_gather_into_their_values() {
+        let a = *b"61780.70\",\"0.088";
+        let b = *b"0.0881234\"]]\0\0\0\0";
+        let got = digits8x2(&a, &ctl(8, Some(5), 0), &b, &ctl(9, Some(1), 8));
+        // "61780.70" -> 6178070; "0.0881234" -> 881234.
+        assert_eq!(got, Some((6_178_070, 881_234)));
+        assert_eq!(
+            digits8x2_portable(&a, &ctl(8, Some(5), 0), &b, &ctl(9, Some(1), 8)),
+            got
+        );
+        let nines = *b"99999999........";
+        assert_eq!(
+            digits8x2(&nines, &ctl(8, None, 0), &nines, &ctl(8, None, 8)),
+            Some((99_999_999, 99_999_999))
+        );
+        // A dot, a sign, a quote where a digit is named: no value.
+        for bad in [b'.', b'-', b'"', b'/', b':', 0, 0xff] {
+            let mut x = nines;
+            x[3] = bad;
+            assert_eq!(
+                digits8x2(&x, &ctl(8, None, 0), &nines, &ctl(8, None, 8)),
+                None
+            );
+            assert_eq!(
+                digits8x2(&nines, &ctl(8, None, 0), &x, &ctl(8, None, 8)),
+                None
+            );
+            assert_eq!(
+                digits8x2_portable(&x, &ctl(8, None, 0), &nines, &ctl(8, None, 8)),
+                None
+            );
+        }
+    }
+
     proptest! {
+        #[test]
+        fn shuffled_digits_agree_with_the_byte_loop(
+            a in proptest::array::uniform16(prop_oneof![8 => b'0'..=b'9', 1 => any::<u8>()]),
+            b in proptest::array::uniform16(prop_oneof![8 => b'0'..=b'9', 1 => any::<u8>()]),
+            ca in proptest::array::uniform8(prop_oneof![0u8..16, Just(0x80u8), 0x80u8..=0xff]),
+            cb in proptest::array::uniform8(prop_oneof![0u8..16, Just(0x80u8), 0x80u8..=0xff]),
+        ) {
+            let mut ctl_a = [0x80u8; 16];
+            ctl_a[..8].copy_from_slice(&ca);
+            let mut ctl_b = [0x80u8; 16];
+            ctl_b[8..].copy_from_slice(&cb);
+            prop_assert_eq!(
+                digits8x2(&a, &ctl_a, &b, &ctl_b),
+                digits8x2_portable(&a, &ctl_a, &b, &ctl_b)
+            );
+        }
+
         #[test]
         fn sse2_and_portable_agree(w in proptest::array::uniform32(any::<u8>())) {
             prop_assert_eq!(classify32(&w), classify32_portable(&w));

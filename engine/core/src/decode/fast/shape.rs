@@ -20,6 +20,8 @@
 
 use super::{Cur, LevelSpan, Rec, Sink, Val, F};
 use crate::decode::number::{dec16_in, dec_in, fixed_fast, load8, quotes64, scan_dec};
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+use crate::fixed::pow10;
 use crate::fixed::{Price, Qty, MAX_SCALE};
 use crate::msg::Level;
 
@@ -338,14 +340,14 @@ fn levels32(
         return (i, false);
     }
     loop {
-        let got = match b.get(i..i + 40).and_then(|w| <&[u8; 40]>::try_from(w).ok()) {
+        let got = match b.get(i..i + 48).and_then(|w| <&[u8; 48]>::try_from(w).ok()) {
             Some(w) => level32(w, price_scale, qty_scale),
             None => {
                 // The frame's last bytes: the same read over a copy padded with zeros, which
                 // match none of the bytes a level needs, so a level that does not end within
                 // the frame fails its checks as it would have failed them.
                 let rest = b.get(i..).unwrap_or_default();
-                let mut pad = [0u8; 40];
+                let mut pad = [0u8; 48];
                 let Some(head) = pad.get_mut(..rest.len()) else {
                     return (i, false);
                 };
@@ -442,12 +444,13 @@ fn levels_scan(
 
 /// One level, `["price","qty"]` followed by `,` or `]`, at the start of `w`, read from the
 /// byte classes of its first 32 bytes: the quotes give both strings' ends, the digit and dot
-/// classes check them ([`dec_in`]); the last eight bytes are only read to fill a decimal's
-/// word. Returns the level, the bytes it used with the byte that follows it, and whether that
+/// classes check them; the last sixteen bytes are only read to fill a decimal's word.
+/// With SSSE3 both decimals are gathered and converted together ([`two_decimals`]); else,
+/// and for a fraction longer than the scale, each by [`dec_in`]. Returns the level, the bytes it used with the byte that follows it, and whether that
 /// byte was `,` (another level follows). `None` when the level or that byte is not within the
 /// 32 bytes, or anything is off the strict spelling.
 #[inline(always)]
-fn level32(w: &[u8; 40], price_scale: u8, qty_scale: u8) -> Option<(Level, usize, bool)> {
+fn level32(w: &[u8; 48], price_scale: u8, qty_scale: u8) -> Option<(Level, usize, bool)> {
     let c = tape_simd::classify32(w.first_chunk::<32>()?);
     // `["`: the price's opening quote is byte 1, its closing one the next quote.
     if w[0] != b'[' || c.quote & 0b10 == 0 {
@@ -470,8 +473,7 @@ fn level32(w: &[u8; 40], price_scale: u8, qty_scale: u8) -> Option<(Level, usize
         b']' => false,
         _ => return None,
     };
-    let price = dec_in(&c, w, 2, pe, price_scale)?;
-    let qty = dec_in(&c, w, qs, qe, qty_scale)?;
+    let (price, qty) = two_decimals(&c, w, (2, pe, price_scale), (qs, qe, qty_scale))?;
     Some((
         Level {
             price: Price(price),
@@ -481,6 +483,131 @@ fn level32(w: &[u8; 40], price_scale: u8, qty_scale: u8) -> Option<(Level, usize
         more,
     ))
 }
+
+/// A level's price and quantity, the strings `w[s..e]` of each `(s, e, scale)` (`s < 32`):
+/// with SSSE3, when both are digits with at most one dot, at most eight bytes, fractions that
+/// fit their scales, gathered by byte shuffles, checked and converted in one vector register
+/// ([`tape_simd::digits8x2`]: the digit check is there, so only the dots' mask is needed
+/// here); otherwise each by [`dec_in`].
+#[inline(always)]
+fn two_decimals(
+    c: &tape_simd::Classes,
+    w: &[u8; 48],
+    p: (usize, usize, u8),
+    q: (usize, usize, u8),
+) -> Option<(i64, i64)> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+    if let (Some(ps), Some(qs)) = (shape8(c.dot, p.0, p.1, p.2), shape8(c.dot, q.0, q.1, q.2)) {
+        // `s < 32`: the masks keep the 16-byte reads inside the 48 bytes without a branch.
+        let (a, b) = (p.0 & 31, q.0 & 31);
+        if let Some((pv, qv)) = tape_simd::digits8x2(
+            w[a..a + 16].try_into().ok()?,
+            &GATHER[0][ps.len][ps.dot],
+            w[b..b + 16].try_into().ok()?,
+            &GATHER[1][qs.len][qs.dot],
+        ) {
+            let price = i64::from(pv).checked_mul(pow10(p.2 - ps.frac))?;
+            let qty = i64::from(qv).checked_mul(pow10(q.2 - qs.frac))?;
+            return Some((price, qty));
+        }
+    }
+    two_dec_in(c, w, p, q)
+}
+
+/// [`two_decimals`] by [`dec_in`], each on its own.
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "ssse3"),
+    cold,
+    inline(never)
+)]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "ssse3")),
+    inline(always)
+)]
+fn two_dec_in(
+    c: &tape_simd::Classes,
+    w: &[u8; 48],
+    p: (usize, usize, u8),
+    q: (usize, usize, u8),
+) -> Option<(i64, i64)> {
+    let w40 = w.first_chunk::<40>()?;
+    Some((
+        dec_in(c, w40, p.0, p.1, p.2)?,
+        dec_in(c, w40, q.0, q.1, q.2)?,
+    ))
+}
+
+/// A plain decimal's shape, for the shuffles: its length (1..=8), its dot's place (8: none)
+/// and its fraction's length.
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+#[derive(Clone, Copy)]
+struct Shape8 {
+    len: usize,
+    dot: usize,
+    frac: u8,
+}
+
+/// The shape of `w[s..e]` (`dot`: the window's dots) when it is 1 to 8 bytes with at most
+/// one dot, not "." alone, its fraction no longer than `scale`; `None` for anything else,
+/// which [`dec_in`] then judges. That every other byte is a digit is checked by the gather.
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+#[inline(always)]
+fn shape8(dot: u32, s: usize, e: usize, scale: u8) -> Option<Shape8> {
+    let len = e.wrapping_sub(s);
+    if len.wrapping_sub(1) >= 8 {
+        return None;
+    }
+    let s = s & 31;
+    let dots = dot & (((1u64 << len) - 1) << s) as u32;
+    if dots == 0 {
+        return Some(Shape8 {
+            len,
+            dot: 8,
+            frac: 0,
+        });
+    }
+    let at = (dots >> s).trailing_zeros() as usize & 7;
+    let frac = len - 1 - at;
+    if dots & dots.wrapping_sub(1) != 0 || frac > usize::from(scale) || len == 1 {
+        return None;
+    }
+    Some(Shape8 {
+        len,
+        dot: at,
+        frac: frac as u8,
+    })
+}
+
+/// Shuffle controls for [`tape_simd::digits8x2`], `[half][len][dot]`: the digits of a string
+/// of `len` bytes (1..=8) with its dot at `dot` (8: none) skipped, right-aligned in lanes
+/// `0..8` (half 0) or `8..16` (half 1), most significant first; every other lane 0x80 (zero).
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+static GATHER: [[[[u8; 16]; 9]; 9]; 2] = {
+    let mut t = [[[[0x80u8; 16]; 9]; 9]; 2];
+    let mut half = 0;
+    while half < 2 {
+        let mut len = 1;
+        while len <= 8 {
+            let mut dot = 0;
+            while dot <= 8 {
+                let kept = if dot < len { len - 1 } else { len };
+                let mut m = 0;
+                let mut k = 0;
+                while k < len {
+                    if k != dot {
+                        t[half][len][dot][half * 8 + 8 - kept + m] = k as u8;
+                        m += 1;
+                    }
+                    k += 1;
+                }
+                dot += 1;
+            }
+            len += 1;
+        }
+        half += 1;
+    }
+    t
+};
 
 /// [`level32`] over the byte classes of 64 bytes, with decimals of up to sixteen bytes
 /// ([`dec16_in`]): spot's levels (`["61800.20000000","0.00162000"]`, ~34 bytes). The last
