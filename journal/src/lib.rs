@@ -126,6 +126,8 @@ mod scan;
 #[allow(unsafe_code)]
 mod segment;
 mod spare;
+#[cfg(test)]
+mod testing;
 mod verify;
 mod writer;
 

@@ -315,13 +315,13 @@ mod tests {
     //! The window is an implementation detail: reading through windows of any size, records
     //! straddling them, must give exactly what reading each file whole gives, damage included.
 
-    use std::fs;
     use std::path::Path;
 
     use proptest::collection::vec;
     use proptest::prelude::*;
 
     use super::{JournalReader, SegmentWindow};
+    use crate::testing::{damage_a_segment, write_journal};
     use crate::{JournalOptions, JournalWriter};
 
     /// A record's fields and payload, owned.
@@ -398,39 +398,16 @@ mod tests {
             step in prop_oneof![Just(1usize), Just(8), Just(40), Just(64), Just(333), Just(4096)],
             edits in vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
             cut in proptest::option::of(any::<prop::sample::Index>()),
+            grow in 0usize..20,
             damaged in any::<prop::sample::Index>(),
             from in proptest::option::of(any::<prop::sample::Index>()),
         ) {
             let tmp = tempfile::tempdir().unwrap();
-            let opts = JournalOptions { segment_size, pretouch_bytes: 8192, ..Default::default() };
-            let (mut w, _) = JournalWriter::open(tmp.path(), opts).unwrap();
-            let mut n = 0u64;
-            for (i, len) in lens.iter().enumerate() {
-                let payload: Vec<u8> = (0..*len).map(|b| (b * 7 + i) as u8).collect();
-                if w.append(i as u64, i as u32, i as u16, &payload).is_ok() {
-                    n += 1;
-                }
-            }
-            w.close().unwrap();
+            let n = write_journal(tmp.path(), segment_size, &lens);
             let whole = read(tmp.path(), 1 << 20, None);
             prop_assert_eq!(whole.0.len() as u64, n);
             prop_assert_eq!(&whole.1, "");
-            // Damage one segment: edited bytes, a cut.
-            let mut segs: Vec<_> = fs::read_dir(tmp.path()).unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-                .collect();
-            segs.sort();
-            let victim = &segs[damaged.index(segs.len())];
-            let mut bytes = fs::read(victim).unwrap();
-            for (at, b) in &edits {
-                let at = at.index(bytes.len());
-                bytes[at] = *b;
-            }
-            if let Some(cut) = cut {
-                bytes.truncate(cut.index(bytes.len() + 1));
-            }
-            fs::write(victim, &bytes).unwrap();
+            damage_a_segment(tmp.path(), damaged, &edits, cut, grow);
             let from = from.map(|f| f.index(n as usize + 2) as u64);
             prop_assert_eq!(read(tmp.path(), step, from), read(tmp.path(), 1 << 20, from));
         }

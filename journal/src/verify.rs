@@ -217,14 +217,12 @@ fn verify_with(dir: &Path, mut win: Option<SegmentWindow>) -> Result<VerifyRepor
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
-
     use proptest::collection::vec;
     use proptest::prelude::*;
 
     use super::verify_with;
     use crate::segment::SegmentWindow;
-    use crate::{JournalOptions, JournalWriter};
+    use crate::testing::{damage_a_segment, write_journal};
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
@@ -242,32 +240,11 @@ mod tests {
             damaged in any::<prop::sample::Index>(),
         ) {
             let tmp = tempfile::tempdir().unwrap();
-            let opts = JournalOptions { segment_size, pretouch_bytes: 8192, ..Default::default() };
-            let (mut w, _) = JournalWriter::open(tmp.path(), opts).unwrap();
-            for (i, len) in lens.iter().enumerate() {
-                let payload: Vec<u8> = (0..*len).map(|b| (b * 7 + i) as u8).collect();
-                let _ = w.append(i as u64, i as u32, i as u16, &payload);
-            }
-            w.close().unwrap();
+            write_journal(tmp.path(), segment_size, &lens);
             let whole = verify_with(tmp.path(), None).unwrap();
             prop_assert!(whole.is_clean(), "{}", whole);
             prop_assert_eq!(verify_with(tmp.path(), Some(SegmentWindow::with_step(step))).unwrap(), whole);
-            let mut segs: Vec<_> = fs::read_dir(tmp.path()).unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-                .collect();
-            segs.sort();
-            let victim = &segs[damaged.index(segs.len())];
-            let mut bytes = fs::read(victim).unwrap();
-            for (at, b) in &edits {
-                let at = at.index(bytes.len());
-                bytes[at] = *b;
-            }
-            if let Some(cut) = cut {
-                bytes.truncate(cut.index(bytes.len() + 1));
-            }
-            bytes.extend(std::iter::repeat_n(0u8, grow));
-            fs::write(victim, &bytes).unwrap();
+            damage_a_segment(tmp.path(), damaged, &edits, cut, grow);
             let whole = verify_with(tmp.path(), None).unwrap();
             prop_assert_eq!(verify_with(tmp.path(), Some(SegmentWindow::with_step(step))).unwrap(), whole);
         }

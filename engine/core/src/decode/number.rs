@@ -701,6 +701,29 @@ mod tests {
         Some((v, i))
     }
 
+    /// What a class-mask tier must do with `s` at `scale`, given its answer `got`: an answer
+    /// is parse_fixed's `Ok`, and a plain decimal of at most `max_len` bytes that parse_fixed
+    /// takes with a digit kept is answered.
+    fn tier_agrees_with_parse_fixed(
+        s: &[u8],
+        scale: u8,
+        got: Option<i64>,
+        max_len: usize,
+    ) -> Result<(), TestCaseError> {
+        let want = parse_fixed(s, scale);
+        if let Some(v) = got {
+            prop_assert_eq!(Ok(v), want);
+        }
+        let plain = s.iter().all(|&b| b.is_ascii_digit() || b == b'.')
+            && s.iter().filter(|&&b| b == b'.').count() <= 1;
+        let int = s.iter().position(|&b| b == b'.').unwrap_or(s.len());
+        let kept = int + (s.len() - int).saturating_sub(1).min(usize::from(scale));
+        if plain && !s.is_empty() && s.len() <= max_len && kept > 0 && want.is_ok() {
+            prop_assert_eq!(got, want.ok());
+        }
+        Ok(())
+    }
+
     fn decimalish() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(
             prop::sample::select(vec![
@@ -880,18 +903,7 @@ mod tests {
             w[at..end].copy_from_slice(s);
             let c = tape_simd::classify32(w.first_chunk::<32>().expect("40 >= 32"));
             for scale in 0..=20u8 {
-                let want = parse_fixed(s, scale);
-                let got = dec_in(&c, &w, at, end, scale);
-                if let Some(v) = got {
-                    prop_assert_eq!(Ok(v), want);
-                }
-                let plain = s.iter().all(|&b| b.is_ascii_digit() || b == b'.')
-                    && s.iter().filter(|&&b| b == b'.').count() <= 1;
-                let int = s.iter().position(|&b| b == b'.').unwrap_or(s.len());
-                let kept = int + (s.len() - int).saturating_sub(1).min(usize::from(scale));
-                if plain && !s.is_empty() && s.len() <= 8 && kept > 0 && want.is_ok() {
-                    prop_assert_eq!(got, want.ok());
-                }
+                tier_agrees_with_parse_fixed(s, scale, dec_in(&c, &w, at, end, scale), 8)?;
             }
         }
 
@@ -914,18 +926,7 @@ mod tests {
             let digit = u64::from(lo.digit) | u64::from(hi.digit) << 32;
             let dot = u64::from(lo.dot) | u64::from(hi.dot) << 32;
             for scale in 0..=20u8 {
-                let want = parse_fixed(s, scale);
-                let got = dec16_in(digit, dot, &w, at, end, scale);
-                if let Some(v) = got {
-                    prop_assert_eq!(Ok(v), want);
-                }
-                let plain = s.iter().all(|&b| b.is_ascii_digit() || b == b'.')
-                    && s.iter().filter(|&&b| b == b'.').count() <= 1;
-                let int = s.iter().position(|&b| b == b'.').unwrap_or(s.len());
-                let kept = int + (s.len() - int).saturating_sub(1).min(usize::from(scale));
-                if plain && !s.is_empty() && s.len() <= 16 && kept > 0 && want.is_ok() {
-                    prop_assert_eq!(got, want.ok());
-                }
+                tier_agrees_with_parse_fixed(s, scale, dec16_in(digit, dot, &w, at, end, scale), 16)?;
             }
         }
 
