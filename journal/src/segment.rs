@@ -176,7 +176,7 @@ impl SegmentWindow {
         self.len
     }
 
-    /// The bytes in the window, from file offset [`base`](Self::base), cut at file offset `end`.
+    /// The bytes in the window, from the file offset it starts at, cut at file offset `end`.
     pub(crate) fn bytes(&self, end: usize) -> &[u8] {
         &self.buf[..self.valid.min(end.saturating_sub(self.base))]
     }
