@@ -261,10 +261,8 @@ impl JournalReader {
                         let kind = DamageKind::NonZeroAfterEnd {
                             first_nonzero: nz as u64,
                         };
-                        let path = &self.segments[self.seg_idx].path;
                         return Err(JournalError::corrupt(path, pos as u64, expected, kind));
                     }
-                    let path = &self.segments[self.seg_idx].path;
                     let file_len = self.win.len();
                     if file_len > cur.seg_size {
                         // Bytes past the segment's size are not the writer's: the file was

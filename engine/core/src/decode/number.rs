@@ -142,8 +142,7 @@ fn wide(b: &[u8], start: usize, end: usize, scale: u8) -> Option<i64> {
         return None;
     }
     // Left-align the kept digits; the bytes shifted in are zero digits in front.
-    let x = digits << (8 * (16 - kept));
-    let acc = eight(x as u64) * 100_000_000 + eight((x >> 64) as u64);
+    let acc = sixteen(digits << (8 * (16 - kept)));
     // acc < 10^16 fits an i64; only the rescale can overflow.
     (acc as i64).checked_mul(pow10(scale - frac as u8))
 }

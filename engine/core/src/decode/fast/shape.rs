@@ -447,12 +447,11 @@ fn levels_scan(
 }
 
 /// One level, `["price","qty"]` followed by `,` or `]`, at the start of `w`, read from the
-/// byte classes of its first 32 bytes: the quotes give both strings' ends, the digit and dot
-/// classes check them; the last sixteen bytes are only read to fill a decimal's word.
-/// With SSSE3 both decimals are gathered and converted together ([`two_decimals`]); else,
-/// and for a fraction longer than the scale, each by [`dec_in`]. Returns the level, the bytes it used with the byte that follows it, and whether that
-/// byte was `,` (another level follows). `None` when the level or that byte is not within the
-/// 32 bytes, or anything is off the strict spelling.
+/// byte classes of its first 32 bytes: the quotes give both strings' ends, and
+/// [`two_decimals`] reads the strings (the last sixteen bytes of `w` are only read to fill a
+/// decimal's word). Returns the level, the bytes it used with the byte that follows it, and
+/// whether that byte was `,` (another level follows). `None` when the level or that byte is
+/// not within the 32 bytes, or anything is off the strict spelling.
 #[inline(always)]
 fn level32(w: &[u8; 48], price_scale: u8, qty_scale: u8) -> Option<(Level, usize, bool)> {
     let c = tape_simd::classify32(w.first_chunk::<32>()?);
