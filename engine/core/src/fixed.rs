@@ -55,7 +55,7 @@ pub enum FixedError {
     },
 }
 
-const POW10: [i64; 19] = [
+pub(crate) const POW10: [i64; 19] = [
     1,
     10,
     100,

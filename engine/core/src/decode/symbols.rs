@@ -71,7 +71,7 @@ impl SymbolCache {
         let inst = registry.get(id);
         let name = inst.symbol.as_bytes();
         // Frames carry the registered (upper) case: one compare, case folding only if not.
-        (inst.market == market && (name == symbol || name.eq_ignore_ascii_case(symbol)))
+        (inst.market == market && (same(name, symbol) || name.eq_ignore_ascii_case(symbol)))
             .then_some(id)
     }
 
@@ -82,9 +82,49 @@ impl SymbolCache {
     }
 }
 
+/// `a == b`, for a symbol's 4 to 16 bytes by two overlapping word compares (the first and
+/// last four or eight bytes) instead of a call to `memcmp`.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w4 = |s: &[u8], i: usize| s.get(i..i + 4).and_then(|w| <[u8; 4]>::try_from(w).ok());
+    let w8 = |s: &[u8], i: usize| s.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok());
+    match n {
+        4..=8 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        9..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        _ => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`same`] is `==` on every pair of short strings, of equal or different lengths.
+    #[test]
+    fn same_is_equality() {
+        let words: Vec<Vec<u8>> = (0..=20)
+            .flat_map(|n| {
+                let base: Vec<u8> = (0..n).map(|i| b'A' + i as u8).collect();
+                // The string, and each one-byte change of it.
+                let mut v = vec![base.clone()];
+                for k in 0..n {
+                    let mut c = base.clone();
+                    c[k] ^= 0x01;
+                    v.push(c);
+                }
+                v
+            })
+            .collect();
+        for a in &words {
+            for b in &words {
+                assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn hits_are_validated_against_the_registry() {

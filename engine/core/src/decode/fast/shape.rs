@@ -20,8 +20,6 @@
 
 use super::{Cur, LevelSpan, Rec, Sink, Val, F};
 use crate::decode::number::{dec16_in, dec_in, fixed_fast, load8, quotes64, scan_dec};
-#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
-use crate::fixed::pow10;
 use crate::fixed::{Price, Qty, MAX_SCALE};
 use crate::msg::Level;
 
@@ -340,18 +338,16 @@ fn levels32(
         return (i, false);
     }
     loop {
-        let got = match b.get(i..i + 48).and_then(|w| <&[u8; 48]>::try_from(w).ok()) {
+        let whole = b.get(i..).and_then(<[u8]>::first_chunk::<48>);
+        let got = match whole {
             Some(w) => level32(w, price_scale, qty_scale),
             None => {
                 // The frame's last bytes: the same read over a copy padded with zeros, which
                 // match none of the bytes a level needs, so a level that does not end within
                 // the frame fails its checks as it would have failed them.
-                let rest = b.get(i..).unwrap_or_default();
-                let mut pad = [0u8; 48];
-                let Some(head) = pad.get_mut(..rest.len()) else {
+                let Some(pad) = padded_tail::<48>(b, i) else {
                     return (i, false);
                 };
-                head.copy_from_slice(rest);
                 level32(&pad, price_scale, qty_scale)
             }
         };
@@ -364,6 +360,25 @@ fn levels32(
             return (i, true);
         }
     }
+}
+
+/// `b[i..]` (fewer than `N` bytes, `N <= 64`) followed by zeros, as `N` bytes; `None` past the
+/// frame's end. Copied from the frame's last 64 bytes as a block of fixed size (a few vector
+/// moves), not by a copy of the remainder's own length (a call to `memcpy`); frames shorter
+/// than that are copied byte for byte.
+#[inline(always)]
+fn padded_tail<const N: usize>(b: &[u8], i: usize) -> Option<[u8; N]> {
+    let mut tail = [0u8; 128];
+    let base = b.len().saturating_sub(64);
+    match b.get(base..).and_then(|t| <&[u8; 64]>::try_from(t).ok()) {
+        Some(last) => *tail.first_chunk_mut::<64>()? = *last,
+        None => tail.get_mut(..b.len())?.copy_from_slice(b),
+    }
+    let at = i.checked_sub(base)?;
+    if at > b.len() - base {
+        return None;
+    }
+    tail.get(at..at + N)?.try_into().ok()
 }
 
 /// [`levels32`] with [`level64`]: levels of up to 64 bytes with decimals of up to sixteen.
@@ -476,7 +491,7 @@ fn level32(w: &[u8; 48], price_scale: u8, qty_scale: u8) -> Option<(Level, usize
         b']' => false,
         _ => return None,
     };
-    let (price, qty) = two_decimals(&c, w, (2, pe, price_scale), (qs, qe, qty_scale))?;
+    let (price, qty) = two_decimals(c.dot, w, pe, qe, price_scale, qty_scale)?;
     Some((
         Level {
             price: Price(price),
@@ -487,37 +502,123 @@ fn level32(w: &[u8; 48], price_scale: u8, qty_scale: u8) -> Option<(Level, usize
     ))
 }
 
-/// A level's price and quantity, the strings `w[s..e]` of each `(s, e, scale)` (`s < 32`):
-/// with SSSE3, when both are digits with at most one dot, at most eight bytes, fractions that
-/// fit their scales, gathered by byte shuffles, checked and converted in one vector register
-/// ([`tape_simd::digits8x2`]: the digit check is there, so only the dots' mask is needed
-/// here); otherwise each by [`dec_in`].
+/// A level's price and quantity: the strings `w[2..pe]` and `w[pe + 3..qe]` (`qe < 32`, the
+/// bytes between them `","`) at scales `ps` and `qs`.
+///
+/// With SSSE3, when each string has exactly one dot and at most eight digits, at most `scale`
+/// of them after the dot, and is not the dot alone: both are gathered by byte shuffles
+/// straight into their fixed-point places ([`place`]: each digit goes to the lane of its power
+/// of ten, the dot is skipped, places the string has no digit for are zero), checked to be
+/// digits and converted in one vector register ([`tape_simd::digits8x2`]). The dots' mask is
+/// the only class needed. Anything else (no dot, a longer fraction, more digits) is read by
+/// [`dec_in`].
 #[inline(always)]
 fn two_decimals(
-    c: &tape_simd::Classes,
+    dot: u32,
     w: &[u8; 48],
-    p: (usize, usize, u8),
-    q: (usize, usize, u8),
+    pe: usize,
+    qe: usize,
+    ps: u8,
+    qs: u8,
 ) -> Option<(i64, i64)> {
     #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
-    if let (Some(ps), Some(qs)) = (shape8(c.dot, p.0, p.1, p.2), shape8(c.dot, q.0, q.1, q.2)) {
-        // `s < 32`: the masks keep the 16-byte reads inside the 48 bytes without a branch.
-        let (a, b) = (p.0 & 31, q.0 & 31);
-        if let Some((pv, qv)) = tape_simd::digits8x2(
-            w[a..a + 16].try_into().ok()?,
-            &GATHER[0][ps.len][ps.dot],
-            w[b..b + 16].try_into().ok()?,
-            &GATHER[1][qs.len][qs.dot],
+    {
+        // The first dot is taken as the price's and the second as the quantity's. Nothing
+        // else is checked here, as nothing else is needed: each string's digits before and
+        // after its dot are counted from those places (wrapping, so a dot that is not inside
+        // its string gives a count [`place`] refuses), and the shuffle names every byte of
+        // the string but that dot, so a second dot or any other byte fails the digit check.
+        let q0 = pe + 3;
+        let d1 = dot.trailing_zeros() as usize;
+        let d2 = (dot & dot.wrapping_sub(1)).trailing_zeros() as usize;
+        let (pp, qp) = (PLACES.get(usize::from(ps)), PLACES.get(usize::from(qs)));
+        if let (Some((cp, mp)), Some((cq, mq))) = (
+            pp.and_then(|pp| place(0, pp, d1.wrapping_sub(2), pe.wrapping_sub(d1 + 1))),
+            qp.and_then(|qp| place(1, qp, d2.wrapping_sub(q0), qe.wrapping_sub(d2 + 1))),
         ) {
-            let price = i64::from(pv).checked_mul(pow10(p.2 - ps.frac))?;
-            let qty = i64::from(qv).checked_mul(pow10(q.2 - qs.frac))?;
-            return Some((price, qty));
+            // `& 31`: `q0 < qe < 32`, said to the compiler (no bounds branch).
+            let q0 = q0 & 31;
+            if let Some((pv, qv)) = tape_simd::digits8x2(
+                w[2..18].try_into().ok()?,
+                cp,
+                w[q0..q0 + 16].try_into().ok()?,
+                cq,
+            ) {
+                return Some((
+                    i64::from(pv).checked_mul(mp)?,
+                    i64::from(qv).checked_mul(mq)?,
+                ));
+            }
         }
     }
-    two_dec_in(c, w, p, q)
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "ssse3")))]
+    let _ = dot;
+    two_dec_in(w, pe, qe, ps, qs)
 }
 
-/// [`two_decimals`] by [`dec_in`], each on its own.
+/// Where [`tape_simd::digits8x2`] puts a decimal of `int` digits, a dot and `frac` digits at
+/// the scale of `places` (its row of [`PLACES`]): its shuffle control in [`FIXED`] (half 0:
+/// the first value, 1: the second) and the power of ten the gathered value is then multiplied
+/// by. `None` when the string does not fit: more than eight digits, or a fraction longer than
+/// its lanes. The dot alone is refused by its shuffle control, which names the dot.
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+#[inline(always)]
+fn place(
+    half: usize,
+    places: &[Place; 9],
+    int: usize,
+    frac: usize,
+) -> Option<(&'static [u8; 16], i64)> {
+    let p = places.get(int)?;
+    if frac > usize::from(p.lanes) {
+        return None;
+    }
+    Some((FIXED.get(half)?.get(usize::from(p.base) + frac)?, p.mult))
+}
+
+/// How a decimal with a given number of integer digits is placed at a scale, [`PLACES`]`[scale][int]`:
+/// the eight lanes hold the value times `10^lanes`, `lanes` the scale or, when the integer
+/// digits leave fewer lanes, all that is left (`8 - int`); `mult` makes up the difference (1
+/// at USD-M's and COIN-M's scales, so the value is exact as gathered). `base` is the first
+/// of its [`FIXED`] entries, one per fraction length `0..=lanes`.
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+#[derive(Clone, Copy)]
+struct Place {
+    mult: i64,
+    base: u16,
+    lanes: u8,
+}
+
+/// [`Place`] of every scale (`0..=MAX_SCALE`) and integer length (`0..=8`).
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+static PLACES: [[Place; 9]; MAX_SCALE as usize + 1] = {
+    let none = Place {
+        mult: 0,
+        base: 0,
+        lanes: 0,
+    };
+    let mut t = [[none; 9]; MAX_SCALE as usize + 1];
+    let mut scale = 0;
+    while scale <= MAX_SCALE as usize {
+        let mut int = 0;
+        while int <= 8 {
+            let over = (int + scale).saturating_sub(8);
+            let lanes = scale - over;
+            t[scale][int] = Place {
+                mult: crate::fixed::POW10[over],
+                base: ((lanes * 9 + int) * 9) as u16,
+                lanes: lanes as u8,
+            };
+            int += 1;
+        }
+        scale += 1;
+    }
+    t
+};
+
+/// [`two_decimals`] by [`dec_in`], each on its own. It classifies the window again rather
+/// than take the caller's classes: with SSSE3 the hot path needs only the quotes and dots, so
+/// the digit and zero masks are computed here, on the cold path, and nowhere else.
 #[cfg_attr(
     all(target_arch = "x86_64", target_feature = "ssse3"),
     cold,
@@ -527,85 +628,55 @@ fn two_decimals(
     not(all(target_arch = "x86_64", target_feature = "ssse3")),
     inline(always)
 )]
-fn two_dec_in(
-    c: &tape_simd::Classes,
-    w: &[u8; 48],
-    p: (usize, usize, u8),
-    q: (usize, usize, u8),
-) -> Option<(i64, i64)> {
+fn two_dec_in(w: &[u8; 48], pe: usize, qe: usize, ps: u8, qs: u8) -> Option<(i64, i64)> {
+    let c = tape_simd::classify32(w.first_chunk::<32>()?);
     let w40 = w.first_chunk::<40>()?;
     Some((
-        dec_in(c, w40, p.0, p.1, p.2)?,
-        dec_in(c, w40, q.0, q.1, q.2)?,
+        dec_in(&c, w40, 2, pe, ps)?,
+        dec_in(&c, w40, pe + 3, qe, qs)?,
     ))
 }
 
-/// A plain decimal's shape, for the shuffles: its length (1..=8), its dot's place (8: none)
-/// and its fraction's length.
+/// Shuffle controls for [`tape_simd::digits8x2`], `[half][(lanes * 9 + int) * 9 + frac]`: a
+/// decimal string of `int` digits, a dot and `frac` digits (`int <= 8 - lanes`,
+/// `frac <= lanes`), read from its first byte, put as its value times `10^lanes` in eight
+/// lanes, most significant first: lanes `0..8` (half 0) or `8..16` (half 1). Integer digit
+/// `k` goes to the lane of `10^(int - 1 - k + lanes)`, fraction digit `m` (byte `int + 1 + m`)
+/// to that of `10^(lanes - 1 - m)`; every other lane is 0x80 (a zero digit), and no lane
+/// names the dot's byte, except in the dot alone's (`int` and `frac` 0), where one names it so
+/// that the digit check refuses it. Entries outside those bounds are never read.
 #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
-#[derive(Clone, Copy)]
-struct Shape8 {
-    len: usize,
-    dot: usize,
-    frac: u8,
-}
-
-/// The shape of `w[s..e]` (`dot`: the window's dots) when it is 1 to 8 bytes with at most
-/// one dot, not "." alone, its fraction no longer than `scale`; `None` for anything else,
-/// which [`dec_in`] then judges. That every other byte is a digit is checked by the gather.
-#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
-#[inline(always)]
-fn shape8(dot: u32, s: usize, e: usize, scale: u8) -> Option<Shape8> {
-    let len = e.wrapping_sub(s);
-    if len.wrapping_sub(1) >= 8 {
-        return None;
-    }
-    let s = s & 31;
-    let dots = dot & (((1u64 << len) - 1) << s) as u32;
-    if dots == 0 {
-        return Some(Shape8 {
-            len,
-            dot: 8,
-            frac: 0,
-        });
-    }
-    let at = (dots >> s).trailing_zeros() as usize & 7;
-    let frac = len - 1 - at;
-    if dots & dots.wrapping_sub(1) != 0 || frac > usize::from(scale) || len == 1 {
-        return None;
-    }
-    Some(Shape8 {
-        len,
-        dot: at,
-        frac: frac as u8,
-    })
-}
-
-/// Shuffle controls for [`tape_simd::digits8x2`], `[half][len][dot]`: the digits of a string
-/// of `len` bytes (1..=8) with its dot at `dot` (8: none) skipped, right-aligned in lanes
-/// `0..8` (half 0) or `8..16` (half 1), most significant first; every other lane 0x80 (zero).
-#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
-static GATHER: [[[[u8; 16]; 9]; 9]; 2] = {
-    let mut t = [[[[0x80u8; 16]; 9]; 9]; 2];
+static FIXED: [[[u8; 16]; 729]; 2] = {
+    let mut t = [[[0x80u8; 16]; 729]; 2];
     let mut half = 0;
     while half < 2 {
-        let mut len = 1;
-        while len <= 8 {
-            let mut dot = 0;
-            while dot <= 8 {
-                let kept = if dot < len { len - 1 } else { len };
-                let mut m = 0;
-                let mut k = 0;
-                while k < len {
-                    if k != dot {
-                        t[half][len][dot][half * 8 + 8 - kept + m] = k as u8;
+        let mut lanes = 0;
+        while lanes <= 8 {
+            let mut int = 0;
+            while int + lanes <= 8 {
+                let mut frac = 0;
+                while frac <= lanes {
+                    let e = &mut t[half][(lanes * 9 + int) * 9 + frac];
+                    if int + frac == 0 {
+                        // "." alone: one lane names the dot, which fails the digit check.
+                        e[half * 8] = 0;
+                    }
+                    // The lane of 10^x is 7 - x (most significant first).
+                    let mut k = 0;
+                    while k < int {
+                        e[half * 8 + 8 - lanes - int + k] = k as u8;
+                        k += 1;
+                    }
+                    let mut m = 0;
+                    while m < frac {
+                        e[half * 8 + 8 - lanes + m] = (int + 1 + m) as u8;
                         m += 1;
                     }
-                    k += 1;
+                    frac += 1;
                 }
-                dot += 1;
+                int += 1;
             }
-            len += 1;
+            lanes += 1;
         }
         half += 1;
     }
@@ -692,6 +763,96 @@ impl<'a> Quotes<'a> {
             self.mask = quotes64(self.b, self.base);
             if self.mask != 0 {
                 return Some(self.base + self.mask.trailing_zeros() as usize);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixed::parse_fixed;
+    use proptest::prelude::*;
+
+    /// A decimal string as Binance writes one (digits, a dot, digits), or near it: no dot, a
+    /// second dot, a sign, leading zeros, the dot alone, an empty side.
+    fn decimal() -> impl Strategy<Value = String> {
+        (
+            "[0-9]{0,10}",
+            prop_oneof![
+                6 => Just("."),
+                1 => Just(""),
+                1 => Just(".."),
+            ],
+            "[0-9]{0,10}",
+            prop_oneof![8 => Just(""), 1 => Just("-"), 1 => Just("x")],
+        )
+            .prop_map(|(int, dot, frac, junk)| format!("{junk}{int}{dot}{frac}"))
+    }
+
+    /// What the levels are by [`parse_fixed`]: `None` from the first level it rejects.
+    fn expected(levels: &[(String, String)], ps: u8, qs: u8) -> Vec<Option<(i64, i64)>> {
+        levels
+            .iter()
+            .map(|(p, q)| {
+                Some((
+                    parse_fixed(p.as_bytes(), ps).ok()?,
+                    parse_fixed(q.as_bytes(), qs).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20000, ..ProptestConfig::default() })]
+
+        /// Every level [`levels32`] reads equals `parse_fixed`'s reading of its strings, at
+        /// every scale, wherever the array sits in the frame (its last bytes read padded);
+        /// and it reads every level whose strings have one dot and at most eight digits
+        /// with a fraction within the scale (the shuffle route), so a route that silently
+        /// stopped taking them fails here.
+        #[test]
+        fn levels32_reads_what_parse_fixed_reads(
+            levels in proptest::collection::vec((decimal(), decimal()), 1..5),
+            ps in 0u8..=18,
+            qs in 0u8..=18,
+            lead in 0usize..80,
+            trail in 0usize..80,
+        ) {
+            let body = levels
+                .iter()
+                .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
+                .collect::<Vec<_>>()
+                .join(",");
+            let frame = format!("{}[{body}]{}", "x".repeat(lead), "}".repeat(trail));
+            let b = frame.as_bytes();
+            let mut out = Vec::new();
+            let (end, closed) = levels32(b, lead + 1, &mut out, ps, qs);
+            let want = expected(&levels, ps, qs);
+            for (k, got) in out.iter().enumerate() {
+                prop_assert_eq!(Some((got.price.0, got.qty.0)), want[k], "level {}", k);
+            }
+            if closed {
+                prop_assert_eq!(out.len(), levels.len());
+                prop_assert_eq!(end, lead + 2 + body.len());
+            }
+            // The shuffle route's shape: every level of it must have been read.
+            let simple = |s: &str, scale: u8| {
+                let Some((int, frac)) = s.split_once('.') else { return false };
+                let digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
+                digits(int) && digits(frac) && int.len() + frac.len() >= 1
+                    && int.len() + frac.len() <= 8 && frac.len() <= usize::from(scale)
+            };
+            let fits_window = |p: &String, q: &String| p.len() + q.len() + 8 <= 32;
+            if cfg!(all(target_arch = "x86_64", target_feature = "ssse3")) {
+                let took = levels
+                    .iter()
+                    .zip(&want)
+                    .take_while(|((p, q), w)| {
+                        simple(p, ps) && simple(q, qs) && fits_window(p, q) && w.is_some()
+                    })
+                    .count();
+                prop_assert!(out.len() >= took, "read {} of {} simple levels", out.len(), took);
             }
         }
     }
