@@ -470,25 +470,29 @@ fn levels_scan(
 #[inline(always)]
 fn level32(w: &[u8; 48], price_scale: u8, qty_scale: u8) -> Option<(Level, usize, bool)> {
     let c = tape_simd::classify32(w.first_chunk::<32>()?);
+    // Two bytes compared as one 16-bit word.
+    let pair = |i: usize| u16::from_le_bytes([w[i], w[i + 1]]);
+    let word = |p: &[u8; 2]| u16::from_le_bytes(*p);
     // `["`: the price's opening quote is byte 1, its closing one the next quote.
-    if w[0] != b'[' || c.quote & 0b10 == 0 {
+    if pair(0) != word(b"[\"") {
         return None;
     }
     // `& 31` / `& 63` below only bound the indices for the compiler (no bounds branches);
     // a missing quote (32 trailing zeros) still fails the checks that follow.
     let pe = (c.quote & !0b11).trailing_zeros() as usize & 31;
-    // `","` after the price; then the quantity's closing quote, `]`, and `,` or `]`.
+    // `","` after the price (its first quote is `pe`); then the quantity's closing quote,
+    // `]`, and `,` or `]`.
     let qs = pe + 3;
-    if qs > 31 || w[pe + 1] != b',' || (c.quote >> (pe + 2)) & 1 == 0 {
+    if qs > 31 || pair(pe + 1) != word(b",\"") {
         return None;
     }
     let qe = (qs + (c.quote >> qs).trailing_zeros() as usize) & 63;
-    if qe > 29 || w[qe + 1] != b']' {
+    if qe > 29 {
         return None;
     }
-    let more = match w[qe + 2] {
-        b',' => true,
-        b']' => false,
+    let more = match pair(qe + 1) {
+        x if x == word(b"],") => true,
+        x if x == word(b"]]") => false,
         _ => return None,
     };
     let (price, qty) = two_decimals(c.dot, w, pe, qe, price_scale, qty_scale)?;
