@@ -577,7 +577,10 @@ fn place(
     if frac > usize::from(p.lanes) {
         return None;
     }
-    Some((FIXED.get(half)?.get(usize::from(p.base) + frac)?, p.mult))
+    // `& 1023`: the table's rows are padded to 1024, so the index needs no bounds branch
+    // (`base + frac <= 728` already).
+    let row = if half == 0 { &FIXED[0] } else { &FIXED[1] };
+    Some((&row[(usize::from(p.base) + frac) & 1023], p.mult))
 }
 
 /// How a decimal with a given number of integer digits is placed at a scale, [`PLACES`]`[scale][int]`:
@@ -648,10 +651,12 @@ fn two_dec_in(w: &[u8; 48], pe: usize, qe: usize, ps: u8, qs: u8) -> Option<(i64
 /// `k` goes to the lane of `10^(int - 1 - k + lanes)`, fraction digit `m` (byte `int + 1 + m`)
 /// to that of `10^(lanes - 1 - m)`; every other lane is 0x80 (a zero digit), and no lane
 /// names the dot's byte, except in the dot alone's (`int` and `frac` 0), where one names it so
-/// that the digit check refuses it. Entries outside those bounds are never read.
+/// that the digit check refuses it. Entries outside those bounds are never read; each half
+/// is padded from 729 to 1024 entries so that an index masked to ten bits needs no bounds
+/// branch.
 #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
-static FIXED: [[[u8; 16]; 729]; 2] = {
-    let mut t = [[[0x80u8; 16]; 729]; 2];
+static FIXED: [[[u8; 16]; 1024]; 2] = {
+    let mut t = [[[0x80u8; 16]; 1024]; 2];
     let mut half = 0;
     while half < 2 {
         let mut lanes = 0;
