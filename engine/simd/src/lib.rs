@@ -239,15 +239,32 @@ mod ssse3 {
                 _mm_shuffle_epi8(_mm_sub_epi8(a, zero), ctl_a),
                 _mm_shuffle_epi8(_mm_sub_epi8(b, zero), ctl_b),
             );
-            let digits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d));
+            (digit_mask(d), two_eights(d))
+        };
+        (digits & 0xffff == 0xffff).then_some((v as u32, (v >> 32) as u32))
+    }
+
+    /// One bit per lane of `d` (bytes minus `'0'`) that is a digit value, `0..=9`.
+    #[inline(always)]
+    fn digit_mask(d: __m128i) -> u32 {
+        // SAFETY: SSE2 intrinsics on registers; the build assumes SSE2 (x86_64's baseline).
+        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d)) as u32 }
+    }
+
+    /// Sixteen digit values, most significant first, as the value of lanes `0..8` (low half)
+    /// and of lanes `8..16` (high half).
+    #[inline(always)]
+    fn two_eights(d: __m128i) -> u64 {
+        // SAFETY: these intrinsics need SSE2 and SSSE3, which this module is compiled for
+        // (its `cfg(target_feature = "ssse3")`), and only compute on registers.
+        unsafe {
             // Pairs (10, 1), then quads (100, 1): four-digit groups in i32 lanes.
             let p = _mm_maddubs_epi16(d, _mm_set1_epi16(0x010a));
             let q = _mm_madd_epi16(p, _mm_set1_epi32(0x0001_0064));
             // Four groups (each <= 9999) to i16, then (10000, 1): the two values.
             let r = _mm_madd_epi16(_mm_packs_epi32(q, q), _mm_set1_epi32(0x0001_2710));
-            (digits, _mm_cvtsi128_si64(r) as u64)
-        };
-        (digits & 0xffff == 0xffff).then_some((v as u32, (v >> 32) as u32))
+            _mm_cvtsi128_si64(r) as u64
+        }
     }
 
     /// Shuffle controls, `[k]`: the first `k` bytes moved to the last `k` lanes, every other
@@ -271,26 +288,15 @@ mod ssse3 {
         // SAFETY: `w` is 16 readable bytes, what an unaligned 16-byte load reads;
         // `_mm_loadu_si128` has no alignment requirement.
         let v = unsafe { _mm_loadu_si128(w.as_ptr().cast::<__m128i>()) };
-        // SAFETY: SSE2 intrinsics on registers; the build assumes SSE2 (x86_64's baseline).
-        let (d, digits) = unsafe {
-            let d = _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8));
-            let digits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d));
-            (d, digits as u32)
-        };
+        // SAFETY: an SSE2 intrinsic on registers; the build assumes SSE2 (x86_64's baseline).
+        let d = unsafe { _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8)) };
         // The run's length: the digit mask's trailing ones (bit 16 stops a run of all 16).
-        let k = (!digits | 1 << 16).trailing_zeros() as usize;
+        let k = (!digit_mask(d) | 1 << 16).trailing_zeros() as usize;
         let ctl = &RIGHT[k];
-        // SAFETY: `ctl` is 16 readable bytes; these intrinsics need SSE2 and SSSE3, which
-        // this module is compiled for (its `cfg(target_feature = "ssse3")`), and only compute
-        // on registers.
-        let x = unsafe {
-            let d = _mm_shuffle_epi8(d, _mm_loadu_si128(ctl.as_ptr().cast::<__m128i>()));
-            // Pairs (10, 1), quads (100, 1), then two eight-digit halves (10000, 1).
-            let p = _mm_maddubs_epi16(d, _mm_set1_epi16(0x010a));
-            let q = _mm_madd_epi16(p, _mm_set1_epi32(0x0001_0064));
-            let r = _mm_madd_epi16(_mm_packs_epi32(q, q), _mm_set1_epi32(0x0001_2710));
-            _mm_cvtsi128_si64(r) as u64
-        };
+        // SAFETY: `ctl` is 16 readable bytes; `pshufb` needs SSSE3, which this module is
+        // compiled for (its `cfg(target_feature = "ssse3")`), and only computes on registers.
+        let d = unsafe { _mm_shuffle_epi8(d, _mm_loadu_si128(ctl.as_ptr().cast::<__m128i>())) };
+        let x = two_eights(d);
         (k, (x & 0xffff_ffff) * 100_000_000 + (x >> 32))
     }
 }
