@@ -489,6 +489,11 @@ impl Cur<'_> {
 }
 
 /// Frames the fast path judged: the tape path's result for them, or `None`.
+///
+/// Inlined into [`Decoder::decode_frame`](super::Decoder::decode_frame), its only caller, so
+/// the direct path's message is built where the frame's result goes instead of being copied
+/// out of this function's (~20-30 instructions a frame); the general walk stays out of line.
+#[inline(always)]
 pub(super) fn decode(
     frame: &[u8],
     res: &mut Resolver<'_>,
@@ -506,8 +511,9 @@ pub(super) fn decode(
 }
 
 /// The fast path's general walk: any of the shapes, member by member into a [`Rec`], then
-/// the event read from it.
-#[inline(always)]
+/// the event read from it. Out of line: inlined with the direct path, it made every frame's
+/// direct read keep the walk's arguments alive (spills and reloads on the hot path).
+#[inline(never)]
 pub(super) fn walk(
     frame: &[u8],
     res: &mut Resolver<'_>,
