@@ -329,6 +329,7 @@ impl Default for Enc {
 }
 
 impl Enc {
+    #[inline(always)]
     fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -349,18 +350,23 @@ impl Enc {
         self.buf[self.len..end].copy_from_slice(&b[..n]);
         self.len = end;
     }
+    #[inline(always)]
     fn u8(&mut self, v: u8) {
         self.raw(&[v]);
     }
+    #[inline(always)]
     fn u64(&mut self, v: u64) {
         self.raw(&v.to_le_bytes());
     }
+    #[inline(always)]
     fn i64(&mut self, v: i64) {
         self.raw(&v.to_le_bytes());
     }
+    #[inline(always)]
     fn bool(&mut self, v: bool) {
         self.u8(u8::from(v));
     }
+    #[inline(always)]
     fn opt(&mut self, v: Option<u64>) {
         match v {
             Some(x) => {
@@ -370,19 +376,24 @@ impl Enc {
             None => self.u8(0),
         }
     }
+    #[inline(always)]
     fn inst(&mut self, i: InstrumentId) {
         self.raw(&i.0.to_le_bytes());
     }
+    #[inline(always)]
     fn price(&mut self, p: Price) {
         self.i64(p.0);
     }
+    #[inline(always)]
     fn qty(&mut self, q: Qty) {
         self.i64(q.0);
     }
+    #[inline(always)]
     fn dec(&mut self, d: Decimal) {
         self.i64(d.mantissa);
         self.u8(d.scale);
     }
+    #[inline(always)]
     fn level(&mut self, l: Option<Level>) {
         match l {
             Some(l) => {
