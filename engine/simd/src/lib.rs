@@ -205,6 +205,40 @@ pub fn leading_digits16_portable(w: &[u8; 16]) -> (usize, u64) {
     (16, v)
 }
 
+/// Sixteen bytes of `w` gathered by the shuffle control `ctl` into sixteen digit lanes, most
+/// significant first (a lane of `ctl` with its high bit set is a zero digit, else it names
+/// the byte `ctl & 15` of `w`), checked to be ASCII digits and converted: `None` if a named
+/// byte is not a digit. Below 10^16.
+///
+/// With SSSE3 one `pshufb`, one digit check and three multiply-adds; elsewhere
+/// [`gather16_portable`], which a proptest holds equal to it.
+#[inline(always)]
+pub fn gather16(w: &[u8; 16], ctl: &[u8; 16]) -> Option<u64> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+    {
+        ssse3::gather16(w, ctl)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "ssse3")))]
+    {
+        gather16_portable(w, ctl)
+    }
+}
+
+/// [`gather16`] one lane at a time: the reference, and the implementation without SSSE3.
+#[inline]
+pub fn gather16_portable(w: &[u8; 16], ctl: &[u8; 16]) -> Option<u64> {
+    let mut v = 0u64;
+    for &c in ctl {
+        let d = if c & 0x80 != 0 {
+            0
+        } else {
+            Some(w[usize::from(c & 15)].wrapping_sub(b'0')).filter(|&d| d <= 9)?
+        };
+        v = v * 10 + u64::from(d);
+    }
+    Some(v)
+}
+
 /// The value of sixteen digit values (`0..=9` each, not ASCII), the most significant first:
 /// below 10^16. Bytes above 9 are the caller's to rule out.
 ///
@@ -326,6 +360,25 @@ mod ssse3 {
     }
 
     #[inline(always)]
+    pub(super) fn gather16(w: &[u8; 16], ctl: &[u8; 16]) -> Option<u64> {
+        let load = |x: &[u8; 16]| {
+            // SAFETY: `x` is 16 readable bytes, what an unaligned 16-byte load reads;
+            // `_mm_loadu_si128` has no alignment requirement.
+            unsafe { _mm_loadu_si128(x.as_ptr().cast::<__m128i>()) }
+        };
+        // SAFETY: SSE2 and SSSE3 intrinsics on registers; this module is compiled for them
+        // (its `cfg(target_feature = "ssse3")`).
+        let d = unsafe {
+            _mm_shuffle_epi8(_mm_sub_epi8(load(w), _mm_set1_epi8(b'0' as i8)), load(ctl))
+        };
+        if digit_mask(d) & 0xffff != 0xffff {
+            return None;
+        }
+        let x = two_eights(d);
+        Some((x & 0xffff_ffff) * 100_000_000 + (x >> 32))
+    }
+
+    #[inline(always)]
     pub(super) fn digits16(d: &[u8; 16]) -> u64 {
         // SAFETY: `d` is 16 readable bytes, what an unaligned 16-byte load reads;
         // `_mm_loadu_si128` has no alignment requirement.
@@ -435,6 +488,14 @@ mod tests {
                 }
             }
             prop_assert_eq!(leading_digits16(&w), leading_digits16_portable(&w));
+        }
+
+        #[test]
+        fn gathered_sixteen_agree_with_the_lane_loop(
+            w in proptest::array::uniform16(prop_oneof![8 => b'0'..=b'9', 1 => any::<u8>()]),
+            ctl in proptest::array::uniform16(prop_oneof![4 => 0u8..16, 1 => Just(0x80u8), 1 => any::<u8>()]),
+        ) {
+            prop_assert_eq!(gather16(&w, &ctl), gather16_portable(&w, &ctl));
         }
 
         #[test]

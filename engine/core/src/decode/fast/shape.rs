@@ -697,10 +697,8 @@ static FIXED: [[[u8; 16]; 1024]; 2] = {
 /// sixteen bytes of `w` are only read to fill a decimal's word.
 #[inline(always)]
 fn level64(w: &[u8; 80], price_scale: u8, qty_scale: u8) -> Option<(Level, usize, bool)> {
-    let lo = tape_simd::classify32(w.first_chunk::<32>()?);
-    let hi = tape_simd::classify32(w[32..].first_chunk::<32>()?);
+    let (lo, hi) = classify64(w)?;
     let quote = u64::from(lo.quote) | u64::from(hi.quote) << 32;
-    let digit = u64::from(lo.digit) | u64::from(hi.digit) << 32;
     let dot = u64::from(lo.dot) | u64::from(hi.dot) << 32;
     if w[0] != b'[' || quote & 0b10 == 0 {
         return None;
@@ -721,8 +719,7 @@ fn level64(w: &[u8; 80], price_scale: u8, qty_scale: u8) -> Option<(Level, usize
         b']' => false,
         _ => return None,
     };
-    let price = dec16_in(digit, dot, w, 2, pe, price_scale)?;
-    let qty = dec16_in(digit, dot, w, qs, qe, qty_scale)?;
+    let (price, qty) = two_decimals16(dot, w, pe, qe, price_scale, qty_scale)?;
     Some((
         Level {
             price: Price(price),
@@ -732,6 +729,170 @@ fn level64(w: &[u8; 80], price_scale: u8, qty_scale: u8) -> Option<(Level, usize
         more,
     ))
 }
+
+/// The byte classes of `w`'s first 64 bytes, as two halves.
+#[inline(always)]
+fn classify64(w: &[u8; 80]) -> Option<(tape_simd::Classes, tape_simd::Classes)> {
+    let lo = tape_simd::classify32(w.first_chunk::<32>()?);
+    let hi = tape_simd::classify32(w[32..].first_chunk::<32>()?);
+    Some((lo, hi))
+}
+
+/// A spot level's price and quantity: the strings `w[2..pe]` and `w[pe + 3..qe]` (`qe < 62`,
+/// the bytes between them `","`) at scales `ps` and `qs`, as [`two_decimals`] reads USD-M's
+/// but over sixteen lanes: with SSSE3, when each string has exactly one dot, at most sixteen
+/// digits, at most `scale` of them after the dot, fits in sixteen bytes and is not the dot
+/// alone, each is gathered by one byte shuffle straight into its fixed-point places
+/// ([`place16`], [`FIXED16`]), checked to be digits and converted ([`tape_simd::gather16`]).
+/// Anything else goes to [`dec16_in`], as before.
+#[inline(always)]
+fn two_decimals16(
+    dot: u64,
+    w: &[u8; 80],
+    pe: usize,
+    qe: usize,
+    ps: u8,
+    qs: u8,
+) -> Option<(i64, i64)> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+    {
+        // As in `two_decimals`: the first dot is the price's and the second the quantity's;
+        // a dot outside its string gives a (wrapped) count `place16` refuses, and the
+        // shuffle names every byte of the string but that dot, so any other byte fails the
+        // digit check.
+        let q0 = pe + 3;
+        let d1 = dot.trailing_zeros() as usize;
+        let d2 = (dot & dot.wrapping_sub(1)).trailing_zeros() as usize;
+        let (pp, qp) = (PLACES16.get(usize::from(ps)), PLACES16.get(usize::from(qs)));
+        if let (Some((cp, mp)), Some((cq, mq))) = (
+            pp.and_then(|pp| place16(pp, d1.wrapping_sub(2), pe.wrapping_sub(d1 + 1))),
+            qp.and_then(|qp| place16(qp, d2.wrapping_sub(q0), qe.wrapping_sub(d2 + 1))),
+        ) {
+            // `& 63`: `q0 < qe < 62`, said to the compiler (no bounds branch).
+            let q0 = q0 & 63;
+            let p = tape_simd::gather16(w[2..18].try_into().ok()?, cp);
+            let q = tape_simd::gather16(w[q0..q0 + 16].try_into().ok()?, cq);
+            if let (Some(p), Some(q)) = (p, q) {
+                // Both below 10^16: they fit an i64; only the rescale can overflow.
+                return Some(((p as i64).checked_mul(mp)?, (q as i64).checked_mul(mq)?));
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "ssse3")))]
+    let _ = dot;
+    two_dec16_in(w, pe, qe, ps, qs)
+}
+
+/// [`two_decimals16`] by [`dec16_in`], each on its own, from the window's classes taken
+/// again (with SSSE3 the hot path needs only the quotes and dots).
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "ssse3"),
+    cold,
+    inline(never)
+)]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "ssse3")),
+    inline(always)
+)]
+fn two_dec16_in(w: &[u8; 80], pe: usize, qe: usize, ps: u8, qs: u8) -> Option<(i64, i64)> {
+    let (lo, hi) = classify64(w)?;
+    let digit = u64::from(lo.digit) | u64::from(hi.digit) << 32;
+    let dot = u64::from(lo.dot) | u64::from(hi.dot) << 32;
+    Some((
+        dec16_in(digit, dot, w, 2, pe, ps)?,
+        dec16_in(digit, dot, w, pe + 3, qe, qs)?,
+    ))
+}
+
+/// [`place`] over sixteen lanes: the shuffle control in [`FIXED16`] for a decimal of `int`
+/// digits, a dot and `frac` digits at the scale of `places` (its row of [`PLACES16`]), and
+/// the power of ten to multiply by. `None` when it does not fit: more than sixteen digits, or
+/// a fraction longer than its lanes.
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+#[inline(always)]
+fn place16(places: &[Place; 17], int: usize, frac: usize) -> Option<(&'static [u8; 16], i64)> {
+    let p = places.get(int)?;
+    if frac > usize::from(p.lanes) {
+        return None;
+    }
+    // `& 8191`: the table is padded to 8192 rows (`base + frac <= 4912` already).
+    Some((&FIXED16[(usize::from(p.base) + frac) & 8191], p.mult))
+}
+
+/// [`PLACES`] over sixteen lanes: `[scale][int]` for `int <= 16`; `lanes` is the scale or,
+/// when the integer digits leave fewer, `16 - int`; `base` is the first of its [`FIXED16`]
+/// rows, `(lanes * 17 + int) * 17`.
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+static PLACES16: [[Place; 17]; MAX_SCALE as usize + 1] = {
+    let none = Place {
+        mult: 0,
+        base: 0,
+        lanes: 0,
+    };
+    let mut t = [[none; 17]; MAX_SCALE as usize + 1];
+    let mut scale = 0;
+    while scale <= MAX_SCALE as usize {
+        let mut int = 0;
+        while int <= 16 {
+            let over = (int + scale).saturating_sub(16);
+            let lanes = scale - over;
+            t[scale][int] = Place {
+                mult: crate::fixed::POW10[over],
+                base: ((lanes * 17 + int) * 17) as u16,
+                lanes: lanes as u8,
+            };
+            int += 1;
+        }
+        scale += 1;
+    }
+    t
+};
+
+/// Shuffle controls for [`tape_simd::gather16`], `[(lanes * 17 + int) * 17 + frac]`, as
+/// [`FIXED`]'s over sixteen lanes: a decimal string of `int` digits, a dot and `frac` digits
+/// (`int <= 16 - lanes`, `frac <= lanes`) put as its value times `10^lanes`, most significant
+/// first; integer digit `k` to the lane of `10^(int - 1 - k + lanes)`, fraction digit `m`
+/// (byte `int + 1 + m`) to that of `10^(lanes - 1 - m)`, every other lane 0x80 (a zero).
+/// Two shapes get a lane naming the dot instead, so that the digit check refuses them: the
+/// dot alone, and strings of seventeen bytes (`int + frac == 16` with a fraction), whose last
+/// digit is past the sixteen bytes read (`pshufb` would read byte 16 as byte 0). Padded from
+/// 4,913 to 8,192 rows so that an index masked to thirteen bits needs no bounds branch.
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+static FIXED16: [[u8; 16]; 8192] = {
+    let mut t = [[0x80u8; 16]; 8192];
+    let mut lanes = 0;
+    while lanes <= 16 {
+        let mut int = 0;
+        while int + lanes <= 16 {
+            let mut frac = 0;
+            while frac <= lanes {
+                let e = &mut t[(lanes * 17 + int) * 17 + frac];
+                // The lane of 10^x is 15 - x (most significant first).
+                let mut k = 0;
+                while k < int {
+                    e[16 - lanes - int + k] = k as u8;
+                    k += 1;
+                }
+                let mut m = 0;
+                while m < frac {
+                    e[16 - lanes + m] = (int + 1 + m) as u8;
+                    m += 1;
+                }
+                if int + frac == 0 {
+                    // "." alone: one lane names the dot (byte 0).
+                    e[0] = 0;
+                } else if int + frac == 16 && frac > 0 {
+                    // Seventeen bytes: the lane of the last digit names the dot (byte `int`).
+                    e[15] = int as u8;
+                }
+                frac += 1;
+            }
+            int += 1;
+        }
+        lanes += 1;
+    }
+    t
+};
 
 /// The positions of `"` in a frame, 64 bytes at a time.
 struct Quotes<'a> {
@@ -812,8 +973,71 @@ mod tests {
             .collect()
     }
 
+    /// [`decimal`] with up to seventeen digits a side: spot's decimals and past them.
+    fn decimal16() -> impl Strategy<Value = String> {
+        (
+            "[0-9]{0,17}",
+            prop_oneof![
+                6 => Just("."),
+                1 => Just(""),
+                1 => Just(".."),
+            ],
+            "[0-9]{0,17}",
+            prop_oneof![8 => Just(""), 1 => Just("-"), 1 => Just("x")],
+        )
+            .prop_map(|(int, dot, frac, junk)| format!("{junk}{int}{dot}{frac}"))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 20000, ..ProptestConfig::default() })]
+
+        /// [`levels64`] as [`levels32_reads_what_parse_fixed_reads`] checks `levels32`: every
+        /// level read equals `parse_fixed`'s reading, at every scale; and every level whose
+        /// strings have one dot, fit sixteen bytes and keep their fraction within the scale
+        /// (the sixteen-lane shuffle route) is read.
+        #[test]
+        fn levels64_reads_what_parse_fixed_reads(
+            levels in proptest::collection::vec((decimal16(), decimal16()), 1..5),
+            ps in 0u8..=18,
+            qs in 0u8..=18,
+            lead in 0usize..80,
+            trail in 0usize..100,
+        ) {
+            let body = levels
+                .iter()
+                .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
+                .collect::<Vec<_>>()
+                .join(",");
+            let frame = format!("{}[{body}]{}", "x".repeat(lead), "}".repeat(trail));
+            let b = frame.as_bytes();
+            let mut out = Vec::new();
+            let (end, closed) = levels64(b, lead + 1, &mut out, ps, qs);
+            let want = expected(&levels, ps, qs);
+            for (k, got) in out.iter().enumerate() {
+                prop_assert_eq!(Some((got.price.0, got.qty.0)), want[k], "level {}", k);
+            }
+            if closed {
+                prop_assert_eq!(out.len(), levels.len());
+                prop_assert_eq!(end, lead + 2 + body.len());
+            }
+            let simple = |s: &str, scale: u8| {
+                let Some((int, frac)) = s.split_once('.') else { return false };
+                let digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
+                digits(int) && digits(frac) && int.len() + frac.len() >= 1
+                    && int.len() + frac.len() <= 15 && frac.len() <= usize::from(scale)
+            };
+            let fits_window = |p: &String, q: &String| p.len() + q.len() + 8 <= 64;
+            if cfg!(all(target_arch = "x86_64", target_feature = "ssse3")) {
+                let took = levels
+                    .iter()
+                    .zip(&want)
+                    .take_while(|((p, q), w)| {
+                        simple(p, ps) && simple(q, qs) && fits_window(p, q) && w.is_some()
+                    })
+                    .count();
+                prop_assert!(out.len() >= took, "read {} of {} simple levels", out.len(), took);
+            }
+        }
 
         /// Every level [`levels32`] reads equals `parse_fixed`'s reading of its strings, at
         /// every scale, wherever the array sits in the frame (its last bytes read padded);
