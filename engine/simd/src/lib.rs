@@ -12,8 +12,13 @@
 //! function is a byte loop ([`classify32_portable`]); a proptest holds the two equal on every
 //! input.
 //!
+//! [`string_stops16`] finds where a plain JSON string's run stops in 16 bytes (SSE2, as
+//! [`classify32`]).
+//!
 //! [`digits8x2`] gathers and converts a depth level's two decimals with SSSE3 byte shuffles,
-//! [`leading_digits16`] an integer of up to sixteen digits (exchange timestamps, update ids).
+//! [`gather16`] one decimal of up to sixteen digits (spot's levels), [`leading_digits16`] an
+//! integer of up to sixteen digits (exchange timestamps, update ids), [`digits16`] sixteen
+//! digit values.
 //! SSSE3 is not in the `x86_64` baseline but in x86-64-v2, which the workspace builds for
 //! (`.cargo/config.toml`); again no runtime detection, and without the feature (RUSTFLAGS that
 //! replace the workspace's) byte loops ([`digits8x2_portable`], [`leading_digits16_portable`]),
@@ -76,13 +81,41 @@ pub fn classify32_portable(w: &[u8; 32]) -> Classes {
     c
 }
 
+/// One bit per byte of `w` (byte `k` is bit `k`) that ends a plain JSON string's run: `"`,
+/// `\\`, a control byte (below 0x20) or a non-ASCII byte (0x80 and up). With SSE2 three
+/// compares and one `pmovmskb`; elsewhere [`string_stops16_portable`], which a proptest
+/// holds equal to it.
+#[inline(always)]
+pub fn string_stops16(w: &[u8; 16]) -> u32 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::string_stops16(w)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        string_stops16_portable(w)
+    }
+}
+
+/// [`string_stops16`] one byte at a time.
+#[inline]
+pub fn string_stops16_portable(w: &[u8; 16]) -> u32 {
+    w.iter().enumerate().fold(0, |m, (k, &c)| {
+        if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
+            m | 1 << k
+        } else {
+            m
+        }
+    })
+}
+
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[allow(unsafe_code)]
 mod sse2 {
     use super::Classes;
     use core::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_set1_epi8,
-        _mm_sub_epi8,
+        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8, _mm_sub_epi8,
     };
 
     /// The four masks of 16 bytes, as `u16`s in `u32`s.
@@ -101,6 +134,21 @@ mod sse2 {
         let d = _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8));
         let digit = mask(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d));
         [quote, digit, dot, zero]
+    }
+
+    #[inline(always)]
+    pub(super) fn string_stops16(w: &[u8; 16]) -> u32 {
+        // SAFETY: `w` is 16 readable bytes, exactly what an unaligned 16-byte load reads;
+        // `_mm_loadu_si128` has no alignment requirement. The intrinsics need SSE2, which this
+        // module is compiled for, and only compute on registers.
+        unsafe {
+            let v = _mm_loadu_si128(w.as_ptr().cast::<__m128i>());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            // Signed: below 0x20 is a control byte (0x00..0x20) or a negative one (0x80..).
+            let outside = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), outside)) as u32 & 0xffff
+        }
     }
 
     #[inline(always)]
@@ -503,6 +551,18 @@ mod tests {
             d in proptest::array::uniform16(0u8..=9),
         ) {
             prop_assert_eq!(digits16(&d), digits16_portable(&d));
+        }
+
+        #[test]
+        fn string_stops_agree_with_the_byte_loop(
+            w in proptest::array::uniform16(prop_oneof![
+                4 => b'a'..=b'z',
+                1 => Just(b'"'),
+                1 => Just(b'\\'),
+                1 => any::<u8>(),
+            ]),
+        ) {
+            prop_assert_eq!(string_stops16(&w), string_stops16_portable(&w));
         }
 
         #[test]
