@@ -598,22 +598,27 @@ struct Place {
 
 /// [`Place`] of every scale (`0..=MAX_SCALE`) and integer length (`0..=8`).
 #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
-static PLACES: [[Place; 9]; MAX_SCALE as usize + 1] = {
+static PLACES: [[Place; 9]; MAX_SCALE as usize + 1] = places::<9>();
+
+/// [`Place`] of every scale and integer length `0..N` over `N - 1` lanes: [`PLACES`] (8) and
+/// [`PLACES16`] (16), whose shuffle tables' rows are `(lanes * N + int) * N + frac`.
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+const fn places<const N: usize>() -> [[Place; N]; MAX_SCALE as usize + 1] {
     let none = Place {
         mult: 0,
         base: 0,
         lanes: 0,
     };
-    let mut t = [[none; 9]; MAX_SCALE as usize + 1];
+    let mut t = [[none; N]; MAX_SCALE as usize + 1];
     let mut scale = 0;
     while scale <= MAX_SCALE as usize {
         let mut int = 0;
-        while int <= 8 {
-            let over = (int + scale).saturating_sub(8);
+        while int < N {
+            let over = (int + scale).saturating_sub(N - 1);
             let lanes = scale - over;
             t[scale][int] = Place {
                 mult: crate::fixed::POW10[over],
-                base: ((lanes * 9 + int) * 9) as u16,
+                base: ((lanes * N + int) * N) as u16,
                 lanes: lanes as u8,
             };
             int += 1;
@@ -621,7 +626,7 @@ static PLACES: [[Place; 9]; MAX_SCALE as usize + 1] = {
         scale += 1;
     }
     t
-};
+}
 
 /// [`two_decimals`] by [`dec_in`], each on its own. It classifies the window again rather
 /// than take the caller's classes: with SSSE3 the hot path needs only the quotes and dots, so
@@ -823,30 +828,7 @@ fn place16(places: &[Place; 17], int: usize, frac: usize) -> Option<(&'static [u
 /// when the integer digits leave fewer, `16 - int`; `base` is the first of its [`FIXED16`]
 /// rows, `(lanes * 17 + int) * 17`.
 #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
-static PLACES16: [[Place; 17]; MAX_SCALE as usize + 1] = {
-    let none = Place {
-        mult: 0,
-        base: 0,
-        lanes: 0,
-    };
-    let mut t = [[none; 17]; MAX_SCALE as usize + 1];
-    let mut scale = 0;
-    while scale <= MAX_SCALE as usize {
-        let mut int = 0;
-        while int <= 16 {
-            let over = (int + scale).saturating_sub(16);
-            let lanes = scale - over;
-            t[scale][int] = Place {
-                mult: crate::fixed::POW10[over],
-                base: ((lanes * 17 + int) * 17) as u16,
-                lanes: lanes as u8,
-            };
-            int += 1;
-        }
-        scale += 1;
-    }
-    t
-};
+static PLACES16: [[Place; 17]; MAX_SCALE as usize + 1] = places::<17>();
 
 /// Shuffle controls for [`tape_simd::gather16`], `[(lanes * 17 + int) * 17 + frac]`, as
 /// [`FIXED`]'s over sixteen lanes: a decimal string of `int` digits, a dot and `frac` digits
@@ -988,6 +970,65 @@ mod tests {
             .prop_map(|(int, dot, frac, junk)| format!("{junk}{int}{dot}{frac}"))
     }
 
+    /// `levels32`'s and `levels64`'s signature.
+    type LevelReader = fn(&[u8], usize, &mut Vec<Level>, u8, u8) -> (usize, bool);
+
+    /// A level reader (`levels32`, `levels64`) over `levels` as an array between `lead` bytes
+    /// and `trail` closing braces: every level read equals `parse_fixed`'s reading, a closed
+    /// array was read whole, and with SSSE3 every leading level of the shuffle route's shape
+    /// (one dot, at most `digits` digits, a fraction within the scale, the level within
+    /// `window` bytes) was read.
+    fn check_reader(
+        read: LevelReader,
+        levels: &[(String, String)],
+        (ps, qs): (u8, u8),
+        (lead, trail): (usize, usize),
+        (digits, window): (usize, usize),
+    ) -> Result<(), TestCaseError> {
+        let body = levels
+            .iter()
+            .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
+            .collect::<Vec<_>>()
+            .join(",");
+        let frame = format!("{}[{body}]{}", "x".repeat(lead), "}".repeat(trail));
+        let mut out = Vec::new();
+        let (end, closed) = read(frame.as_bytes(), lead + 1, &mut out, ps, qs);
+        let want = expected(levels, ps, qs);
+        for (k, got) in out.iter().enumerate() {
+            prop_assert_eq!(Some((got.price.0, got.qty.0)), want[k], "level {}", k);
+        }
+        if closed {
+            prop_assert_eq!(out.len(), levels.len());
+            prop_assert_eq!(end, lead + 2 + body.len());
+        }
+        let simple = |s: &str, scale: u8| {
+            let Some((int, frac)) = s.split_once('.') else {
+                return false;
+            };
+            let all_digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
+            all_digits(int)
+                && all_digits(frac)
+                && (1..=digits).contains(&(int.len() + frac.len()))
+                && frac.len() <= usize::from(scale)
+        };
+        if cfg!(all(target_arch = "x86_64", target_feature = "ssse3")) {
+            let took = levels
+                .iter()
+                .zip(&want)
+                .take_while(|((p, q), w)| {
+                    simple(p, ps) && simple(q, qs) && p.len() + q.len() + 8 <= window && w.is_some()
+                })
+                .count();
+            prop_assert!(
+                out.len() >= took,
+                "read {} of {} simple levels",
+                out.len(),
+                took
+            );
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 20000, ..ProptestConfig::default() })]
 
@@ -1003,40 +1044,7 @@ mod tests {
             lead in 0usize..80,
             trail in 0usize..100,
         ) {
-            let body = levels
-                .iter()
-                .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
-                .collect::<Vec<_>>()
-                .join(",");
-            let frame = format!("{}[{body}]{}", "x".repeat(lead), "}".repeat(trail));
-            let b = frame.as_bytes();
-            let mut out = Vec::new();
-            let (end, closed) = levels64(b, lead + 1, &mut out, ps, qs);
-            let want = expected(&levels, ps, qs);
-            for (k, got) in out.iter().enumerate() {
-                prop_assert_eq!(Some((got.price.0, got.qty.0)), want[k], "level {}", k);
-            }
-            if closed {
-                prop_assert_eq!(out.len(), levels.len());
-                prop_assert_eq!(end, lead + 2 + body.len());
-            }
-            let simple = |s: &str, scale: u8| {
-                let Some((int, frac)) = s.split_once('.') else { return false };
-                let digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
-                digits(int) && digits(frac) && int.len() + frac.len() >= 1
-                    && int.len() + frac.len() <= 15 && frac.len() <= usize::from(scale)
-            };
-            let fits_window = |p: &String, q: &String| p.len() + q.len() + 8 <= 64;
-            if cfg!(all(target_arch = "x86_64", target_feature = "ssse3")) {
-                let took = levels
-                    .iter()
-                    .zip(&want)
-                    .take_while(|((p, q), w)| {
-                        simple(p, ps) && simple(q, qs) && fits_window(p, q) && w.is_some()
-                    })
-                    .count();
-                prop_assert!(out.len() >= took, "read {} of {} simple levels", out.len(), took);
-            }
+            check_reader(levels64, &levels, (ps, qs), (lead, trail), (15, 64))?;
         }
 
         /// Every level [`levels32`] reads equals `parse_fixed`'s reading of its strings, at
@@ -1052,41 +1060,7 @@ mod tests {
             lead in 0usize..80,
             trail in 0usize..80,
         ) {
-            let body = levels
-                .iter()
-                .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
-                .collect::<Vec<_>>()
-                .join(",");
-            let frame = format!("{}[{body}]{}", "x".repeat(lead), "}".repeat(trail));
-            let b = frame.as_bytes();
-            let mut out = Vec::new();
-            let (end, closed) = levels32(b, lead + 1, &mut out, ps, qs);
-            let want = expected(&levels, ps, qs);
-            for (k, got) in out.iter().enumerate() {
-                prop_assert_eq!(Some((got.price.0, got.qty.0)), want[k], "level {}", k);
-            }
-            if closed {
-                prop_assert_eq!(out.len(), levels.len());
-                prop_assert_eq!(end, lead + 2 + body.len());
-            }
-            // The shuffle route's shape: every level of it must have been read.
-            let simple = |s: &str, scale: u8| {
-                let Some((int, frac)) = s.split_once('.') else { return false };
-                let digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
-                digits(int) && digits(frac) && int.len() + frac.len() >= 1
-                    && int.len() + frac.len() <= 8 && frac.len() <= usize::from(scale)
-            };
-            let fits_window = |p: &String, q: &String| p.len() + q.len() + 8 <= 32;
-            if cfg!(all(target_arch = "x86_64", target_feature = "ssse3")) {
-                let took = levels
-                    .iter()
-                    .zip(&want)
-                    .take_while(|((p, q), w)| {
-                        simple(p, ps) && simple(q, qs) && fits_window(p, q) && w.is_some()
-                    })
-                    .count();
-                prop_assert!(out.len() >= took, "read {} of {} simple levels", out.len(), took);
-            }
+            check_reader(levels32, &levels, (ps, qs), (lead, trail), (8, 32))?;
         }
     }
 }
