@@ -374,6 +374,13 @@ mod ssse3 {
         }
     }
 
+    /// Sixteen digit values, most significant first, as one value (below 10^16).
+    #[inline(always)]
+    fn sixteen(d: __m128i) -> u64 {
+        let x = two_eights(d);
+        (x & 0xffff_ffff) * 100_000_000 + (x >> 32)
+    }
+
     /// Shuffle controls, `[k]`: the first `k` bytes moved to the last `k` lanes, every other
     /// lane 0x80 (zero).
     static RIGHT: [[u8; 16]; 17] = {
@@ -403,8 +410,7 @@ mod ssse3 {
         // SAFETY: `ctl` is 16 readable bytes; `pshufb` needs SSSE3, which this module is
         // compiled for (its `cfg(target_feature = "ssse3")`), and only computes on registers.
         let d = unsafe { _mm_shuffle_epi8(d, _mm_loadu_si128(ctl.as_ptr().cast::<__m128i>())) };
-        let x = two_eights(d);
-        (k, (x & 0xffff_ffff) * 100_000_000 + (x >> 32))
+        (k, sixteen(d))
     }
 
     #[inline(always)]
@@ -419,19 +425,14 @@ mod ssse3 {
         let d = unsafe {
             _mm_shuffle_epi8(_mm_sub_epi8(load(w), _mm_set1_epi8(b'0' as i8)), load(ctl))
         };
-        if digit_mask(d) & 0xffff != 0xffff {
-            return None;
-        }
-        let x = two_eights(d);
-        Some((x & 0xffff_ffff) * 100_000_000 + (x >> 32))
+        (digit_mask(d) & 0xffff == 0xffff).then(|| sixteen(d))
     }
 
     #[inline(always)]
     pub(super) fn digits16(d: &[u8; 16]) -> u64 {
         // SAFETY: `d` is 16 readable bytes, what an unaligned 16-byte load reads;
         // `_mm_loadu_si128` has no alignment requirement.
-        let x = two_eights(unsafe { _mm_loadu_si128(d.as_ptr().cast::<__m128i>()) });
-        (x & 0xffff_ffff) * 100_000_000 + (x >> 32)
+        sixteen(unsafe { _mm_loadu_si128(d.as_ptr().cast::<__m128i>()) })
     }
 }
 

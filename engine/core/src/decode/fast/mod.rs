@@ -187,11 +187,6 @@ impl Cur<'_> {
         self.b.get(self.i).copied()
     }
 
-    /// A string whose opening quote was consumed: ASCII from 0x20 up, without `\`, so its
-    /// bytes are exactly the decoded string simd-json would produce. Returns its byte range.
-    ///
-    /// Scans eight bytes at a time (SWAR): most strings are a few bytes to a few words, and a
-    /// byte loop was the largest cost of the whole fast path.
     /// [`Cur::str_body`] sixteen bytes a step, by the bytes' stop mask
     /// ([`tape_simd::string_stops16`]): for strings of ~15-25 bytes, a combined stream's name
     /// (`btcusdt@depth20@100ms`), where it takes two steps instead of three. Short strings (a
@@ -207,10 +202,17 @@ impl Cur<'_> {
             }
             self.i += 16;
         }
+        // Fewer than sixteen bytes left (never for a stream name, which `,"data":` follows):
+        // the whole string as `str_body` reads it.
         self.i = start;
         self.str_body()
     }
 
+    /// A string whose opening quote was consumed: ASCII from 0x20 up, without `\`, so its
+    /// bytes are exactly the decoded string simd-json would produce. Returns its byte range.
+    ///
+    /// Scans eight bytes at a time (SWAR): most strings are a few bytes to a few words, and a
+    /// byte loop was the largest cost of the whole fast path.
     #[inline(always)]
     fn str_body(&mut self) -> Option<(usize, usize)> {
         const ONES: u64 = 0x0101_0101_0101_0101;
