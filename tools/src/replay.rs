@@ -40,13 +40,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tape_core::book::BookEvent;
-use tape_core::desk::PrivateChannel;
 use tape_core::engine::{Engine, EngineConfig};
 use tape_core::fixed::Scaled;
 use tape_core::input::{Nanos, SourceId};
 use tape_core::metrics::{Latency, LatencyStage, StageSummary, MAX_LATENCY_NS, PERCENTILES};
-use tape_core::output::{Event, VenueCommand};
 use tape_journal::JournalReader;
 use tape_node::node::{StageTimer, WallClock};
 
@@ -196,78 +193,6 @@ pub struct Oracle {
     pub mismatches: u64,
 }
 
-/// The summary's names of output events, indexed by [`event_kind`]; the last one is
-/// [`venue_command_kind`]'s.
-const OUTPUT_KINDS: [&str; 23] = [
-    "book_synced",
-    "book_level",
-    "book_applied",
-    "book_gap",
-    "book_resync_requested",
-    "book_crossed",
-    "book_stale_snapshot",
-    "book_buffer_overflow",
-    "bbo",
-    "trade",
-    "agg_trade",
-    "book_ticker",
-    "ticker",
-    "error",
-    "venue",
-    "private_reply",
-    "private_orders",
-    "private_positions",
-    "private_portfolio",
-    "private_risk_alerts",
-    "private_signal",
-    "private_bot_status",
-    "gateway_request",
-];
-
-/// The index of an event's summary name in [`OUTPUT_KINDS`]: counting by index keeps the
-/// replay loop free of string comparisons (a `BTreeMap<&str, _>` per event cost ~9 % of a
-/// synthetic replay's instructions).
-fn event_kind(e: &Event) -> usize {
-    match e {
-        Event::Book(b) => match b {
-            BookEvent::Synced { .. } => 0,
-            BookEvent::LevelChanged { .. } => 1,
-            BookEvent::Applied { .. } => 2,
-            BookEvent::Gap { .. } => 3,
-            BookEvent::ResyncRequested { .. } => 4,
-            BookEvent::Crossed { .. } => 5,
-            BookEvent::StaleSnapshot { .. } => 6,
-            BookEvent::BufferOverflow { .. } => 7,
-        },
-        Event::Bbo(_) => 8,
-        Event::Trade(_) => 9,
-        Event::AggTrade(_) => 10,
-        Event::BookTicker(_) => 11,
-        Event::Ticker(_) => 12,
-        Event::Error(_) => 13,
-        Event::Venue(_) => 14,
-        Event::Private(m) => match m.channel {
-            PrivateChannel::Reply => 15,
-            PrivateChannel::Orders => 16,
-            PrivateChannel::Positions => 17,
-            PrivateChannel::Portfolio => 18,
-            PrivateChannel::RiskAlerts => 19,
-            PrivateChannel::Signal => 20,
-            PrivateChannel::BotStatus => 21,
-        },
-    }
-}
-
-/// The summary's index of a venue command in [`OUTPUT_KINDS`]. Orders keep the name they
-/// had as outputs (`gateway_request`); snapshot requests were never counted (the
-/// `book_resync_requested` output behind each is), so they stay out of the summary.
-fn venue_command_kind(c: &VenueCommand) -> Option<usize> {
-    match c {
-        VenueCommand::Order { .. } => Some(22),
-        VenueCommand::Snapshot { .. } => None,
-    }
-}
-
 /// Waits until `clock` reads `due`: sleeps while more than [`SPIN_NS`] remain, then spins.
 fn wait_until(clock: &WallClock, due: u64) {
     loop {
@@ -388,13 +313,17 @@ pub fn replay_into(
 ) -> Result<(Summary, Engine)> {
     let mut reader = JournalReader::open(dir)
         .with_context(|| format!("{}: cannot open journal", dir.display()))?;
-    let mut engine = Engine::new(EngineConfig::default())?;
+    // Nothing here reads the outputs but the shared-memory publisher: without it the engine
+    // folds them into the digest and counts them by kind, and keeps no queue.
+    let mut engine = Engine::new(EngineConfig {
+        queue_outputs: shm.is_some(),
+        ..EngineConfig::default()
+    })?;
     let mut timing = if opts.latency {
         Some(Timing::new(opts.speed)?)
     } else {
         None
     };
-    let mut outputs = [0u64; OUTPUT_KINDS.len()];
     let (mut first, mut last) = (None, None);
     let start = Instant::now();
     let mut stopped_at_damage = None;
@@ -430,17 +359,10 @@ pub fn replay_into(
         if let Some(p) = shm.as_deref_mut() {
             p.publish(&engine);
         }
-        // Counted in place, then dropped: moving each output out of the queue cost more
-        // than counting it.
-        for out in engine.queued_outputs() {
-            outputs[event_kind(&out.event)] += 1;
-        }
+        // The engine counts the outputs (and venue orders) by kind; whatever it queued is
+        // dropped here, as nothing else takes it.
         engine.clear_outputs();
-        while let Some(cmd) = engine.poll_venue_command() {
-            if let Some(kind) = venue_command_kind(&cmd) {
-                outputs[kind] += 1;
-            }
-        }
+        while engine.poll_venue_command().is_some() {}
     }
     let elapsed = start.elapsed().as_secs_f64();
     let stats = engine.stats();
@@ -495,11 +417,10 @@ pub fn replay_into(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect(),
-        outputs: OUTPUT_KINDS
+        outputs: stats
+            .outputs_by_kind
             .iter()
-            .zip(outputs)
-            .filter(|(_, n)| *n > 0)
-            .map(|(k, n)| ((*k).to_owned(), n))
+            .map(|(k, n)| (k.to_owned(), n))
             .collect(),
         books,
         oracle: Oracle {
@@ -636,6 +557,63 @@ mod tests {
         }
         // Every record is timed from due to applied, decodable or not.
         assert_eq!(lat.due_to_applied.count, plain.records);
+    }
+
+    /// An engine that keeps no queue (as `tape replay` runs it) folds and counts exactly
+    /// what a queueing engine hands out: the same digest, and counts by kind equal to the
+    /// kinds of the outputs taken from the queueing one, which the summary prints.
+    #[test]
+    fn an_engine_without_a_queue_digests_and_counts_what_a_queueing_one_hands_out() {
+        use std::collections::BTreeMap;
+        use tape_core::book::BookEvent;
+        use tape_core::output::Event;
+
+        let mut queued = Engine::new(EngineConfig::default()).expect("engine");
+        let mut bare = Engine::new(EngineConfig {
+            queue_outputs: false,
+            ..EngineConfig::default()
+        })
+        .expect("engine");
+        let mut taken: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut reader = JournalReader::open(session()).expect("session");
+        while let Some(rec) = reader.next() {
+            let rec = rec.expect("intact record");
+            for e in [&mut queued, &mut bare] {
+                let _ = e.handle_stored(
+                    Nanos(rec.recv_ns),
+                    SourceId(rec.source),
+                    rec.kind,
+                    rec.payload,
+                );
+            }
+            assert!(bare.poll_output().is_none(), "no queue, no outputs");
+            while let Some(out) = queued.poll_output() {
+                let kind = match out.event {
+                    Event::Book(BookEvent::LevelChanged { .. }) => "book_level",
+                    Event::Book(BookEvent::Applied { .. }) => "book_applied",
+                    Event::Book(BookEvent::Synced { .. }) => "book_synced",
+                    Event::Book(BookEvent::ResyncRequested { .. }) => "book_resync_requested",
+                    Event::Bbo(_) => "bbo",
+                    Event::Trade(_) => "trade",
+                    Event::BookTicker(_) => "book_ticker",
+                    Event::Ticker(_) => "ticker",
+                    other => panic!("the session has no {other:?}"),
+                };
+                *taken.entry(kind).or_default() += 1;
+            }
+        }
+        assert_eq!(bare.digest(), queued.digest());
+        assert_eq!(bare.stats(), queued.stats());
+        let counted: BTreeMap<&str, u64> = bare.stats().outputs_by_kind.iter().collect();
+        assert_eq!(counted, taken);
+        assert_eq!(taken.values().sum::<u64>(), bare.digest().count());
+        let (summary, _) = replay(&session()).expect("replay");
+        let printed: BTreeMap<&str, u64> = summary
+            .outputs
+            .iter()
+            .map(|(k, n)| (k.as_str(), *n))
+            .collect();
+        assert_eq!(printed, taken);
     }
 
     #[test]

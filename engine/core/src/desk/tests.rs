@@ -853,3 +853,23 @@ fn a_spot_reconciliation_lists_open_orders_and_asks_only_about_the_missing() {
         "{out:?}"
     );
 }
+
+/// Venue orders are counted as `gateway_request` outputs (the name they had as client
+/// outputs) and private messages by their channel, each as often as it was handed out.
+#[test]
+fn venue_orders_and_private_messages_are_counted_by_kind() {
+    let mut e = gateway_engine();
+    let before = e.stats().outputs_by_kind;
+    let replies = as_user(&mut e, "alice", LIMIT_ORDER);
+    let orders = venue_orders(&mut e);
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    let counts = e.stats().outputs_by_kind;
+    let grew = |kind: &str| counts.get(kind) - before.get(kind);
+    assert_eq!(grew("gateway_request"), 1);
+    let on = |ch: PrivateChannel| replies.iter().filter(|m| m.channel == ch).count() as u64;
+    assert!(on(PrivateChannel::Reply) > 0, "{replies:?}");
+    assert_eq!(grew("private_reply"), on(PrivateChannel::Reply));
+    assert_eq!(grew("private_orders"), on(PrivateChannel::Orders));
+    let all: u64 = counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(all, e.stats().outputs, "every output counted once by kind");
+}

@@ -82,6 +82,7 @@ impl Engine {
                     // orders were client outputs: pinned digests stay valid.
                     self.digest.update_venue_order(now, &user, &json);
                     self.stats.outputs += 1;
+                    self.stats.outputs_by_kind.0[super::stats::KIND_GATEWAY_REQUEST] += 1;
                     self.emit_venue(VenueCommand::Order {
                         recv: now,
                         user,

@@ -40,7 +40,7 @@ use crate::ticker::TradeStats;
 use crate::venue::VenueStatus;
 
 pub use oracle::MAX_PENDING_ORACLE;
-pub use stats::{EngineStats, MessageCounts, MESSAGE_KINDS};
+pub use stats::{EngineStats, MessageCounts, OutputCounts, MESSAGE_KINDS, OUTPUT_KINDS};
 
 use sources::Source;
 
@@ -84,6 +84,11 @@ pub struct EngineConfig {
     /// Most outputs held before the oldest are dropped (and counted); the io layer drains
     /// the queue after every input, so this only bounds a caller that forgets to.
     pub max_queued_outputs: usize,
+    /// Keep outputs in the queue for [`Engine::poll_output`] (the default). When false,
+    /// every output is still folded into the digest and counted
+    /// ([`EngineStats::outputs_by_kind`]) but not kept: for a caller that needs only the
+    /// digest and the counts (`tape replay` without `--shm`).
+    pub queue_outputs: bool,
 }
 
 impl Default for EngineConfig {
@@ -94,6 +99,7 @@ impl Default for EngineConfig {
             sync_limits: SyncLimits::default(),
             instruments: Vec::new(),
             max_queued_outputs: 1 << 20,
+            queue_outputs: true,
         }
     }
 }

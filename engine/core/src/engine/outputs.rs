@@ -8,6 +8,7 @@ use crate::instrument::InstrumentId;
 use crate::msg::Side;
 use crate::output::{Digest, Event, Output, VenueCommand};
 
+use super::stats::{output_kind, KIND_BOOK_LEVEL};
 use super::Engine;
 
 impl Engine {
@@ -47,14 +48,22 @@ impl Engine {
     pub(super) fn emit(&mut self, now: Nanos, event: Event) {
         let out = Output { recv: now, event };
         self.digest.update(&out);
-        self.queue_output(out);
+        let kind = output_kind(&out.event);
+        self.queue_output(out, kind);
     }
 
-    /// Queues an output already folded into the digest, dropping the oldest (and counting
-    /// it) when the queue is full.
+    /// Counts an output already folded into the digest (`kind` is its index in
+    /// [`OUTPUT_KINDS`](super::OUTPUT_KINDS)) and queues it unless the configuration keeps
+    /// no queue, dropping the oldest (and counting it) when the queue is full.
     #[inline(always)]
-    fn queue_output(&mut self, out: Output) {
+    fn queue_output(&mut self, out: Output, kind: usize) {
         self.stats.outputs += 1;
+        if let Some(n) = self.stats.outputs_by_kind.0.get_mut(kind) {
+            *n += 1;
+        }
+        if !self.cfg.queue_outputs {
+            return;
+        }
         if self.out.len() >= self.cfg.max_queued_outputs {
             self.out.pop_front();
             self.stats.outputs_dropped += 1;
@@ -75,15 +84,18 @@ impl Engine {
     ) {
         self.digest
             .update_level_changed(now, instrument, side, price, qty);
-        self.queue_output(Output {
-            recv: now,
-            event: Event::Book(BookEvent::LevelChanged {
-                instrument,
-                side,
-                price,
-                qty,
-            }),
-        });
+        self.queue_output(
+            Output {
+                recv: now,
+                event: Event::Book(BookEvent::LevelChanged {
+                    instrument,
+                    side,
+                    price,
+                    qty,
+                }),
+            },
+            KIND_BOOK_LEVEL,
+        );
     }
 
     pub(super) fn emit_venue(&mut self, cmd: VenueCommand) {
