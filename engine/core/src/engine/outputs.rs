@@ -48,22 +48,26 @@ impl Engine {
     pub(super) fn emit(&mut self, now: Nanos, event: Event) {
         let out = Output { recv: now, event };
         self.digest.update(&out);
-        let kind = output_kind(&out.event);
-        self.queue_output(out, kind);
+        self.count_output(output_kind(&out.event));
+        if self.cfg.queue_outputs {
+            self.queue_output(out);
+        }
     }
 
-    /// Counts an output already folded into the digest (`kind` is its index in
-    /// [`OUTPUT_KINDS`](super::OUTPUT_KINDS)) and queues it unless the configuration keeps
-    /// no queue, dropping the oldest (and counting it) when the queue is full.
+    /// Counts an output already folded into the digest; `kind` is its index in
+    /// [`OUTPUT_KINDS`](super::OUTPUT_KINDS).
     #[inline(always)]
-    fn queue_output(&mut self, out: Output, kind: usize) {
+    fn count_output(&mut self, kind: usize) {
         self.stats.outputs += 1;
         if let Some(n) = self.stats.outputs_by_kind.0.get_mut(kind) {
             *n += 1;
         }
-        if !self.cfg.queue_outputs {
-            return;
-        }
+    }
+
+    /// Queues a counted output, dropping the oldest (and counting it) when the queue is
+    /// full.
+    #[inline(always)]
+    fn queue_output(&mut self, out: Output) {
         if self.out.len() >= self.cfg.max_queued_outputs {
             self.out.pop_front();
             self.stats.outputs_dropped += 1;
@@ -72,7 +76,8 @@ impl Engine {
     }
 
     /// [`Engine::emit`] of a book's level change (most of a depth-heavy session's outputs),
-    /// from its fields: the digest takes them directly instead of matching the built output.
+    /// from its fields: the digest takes them directly instead of matching the built output,
+    /// and the output is built only for a queue.
     #[inline(always)]
     pub(super) fn emit_level_changed(
         &mut self,
@@ -84,8 +89,9 @@ impl Engine {
     ) {
         self.digest
             .update_level_changed(now, instrument, side, price, qty);
-        self.queue_output(
-            Output {
+        self.count_output(KIND_BOOK_LEVEL);
+        if self.cfg.queue_outputs {
+            self.queue_output(Output {
                 recv: now,
                 event: Event::Book(BookEvent::LevelChanged {
                     instrument,
@@ -93,9 +99,8 @@ impl Engine {
                     price,
                     qty,
                 }),
-            },
-            KIND_BOOK_LEVEL,
-        );
+            });
+        }
     }
 
     pub(super) fn emit_venue(&mut self, cmd: VenueCommand) {
