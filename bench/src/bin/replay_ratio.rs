@@ -11,10 +11,20 @@
 //! (`tape_tools::replay::replay`: the same records read and checksummed, then through the
 //! engine), and prints the medians, replay records/s and the ratio replay / verify. The
 //! first run of each is a warm-up (page cache, allocator) and is not counted.
+//!
+//! Two more stages are timed in the same rounds, to show where a replay's time goes:
+//! `read` (the replay's own `JournalReader` over every record, checksums included, nothing
+//! done with them) and `read + decode` (that, plus every market frame and REST snapshot
+//! decoded by the engine's `Decoder` into its fixed-point message, which is then dropped:
+//! no book, no output, no digest).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use tape_core::decode::{DecodeCtx, Decoder};
+use tape_core::input::{RecordKind, SourceDef};
+use tape_core::instrument::{InstrumentId, Market, Registry};
+use tape_journal::JournalReader;
 use tape_tools::synth::SynthOptions;
 
 fn median(v: &mut [f64]) -> f64 {
@@ -22,8 +32,78 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// Reads every record as a replay does; returns the payload bytes read.
+fn read(dir: &Path) -> u64 {
+    let mut reader = JournalReader::open(dir).expect("journal");
+    let mut bytes = 0u64;
+    while let Some(rec) = reader.next() {
+        bytes += rec.expect("intact record").payload.len() as u64;
+    }
+    bytes
+}
+
+/// Reads every record and decodes every market frame and snapshot as the engine does
+/// (sources defined the same way), keeping nothing; returns how many decoded.
+fn read_and_decode(dir: &Path) -> u64 {
+    let mut reader = JournalReader::open(dir).expect("journal");
+    let mut registry = Registry::default();
+    let mut decoder = Decoder::new();
+    let mut sources: Vec<Option<(Market, Option<InstrumentId>)>> = Vec::new();
+    let mut decoded = 0u64;
+    while let Some(rec) = reader.next() {
+        let rec = rec.expect("intact record");
+        let source = rec.source as usize;
+        match RecordKind::from_u16(rec.kind) {
+            Some(RecordKind::SourceDef) => {
+                let def = SourceDef::parse(rec.payload).expect("source definition");
+                let id = match (&def.symbol, def.scales) {
+                    (Some(sym), Some((ps, qs))) => Some(
+                        registry
+                            .register(def.market, sym, ps, qs)
+                            .expect("register"),
+                    ),
+                    (Some(sym), None) => Some(
+                        registry
+                            .lookup_or_register(def.market, sym.as_bytes())
+                            .expect("register"),
+                    ),
+                    (None, _) => None,
+                };
+                if sources.len() <= source {
+                    sources.resize(source + 1, None);
+                }
+                sources[source] = Some((def.market, id));
+            }
+            Some(RecordKind::WsFrame) => {
+                let Some(&Some((market, _))) = sources.get(source) else {
+                    continue;
+                };
+                let ctx = DecodeCtx {
+                    market,
+                    auto_register: true,
+                };
+                decoded += u64::from(
+                    decoder
+                        .decode_frame(rec.payload, ctx, &mut registry)
+                        .is_ok(),
+                );
+            }
+            Some(RecordKind::RestSnapshot) => {
+                let Some(&Some((_, Some(id)))) = sources.get(source) else {
+                    continue;
+                };
+                decoded += u64::from(decoder.decode_snapshot(rec.payload, id, &registry).is_ok());
+            }
+            _ => {}
+        }
+    }
+    decoded
+}
+
 fn measure(dir: &Path, runs: usize) {
     let (mut verify, mut replay) = (Vec::new(), Vec::new());
+    let (mut reading, mut decoding) = (Vec::new(), Vec::new());
+    let mut decoded = 0;
     let mut records = 0;
     let mut digest = String::new();
     for run in 0..=runs {
@@ -36,23 +116,42 @@ fn measure(dir: &Path, runs: usize) {
         let r = t.elapsed().as_secs_f64();
         drop(engine);
         assert_eq!(summary.records, report.records);
+        let t = Instant::now();
+        assert!(read(dir) > 0);
+        let rd = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let n = read_and_decode(dir);
+        let dc = t.elapsed().as_secs_f64();
         if run == 0 {
             records = summary.records;
             digest = summary.digest;
+            decoded = n;
             continue;
         }
         assert_eq!(summary.digest, digest, "the digest is stable");
+        assert_eq!(n, decoded, "the decoded count is stable");
         verify.push(v);
         replay.push(r);
+        reading.push(rd);
+        decoding.push(dc);
     }
     let (v, r) = (median(&mut verify), median(&mut replay));
+    let (rd, dc) = (median(&mut reading), median(&mut decoding));
+    let line = |name: &str, secs: f64| {
+        format!(
+            "  {name:<13} {:>9.3} ms  ({:.2} M records/s, {:.2}x verify)",
+            secs * 1e3,
+            records as f64 / secs / 1e6,
+            secs / v
+        )
+    };
     println!(
-        "{}: {records} records, digest {digest}\n  verify {:>9.3} ms  ({:.2} M records/s)\n  replay {:>9.3} ms  ({:.2} M records/s)\n  replay / verify = {:.2}x  (medians of {runs})",
+        "{}: {records} records ({decoded} decoded), digest {digest}\n{}\n{}\n{}\n{}\n  replay / verify = {:.2}x  (medians of {runs})",
         dir.display(),
-        v * 1e3,
-        records as f64 / v / 1e6,
-        r * 1e3,
-        records as f64 / r / 1e6,
+        line("verify", v),
+        line("read", rd),
+        line("read + decode", dc),
+        line("replay", r),
         r / v,
     );
 }
