@@ -44,7 +44,7 @@ impl Engine {
         self.digest
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn emit(&mut self, now: Nanos, event: Event) {
         let out = Output { recv: now, event };
         self.digest.update(&out);
