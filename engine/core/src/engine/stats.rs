@@ -52,19 +52,12 @@ pub struct MessageCounts(
 impl MessageCounts {
     /// `(kind, count)` for every kind seen at least once, in [`MESSAGE_KINDS`] order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        MESSAGE_KINDS
-            .iter()
-            .zip(self.0.iter())
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| (*k, *n))
+        counted(&MESSAGE_KINDS, &self.0)
     }
 
     /// The count for one kind name.
     pub fn get(&self, kind: &str) -> u64 {
-        MESSAGE_KINDS
-            .iter()
-            .position(|k| *k == kind)
-            .map_or(0, |i| self.0[i])
+        count_of(&MESSAGE_KINDS, &self.0, kind)
     }
 }
 
@@ -146,18 +139,33 @@ pub struct OutputCounts(
 impl OutputCounts {
     /// `(kind, count)` for every kind produced at least once, in [`OUTPUT_KINDS`] order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        OUTPUT_KINDS
-            .iter()
-            .zip(self.0.iter())
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| (*k, *n))
+        counted(&OUTPUT_KINDS, &self.0)
     }
 
     /// The count for one kind name.
     pub fn get(&self, kind: &str) -> u64 {
-        OUTPUT_KINDS
-            .iter()
-            .position(|k| *k == kind)
-            .map_or(0, |i| self.0[i])
+        count_of(&OUTPUT_KINDS, &self.0, kind)
     }
+}
+
+/// `(name, count)` for every nonzero count, `counts` indexed like `names`.
+fn counted<'a>(
+    names: &'a [&'static str],
+    counts: &'a [u64],
+) -> impl Iterator<Item = (&'static str, u64)> + 'a {
+    names
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| (*k, *n))
+}
+
+/// The count named `kind`, `counts` indexed like `names`; 0 for a name not there.
+fn count_of(names: &[&str], counts: &[u64], kind: &str) -> u64 {
+    names
+        .iter()
+        .position(|k| *k == kind)
+        .and_then(|i| counts.get(i))
+        .copied()
+        .unwrap_or(0)
 }
