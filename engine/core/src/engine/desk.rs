@@ -81,8 +81,7 @@ impl Engine {
                     // In the digest at the same point, with the same encoding, as when venue
                     // orders were client outputs: pinned digests stay valid.
                     self.digest.update_venue_order(now, &user, &json);
-                    self.stats.outputs += 1;
-                    self.stats.outputs_by_kind.0[super::stats::KIND_GATEWAY_REQUEST] += 1;
+                    self.count_output(super::stats::KIND_GATEWAY_REQUEST);
                     self.emit_venue(VenueCommand::Order {
                         recv: now,
                         user,

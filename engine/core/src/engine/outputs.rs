@@ -57,7 +57,7 @@ impl Engine {
     /// Counts an output already folded into the digest; `kind` is its index in
     /// [`OUTPUT_KINDS`](super::OUTPUT_KINDS).
     #[inline(always)]
-    fn count_output(&mut self, kind: usize) {
+    pub(super) fn count_output(&mut self, kind: usize) {
         self.stats.outputs += 1;
         if let Some(n) = self.stats.outputs_by_kind.0.get_mut(kind) {
             *n += 1;
