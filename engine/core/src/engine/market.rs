@@ -2,12 +2,13 @@
 //! instrument's [`BookSync`], and the book's events and changed top ([`Bbo`]) go out.
 
 use crate::book::{BookEvent, BookSync, SyncLimits};
-use crate::decode::DecodeCtx;
+use crate::decode::{DecodeCtx, Decoder};
 use crate::input::{Nanos, SourceId};
-use crate::instrument::{InstrumentId, Market};
-use crate::msg::MarketMsg;
+use crate::instrument::{InstrumentId, Market, Registry};
+use crate::msg::{DepthSnapshot, MarketMsg};
 use crate::output::{Bbo, Error, Event, VenueCommand};
 
+use super::sources::{self, Source};
 use super::{Engine, Probe, Stage};
 
 impl Engine {
@@ -37,16 +38,36 @@ impl Engine {
         probe: &mut P,
     ) -> Result<(), Error> {
         let (market, _) = self.source_info(source_id)?;
-        let source = source_id.0;
         let ctx = DecodeCtx {
             market,
             auto_register: self.cfg.auto_register,
         };
-        let msg = self
-            .decoder
-            .decode_frame(payload, ctx, &mut self.registry)
-            .map_err(|err| Error::Decode { source_id, err })?;
-        probe.mark(Stage::Decoded);
+        // The decoder is taken out while its message is applied (the message borrows its
+        // level buffers, applying borrows the engine); it is only ever absent in here.
+        let mut decoder = self.decoder.take().unwrap_or_default();
+        let res = match decoder.decode_frame(payload, ctx, &mut self.registry) {
+            Ok(msg) => {
+                probe.mark(Stage::Decoded);
+                self.apply_frame(now, source_id, market, msg);
+                probe.mark(Stage::Applied);
+                Ok(())
+            }
+            Err(err) => Err(Error::Decode { source_id, err }),
+        };
+        self.decoder = Some(decoder);
+        res
+    }
+
+    /// Applies a decoded frame from `source_id` (a source on `market`).
+    #[inline(always)]
+    pub(super) fn apply_frame(
+        &mut self,
+        now: Nanos,
+        source_id: SourceId,
+        market: Market,
+        msg: MarketMsg<'_>,
+    ) {
+        let source = source_id.0;
         self.stats.messages.0[msg_kind(&msg)] += 1;
         match msg {
             MarketMsg::Depth(d) => {
@@ -104,8 +125,6 @@ impl Engine {
             }
             MarketMsg::Unknown => {}
         }
-        probe.mark(Stage::Applied);
-        Ok(())
     }
 
     pub(super) fn handle_snapshot<P: Probe>(
@@ -115,23 +134,25 @@ impl Engine {
         payload: &[u8],
         probe: &mut P,
     ) -> Result<(), Error> {
-        let (market, instrument) = self.source_info(source)?;
-        let id = instrument.ok_or(Error::SnapshotWithoutSymbol(source))?;
-        let snap = self
-            .decoder
-            .decode_snapshot(payload, id, &self.registry)
-            .map_err(|err| Error::Decode {
-                source_id: source,
-                err,
-            })?;
-        probe.mark(Stage::Decoded);
+        let mut decoder = self.decoder.take().unwrap_or_default();
+        let res = decode_snapshot(&mut decoder, &self.registry, &self.sources, source, payload)
+            .map(|(market, snap)| {
+                probe.mark(Stage::Decoded);
+                self.apply_snapshot(now, market, &snap);
+                probe.mark(Stage::Applied);
+            });
+        self.decoder = Some(decoder);
+        res
+    }
+
+    /// Applies a decoded REST snapshot (from a source on `market`).
+    pub(super) fn apply_snapshot(&mut self, now: Nanos, market: Market, snap: &DepthSnapshot<'_>) {
+        let id = snap.instrument;
         self.stats.messages.0[1] += 1;
         let book = book_slot(&mut self.books, id, market, &self.cfg.sync_limits);
-        book.on_snapshot(&snap, &mut self.book_events);
+        book.on_snapshot(snap, &mut self.book_events);
         self.flush_book_events(now, id);
         self.desk_book(now, id);
-        probe.mark(Stage::Applied);
-        Ok(())
     }
 
     /// Moves the book's events to the output queue, then a [`Bbo`] if the top changed.
@@ -233,4 +254,47 @@ fn msg_kind(m: &MarketMsg<'_>) -> usize {
         MarketMsg::Ticker(_) => 5,
         MarketMsg::Unknown => 7,
     }
+}
+
+/// Decodes a WebSocket frame from `source_id` as the engine does: the source's market, then
+/// the frame (registering a new symbol when `auto_register`). Shared by
+/// [`Engine::handle_frame`] and [`super::Intake`], so both decode and fail alike.
+#[inline(always)]
+pub(super) fn decode_frame<'d>(
+    decoder: &'d mut Decoder,
+    registry: &mut Registry,
+    sources: &[Option<Source>],
+    auto_register: bool,
+    source_id: SourceId,
+    payload: &[u8],
+) -> Result<(Market, MarketMsg<'d>), Error> {
+    let (market, _) = sources::info(sources, source_id)?;
+    let ctx = DecodeCtx {
+        market,
+        auto_register,
+    };
+    decoder
+        .decode_frame(payload, ctx, registry)
+        .map(|msg| (market, msg))
+        .map_err(|err| Error::Decode { source_id, err })
+}
+
+/// Decodes a REST snapshot from `source`, which must name its instrument. Shared as
+/// [`decode_frame`] is.
+pub(super) fn decode_snapshot<'d>(
+    decoder: &'d mut Decoder,
+    registry: &Registry,
+    sources: &[Option<Source>],
+    source: SourceId,
+    payload: &[u8],
+) -> Result<(Market, DepthSnapshot<'d>), Error> {
+    let (market, instrument) = sources::info(sources, source)?;
+    let id = instrument.ok_or(Error::SnapshotWithoutSymbol(source))?;
+    decoder
+        .decode_snapshot(payload, id, registry)
+        .map(|snap| (market, snap))
+        .map_err(|err| Error::Decode {
+            source_id: source,
+            err,
+        })
 }

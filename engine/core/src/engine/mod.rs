@@ -16,9 +16,12 @@
 //! - `oracle`: the bookTicker cross-check of each book's top;
 //! - `venues`: link records into [`VenueStatus`]es;
 //! - `desk`: the trading desk's setup, client records and venue orders;
+//! - `intake`: the decoding half of a record on its own ([`Intake`]), for a replay that
+//!   decodes on one thread and applies on another;
 //! - `outputs`: the client and venue queues and the [`Digest`] over them.
 
 mod desk;
+mod intake;
 mod market;
 mod oracle;
 mod outputs;
@@ -39,6 +42,7 @@ use crate::output::{Bbo, Digest, Error, Event, Output, VenueCommand};
 use crate::ticker::TradeStats;
 use crate::venue::VenueStatus;
 
+pub use intake::{AdoptError, Intake, Intaken};
 pub use oracle::MAX_PENDING_ORACLE;
 pub use stats::{EngineStats, MessageCounts, OutputCounts, MESSAGE_KINDS, OUTPUT_KINDS};
 
@@ -108,7 +112,8 @@ impl Default for EngineConfig {
 pub struct Engine {
     cfg: EngineConfig,
     registry: Registry,
-    decoder: Decoder,
+    /// Boxed and taken out while a decoded message is applied (see `handle_frame`).
+    decoder: Option<Box<Decoder>>,
     sources: Vec<Option<Source>>,
     books: Vec<Option<BookSync>>,
     last_bbo: Vec<Option<Bbo>>,
@@ -147,7 +152,7 @@ impl Engine {
         Ok(Engine {
             cfg,
             registry,
-            decoder: Decoder::new(),
+            decoder: Some(Box::default()),
             sources: Vec::new(),
             books: Vec::new(),
             last_bbo: Vec::new(),
