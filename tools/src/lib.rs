@@ -7,6 +7,7 @@ pub mod config;
 pub mod dump;
 pub mod import;
 pub mod loadgen;
+mod pipeline;
 pub mod replay;
 pub mod run;
 pub mod shm_read;

@@ -93,6 +93,11 @@ enum Cmd {
         /// --shm` does (default settings); at the end it holds the final state.
         #[arg(long, value_name = "DIR")]
         shm: Option<PathBuf>,
+        /// 2: read and decode on a second thread while the engine applies on this one (the
+        /// same outputs and digest, faster); 1: everything on one thread. Default: 2 when
+        /// the machine has two cores or more. --latency always runs on one thread.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
+        threads: Option<u8>,
     },
     /// Print what a shared-memory reader sees in a `tape run --shm DIR` directory: every
     /// instrument's top of book, or one instrument's (and its depth, last trade, ticker), or
@@ -240,11 +245,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             speed,
             allow_damaged,
             shm,
+            threads,
         } => {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
             let opts = replay::ReplayOptions {
                 latency,
                 speed,
                 allow_damaged,
+                pipeline: threads.map_or(cores >= 2, |n| n == 2),
             };
             let mut publisher = match shm {
                 Some(dir) => Some(

@@ -1,6 +1,13 @@
 //! `tape replay`: every journal record through the engine core, as fast as possible, or
 //! with `--latency` paced and timed stage by stage.
 //!
+//! As fast as possible, it runs on two threads unless told otherwise
+//! ([`ReplayOptions::pipeline`], `--threads`): one reads the journal and decodes each record
+//! (an [`Intake`]), the other applies them to the engine in record order (see
+//! `pipeline.rs`). Both halves are the engine's own code, so the outputs and the digest are
+//! those of a one-thread replay; only the reading and decoding of the next records overlap
+//! with the applying of the previous ones. `--latency` always runs on one thread.
+//!
 //! # Latency mode
 //!
 //! `tape replay --latency [--speed N] JOURNAL` feeds each record when it is due: at its
@@ -40,12 +47,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tape_core::engine::{Engine, EngineConfig};
+use tape_core::engine::{Engine, EngineConfig, Intake};
 use tape_core::fixed::Scaled;
 use tape_core::input::{Nanos, SourceId};
 use tape_core::metrics::{Latency, LatencyStage, StageSummary, MAX_LATENCY_NS, PERCENTILES};
 use tape_journal::JournalReader;
 use tape_node::node::{StageTimer, WallClock};
+
+use crate::pipeline::Stop;
 
 /// How [`replay_with`] feeds the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,15 +68,19 @@ pub struct ReplayOptions {
     /// Replay the intact prefix of a damaged journal and report where it stopped, instead of
     /// failing.
     pub allow_damaged: bool,
+    /// Read and decode on a second thread while the engine applies (see the module docs);
+    /// ignored with `latency`, which times both stages of each record on one thread.
+    pub pipeline: bool,
 }
 
 impl Default for ReplayOptions {
-    /// A plain replay (no pacing, no timing); speed 1 if `latency` is turned on.
+    /// A plain replay (no pacing, no timing), pipelined; speed 1 if `latency` is turned on.
     fn default() -> Self {
         ReplayOptions {
             latency: false,
             speed: 1,
             allow_damaged: false,
+            pipeline: true,
         }
     }
 }
@@ -148,6 +161,9 @@ pub struct Summary {
     pub elapsed_secs: f64,
     /// Input records per second of wall time.
     pub records_per_sec: f64,
+    /// Threads the replay ran on: 2 when reading and decoding ran beside the engine
+    /// (`pipeline`), else 1.
+    pub threads: u32,
     /// Output events per second of wall time.
     pub events_per_sec: f64,
     /// Stage percentiles, with `--latency` only.
@@ -311,59 +327,91 @@ pub fn replay_into(
     opts: &ReplayOptions,
     mut shm: Option<&mut tape_node::shm::Publisher>,
 ) -> Result<(Summary, Engine)> {
-    let mut reader = JournalReader::open(dir)
+    let reader = JournalReader::open(dir)
         .with_context(|| format!("{}: cannot open journal", dir.display()))?;
     // Nothing here reads the outputs but the shared-memory publisher: without it the engine
     // folds them into the digest and counts them by kind, and keeps no queue.
-    let mut engine = Engine::new(EngineConfig {
+    let cfg = EngineConfig {
         queue_outputs: shm.is_some(),
         ..EngineConfig::default()
-    })?;
+    };
+    let mut engine = Engine::new(cfg.clone())?;
     let mut timing = if opts.latency {
         Some(Timing::new(opts.speed)?)
     } else {
         None
     };
     let (mut first, mut last) = (None, None);
-    let start = Instant::now();
-    let mut stopped_at_damage = None;
-    while let Some(rec) = reader.next() {
-        let rec = match rec {
-            Ok(rec) => rec,
-            Err(e) if opts.allow_damaged && e.is_corruption() => {
-                stopped_at_damage = Some(e.to_string());
-                break;
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "{}: damaged journal (--allow-damaged replays the records before the \
-                     damage); {}",
-                    dir.display(),
-                    crate::dump::DAMAGE_HINT
-                )));
-            }
-        };
-        first.get_or_insert(rec.recv_ns);
-        last = Some(rec.recv_ns);
-        if let Some(t) = timing.as_mut() {
-            t.handle(&mut engine, rec.recv_ns, rec.source, rec.kind, rec.payload);
-        } else {
-            // Errors are counted by the engine and appear in the summary; replay goes on.
-            let _ = engine.handle_stored(
-                Nanos(rec.recv_ns),
-                SourceId(rec.source),
-                rec.kind,
-                rec.payload,
-            );
-        }
+    // After each record, whichever loop applied it.
+    let mut after = |engine: &mut Engine, recv_ns: u64| {
+        first.get_or_insert(recv_ns);
+        last = Some(recv_ns);
         if let Some(p) = shm.as_deref_mut() {
-            p.publish(&engine);
+            p.publish(engine);
         }
         // The engine counts the outputs (and venue orders) by kind; whatever it queued is
         // dropped here, as nothing else takes it.
         engine.clear_outputs();
         while engine.poll_venue_command().is_some() {}
-    }
+    };
+    let damaged = |e: tape_journal::JournalError| -> Result<String> {
+        if opts.allow_damaged && e.is_corruption() {
+            return Ok(e.to_string());
+        }
+        Err(anyhow::Error::new(e).context(format!(
+            "{}: damaged journal (--allow-damaged replays the records before the damage); {}",
+            dir.display(),
+            crate::dump::DAMAGE_HINT
+        )))
+    };
+    let start = Instant::now();
+    let mut stopped_at_damage = None;
+    let threads = if opts.pipeline && timing.is_none() {
+        let intake = Intake::new(&cfg)?;
+        match crate::pipeline::run(reader, intake, &mut engine, &mut after) {
+            Ok(()) => {}
+            Err(Stop::Journal(e)) => stopped_at_damage = Some(damaged(e)?),
+            Err(Stop::Internal(what)) => {
+                anyhow::bail!(
+                    "{}: the replay's two threads lost track of each other ({what}; a bug; \
+                     --threads 1 replays on one thread)",
+                    dir.display()
+                )
+            }
+            Err(Stop::Adopt(e)) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "{}: the replay's decoding thread and engine disagree (a bug; \
+                     --threads 1 replays on one thread)",
+                    dir.display()
+                )))
+            }
+        }
+        2
+    } else {
+        let mut reader = reader;
+        while let Some(rec) = reader.next() {
+            let rec = match rec {
+                Ok(rec) => rec,
+                Err(e) => {
+                    stopped_at_damage = Some(damaged(e)?);
+                    break;
+                }
+            };
+            if let Some(t) = timing.as_mut() {
+                t.handle(&mut engine, rec.recv_ns, rec.source, rec.kind, rec.payload);
+            } else {
+                // Errors are counted by the engine and appear in the summary; replay goes on.
+                let _ = engine.handle_stored(
+                    Nanos(rec.recv_ns),
+                    SourceId(rec.source),
+                    rec.kind,
+                    rec.payload,
+                );
+            }
+            after(&mut engine, rec.recv_ns);
+        }
+        1
+    };
     let elapsed = start.elapsed().as_secs_f64();
     let stats = engine.stats();
     let reg = engine.registry();
@@ -431,6 +479,7 @@ pub fn replay_into(
         digest: format!("{:016x}", digest.value()),
         elapsed_secs: elapsed,
         records_per_sec: per_sec(stats.records),
+        threads,
         events_per_sec: per_sec(digest.count()),
         latency: timing.as_ref().map(Timing::report),
         stopped_at_damage,
@@ -491,8 +540,12 @@ pub fn print_human(s: &Summary) {
         );
     }
     println!(
-        "speed     {:.0} records/s, {:.0} events/s ({:.3} s)",
-        s.records_per_sec, s.events_per_sec, s.elapsed_secs
+        "speed     {:.0} records/s, {:.0} events/s ({:.3} s, {} thread{})",
+        s.records_per_sec,
+        s.events_per_sec,
+        s.elapsed_secs,
+        s.threads,
+        if s.threads == 1 { "" } else { "s" }
     );
     println!("digest    {} ({} events)", s.digest, s.output_events);
     if let Some(d) = &s.stopped_at_damage {

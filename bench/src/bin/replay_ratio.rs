@@ -101,7 +101,7 @@ fn read_and_decode(dir: &Path) -> u64 {
 }
 
 fn measure(dir: &Path, runs: usize) {
-    let (mut verify, mut replay) = (Vec::new(), Vec::new());
+    let (mut verify, mut replay, mut replay2) = (Vec::new(), Vec::new(), Vec::new());
     let (mut reading, mut decoding) = (Vec::new(), Vec::new());
     let mut decoded = 0;
     let mut records = 0;
@@ -112,9 +112,18 @@ fn measure(dir: &Path, runs: usize) {
         let v = t.elapsed().as_secs_f64();
         assert!(report.is_clean(), "{}: {report}", dir.display());
         let t = Instant::now();
-        let (summary, engine) = tape_tools::replay::replay(dir).expect("replay");
+        let one = tape_tools::replay::ReplayOptions {
+            pipeline: false,
+            ..Default::default()
+        };
+        let (summary, engine) = tape_tools::replay::replay_with(dir, &one).expect("replay");
         let r = t.elapsed().as_secs_f64();
         drop(engine);
+        let t = Instant::now();
+        let (piped, engine) = tape_tools::replay::replay(dir).expect("replay");
+        let r2 = t.elapsed().as_secs_f64();
+        drop(engine);
+        assert_eq!(piped.digest, summary.digest, "both replays give one digest");
         assert_eq!(summary.records, report.records);
         let t = Instant::now();
         assert!(read(dir) > 0);
@@ -132,10 +141,12 @@ fn measure(dir: &Path, runs: usize) {
         assert_eq!(n, decoded, "the decoded count is stable");
         verify.push(v);
         replay.push(r);
+        replay2.push(r2);
         reading.push(rd);
         decoding.push(dc);
     }
     let (v, r) = (median(&mut verify), median(&mut replay));
+    let r2 = median(&mut replay2);
     let (rd, dc) = (median(&mut reading), median(&mut decoding));
     let line = |name: &str, secs: f64| {
         format!(
@@ -146,13 +157,15 @@ fn measure(dir: &Path, runs: usize) {
         )
     };
     println!(
-        "{}: {records} records ({decoded} decoded), digest {digest}\n{}\n{}\n{}\n{}\n  replay / verify = {:.2}x  (medians of {runs})",
+        "{}: {records} records ({decoded} decoded), digest {digest}\n{}\n{}\n{}\n{}\n{}\n  replay / verify = {:.2}x, 2 threads {:.2}x  (medians of {runs})",
         dir.display(),
         line("verify", v),
         line("read", rd),
         line("read + decode", dc),
         line("replay", r),
+        line("replay, 2 thr", r2),
         r / v,
+        r2 / v,
     );
 }
 

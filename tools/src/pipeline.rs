@@ -1,0 +1,417 @@
+//! `tape replay`'s two-thread loop: one thread reads the journal and decodes each record
+//! ([`Intake`]), the caller's thread applies them to the engine ([`Engine::apply_intaken`]),
+//! in record order, batch by batch.
+//!
+//! The engine is the same single-threaded state machine; only the reading and decoding of
+//! the next records overlap with the applying of the previous ones. Both halves are the code
+//! [`Engine::handle_stored`] runs, so the outputs, the counts and the digest are the ones a
+//! one-thread replay gives (the replay tests hold both equal).
+//!
+//! A decoded message borrows the decoder's level buffers, so the intake thread copies each
+//! message into the batch (its levels into one vector per batch), and the records the engine
+//! takes whole (source definitions, links, the desk's records) with their payload bytes.
+//! Batches go back to the intake thread once applied, so the loop allocates nothing once
+//! the batches have grown to the journal's largest.
+
+use std::ops::Range;
+
+use crossbeam_channel::{bounded, Receiver, RecvError, Sender, TryRecvError};
+use tape_core::engine::{AdoptError, Engine, Intake, Intaken};
+use tape_core::input::{Nanos, SourceId};
+use tape_core::instrument::{Instrument, Market};
+use tape_core::msg::{BookTicker, DepthSnapshot, DepthUpdate, Level, MarketMsg, Trade};
+use tape_core::output::Error;
+use tape_journal::{JournalError, JournalReader};
+
+/// Records per batch: enough that a hand-over costs nothing next to the records, few enough
+/// that a batch's messages and levels stay in the cache until the engine applies them.
+const BATCH: usize = 256;
+
+/// Batches in flight: the intake can run this far ahead of the engine.
+const BATCHES: usize = 8;
+
+/// Where a message's levels sit in its batch's level vector: bids, then asks.
+#[derive(Debug, Clone, Copy)]
+struct Levels {
+    at: usize,
+    bids: usize,
+    asks: usize,
+}
+
+impl Levels {
+    fn keep(levels: &mut Vec<Level>, bids: &[Level], asks: &[Level]) -> Levels {
+        let at = levels.len();
+        levels.extend_from_slice(bids);
+        levels.extend_from_slice(asks);
+        Levels {
+            at,
+            bids: bids.len(),
+            asks: asks.len(),
+        }
+    }
+
+    /// The bids and asks, from the batch's levels (`None` only if `levels` is not the
+    /// vector they were kept in).
+    fn get(self, levels: &[Level]) -> Option<(&[Level], &[Level])> {
+        let all = levels.get(self.at..self.at + self.bids + self.asks)?;
+        Some(all.split_at(self.bids))
+    }
+}
+
+/// Which of a batch's tables holds a record's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Depth,
+    BookTicker,
+    Trade,
+    Other,
+}
+
+/// One record of a batch. Its message is the next one of its [`Table`]: the records of a
+/// table are applied in the order they were taken in, so no index is kept.
+#[derive(Debug, Clone, Copy)]
+struct Rec {
+    recv_ns: u64,
+    source: u32,
+    kind: u16,
+    market: Market,
+    table: Table,
+}
+
+/// The rare rest, owned: what [`Intaken`] says.
+#[derive(Debug)]
+enum Other {
+    /// An instrument the intake registered, for [`Engine::adopt_instrument`] (its record's
+    /// fields are not used).
+    Adopt(Instrument),
+    Frame(MarketMsg<'static>, Levels),
+    Snapshot(DepthSnapshot<'static>, Levels),
+    Failed(Error),
+    /// Taken whole by the engine; its payload is in the batch's bytes.
+    Whole(Range<usize>),
+}
+
+/// Records taken in, for the engine's thread: the two hot message kinds and depth diffs
+/// (their levels in one vector) in tables of their own, so a record costs a few dozen bytes
+/// to hand over, and everything else in [`Other`].
+#[derive(Debug, Default)]
+struct Batch {
+    recs: Vec<Rec>,
+    depths: Vec<(DepthUpdate<'static>, Levels)>,
+    book_tickers: Vec<BookTicker>,
+    trades: Vec<Trade>,
+    others: Vec<Other>,
+    levels: Vec<Level>,
+    bytes: Vec<u8>,
+    /// The reader's error after the last record: the journal ends here.
+    end: Option<JournalError>,
+}
+
+impl Batch {
+    fn with_capacity(n: usize) -> Batch {
+        Batch {
+            recs: Vec::with_capacity(n),
+            depths: Vec::with_capacity(n),
+            book_tickers: Vec::with_capacity(n),
+            trades: Vec::with_capacity(n),
+            others: Vec::new(),
+            levels: Vec::with_capacity(16 * n),
+            bytes: Vec::new(),
+            end: None,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.recs.clear();
+        self.depths.clear();
+        self.book_tickers.clear();
+        self.trades.clear();
+        self.others.clear();
+        self.levels.clear();
+        self.bytes.clear();
+        self.end = None;
+    }
+
+    /// Copies what `intaken` borrows into the batch: a record of its table.
+    #[inline]
+    fn take(&mut self, intaken: Intaken<'_>, payload: &[u8]) -> (Market, Table) {
+        let (market, table) = match intaken {
+            Intaken::Frame(market, MarketMsg::Depth(d)) => {
+                let levels = Levels::keep(&mut self.levels, d.bids, d.asks);
+                self.depths.push((own_depth(&d, &[], &[]), levels));
+                (market, Table::Depth)
+            }
+            Intaken::Frame(market, MarketMsg::BookTicker(t)) => {
+                self.book_tickers.push(t);
+                (market, Table::BookTicker)
+            }
+            Intaken::Frame(market, MarketMsg::Trade(t)) => {
+                self.trades.push(t);
+                (market, Table::Trade)
+            }
+            Intaken::Frame(market, msg) => {
+                let (msg, levels) = own_msg(msg, &mut self.levels);
+                self.others.push(Other::Frame(msg, levels));
+                (market, Table::Other)
+            }
+            Intaken::Snapshot(market, s) => {
+                let levels = Levels::keep(&mut self.levels, s.bids, s.asks);
+                self.others
+                    .push(Other::Snapshot(own_snapshot(&s, &[], &[]), levels));
+                (market, Table::Other)
+            }
+            Intaken::Failed(e) => {
+                self.others.push(Other::Failed(e));
+                (Market::Spot, Table::Other)
+            }
+            Intaken::Whole => {
+                let at = self.bytes.len();
+                self.bytes.extend_from_slice(payload);
+                self.others.push(Other::Whole(at..self.bytes.len()));
+                (Market::Spot, Table::Other)
+            }
+        };
+        (market, table)
+    }
+}
+
+fn own_snapshot<'a>(
+    s: &DepthSnapshot<'_>,
+    bids: &'a [Level],
+    asks: &'a [Level],
+) -> DepthSnapshot<'a> {
+    DepthSnapshot {
+        instrument: s.instrument,
+        last_update_id: s.last_update_id,
+        event_time_ms: s.event_time_ms,
+        transact_time_ms: s.transact_time_ms,
+        bids,
+        asks,
+    }
+}
+
+fn own_depth<'a>(d: &DepthUpdate<'_>, bids: &'a [Level], asks: &'a [Level]) -> DepthUpdate<'a> {
+    DepthUpdate {
+        instrument: d.instrument,
+        event_time_ms: d.event_time_ms,
+        transact_time_ms: d.transact_time_ms,
+        first_update_id: d.first_update_id,
+        final_update_id: d.final_update_id,
+        prev_final_update_id: d.prev_final_update_id,
+        bids,
+        asks,
+    }
+}
+
+/// `msg` with its levels moved into `levels`, and where they went.
+fn own_msg(msg: MarketMsg<'_>, levels: &mut Vec<Level>) -> (MarketMsg<'static>, Levels) {
+    let none = Levels {
+        at: 0,
+        bids: 0,
+        asks: 0,
+    };
+    let owned = match msg {
+        MarketMsg::Depth(d) => {
+            let kept = Levels::keep(levels, d.bids, d.asks);
+            return (MarketMsg::Depth(own_depth(&d, &[], &[])), kept);
+        }
+        MarketMsg::Snapshot(s) => {
+            let kept = Levels::keep(levels, s.bids, s.asks);
+            return (MarketMsg::Snapshot(own_snapshot(&s, &[], &[])), kept);
+        }
+        MarketMsg::Trade(t) => MarketMsg::Trade(t),
+        MarketMsg::AggTrade(t) => MarketMsg::AggTrade(t),
+        MarketMsg::BookTicker(t) => MarketMsg::BookTicker(t),
+        MarketMsg::Ticker(t) => MarketMsg::Ticker(t),
+        MarketMsg::Unknown => MarketMsg::Unknown,
+    };
+    (owned, none)
+}
+
+/// `msg` with its levels back from the batch.
+fn lend_msg<'a>(msg: &MarketMsg<'static>, kept: Levels, levels: &'a [Level]) -> MarketMsg<'a> {
+    let (bids, asks) = kept.get(levels).unwrap_or_default();
+    match msg {
+        MarketMsg::Depth(d) => MarketMsg::Depth(own_depth(d, bids, asks)),
+        MarketMsg::Snapshot(s) => MarketMsg::Snapshot(own_snapshot(s, bids, asks)),
+        MarketMsg::Trade(t) => MarketMsg::Trade(*t),
+        MarketMsg::AggTrade(t) => MarketMsg::AggTrade(*t),
+        MarketMsg::BookTicker(t) => MarketMsg::BookTicker(*t),
+        MarketMsg::Ticker(t) => MarketMsg::Ticker(*t),
+        MarketMsg::Unknown => MarketMsg::Unknown,
+    }
+}
+
+/// The intake thread: reads `reader` to its end (or first error) in batches.
+fn intake_loop(
+    mut reader: JournalReader,
+    mut intake: Intake,
+    full: &Sender<Batch>,
+    free: &Receiver<Batch>,
+) {
+    let mut made = 0;
+    loop {
+        let mut batch = match free.try_recv() {
+            Ok(b) => b,
+            Err(_) if made < BATCHES => {
+                made += 1;
+                Batch::with_capacity(BATCH)
+            }
+            Err(_) => match recv_spinning(free) {
+                Ok(b) => b,
+                // The engine's side stopped: nothing more is wanted.
+                Err(_) => return,
+            },
+        };
+        batch.clear();
+        let mut done = false;
+        while batch.recs.len() < BATCH {
+            let rec = match reader.next() {
+                None => {
+                    done = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    batch.end = Some(e);
+                    done = true;
+                    break;
+                }
+                Some(Ok(rec)) => rec,
+            };
+            let (intaken, registered) = intake.intake(SourceId(rec.source), rec.kind, rec.payload);
+            for inst in registered {
+                // Before the record that registered them: the engine must know them then.
+                batch.others.push(Other::Adopt(inst.clone()));
+                batch.recs.push(Rec {
+                    recv_ns: rec.recv_ns,
+                    source: rec.source,
+                    kind: rec.kind,
+                    market: inst.market,
+                    table: Table::Other,
+                });
+            }
+            let (market, table) = batch.take(intaken, rec.payload);
+            batch.recs.push(Rec {
+                recv_ns: rec.recv_ns,
+                source: rec.source,
+                kind: rec.kind,
+                market,
+                table,
+            });
+        }
+        if full.send(batch).is_err() || done {
+            return;
+        }
+    }
+}
+
+/// Why [`run`] stopped before the journal's end.
+#[derive(Debug)]
+pub enum Stop {
+    /// The reader's error (the records before it were applied).
+    Journal(JournalError),
+    /// The engine refused an instrument the intake registered: the two halves disagree.
+    Adopt(AdoptError),
+    /// The two threads' hand-over went wrong (a bug): what went wrong.
+    Internal(&'static str),
+}
+
+/// Replays `reader` through `engine` with `intake` (built from the engine's configuration,
+/// [`Intake::new`], with nothing taken in yet) on a second thread. `each` runs after
+/// every applied record with the engine and the record's receive time, as a one-thread
+/// replay's loop body would after `handle_stored`.
+///
+/// # Errors
+/// The first error the reader returned, or an instrument the engine could not adopt.
+pub fn run(
+    reader: JournalReader,
+    intake: Intake,
+    engine: &mut Engine,
+    mut each: impl FnMut(&mut Engine, u64),
+) -> Result<(), Stop> {
+    let (full_tx, full_rx) = bounded::<Batch>(BATCHES);
+    let (free_tx, free_rx) = bounded::<Batch>(BATCHES);
+    std::thread::scope(|scope| {
+        scope.spawn(move || intake_loop(reader, intake, &full_tx, &free_rx));
+        // The receiving ends are dropped on every way out, so the intake thread stops.
+        let mut apply = move || -> Result<(), Stop> {
+            while let Ok(mut batch) = recv_spinning(&full_rx) {
+                let b = &mut batch;
+                let (mut depths, mut tickers) = (b.depths.iter(), b.book_tickers.iter());
+                let (mut trades, mut others) = (b.trades.iter(), b.others.drain(..));
+                for rec in &b.recs {
+                    let mut payload: &[u8] = &[];
+                    let intaken = match rec.table {
+                        Table::Depth => depths.next().map(|(d, kept)| {
+                            let (bids, asks) = kept.get(&b.levels).unwrap_or_default();
+                            Intaken::Frame(rec.market, MarketMsg::Depth(own_depth(d, bids, asks)))
+                        }),
+                        Table::BookTicker => tickers
+                            .next()
+                            .map(|t| Intaken::Frame(rec.market, MarketMsg::BookTicker(*t))),
+                        Table::Trade => trades
+                            .next()
+                            .map(|t| Intaken::Frame(rec.market, MarketMsg::Trade(*t))),
+                        Table::Other => match others.next() {
+                            Some(Other::Adopt(inst)) => {
+                                engine.adopt_instrument(&inst).map_err(Stop::Adopt)?;
+                                continue;
+                            }
+                            Some(Other::Frame(msg, kept)) => {
+                                Some(Intaken::Frame(rec.market, lend_msg(&msg, kept, &b.levels)))
+                            }
+                            Some(Other::Snapshot(s, kept)) => {
+                                let (bids, asks) = kept.get(&b.levels).unwrap_or_default();
+                                Some(Intaken::Snapshot(rec.market, own_snapshot(&s, bids, asks)))
+                            }
+                            Some(Other::Failed(e)) => Some(Intaken::Failed(e)),
+                            Some(Other::Whole(range)) => {
+                                payload = b.bytes.get(range).unwrap_or_default();
+                                Some(Intaken::Whole)
+                            }
+                            None => None,
+                        },
+                    };
+                    // Every record has its message: the tables are filled together.
+                    let Some(intaken) = intaken else {
+                        return Err(Stop::Internal("a record without its message"));
+                    };
+                    // Errors are counted by the engine and appear in the summary; replay
+                    // goes on.
+                    let _ = engine.apply_intaken(
+                        Nanos(rec.recv_ns),
+                        SourceId(rec.source),
+                        rec.kind,
+                        payload,
+                        intaken,
+                    );
+                    each(engine, rec.recv_ns);
+                }
+                drop(others);
+                if let Some(e) = batch.end.take() {
+                    return Err(Stop::Journal(e));
+                }
+                // The intake thread may have finished: a batch it will not reuse is dropped.
+                let _ = free_tx.send(batch);
+            }
+            Ok(())
+        };
+        apply()
+    })
+}
+
+/// Polls before a waiting thread parks: waking a parked thread costs tens of microseconds
+/// (several batches' worth of records), this many polls a few.
+const SPINS: u32 = 1 << 12;
+
+/// `rx.recv()`, polling for a while before the thread parks.
+fn recv_spinning<T>(rx: &Receiver<T>) -> Result<T, RecvError> {
+    for _ in 0..SPINS {
+        match rx.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(TryRecvError::Disconnected) => return Err(RecvError),
+            Err(TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+    rx.recv()
+}
