@@ -25,7 +25,7 @@ use tape_journal::{JournalError, JournalReader};
 
 /// Records per batch: enough that a hand-over costs nothing next to the records, few enough
 /// that a batch's messages and levels stay in the cache until the engine applies them.
-const BATCH: usize = 256;
+const BATCH: usize = 128;
 
 /// Batches in flight: the intake can run this far ahead of the engine.
 const BATCHES: usize = 8;
