@@ -9,11 +9,10 @@ mod support;
 use std::path::Path;
 
 use proptest::prelude::*;
-use support::root;
+use support::{root, session_records as session, write_journal as write, Rec};
 use tape_core::engine::{Engine, EngineConfig, Intake, Intaken};
 use tape_core::input::{Nanos, SourceDef, SourceId, CLIENT_SOURCE};
 use tape_core::instrument::Market;
-use tape_journal::{JournalOptions, JournalReader, JournalWriter};
 use tape_tools::replay::{replay_with, ReplayOptions, Summary};
 
 const SOURCE_DEF: u16 = 1;
@@ -21,19 +20,6 @@ const WS_FRAME: u16 = 2;
 const REST_SNAPSHOT: u16 = 3;
 const DESK_SETUP: u16 = 5;
 const CLIENT: u16 = 6;
-
-/// `(recv_ns, source, kind, payload)`.
-type Rec = (u64, u32, u16, Vec<u8>);
-
-fn session() -> Vec<Rec> {
-    let mut reader = JournalReader::open(root().join("fixtures/session")).unwrap();
-    let mut recs = Vec::new();
-    while let Some(rec) = reader.next() {
-        let rec = rec.unwrap();
-        recs.push((rec.recv_ns, rec.source, rec.kind, rec.payload.to_vec()));
-    }
-    recs
-}
 
 fn def(market: Market, symbol: Option<&str>, name: &str) -> Vec<u8> {
     SourceDef {
@@ -132,14 +118,6 @@ fn salted(every: usize) -> Vec<Rec> {
     }
     out.extend(salt);
     out
-}
-
-fn write(dir: &Path, recs: &[Rec]) {
-    let (mut w, _) = JournalWriter::open(dir, JournalOptions::default()).unwrap();
-    for (t, s, k, p) in recs {
-        w.append(*t, *s, *k, p).unwrap();
-    }
-    w.close().unwrap();
 }
 
 fn replay(dir: &Path, pipeline: bool, allow_damaged: bool) -> anyhow::Result<(Summary, Engine)> {

@@ -5,31 +5,20 @@
 
 mod support;
 
-use std::path::Path;
-
-use support::root;
+use support::{session_records, write_journal as write, Rec};
 use tape_core::desk::{ClientRecord, DeskSetup};
 use tape_core::input::{SourceDef, CLIENT_SOURCE};
 use tape_core::venue::LinkEvent;
-use tape_journal::{JournalOptions, JournalReader, JournalWriter};
 
 const SOURCE_DEF: u16 = 1;
 const LINK: u16 = 4;
 const DESK_SETUP: u16 = 5;
 const CLIENT: u16 = 6;
 
-/// `(recv_ns, source, kind, payload)`.
-type Rec = (u64, u32, u16, Vec<u8>);
-
 /// The bundled session with link events on its first WebSocket source and a desk session
 /// (setup, login, orders, logout) interleaved, all control records in version 1 text.
 fn legacy_session() -> Vec<Rec> {
-    let mut reader = JournalReader::open(root().join("fixtures/session")).unwrap();
-    let mut frames = Vec::new();
-    while let Some(rec) = reader.next() {
-        let rec = rec.unwrap();
-        frames.push((rec.recv_ns, rec.source, rec.kind, rec.payload.to_vec()));
-    }
+    let frames = session_records();
     let defs = frames.iter().take_while(|r| r.2 == SOURCE_DEF).count();
     assert_eq!(defs, 10, "the session declares its sources first");
     let t0 = frames[defs].0;
@@ -105,14 +94,6 @@ fn reencoded(recs: &[Rec]) -> Vec<Rec> {
             (*t, *s, *k, v2)
         })
         .collect()
-}
-
-fn write(dir: &Path, recs: &[Rec]) {
-    let (mut w, _) = JournalWriter::open(dir, JournalOptions::default()).unwrap();
-    for (t, s, k, p) in recs {
-        w.append(*t, *s, *k, p).unwrap();
-    }
-    w.close().unwrap();
 }
 
 #[test]

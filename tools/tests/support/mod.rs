@@ -16,6 +16,30 @@ use tape_tools::run::node_config;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// A journal record: `(recv_ns, source, kind, payload)`.
+pub type Rec = (u64, u32, u16, Vec<u8>);
+
+/// The bundled session's records, in order.
+pub fn session_records() -> Vec<Rec> {
+    let mut reader = tape_journal::JournalReader::open(root().join("fixtures/session")).unwrap();
+    let mut recs = Vec::new();
+    while let Some(rec) = reader.next() {
+        let rec = rec.unwrap();
+        recs.push((rec.recv_ns, rec.source, rec.kind, rec.payload.to_vec()));
+    }
+    recs
+}
+
+/// `recs` as a new journal in `dir`.
+pub fn write_journal(dir: &std::path::Path, recs: &[Rec]) {
+    let opts = tape_journal::JournalOptions::default();
+    let (mut w, _) = tape_journal::JournalWriter::open(dir, opts).unwrap();
+    for (t, s, k, p) in recs {
+        w.append(*t, *s, *k, p).unwrap();
+    }
+    w.close().unwrap();
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
