@@ -10,8 +10,8 @@
 //! A decoded message borrows the decoder's level buffers, so the intake thread copies each
 //! message into the batch (its levels into one vector per batch), and the records the engine
 //! takes whole (source definitions, links, the desk's records) with their payload bytes.
-//! Batches go back to the intake thread once applied, so the loop allocates nothing once
-//! the batches have grown to the journal's largest.
+//! Batches go back to the intake thread once applied, so market records cost no allocation
+//! once the batches have grown to the journal's largest.
 
 use std::ops::Range;
 
@@ -228,10 +228,14 @@ fn own_msg(msg: MarketMsg<'_>, levels: &mut Vec<Level>) -> (MarketMsg<'static>, 
     (owned, none)
 }
 
-/// `msg` with its levels back from the batch.
-fn lend_msg<'a>(msg: &MarketMsg<'static>, kept: Levels, levels: &'a [Level]) -> MarketMsg<'a> {
-    let (bids, asks) = kept.get(levels).unwrap_or_default();
-    match msg {
+/// `msg` with its levels back from the batch (`None` if they are not there).
+fn lend_msg<'a>(
+    msg: &MarketMsg<'static>,
+    kept: Levels,
+    levels: &'a [Level],
+) -> Option<MarketMsg<'a>> {
+    let (bids, asks) = kept.get(levels)?;
+    Some(match msg {
         MarketMsg::Depth(d) => MarketMsg::Depth(own_depth(d, bids, asks)),
         MarketMsg::Snapshot(s) => MarketMsg::Snapshot(own_snapshot(s, bids, asks)),
         MarketMsg::Trade(t) => MarketMsg::Trade(*t),
@@ -239,7 +243,7 @@ fn lend_msg<'a>(msg: &MarketMsg<'static>, kept: Levels, levels: &'a [Level]) -> 
         MarketMsg::BookTicker(t) => MarketMsg::BookTicker(*t),
         MarketMsg::Ticker(t) => MarketMsg::Ticker(*t),
         MarketMsg::Unknown => MarketMsg::Unknown,
-    }
+    })
 }
 
 /// The intake thread: reads `reader` to its end (or first error) in batches.
@@ -342,9 +346,10 @@ pub fn run(
                 for rec in &b.recs {
                     let mut payload: &[u8] = &[];
                     let intaken = match rec.table {
-                        Table::Depth => depths.next().map(|(d, kept)| {
-                            let (bids, asks) = kept.get(&b.levels).unwrap_or_default();
-                            Intaken::Frame(rec.market, MarketMsg::Depth(own_depth(d, bids, asks)))
+                        Table::Depth => depths.next().and_then(|(d, kept)| {
+                            let (bids, asks) = kept.get(&b.levels)?;
+                            let msg = MarketMsg::Depth(own_depth(d, bids, asks));
+                            Some(Intaken::Frame(rec.market, msg))
                         }),
                         Table::BookTicker => tickers
                             .next()
@@ -357,22 +362,23 @@ pub fn run(
                                 engine.adopt_instrument(&inst).map_err(Stop::Adopt)?;
                                 continue;
                             }
-                            Some(Other::Frame(msg, kept)) => {
-                                Some(Intaken::Frame(rec.market, lend_msg(&msg, kept, &b.levels)))
-                            }
+                            Some(Other::Frame(msg, kept)) => lend_msg(&msg, kept, &b.levels)
+                                .map(|msg| Intaken::Frame(rec.market, msg)),
                             Some(Other::Snapshot(s, kept)) => {
-                                let (bids, asks) = kept.get(&b.levels).unwrap_or_default();
-                                Some(Intaken::Snapshot(rec.market, own_snapshot(&s, bids, asks)))
+                                kept.get(&b.levels).map(|(bids, asks)| {
+                                    Intaken::Snapshot(rec.market, own_snapshot(&s, bids, asks))
+                                })
                             }
                             Some(Other::Failed(e)) => Some(Intaken::Failed(e)),
-                            Some(Other::Whole(range)) => {
-                                payload = b.bytes.get(range).unwrap_or_default();
-                                Some(Intaken::Whole)
-                            }
+                            Some(Other::Whole(range)) => b.bytes.get(range).map(|p| {
+                                payload = p;
+                                Intaken::Whole
+                            }),
                             None => None,
                         },
                     };
-                    // Every record has its message: the tables are filled together.
+                    // Every record has its message, levels and bytes: the tables are filled
+                    // together. Anything else is a bug, and stops the replay.
                     let Some(intaken) = intaken else {
                         return Err(Stop::Internal("a record without its message"));
                     };
