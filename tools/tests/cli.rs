@@ -243,6 +243,45 @@ fn replay_latency_prints_stage_percentiles_and_keeps_the_digest() {
 }
 
 #[test]
+fn replay_threads_picks_one_or_two_and_keeps_the_digest() {
+    let session = root().join("fixtures/session");
+    let session = session.to_str().unwrap();
+    let json = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", stderr(o));
+        serde_json::from_slice(&o.stdout).expect("replay --json prints JSON")
+    };
+    let one = json(&tape(&["replay", "--threads", "1", "--json", session]));
+    let two = json(&tape(&["replay", "--threads", "2", "--json", session]));
+    assert_eq!(one["threads"], 1, "{one:#}");
+    assert_eq!(two["threads"], 2, "{two:#}");
+    assert_eq!(one["digest"], "58624847cad61891");
+    assert_eq!(two["digest"], one["digest"]);
+    assert_eq!(two["outputs"], one["outputs"]);
+    // --latency times each record on one thread, whatever --threads says.
+    let timed = json(&tape(&[
+        "replay",
+        "--latency",
+        "--speed",
+        "0",
+        "--threads",
+        "2",
+        "--json",
+        session,
+    ]));
+    assert_eq!(timed["threads"], 1);
+    assert_eq!(timed["digest"], one["digest"]);
+    // The human summary says how many.
+    let o = tape(&["replay", "--threads", "2", session]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(", 2 threads)"));
+    for bad in ["0", "3", "two"] {
+        let o = tape(&["replay", "--threads", bad, session]);
+        assert!(!o.status.success(), "--threads {bad}");
+        assert!(stderr(&o).contains("--threads"), "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn token_mints_a_jwt_the_configured_authenticator_accepts() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("tape.toml");
