@@ -2,8 +2,10 @@
 //! [`Engine::handle_stored`] does up to the decoded message, and [`Engine::apply_intaken`]
 //! finishes them. Together they are `handle_stored` cut in two, so a replay can decode the
 //! next records on one thread while the engine applies the previous ones on another
-//! (`tape replay`'s pipeline). Both halves run the engine's own code: the source table and
-//! the decoders are the same functions [`Engine::handle_record`] calls.
+//! (`tape replay`'s pipeline). Both halves run the engine's own code: the source table, the
+//! snapshot decoding and the frame decoder's call are those of [`Engine::handle_record`]
+//! (the frame's is written out in both, as it is the hot path; the tests in
+//! `tools/tests/pipeline.rs` hold the two halves equal to `handle_stored`).
 //!
 //! The intake keeps its own copy of what decoding reads: the source table and the
 //! instrument registry, changed by the same records in the same order as the engine's. Only
@@ -12,13 +14,13 @@
 //! to [`Engine::adopt_instrument`] before it applies the record, so both registries stay
 //! equal.
 
-use crate::decode::Decoder;
+use crate::decode::{DecodeCtx, Decoder};
 use crate::input::{Nanos, RecordKind, SourceId};
 use crate::instrument::{Instrument, InstrumentId, Market, Registry, RegistryError};
 use crate::msg::{DepthSnapshot, MarketMsg};
 use crate::output::Error;
 
-use super::market::{decode_frame, decode_snapshot};
+use super::market::decode_snapshot;
 use super::sources::{self, Source};
 use super::{Engine, EngineConfig};
 
@@ -82,6 +84,7 @@ impl Intake {
     /// Returns what it made of the record and the instruments the record registered (a
     /// symbol first seen in a frame, or named by a source definition), in id order: hand
     /// them to [`Engine::adopt_instrument`] before applying the record.
+    #[inline]
     pub fn intake(
         &mut self,
         source: SourceId,
@@ -89,37 +92,52 @@ impl Intake {
         payload: &[u8],
     ) -> (Intaken<'_>, &[Instrument]) {
         let before = self.registry.len();
-        self.registered.clear();
-        let res = match RecordKind::from_u16(kind) {
-            Some(RecordKind::WsFrame) => decode_frame(
-                &mut self.decoder,
-                &mut self.registry,
-                &self.sources,
-                self.auto_register,
-                source,
-                payload,
-            )
-            .map(|(market, msg)| Intaken::Frame(market, msg)),
-            Some(RecordKind::RestSnapshot) => decode_snapshot(
-                &mut self.decoder,
-                &self.registry,
-                &self.sources,
-                source,
-                payload,
-            )
-            .map(|(market, snap)| Intaken::Snapshot(market, snap)),
+        if !self.registered.is_empty() {
+            self.registered.clear();
+        }
+        // Matched out (not mapped through `Result`s) so the decoded message is built in
+        // place rather than moved through each layer.
+        let taken = match RecordKind::from_u16(kind) {
+            Some(RecordKind::WsFrame) => match sources::info(&self.sources, source) {
+                Ok((market, _)) => {
+                    let ctx = DecodeCtx {
+                        market,
+                        auto_register: self.auto_register,
+                    };
+                    match self.decoder.decode_frame(payload, ctx, &mut self.registry) {
+                        Ok(msg) => Intaken::Frame(market, msg),
+                        Err(err) => Intaken::Failed(Error::Decode {
+                            source_id: source,
+                            err,
+                        }),
+                    }
+                }
+                Err(e) => Intaken::Failed(e),
+            },
+            Some(RecordKind::RestSnapshot) => {
+                match decode_snapshot(
+                    &mut self.decoder,
+                    &self.registry,
+                    &self.sources,
+                    source,
+                    payload,
+                ) {
+                    Ok((market, snap)) => Intaken::Snapshot(market, snap),
+                    Err(e) => Intaken::Failed(e),
+                }
+            }
             Some(RecordKind::SourceDef) => {
                 // Its error, if any, is the engine's to count when it applies the record.
                 let _ = sources::define(&mut self.registry, &mut self.sources, source, payload);
-                Ok(Intaken::Whole)
+                Intaken::Whole
             }
-            _ => Ok(Intaken::Whole),
+            _ => Intaken::Whole,
         };
         if self.registry.len() > before {
             self.registered
                 .extend(self.registry.iter().skip(before).cloned());
         }
-        (res.unwrap_or_else(Intaken::Failed), &self.registered)
+        (taken, &self.registered)
     }
 }
 

@@ -256,31 +256,8 @@ fn msg_kind(m: &MarketMsg<'_>) -> usize {
     }
 }
 
-/// Decodes a WebSocket frame from `source_id` as the engine does: the source's market, then
-/// the frame (registering a new symbol when `auto_register`). Shared by
-/// [`Engine::handle_frame`] and [`super::Intake`], so both decode and fail alike.
-#[inline(always)]
-pub(super) fn decode_frame<'d>(
-    decoder: &'d mut Decoder,
-    registry: &mut Registry,
-    sources: &[Option<Source>],
-    auto_register: bool,
-    source_id: SourceId,
-    payload: &[u8],
-) -> Result<(Market, MarketMsg<'d>), Error> {
-    let (market, _) = sources::info(sources, source_id)?;
-    let ctx = DecodeCtx {
-        market,
-        auto_register,
-    };
-    decoder
-        .decode_frame(payload, ctx, registry)
-        .map(|msg| (market, msg))
-        .map_err(|err| Error::Decode { source_id, err })
-}
-
-/// Decodes a REST snapshot from `source`, which must name its instrument. Shared as
-/// [`decode_frame`] is.
+/// Decodes a REST snapshot from `source`, which must name its instrument. Shared by
+/// [`Engine::handle_snapshot`] and [`super::Intake`], so both decode and fail alike.
 pub(super) fn decode_snapshot<'d>(
     decoder: &'d mut Decoder,
     registry: &Registry,
