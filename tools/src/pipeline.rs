@@ -135,7 +135,8 @@ impl Batch {
     /// Copies what `intaken` borrows into the batch: a record of its table.
     #[inline]
     fn take(&mut self, intaken: Intaken<'_>, payload: &[u8]) -> (Market, Table) {
-        let (market, table) = match intaken {
+        // A failed or whole record's market is not read: the engine finds it again.
+        match intaken {
             Intaken::Frame(market, MarketMsg::Depth(d)) => {
                 let levels = Levels::keep(&mut self.levels, d.bids, d.asks);
                 self.depths.push((own_depth(&d, &[], &[]), levels));
@@ -170,8 +171,7 @@ impl Batch {
                 self.others.push(Other::Whole(at..self.bytes.len()));
                 (Market::Spot, Table::Other)
             }
-        };
-        (market, table)
+        }
     }
 }
 

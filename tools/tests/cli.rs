@@ -12,6 +12,12 @@ fn stderr(o: &Output) -> String {
 }
 
 /// `tape import --format hftbacktest SRC -o OUT`.
+/// A successful `replay --json`'s summary.
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).expect("replay --json prints JSON")
+}
+
 fn import_hft(src: &Path, out: &Path) -> Output {
     tape(&[
         "import",
@@ -177,10 +183,6 @@ fn verify_passes_a_clean_journal_and_catches_a_flipped_byte() {
 fn replay_latency_prints_stage_percentiles_and_keeps_the_digest() {
     let session = root().join("fixtures/session");
     let session = session.to_str().unwrap();
-    let json = |o: &Output| -> serde_json::Value {
-        assert!(o.status.success(), "{}", stderr(o));
-        serde_json::from_slice(&o.stdout).expect("replay --json prints JSON")
-    };
     let plain = json(&tape(&["replay", "--json", session]));
     assert!(
         plain.get("latency").is_none(),
@@ -246,10 +248,6 @@ fn replay_latency_prints_stage_percentiles_and_keeps_the_digest() {
 fn replay_threads_picks_one_or_two_and_keeps_the_digest() {
     let session = root().join("fixtures/session");
     let session = session.to_str().unwrap();
-    let json = |o: &Output| -> serde_json::Value {
-        assert!(o.status.success(), "{}", stderr(o));
-        serde_json::from_slice(&o.stdout).expect("replay --json prints JSON")
-    };
     let one = json(&tape(&["replay", "--threads", "1", "--json", session]));
     let two = json(&tape(&["replay", "--threads", "2", "--json", session]));
     assert_eq!(one["threads"], 1, "{one:#}");
