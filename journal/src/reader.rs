@@ -386,6 +386,56 @@ mod tests {
         assert!(r.next().is_none());
     }
 
+    /// A segment whose unwritten tail is a hole (a sparse copy, as `cp` or a checkout may
+    /// make): the reader checks that tail without reading it, and still finds a byte written
+    /// after the hole.
+    #[test]
+    fn a_hole_after_the_records_is_zeros_not_read() {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+
+        let tmp = tempfile::tempdir().unwrap();
+        let seg_size = 1u64 << 20;
+        let n = write_journal(tmp.path(), seg_size, &[100, 300, 50]);
+        assert_eq!(n, 3);
+        let seg = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "seg"))
+            .unwrap();
+        // The records and the page they end in, then a hole to the segment's size.
+        let bytes = std::fs::read(&seg).unwrap();
+        let used = bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count();
+        let keep = used.next_multiple_of(4096);
+        std::fs::remove_file(&seg).unwrap();
+        let f = std::fs::File::create(&seg).unwrap();
+        f.write_all_at(&bytes[..keep], 0).unwrap();
+        f.set_len(seg_size).unwrap();
+        assert!(
+            f.metadata().unwrap().blocks() * 512 < seg_size / 2,
+            "the test needs a file system that keeps holes"
+        );
+
+        let mut r = JournalReader::open(tmp.path()).unwrap();
+        for i in 0..3u64 {
+            assert_eq!(r.next().unwrap().unwrap().seq, i);
+        }
+        assert!(r.next().is_none(), "a hole reads as zeros: no damage");
+        let took = r.win.bytes_read();
+        assert!(
+            took < seg_size / 2,
+            "the hole was read: {took} bytes of a {seg_size}-byte segment"
+        );
+
+        // One byte after the hole is damage, found past the hole.
+        f.write_all_at(&[1], seg_size - 1).unwrap();
+        let (got, err) = read(tmp.path(), 1 << 18, None);
+        assert_eq!(got.len(), 3);
+        assert!(
+            err.contains(&format!("first at offset {}", seg_size - 1)),
+            "{err}"
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 

@@ -138,6 +138,8 @@ pub(crate) struct SegmentWindow {
     base: usize,
     /// Bytes of `buf` holding the file's bytes from `base`.
     valid: usize,
+    /// Bytes read from files so far (what the tests hold holes to).
+    read: u64,
 }
 
 impl Default for SegmentWindow {
@@ -156,6 +158,7 @@ impl SegmentWindow {
             buf: Vec::new(),
             base: 0,
             valid: 0,
+            read: 0,
         }
     }
 
@@ -169,6 +172,12 @@ impl SegmentWindow {
         self.base = 0;
         self.valid = 0;
         Ok(())
+    }
+
+    /// Bytes read from files so far.
+    #[cfg(test)]
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.read
     }
 
     /// The file's length (see the field).
@@ -243,6 +252,10 @@ impl SegmentWindow {
     }
 
     /// File offset of the first non-zero byte in `[from, end)`, read a step at a time.
+    ///
+    /// Holes are not read: a hole reads as zeros, and where the window does not hold `at`
+    /// already, `SEEK_DATA` says where the file's next data is (a segment's unwritten tail is
+    /// a hole in a sparse copy of the file, or where the file system could not reserve it).
     pub(crate) fn nonzero_from(
         &mut self,
         from: usize,
@@ -251,6 +264,16 @@ impl SegmentWindow {
     ) -> Result<Option<usize>, JournalError> {
         let mut at = from;
         while at < end {
+            if at < self.base || at >= self.base + self.valid {
+                match self.next_data(at) {
+                    Some(data) => at = at.max(data),
+                    // Nothing but a hole from `at` to the file's end.
+                    None => break,
+                }
+                if at >= end {
+                    break;
+                }
+            }
             self.cover(at, self.step, false, path)?;
             let base = self.base;
             let bytes = self.bytes(end);
@@ -264,6 +287,20 @@ impl SegmentWindow {
             at = reached;
         }
         Ok(None)
+    }
+
+    /// The file offset of the first data (not a hole) at or after `at`: `None` if there is
+    /// none before the file's end; `at` itself where the file system cannot tell (no
+    /// `SEEK_DATA`), so everything is read.
+    fn next_data(&self, at: usize) -> Option<usize> {
+        let Some(file) = self.file.as_ref() else {
+            return Some(at);
+        };
+        match rustix::fs::seek(file, SeekFrom::Data(at as u64)) {
+            Ok(data) => Some(usize::try_from(data).unwrap_or(usize::MAX)),
+            Err(rustix::io::Errno::NXIO) => None,
+            Err(_) => Some(at),
+        }
     }
 
     /// Whether a record header has appeared at `pos`, where parsing found the end of the
@@ -331,6 +368,7 @@ impl SegmentWindow {
         let got = read_fully_at(file, &mut self.buf[kept..end - at], (at + kept) as u64)
             .map_err(io_err("read segment", path))?;
         self.valid = kept + got;
+        self.read += got as u64;
         if at + self.valid < end {
             // The file shrank under us: what is left is what exists.
             self.len = at + self.valid;

@@ -378,6 +378,13 @@ pub fn replay_into(
                     dir.display()
                 )
             }
+            Err(Stop::Thread(e)) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "{}: cannot start the replay's decoding thread (--threads 1 replays on one \
+                     thread)",
+                    dir.display()
+                )))
+            }
             Err(Stop::Adopt(e)) => {
                 return Err(anyhow::Error::new(e).context(format!(
                     "{}: the replay's decoding thread and engine disagree (a bug; \
