@@ -30,6 +30,16 @@ const BATCH: usize = 128;
 /// Batches in flight: the intake can run this far ahead of the engine.
 const BATCHES: usize = 8;
 
+/// Levels after which a batch is handed over before it has [`BATCH`] records: a run of deep
+/// snapshots would otherwise make each of the batches hold a hundred of them (the memory a
+/// one-thread replay never holds), and the engine would wait for all of them before it
+/// applies the first.
+const BATCH_LEVELS: usize = 4096;
+
+/// Payload bytes (of the records the engine takes whole) after which a batch is handed over,
+/// for the same reasons.
+const BATCH_BYTES: usize = 1 << 16;
+
 /// Where a message's levels sit in its batch's level vector: bids, then asks.
 #[derive(Debug, Clone, Copy)]
 struct Levels {
@@ -130,6 +140,23 @@ impl Batch {
         self.levels.clear();
         self.bytes.clear();
         self.end = None;
+        // One record far larger than a batch's share (a snapshot thousands of levels deep)
+        // leaves its vector that large: the memory goes back, so the batches in flight hold
+        // about [`BATCHES`] batches' worth, whatever the journal.
+        if self.levels.capacity() > 2 * BATCH_LEVELS {
+            self.levels.shrink_to(BATCH_LEVELS);
+        }
+        if self.bytes.capacity() > 2 * BATCH_BYTES {
+            self.bytes.shrink_to(BATCH_BYTES);
+        }
+    }
+
+    /// Whether the batch is handed over as it is: [`BATCH`] records, or [`BATCH_LEVELS`]
+    /// levels, or [`BATCH_BYTES`] bytes.
+    fn is_full(&self) -> bool {
+        self.recs.len() >= BATCH
+            || self.levels.len() >= BATCH_LEVELS
+            || self.bytes.len() >= BATCH_BYTES
     }
 
     /// Copies what `intaken` borrows into the batch: a record of its table.
@@ -268,45 +295,48 @@ fn intake_loop(
             },
         };
         batch.clear();
-        let mut done = false;
-        while batch.recs.len() < BATCH {
-            let rec = match reader.next() {
-                None => {
-                    done = true;
-                    break;
-                }
-                Some(Err(e)) => {
-                    batch.end = Some(e);
-                    done = true;
-                    break;
-                }
-                Some(Ok(rec)) => rec,
-            };
-            let (intaken, registered) = intake.intake(SourceId(rec.source), rec.kind, rec.payload);
-            for inst in registered {
-                // Before the record that registered them: the engine must know them then.
-                batch.others.push(Other::Adopt(inst.clone()));
-                batch.recs.push(Rec {
-                    recv_ns: rec.recv_ns,
-                    source: rec.source,
-                    kind: rec.kind,
-                    market: inst.market,
-                    table: Table::Other,
-                });
-            }
-            let (market, table) = batch.take(intaken, rec.payload);
-            batch.recs.push(Rec {
-                recv_ns: rec.recv_ns,
-                source: rec.source,
-                kind: rec.kind,
-                market,
-                table,
-            });
-        }
+        let done = fill(&mut batch, &mut reader, &mut intake);
         if full.send(batch).is_err() || done {
             return;
         }
     }
+}
+
+/// Takes records from `reader` into `batch` until it [is full](Batch::is_full); returns
+/// whether the journal ended (or the reader failed: its error is the batch's `end`).
+#[inline]
+fn fill(batch: &mut Batch, reader: &mut JournalReader, intake: &mut Intake) -> bool {
+    while !batch.is_full() {
+        let rec = match reader.next() {
+            None => return true,
+            Some(Err(e)) => {
+                batch.end = Some(e);
+                return true;
+            }
+            Some(Ok(rec)) => rec,
+        };
+        let (intaken, registered) = intake.intake(SourceId(rec.source), rec.kind, rec.payload);
+        for inst in registered {
+            // Before the record that registered them: the engine must know them then.
+            batch.others.push(Other::Adopt(inst.clone()));
+            batch.recs.push(Rec {
+                recv_ns: rec.recv_ns,
+                source: rec.source,
+                kind: rec.kind,
+                market: inst.market,
+                table: Table::Other,
+            });
+        }
+        let (market, table) = batch.take(intaken, rec.payload);
+        batch.recs.push(Rec {
+            recv_ns: rec.recv_ns,
+            source: rec.source,
+            kind: rec.kind,
+            market,
+            table,
+        });
+    }
+    false
 }
 
 /// Why [`run`] stopped before the journal's end.
@@ -432,4 +462,58 @@ fn recv_spinning<T>(rx: &Receiver<T>) -> Result<T, RecvError> {
         }
     }
     rx.recv()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tape_core::engine::EngineConfig;
+
+    /// The bundled session opens with five snapshots of ~2,000 levels: they are handed over
+    /// a few at a time, not in one batch of 128 records, and no batch is cut short of
+    /// [`BATCH`] records but for its levels (or the journal's end).
+    #[test]
+    fn a_batch_is_handed_over_at_its_levels_cap() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/session");
+        let mut reader = JournalReader::open(&dir).unwrap();
+        let mut intake = Intake::new(&EngineConfig::default()).unwrap();
+        let mut batch = Batch::with_capacity(BATCH);
+        let (mut records, mut cut_by_levels) = (0, 0);
+        loop {
+            batch.clear();
+            let done = fill(&mut batch, &mut reader, &mut intake);
+            assert!(batch.end.is_none());
+            let adopted = batch.others.iter();
+            let adopted = adopted.filter(|o| matches!(o, Other::Adopt(_))).count();
+            records += batch.recs.len() - adopted;
+            let levels = batch.levels.len();
+            // The cap is checked before each record: what exceeds it is the last record's.
+            let kept = match batch.recs.last().map(|r| r.table) {
+                Some(Table::Depth) => batch.depths.last().map(|d| d.1),
+                Some(Table::Other) => match batch.others.last() {
+                    Some(Other::Snapshot(_, kept) | Other::Frame(_, kept)) => Some(*kept),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let last = kept.map_or(0, |k| k.bids + k.asks);
+            assert!(levels - last.min(levels) < BATCH_LEVELS, "{levels} levels");
+            if done {
+                break;
+            }
+            if batch.recs.len() < BATCH {
+                assert!(
+                    levels >= BATCH_LEVELS,
+                    "cut at {} records",
+                    batch.recs.len()
+                );
+                cut_by_levels += 1;
+            }
+        }
+        assert_eq!(records, 8910);
+        assert!(
+            cut_by_levels >= 2,
+            "{cut_by_levels} batches cut by their levels"
+        );
+    }
 }
