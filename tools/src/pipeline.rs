@@ -11,7 +11,10 @@
 //! message into the batch (its levels into one vector per batch), and the records the engine
 //! takes whole (source definitions, links, the desk's records) with their payload bytes.
 //! Batches go back to the intake thread once applied, so market records cost no allocation
-//! once the batches have grown to the journal's largest.
+//! once the batches have grown to their size. A batch is handed over at 128 records, or
+//! sooner at 4,096 levels or 64 KiB of payload bytes, so the batches in flight hold about
+//! eight batches' worth whatever the journal holds (one deep snapshot's memory is given back
+//! when its batch is reused).
 
 use std::ops::Range;
 
