@@ -118,6 +118,9 @@ impl ReadMap {
 /// the copy and the parse, large enough that the `pread` calls cost nothing next to the bytes.
 pub(crate) const WINDOW: usize = 256 << 10;
 
+/// A new [`SegmentWindow`]'s first read, in bytes (see `refill`).
+const FIRST_READ: usize = 16 << 10;
+
 /// A sliding window onto one segment file at a time, read with `pread` into one buffer that
 /// is reused for every segment (see the module docs for why readers copy instead of mapping).
 ///
@@ -354,7 +357,10 @@ impl SegmentWindow {
         };
         self.base = at;
         self.valid = kept;
-        let size = self.step.max(want.saturating_sub(at));
+        // The first reads are short and each doubles the next, up to a step: a reader has its
+        // first record after a few pages are copied (and faulted in), not a quarter megabyte.
+        let ramp = (2 * self.buf.len()).clamp(FIRST_READ.min(self.step), self.step);
+        let size = ramp.max(want.saturating_sub(at));
         if self.buf.len() < size {
             self.buf.resize(size, 0);
         }
