@@ -455,12 +455,17 @@ pub fn run(
 /// (several batches' worth of records), this many polls a few.
 const SPINS: u32 = 1 << 12;
 
+/// Polls between two `yield`s: where the two threads share a core (a busy or a one-core
+/// machine), the waiting one hands it to the other instead of polling its time away.
+const SPINS_PER_YIELD: u32 = 1 << 8;
+
 /// `rx.recv()`, polling for a while before the thread parks.
 fn recv_spinning<T>(rx: &Receiver<T>) -> Result<T, RecvError> {
-    for _ in 0..SPINS {
+    for i in 1..=SPINS {
         match rx.try_recv() {
             Ok(v) => return Ok(v),
             Err(TryRecvError::Disconnected) => return Err(RecvError),
+            Err(TryRecvError::Empty) if i % SPINS_PER_YIELD == 0 => std::thread::yield_now(),
             Err(TryRecvError::Empty) => std::hint::spin_loop(),
         }
     }
