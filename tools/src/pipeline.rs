@@ -451,8 +451,8 @@ pub fn run(
     })
 }
 
-/// Polls before a waiting thread parks: waking a parked thread costs tens of microseconds
-/// (several batches' worth of records), this many polls a few.
+/// Polls before a waiting thread parks: waking a parked thread costs tens of microseconds,
+/// on a virtual machine hundreds (several batches' worth of records), this many polls a few.
 const SPINS: u32 = 1 << 12;
 
 /// Polls between two `yield`s: where the two threads share a core (a busy or a one-core
@@ -477,9 +477,9 @@ mod tests {
     use super::*;
     use tape_core::engine::EngineConfig;
 
-    /// The bundled session opens with five snapshots of ~2,000 levels: they are handed over
-    /// a few at a time, not in one batch of 128 records, and no batch is cut short of
-    /// [`BATCH`] records but for its levels (or the journal's end).
+    /// The bundled session's snapshots (five, ~2,000 levels each, two among its first
+    /// records) and depth diffs: no batch goes over [`BATCH_LEVELS`] but by its last record,
+    /// and none is cut short of [`BATCH`] records but for its levels (or the journal's end).
     #[test]
     fn a_batch_is_handed_over_at_its_levels_cap() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/session");
