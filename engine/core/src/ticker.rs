@@ -30,6 +30,8 @@ pub struct TradeStats {
     buckets: Box<[Bucket; BUCKETS]>,
     last_second: Option<u64>,
     newest_minute: u64,
+    /// The oldest minute a bucket was ever opened for: no bucket before it holds anything.
+    first_minute: u64,
 }
 
 impl Default for TradeStats {
@@ -43,6 +45,7 @@ impl Default for TradeStats {
                 .unwrap_or_else(|_| unreachable!("the vector has BUCKETS buckets")),
             last_second: None,
             newest_minute: 0,
+            first_minute: u64::MAX,
         }
     }
 }
@@ -67,6 +70,7 @@ impl TradeStats {
             return None;
         }
         self.newest_minute = self.newest_minute.max(minute);
+        self.first_minute = self.first_minute.min(minute);
         let b = &mut self.buckets[(minute % BUCKETS as u64) as usize];
         let p = t.price.0;
         if b.minute_plus_one != minute + 1 {
@@ -96,22 +100,27 @@ impl TradeStats {
         Some(self.ticker(t, inst))
     }
 
+    /// The buckets that can be in the window, in the ring's order: the arc from the oldest
+    /// minute the window and the first trade allow to the newest (each bucket sits at its
+    /// minute's index), not all 1440 (115 KB) for every ticker.
+    fn window(&self) -> impl Iterator<Item = &Bucket> {
+        let n = BUCKETS as u64;
+        let oldest = (self.newest_minute + 1).saturating_sub(n);
+        let lo = oldest.max(self.first_minute.min(self.newest_minute));
+        let (a, b) = ((lo % n) as usize, (self.newest_minute % n) as usize);
+        // In index order, as a scan of the whole ring visits them: the saturating sums
+        // below come out the same.
+        let (head, tail) = if a <= b {
+            (&self.buckets[a..=b], &self.buckets[..0])
+        } else {
+            (&self.buckets[..=b], &self.buckets[a..])
+        };
+        head.iter().chain(tail)
+    }
+
     fn ticker(&self, t: &Trade, inst: &Instrument) -> Ticker {
         let oldest = (self.newest_minute + 1).saturating_sub(BUCKETS as u64);
-        let live = |b: &&Bucket| b.minute_plus_one > oldest;
-        let (mut open_minute, mut open) = (u64::MAX, t.price.0);
-        let (mut high, mut low) = (i64::MIN, i64::MAX);
-        let (mut volume, mut quote) = (0i128, 0i128);
-        for b in self.buckets.iter().filter(live) {
-            if b.minute_plus_one < open_minute {
-                open_minute = b.minute_plus_one;
-                open = b.open;
-            }
-            high = high.max(b.high);
-            low = low.min(b.low);
-            volume = volume.saturating_add(b.volume);
-            quote = quote.saturating_add(b.quote_volume);
-        }
+        let (open, high, low, volume, quote) = fold(self.window(), oldest, t.price.0);
         let last = t.price.0;
         let change = last.saturating_sub(open);
         // Percent with 3 decimals, truncated toward zero: change * 100 * 1000 / open.
@@ -138,6 +147,29 @@ impl TradeStats {
             quote_volume: fit(quote, quote_scale),
         }
     }
+}
+
+/// The window's open (the oldest live bucket's, else `last`), high, low, volume and quote
+/// volume, over `buckets` (those with a minute before `oldest` are not in the window).
+fn fold<'a>(
+    buckets: impl Iterator<Item = &'a Bucket>,
+    oldest: u64,
+    last: i64,
+) -> (i64, i64, i64, i128, i128) {
+    let (mut open_minute, mut open) = (u64::MAX, last);
+    let (mut high, mut low) = (i64::MIN, i64::MAX);
+    let (mut volume, mut quote) = (0i128, 0i128);
+    for b in buckets.filter(|b| b.minute_plus_one > oldest) {
+        if b.minute_plus_one < open_minute {
+            open_minute = b.minute_plus_one;
+            open = b.open;
+        }
+        high = high.max(b.high);
+        low = low.min(b.low);
+        volume = volume.saturating_add(b.volume);
+        quote = quote.saturating_add(b.quote_volume);
+    }
+    (open, high, low, volume, quote)
 }
 
 #[cfg(test)]
@@ -236,6 +268,32 @@ mod tests {
             s.on_trade(&trade(t0, 1, 1), &i).is_none(),
             "a trade from a day ago is ignored"
         );
+    }
+
+    proptest::proptest! {
+        /// The ticker reads only the ring's arc that can be in the window: it must find what
+        /// a scan of all 1440 buckets finds, for trades in and out of order, across days,
+        /// with any prices (the sums saturate the same way in the same order).
+        #[test]
+        fn the_window_arc_folds_as_the_whole_ring(
+            trades in proptest::collection::vec(
+                (0u64..4_000, proptest::num::i64::ANY, 0i64..1_000_000_000),
+                1..120,
+            ),
+            start in 0u64..(u64::MAX / 60_000 - 10_000),
+        ) {
+            let mut s = TradeStats::default();
+            let i = inst();
+            for (minute, price, qty) in trades {
+                let ms = (start + minute) * 60_000;
+                let _ = s.on_trade(&trade(ms, price, qty), &i);
+                let oldest = (s.newest_minute + 1).saturating_sub(BUCKETS as u64);
+                proptest::prop_assert_eq!(
+                    fold(s.window(), oldest, price),
+                    fold(s.buckets.iter(), oldest, price)
+                );
+            }
+        }
     }
 
     #[test]
