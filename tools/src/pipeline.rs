@@ -1,16 +1,16 @@
-//! `tape replay`'s two-thread loop: one thread reads the journal and decodes each record
-//! ([`Intake`]), the caller's thread applies them to the engine ([`Engine::apply_intaken`]),
-//! in record order, batch by batch.
+//! `tape replay`'s two-thread loop: the caller's thread reads the journal and decodes each
+//! record ([`Intake`]), a second thread applies them to the engine
+//! ([`Engine::apply_intaken`]), in record order, batch by batch.
 //!
 //! The engine is the same single-threaded state machine; only the reading and decoding of
 //! the next records overlap with the applying of the previous ones. Both halves are the code
 //! [`Engine::handle_stored`] runs, so the outputs, the counts and the digest are the ones a
 //! one-thread replay gives (the replay tests hold both equal).
 //!
-//! A decoded message borrows the decoder's level buffers, so the intake thread copies each
+//! A decoded message borrows the decoder's level buffers, so the intake copies each
 //! message into the batch (its levels into one vector per batch), and the records the engine
 //! takes whole (source definitions, links, the desk's records) with their payload bytes.
-//! Batches go back to the intake thread once applied, so market records cost no allocation
+//! Batches go back to the intake once applied, so market records cost no allocation
 //! once the batches have grown to their size. A batch is handed over at 128 records, or
 //! sooner at 4,096 levels or 64 KiB of payload bytes, so the batches in flight hold about
 //! eight batches' worth whatever the journal holds (one deep snapshot's memory is given back
@@ -276,7 +276,7 @@ fn lend_msg<'a>(
     })
 }
 
-/// The intake thread: reads `reader` to its end (or first error) in batches.
+/// The intake (the caller's thread): reads `reader` to its end (or first error) in batches.
 fn intake_loop(
     mut reader: JournalReader,
     mut intake: Intake,
@@ -351,104 +351,125 @@ pub enum Stop {
     Adopt(AdoptError),
     /// The two threads' hand-over went wrong (a bug): what went wrong.
     Internal(&'static str),
-    /// The intake thread could not be started (nothing was read).
+    /// The engine's thread could not be started (nothing was read).
     Thread(std::io::Error),
 }
 
-/// The intake thread's name.
-pub const INTAKE_THREAD: &str = "tape-intake";
+/// The name of the thread that applies the records (the engine's).
+pub const ENGINE_THREAD: &str = "tape-engine";
 
 /// Replays `reader` through `engine` with `intake` (built from the engine's configuration,
-/// [`Intake::new`], with nothing taken in yet) on a second thread. `each` runs after
-/// every applied record with the engine and the record's receive time, as a one-thread
-/// replay's loop body would after `handle_stored`.
+/// [`Intake::new`], with nothing taken in yet): the caller's thread reads and decodes, a
+/// second thread ([`ENGINE_THREAD`]) applies. `each` runs on that thread after every applied
+/// record with the engine and the record's receive time, as a one-thread replay's loop body
+/// would after `handle_stored`.
+///
+/// The caller's thread takes the intake because it has work from the first moment: the
+/// reading and decoding start at once, while the new thread is still being started, and
+/// the engine, which waits for batches anyway, takes the start-up's delay instead.
 ///
 /// # Errors
 /// The first error the reader returned, an instrument the engine could not adopt, or a
 /// thread the system would not start.
+///
+/// # Panics
+/// A panic on the engine's thread is resumed on the caller's.
 pub fn run(
     reader: JournalReader,
     intake: Intake,
     engine: &mut Engine,
-    mut each: impl FnMut(&mut Engine, u64),
+    mut each: impl FnMut(&mut Engine, u64) + Send,
 ) -> Result<(), Stop> {
     let (full_tx, full_rx) = bounded::<Batch>(BATCHES);
     let (free_tx, free_rx) = bounded::<Batch>(BATCHES);
     std::thread::scope(|scope| {
-        // Named, so `top -H` and profilers tell the two halves apart.
-        std::thread::Builder::new()
-            .name(INTAKE_THREAD.into())
-            .spawn_scoped(scope, move || {
-                intake_loop(reader, intake, &full_tx, &free_rx);
+        // Named, so `top -H` and profilers tell the two halves apart. Its channel ends are
+        // dropped on every way out, so the intake stops when the engine does.
+        let applying = std::thread::Builder::new()
+            .name(ENGINE_THREAD.into())
+            .spawn_scoped(scope, move || -> Result<(), Stop> {
+                while let Ok(mut batch) = recv_spinning(&full_rx) {
+                    apply(engine, &mut each, &mut batch)?;
+                    // The intake may have finished: a batch it will not reuse is dropped.
+                    let _ = free_tx.send(batch);
+                }
+                Ok(())
             })
             .map_err(Stop::Thread)?;
-        // The receiving ends are dropped on every way out, so the intake thread stops.
-        let mut apply = move || -> Result<(), Stop> {
-            while let Ok(mut batch) = recv_spinning(&full_rx) {
-                let b = &mut batch;
-                let (mut depths, mut tickers) = (b.depths.iter(), b.book_tickers.iter());
-                let (mut trades, mut others) = (b.trades.iter(), b.others.drain(..));
-                for rec in &b.recs {
-                    let mut payload: &[u8] = &[];
-                    let intaken = match rec.table {
-                        Table::Depth => depths.next().and_then(|(d, kept)| {
-                            let (bids, asks) = kept.get(&b.levels)?;
-                            let msg = MarketMsg::Depth(own_depth(d, bids, asks));
-                            Some(Intaken::Frame(rec.market, msg))
-                        }),
-                        Table::BookTicker => tickers
-                            .next()
-                            .map(|t| Intaken::Frame(rec.market, MarketMsg::BookTicker(*t))),
-                        Table::Trade => trades
-                            .next()
-                            .map(|t| Intaken::Frame(rec.market, MarketMsg::Trade(*t))),
-                        Table::Other => match others.next() {
-                            Some(Other::Adopt(inst)) => {
-                                engine.adopt_instrument(&inst).map_err(Stop::Adopt)?;
-                                continue;
-                            }
-                            Some(Other::Frame(msg, kept)) => lend_msg(&msg, kept, &b.levels)
-                                .map(|msg| Intaken::Frame(rec.market, msg)),
-                            Some(Other::Snapshot(s, kept)) => {
-                                kept.get(&b.levels).map(|(bids, asks)| {
-                                    Intaken::Snapshot(rec.market, own_snapshot(&s, bids, asks))
-                                })
-                            }
-                            Some(Other::Failed(e)) => Some(Intaken::Failed(e)),
-                            Some(Other::Whole(range)) => b.bytes.get(range).map(|p| {
-                                payload = p;
-                                Intaken::Whole
-                            }),
-                            None => None,
-                        },
-                    };
-                    // Every record has its message, levels and bytes: the tables are filled
-                    // together. Anything else is a bug, and stops the replay.
-                    let Some(intaken) = intaken else {
-                        return Err(Stop::Internal("a record without its message"));
-                    };
-                    // Errors are counted by the engine and appear in the summary; replay
-                    // goes on.
-                    let _ = engine.apply_intaken(
-                        Nanos(rec.recv_ns),
-                        SourceId(rec.source),
-                        rec.kind,
-                        payload,
-                        intaken,
-                    );
-                    each(engine, rec.recv_ns);
-                }
-                drop(others);
-                if let Some(e) = batch.end.take() {
-                    return Err(Stop::Journal(e));
-                }
-                // The intake thread may have finished: a batch it will not reuse is dropped.
-                let _ = free_tx.send(batch);
-            }
-            Ok(())
-        };
-        apply()
+        intake_loop(reader, intake, &full_tx, &free_rx);
+        // The engine's side ends once it has applied every batch sent.
+        drop(full_tx);
+        drop(free_rx);
+        match applying.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     })
+}
+
+/// Applies a batch's records to `engine` in their order, `each` after every one; then the
+/// reader's error that ended the journal in this batch, if any.
+#[inline]
+fn apply(
+    engine: &mut Engine,
+    each: &mut impl FnMut(&mut Engine, u64),
+    b: &mut Batch,
+) -> Result<(), Stop> {
+    let (mut depths, mut tickers) = (b.depths.iter(), b.book_tickers.iter());
+    let (mut trades, mut others) = (b.trades.iter(), b.others.drain(..));
+    for rec in &b.recs {
+        let mut payload: &[u8] = &[];
+        let intaken = match rec.table {
+            Table::Depth => depths.next().and_then(|(d, kept)| {
+                let (bids, asks) = kept.get(&b.levels)?;
+                let msg = MarketMsg::Depth(own_depth(d, bids, asks));
+                Some(Intaken::Frame(rec.market, msg))
+            }),
+            Table::BookTicker => tickers
+                .next()
+                .map(|t| Intaken::Frame(rec.market, MarketMsg::BookTicker(*t))),
+            Table::Trade => trades
+                .next()
+                .map(|t| Intaken::Frame(rec.market, MarketMsg::Trade(*t))),
+            Table::Other => match others.next() {
+                Some(Other::Adopt(inst)) => {
+                    engine.adopt_instrument(&inst).map_err(Stop::Adopt)?;
+                    continue;
+                }
+                Some(Other::Frame(msg, kept)) => {
+                    lend_msg(&msg, kept, &b.levels).map(|msg| Intaken::Frame(rec.market, msg))
+                }
+                Some(Other::Snapshot(s, kept)) => kept.get(&b.levels).map(|(bids, asks)| {
+                    Intaken::Snapshot(rec.market, own_snapshot(&s, bids, asks))
+                }),
+                Some(Other::Failed(e)) => Some(Intaken::Failed(e)),
+                Some(Other::Whole(range)) => b.bytes.get(range).map(|p| {
+                    payload = p;
+                    Intaken::Whole
+                }),
+                None => None,
+            },
+        };
+        // Every record has its message, levels and bytes: the tables are filled together.
+        // Anything else is a bug, and stops the replay.
+        let Some(intaken) = intaken else {
+            return Err(Stop::Internal("a record without its message"));
+        };
+        // Errors are counted by the engine and appear in the summary; replay goes on.
+        let _ = engine.apply_intaken(
+            Nanos(rec.recv_ns),
+            SourceId(rec.source),
+            rec.kind,
+            payload,
+            intaken,
+        );
+        each(engine, rec.recv_ns);
+    }
+    drop(others);
+    match b.end.take() {
+        Some(e) => Err(Stop::Journal(e)),
+        None => Ok(()),
+    }
 }
 
 /// Polls before a waiting thread parks: waking a parked thread costs tens of microseconds,
@@ -523,5 +544,49 @@ mod tests {
             cut_by_levels >= 2,
             "{cut_by_levels} batches cut by their levels"
         );
+    }
+
+    fn bundled() -> (JournalReader, Intake, Engine) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/session");
+        let cfg = EngineConfig::default();
+        let reader = JournalReader::open(&dir).unwrap();
+        (
+            reader,
+            Intake::new(&cfg).unwrap(),
+            Engine::new(cfg).unwrap(),
+        )
+    }
+
+    /// The records are applied on the engine's own thread, and a panic there comes back
+    /// to the caller (the intake stops instead of waiting for batches that never return).
+    #[test]
+    fn the_engine_thread_applies_and_its_panic_reaches_the_caller() {
+        let (reader, intake, mut engine) = bundled();
+        let caller = std::thread::current().id();
+        let mut threads = std::collections::HashSet::new();
+        let mut applied = 0;
+        run(reader, intake, &mut engine, |_, _| {
+            threads.insert(std::thread::current().id());
+            applied += 1;
+        })
+        .unwrap();
+        assert_eq!(applied, 8910);
+        assert_eq!(threads.len(), 1);
+        assert!(!threads.contains(&caller));
+
+        let (reader, intake, mut engine) = bundled();
+        let mut seen = 0;
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(reader, intake, &mut engine, |_, _| {
+                seen += 1;
+                assert!(seen < 1000, "the engine's side fails");
+            })
+        }));
+        let panic = panicked.unwrap_err();
+        assert_eq!(
+            panic.downcast_ref::<&str>().copied(),
+            Some("the engine's side fails")
+        );
+        assert_eq!(seen, 1000);
     }
 }

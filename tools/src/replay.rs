@@ -380,14 +380,14 @@ pub fn replay_into(
             }
             Err(Stop::Thread(e)) => {
                 return Err(anyhow::Error::new(e).context(format!(
-                    "{}: cannot start the replay's decoding thread (--threads 1 replays on one \
+                    "{}: cannot start the replay's engine thread (--threads 1 replays on one \
                      thread)",
                     dir.display()
                 )))
             }
             Err(Stop::Adopt(e)) => {
                 return Err(anyhow::Error::new(e).context(format!(
-                    "{}: the replay's decoding thread and engine disagree (a bug; \
+                    "{}: the replay's intake and engine disagree (a bug; \
                      --threads 1 replays on one thread)",
                     dir.display()
                 )))
