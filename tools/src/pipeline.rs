@@ -503,9 +503,7 @@ mod tests {
     /// and none is cut short of [`BATCH`] records but for its levels (or the journal's end).
     #[test]
     fn a_batch_is_handed_over_at_its_levels_cap() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/session");
-        let mut reader = JournalReader::open(&dir).unwrap();
-        let mut intake = Intake::new(&EngineConfig::default()).unwrap();
+        let (mut reader, mut intake, _) = bundled();
         let mut batch = Batch::with_capacity(BATCH);
         let (mut records, mut cut_by_levels) = (0, 0);
         loop {
@@ -546,6 +544,7 @@ mod tests {
         );
     }
 
+    /// A reader, an intake and an engine for the bundled session.
     fn bundled() -> (JournalReader, Intake, Engine) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/session");
         let cfg = EngineConfig::default();
