@@ -311,7 +311,8 @@ mod tests {
     }
 
     /// The ring is built an hour at a time, where trades fall: minutes of trades in one
-    /// hour build that hour alone, and a trade a day later builds its own.
+    /// hour build that hour alone, the next hour's trade the next, and a trade a day later
+    /// lands in an hour already built (the ring's index is the minute of the day).
     #[test]
     fn the_ring_is_built_only_where_trades_fall() {
         let mut s = TradeStats::default();
