@@ -353,6 +353,7 @@ fn a_listen_key_not_pinged_expires_by_itself() {
 
 #[test]
 fn a_tiny_order_limit_answers_429_then_bans_with_418() {
+    support::clear_of_day_boundary(Duration::from_secs(60));
     let sim = start(|c| {
         c.rate_limits = Some(vec![
             RateLimit::orders(1, 1, Interval::Day),

@@ -312,10 +312,13 @@ fn an_expired_listen_key_is_replaced_and_reconciled() {
 
 #[test]
 fn the_venues_order_limit_is_met_locally_before_the_venue_refuses() {
+    // A day's window, well clear of its end: a minute's window rolled between the two
+    // orders once in CI, and the second order then went out as it should.
+    support::clear_of_day_boundary(2 * WAIT);
     let t = trading(
         Market::UsdM,
         Key::Hmac,
-        |s| s.rate_limits = Some(vec![RateLimit::orders(1, 1, Interval::Minute)]),
+        |s| s.rate_limits = Some(vec![RateLimit::orders(1, 1, Interval::Day)]),
         |_| {},
     );
     let deadline = Instant::now() + WAIT;
@@ -326,7 +329,7 @@ fn the_venues_order_limit_is_met_locally_before_the_venue_refuses() {
                "order_type":"limit","price":"60000.00","qty":"0.010"})
     };
     send(&mut alice, order(1));
-    // The venue's answer carries its ORDERS count: 1 of 1 this minute.
+    // The venue's answer carries its ORDERS count: 1 of 1 today.
     while !t.gateway_status()["rate_limits"]
         .as_array()
         .is_some_and(|l| l.iter().any(|l| l["type"] == "ORDERS" && l["count"] == 1))

@@ -40,6 +40,24 @@ pub fn write_journal(dir: &std::path::Path, recs: &[Rec]) {
     w.close().unwrap();
 }
 
+/// Waits out the end of a UTC day when fewer than `margin` remain of it. Binance's rate-limit
+/// windows are fixed and aligned (a `1 DAY` window starts at 00:00 UTC), and both the venue
+/// simulator and the node read the wall clock: a test that needs two orders in one window
+/// must not straddle a boundary. Waits at most `margin`, and only that close to midnight.
+pub fn clear_of_day_boundary(margin: Duration) {
+    const DAY: Duration = Duration::from_secs(86_400);
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970");
+    let into_day = Duration::from_secs(since_epoch.as_secs() % DAY.as_secs())
+        + Duration::from_nanos(u64::from(since_epoch.subsec_nanos()));
+    let left = DAY - into_day;
+    if left < margin {
+        // Not a synchronisation: the wall clock itself is the condition.
+        std::thread::sleep(left + Duration::from_millis(10));
+    }
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
