@@ -368,6 +368,13 @@ pub const ENGINE_THREAD: &str = "tape-engine";
 /// reading and decoding start at once, while the new thread is still being started, and
 /// the engine, which waits for batches anyway, takes the start-up's delay instead.
 ///
+/// The new thread may run on any CPU the caller may use but the one the caller is on
+/// ([`beside`]). Linux starts a new thread on its parent's CPU and moves it to an idle one
+/// only at a later balancing tick, milliseconds away on an idle machine: until then the two
+/// halves share one CPU and take turns, longer than a short journal's whole replay. Where
+/// the caller may use one CPU only, or the system will not say, the thread is left where
+/// Linux puts it.
+///
 /// # Errors
 /// The first error the reader returned, an instrument the engine could not adopt, or a
 /// thread the system would not start.
@@ -382,12 +389,14 @@ pub fn run(
 ) -> Result<(), Stop> {
     let (full_tx, full_rx) = bounded::<Batch>(BATCHES);
     let (free_tx, free_rx) = bounded::<Batch>(BATCHES);
+    let cpus = beside();
     std::thread::scope(|scope| {
         // Named, so `top -H` and profilers tell the two halves apart. Its channel ends are
         // dropped on every way out, so the intake stops when the engine does.
         let applying = std::thread::Builder::new()
             .name(ENGINE_THREAD.into())
             .spawn_scoped(scope, move || -> Result<(), Stop> {
+                move_to(cpus);
                 while let Ok(mut batch) = recv_spinning(&full_rx) {
                     apply(engine, &mut each, &mut batch)?;
                     // The intake may have finished: a batch it will not reuse is dropped.
@@ -406,6 +415,43 @@ pub fn run(
         }
     })
 }
+
+/// The CPUs the calling thread may use but the one it is on now, or `None` where that
+/// leaves none (or the system does not say).
+#[cfg(target_os = "linux")]
+fn beside() -> Option<nix::sched::CpuSet> {
+    use nix::sched::{sched_getaffinity, sched_getcpu};
+    let here = sched_getcpu().ok()?;
+    let allowed = sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    others(&allowed, here)
+}
+
+/// `allowed` less `here`, if any CPU is left.
+#[cfg(target_os = "linux")]
+fn others(allowed: &nix::sched::CpuSet, here: usize) -> Option<nix::sched::CpuSet> {
+    let mut rest = *allowed;
+    rest.unset(here).ok()?;
+    (0..nix::sched::CpuSet::count())
+        .any(|cpu| rest.is_set(cpu).unwrap_or(false))
+        .then_some(rest)
+}
+
+/// Restricts the calling thread to `cpus`; a refusal leaves it where it is (it only runs
+/// slower).
+#[cfg(target_os = "linux")]
+fn move_to(cpus: Option<nix::sched::CpuSet>) {
+    if let Some(cpus) = cpus {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn beside() -> Option<()> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn move_to(_: Option<()>) {}
 
 /// Applies a batch's records to `engine` in their order, `each` after every one; then the
 /// reader's error that ended the journal in this batch, if any.
@@ -554,6 +600,70 @@ mod tests {
             Intake::new(&cfg).unwrap(),
             Engine::new(cfg).unwrap(),
         )
+    }
+
+    /// The engine's thread may use every CPU the caller may but one (the one the caller was
+    /// on); a caller restricted to one CPU shares it, and the replay runs all the same.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_engine_thread_starts_off_the_callers_cpu() {
+        use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
+        use nix::unistd::Pid;
+        let me = Pid::from_raw(0);
+        let cpus = |set: &CpuSet| {
+            let all = 0..CpuSet::count();
+            all.filter(|&c| set.is_set(c).unwrap()).collect::<Vec<_>>()
+        };
+        // The engine thread's CPUs, from a caller that may use `allowed`.
+        let replay_from = |allowed: CpuSet| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    sched_setaffinity(me, &allowed).unwrap();
+                    let (reader, intake, mut engine) = bundled();
+                    let (mut seen, mut applied) = (None, 0);
+                    run(reader, intake, &mut engine, |_, _| {
+                        applied += 1;
+                        seen.get_or_insert_with(|| sched_getaffinity(me).unwrap());
+                    })
+                    .unwrap();
+                    assert_eq!(applied, 8910);
+                    cpus(&seen.unwrap())
+                })
+                .join()
+                .unwrap()
+            })
+        };
+        let allowed = sched_getaffinity(me).unwrap();
+        let all = cpus(&allowed);
+        if all.len() >= 2 {
+            let engine = replay_from(allowed);
+            assert_eq!(engine.len(), all.len() - 1, "{engine:?} of {all:?}");
+            assert!(
+                engine.iter().all(|c| all.contains(c)),
+                "{engine:?} of {all:?}"
+            );
+        }
+        let mut one = CpuSet::new();
+        one.set(sched_getcpu().unwrap()).unwrap();
+        assert_eq!(replay_from(one), cpus(&one));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn beside_is_every_allowed_cpu_but_the_callers() {
+        use nix::sched::CpuSet;
+        let set = |cpus: &[usize]| {
+            let mut s = CpuSet::new();
+            cpus.iter().for_each(|&c| s.set(c).unwrap());
+            s
+        };
+        assert_eq!(others(&set(&[0, 1]), 0), Some(set(&[1])));
+        assert_eq!(others(&set(&[0, 2, 5]), 2), Some(set(&[0, 5])));
+        // Moved since it was allowed elsewhere: all of them.
+        assert_eq!(others(&set(&[0, 2]), 1), Some(set(&[0, 2])));
+        assert_eq!(others(&set(&[3]), 3), None);
+        // A CPU number no set holds: the thread is left where it is.
+        assert_eq!(others(&set(&[3]), CpuSet::count()), None);
     }
 
     /// The records are applied on the engine's own thread, and a panic there comes back
