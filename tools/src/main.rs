@@ -93,9 +93,10 @@ enum Cmd {
         /// --shm` does (default settings); at the end it holds the final state.
         #[arg(long, value_name = "DIR")]
         shm: Option<PathBuf>,
-        /// 2: read and decode on a second thread while the engine applies on this one (the
-        /// same outputs and digest, faster); 1: everything on one thread. Default: 2 when
-        /// the machine has two cores or more. --latency always runs on one thread.
+        /// 2: the engine applies on a second thread, started off this one's CPU, while this
+        /// one reads and decodes (the same outputs and digest, faster); 1: everything on one
+        /// thread. Default: 2 when the machine has two cores or more. --latency always runs
+        /// on one thread.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
         threads: Option<u8>,
     },

@@ -68,7 +68,7 @@ pub struct ReplayOptions {
     /// Replay the intact prefix of a damaged journal and report where it stopped, instead of
     /// failing.
     pub allow_damaged: bool,
-    /// Read and decode on a second thread while the engine applies (see the module docs);
+    /// Apply on a second thread while this one reads and decodes (see the module docs);
     /// ignored with `latency`, which times both stages of each record on one thread.
     pub pipeline: bool,
 }
