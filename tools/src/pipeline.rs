@@ -431,9 +431,7 @@ fn beside() -> Option<nix::sched::CpuSet> {
 fn others(allowed: &nix::sched::CpuSet, here: usize) -> Option<nix::sched::CpuSet> {
     let mut rest = *allowed;
     rest.unset(here).ok()?;
-    (0..nix::sched::CpuSet::count())
-        .any(|cpu| rest.is_set(cpu).unwrap_or(false))
-        .then_some(rest)
+    (rest != nix::sched::CpuSet::new()).then_some(rest)
 }
 
 /// Restricts the calling thread to `cpus`; a refusal leaves it where it is (it only runs

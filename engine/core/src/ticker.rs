@@ -34,9 +34,8 @@ type Hour = Box<[Bucket; HOUR]>;
 #[derive(Debug, Clone)]
 pub struct TradeStats {
     /// The ring of [`BUCKETS`] buckets, an hour at a time: the hours no trade fell in are
-    /// `None` (empty buckets). A new instrument's first trade used to build the whole ring,
-    /// 1440 buckets and 115 KB, at 28 page faults (140 in the bundled session's replay, five
-    /// instruments); now it builds 4.8 KB, and a session of a few minutes never builds more.
+    /// `None` (empty buckets). A new instrument's first trade builds one hour, 4.8 KB, not
+    /// the whole ring's 115 KB (28 page faults), and a session of a few minutes no more.
     hours: [Option<Hour>; BUCKETS / HOUR],
     last_second: Option<u64>,
     newest_minute: u64,
