@@ -436,6 +436,33 @@ mod tests {
         );
     }
 
+    /// A thread's next reader reads into the buffer its last reader left (no page of it is
+    /// new, see `segment::SPARE`), and still reads a short first step, not the whole buffer.
+    #[test]
+    fn a_dropped_readers_buffer_serves_the_threads_next_reader() {
+        let tmp = tempfile::tempdir().unwrap();
+        let n = write_journal(tmp.path(), 1 << 20, &[2000; 200]);
+        assert_eq!(n, 200);
+        let first = {
+            let mut r = JournalReader::open(tmp.path()).unwrap();
+            while let Some(rec) = r.next() {
+                rec.unwrap();
+            }
+            assert!(r.win.bytes_read() > 256 << 10, "the journal fills a window");
+            r.win.buffer_at()
+        };
+        let mut r = JournalReader::open(tmp.path()).unwrap();
+        assert_eq!(r.next().unwrap().unwrap().seq, 0);
+        assert_eq!(r.win.buffer_at(), first, "the spare buffer was taken");
+        let took = r.win.bytes_read();
+        assert!(took <= 16 << 10, "the first read took {took} bytes");
+        let mut seq = 0;
+        while let Some(rec) = r.next() {
+            seq = rec.unwrap().seq;
+        }
+        assert_eq!(seq, 199);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 

@@ -37,6 +37,7 @@
 //!
 //! Everything else in the crate only sees `&[u8]` / `&mut [u8]` handed out by these types.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -122,7 +123,8 @@ pub(crate) const WINDOW: usize = 256 << 10;
 const FIRST_READ: usize = 16 << 10;
 
 /// A sliding window onto one segment file at a time, read with `pread` into one buffer that
-/// is reused for every segment (see the module docs for why readers copy instead of mapping).
+/// is reused for every segment, and once the window is dropped by its thread's next window
+/// ([`SPARE`]) (see the module docs for why readers copy instead of mapping).
 ///
 /// A [`ReadMap`] copies a whole segment (64 MiB by default) into fresh memory, and the first
 /// touch of each of its pages is a page fault: for a sequential reader that was a third of
@@ -143,6 +145,44 @@ pub(crate) struct SegmentWindow {
     valid: usize,
     /// Bytes read from files so far (what the tests hold holes to).
     read: u64,
+    /// Bytes the next read takes (at least): [`FIRST_READ`], doubled by each read up to a
+    /// step. Kept apart from `buf`'s length, which a buffer from [`SPARE`] starts with.
+    reach: usize,
+}
+
+thread_local! {
+    /// Read buffers of this thread's dropped windows, for its next window (at most
+    /// [`SPARE_BUFFERS`], each at most [`SPARE_BYTES`]).
+    ///
+    /// A buffer's pages are faulted in when first written (~2 µs a page on the hosts measured,
+    /// ~130 µs for one [`WINDOW`]), and the C library hands a freed quarter megabyte back to the
+    /// system. A thread that opens reader after reader (replay on demand, the benches) reads
+    /// into pages it already has instead. Per thread, so no lock is taken and a reader's buffer
+    /// stays with the thread (and the core's caches) that read into it.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many buffers [`SPARE`] keeps: one per reader a thread commonly has open at once.
+const SPARE_BUFFERS: usize = 2;
+
+/// The largest buffer [`SPARE`] keeps (one grown for a larger record is dropped).
+const SPARE_BYTES: usize = 4 * WINDOW;
+
+impl Drop for SegmentWindow {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        if buf.is_empty() || buf.capacity() > SPARE_BYTES {
+            return;
+        }
+        // During the thread's exit the list may be gone already: the buffer is freed.
+        let _ = SPARE.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut() {
+                if spare.len() < SPARE_BUFFERS {
+                    spare.push(buf);
+                }
+            }
+        });
+    }
 }
 
 impl Default for SegmentWindow {
@@ -162,6 +202,7 @@ impl SegmentWindow {
             base: 0,
             valid: 0,
             read: 0,
+            reach: FIRST_READ.min(step.max(1)),
         }
     }
 
@@ -181,6 +222,12 @@ impl SegmentWindow {
     #[cfg(test)]
     pub(crate) fn bytes_read(&self) -> u64 {
         self.read
+    }
+
+    /// Where the buffer's bytes are (what the tests hold a spare's reuse to).
+    #[cfg(test)]
+    pub(crate) fn buffer_at(&self) -> *const u8 {
+        self.buf.as_ptr()
     }
 
     /// The file's length (see the field).
@@ -359,12 +406,12 @@ impl SegmentWindow {
         self.valid = kept;
         // The first reads are short and each doubles the next, up to a step: a reader has its
         // first record after a few pages are copied (and faulted in), not a quarter megabyte.
-        let ramp = (2 * self.buf.len()).clamp(FIRST_READ.min(self.step), self.step);
-        let size = ramp.max(want.saturating_sub(at));
+        let size = self.reach.max(want.saturating_sub(at));
+        self.reach = (2 * self.reach).min(self.step);
         if self.buf.len() < size {
-            self.buf.resize(size, 0);
+            self.grow(size);
         }
-        let end = at.saturating_add(self.buf.len()).min(self.len);
+        let end = at.saturating_add(size).min(self.len);
         if at + kept >= end {
             return Ok(());
         }
@@ -380,6 +427,29 @@ impl SegmentWindow {
             self.len = at + self.valid;
         }
         Ok(())
+    }
+}
+
+impl SegmentWindow {
+    /// Makes `buf` at least `size` bytes: from a spare buffer if it has none yet, else
+    /// in place. The first growth reserves a whole step, so the ramp's reads extend the
+    /// buffer without moving it (each move copies what it holds into fresh pages).
+    #[cold]
+    fn grow(&mut self, size: usize) {
+        if self.buf.capacity() == 0 {
+            let spare = SPARE
+                .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
+                .ok()
+                .flatten();
+            if let Some(spare) = spare {
+                self.buf = spare;
+            } else {
+                self.buf.reserve_exact(self.step);
+            }
+        }
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
+        }
     }
 }
 
