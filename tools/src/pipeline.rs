@@ -8,13 +8,13 @@
 //! one-thread replay gives (the replay tests hold both equal).
 //!
 //! A decoded message borrows the decoder's level buffers, so the intake copies each
-//! message into the batch (its levels into one vector per batch), and the records the engine
-//! takes whole (source definitions, links, the desk's records) with their payload bytes.
-//! Batches go back to the intake once applied, so market records cost no allocation
-//! once the batches have grown to their size. A batch is handed over at 128 records, or
-//! sooner at 4,096 levels or 64 KiB of payload bytes, so the batches in flight hold about
-//! eight batches' worth whatever the journal holds (one deep snapshot's memory is given back
-//! when its batch is reused).
+//! message into the batch (a diff's levels into one vector per batch, a REST snapshot's into
+//! a vector of its own, sized once), and the records the engine takes whole (source
+//! definitions, links, the desk's records) with their payload bytes. Batches go back to the
+//! intake once applied, so market frames cost no allocation once the batches have grown to
+//! their size. A batch is handed over at 128 records, or sooner at 4,096 levels or 64 KiB of
+//! payload bytes, so the batches in flight hold about eight batches' worth whatever the
+//! journal holds (a snapshot's vector is freed once applied).
 
 use std::ops::Range;
 
@@ -98,7 +98,10 @@ enum Other {
     /// fields are not used).
     Adopt(Instrument),
     Frame(MarketMsg<'static>, Levels),
-    Snapshot(DepthSnapshot<'static>, Levels),
+    /// A REST snapshot, its levels in a vector of their own: a thousand levels a side, few
+    /// and far between, would otherwise grow the batch's level vector (every growth a copy
+    /// into pages touched for the first time) for one record.
+    Snapshot(DepthSnapshot<'static>, Vec<Level>, Levels),
     Failed(Error),
     /// Taken whole by the engine; its payload is in the batch's bytes.
     Whole(Range<usize>),
@@ -115,6 +118,9 @@ struct Batch {
     trades: Vec<Trade>,
     others: Vec<Other>,
     levels: Vec<Level>,
+    /// Levels of the batch's snapshots (in their own vectors), counted against
+    /// [`BATCH_LEVELS`] with `levels`.
+    snapshot_levels: usize,
     bytes: Vec<u8>,
     /// The reader's error after the last record: the journal ends here.
     end: Option<JournalError>,
@@ -129,6 +135,7 @@ impl Batch {
             trades: Vec::with_capacity(n),
             others: Vec::new(),
             levels: Vec::with_capacity(16 * n),
+            snapshot_levels: 0,
             bytes: Vec::new(),
             end: None,
         }
@@ -141,6 +148,7 @@ impl Batch {
         self.trades.clear();
         self.others.clear();
         self.levels.clear();
+        self.snapshot_levels = 0;
         self.bytes.clear();
         self.end = None;
         // One record far larger than a batch's share (a snapshot thousands of levels deep)
@@ -158,7 +166,7 @@ impl Batch {
     /// levels, or [`BATCH_BYTES`] bytes.
     fn is_full(&self) -> bool {
         self.recs.len() >= BATCH
-            || self.levels.len() >= BATCH_LEVELS
+            || self.levels.len() + self.snapshot_levels >= BATCH_LEVELS
             || self.bytes.len() >= BATCH_BYTES
     }
 
@@ -186,9 +194,11 @@ impl Batch {
                 (market, Table::Other)
             }
             Intaken::Snapshot(market, s) => {
-                let levels = Levels::keep(&mut self.levels, s.bids, s.asks);
+                let mut own = Vec::with_capacity(s.bids.len() + s.asks.len());
+                let levels = Levels::keep(&mut own, s.bids, s.asks);
+                self.snapshot_levels += own.len();
                 self.others
-                    .push(Other::Snapshot(own_snapshot(&s, &[], &[]), levels));
+                    .push(Other::Snapshot(own_snapshot(&s, &[], &[]), own, levels));
                 (market, Table::Other)
             }
             Intaken::Failed(e) => {
@@ -463,6 +473,8 @@ fn apply(
     let (mut trades, mut others) = (b.trades.iter(), b.others.drain(..));
     for rec in &b.recs {
         let mut payload: &[u8] = &[];
+        // A snapshot's levels, held until it is applied (then freed).
+        let snapshot: Vec<Level>;
         let intaken = match rec.table {
             Table::Depth => depths.next().and_then(|(d, kept)| {
                 let (bids, asks) = kept.get(&b.levels)?;
@@ -483,9 +495,12 @@ fn apply(
                 Some(Other::Frame(msg, kept)) => {
                     lend_msg(&msg, kept, &b.levels).map(|msg| Intaken::Frame(rec.market, msg))
                 }
-                Some(Other::Snapshot(s, kept)) => kept.get(&b.levels).map(|(bids, asks)| {
-                    Intaken::Snapshot(rec.market, own_snapshot(&s, bids, asks))
-                }),
+                Some(Other::Snapshot(s, own, kept)) => {
+                    snapshot = own;
+                    kept.get(&snapshot).map(|(bids, asks)| {
+                        Intaken::Snapshot(rec.market, own_snapshot(&s, bids, asks))
+                    })
+                }
                 Some(Other::Failed(e)) => Some(Intaken::Failed(e)),
                 Some(Other::Whole(range)) => b.bytes.get(range).map(|p| {
                     payload = p;
@@ -557,12 +572,12 @@ mod tests {
             let adopted = batch.others.iter();
             let adopted = adopted.filter(|o| matches!(o, Other::Adopt(_))).count();
             records += batch.recs.len() - adopted;
-            let levels = batch.levels.len();
+            let levels = batch.levels.len() + batch.snapshot_levels;
             // The cap is checked before each record: what exceeds it is the last record's.
             let kept = match batch.recs.last().map(|r| r.table) {
                 Some(Table::Depth) => batch.depths.last().map(|d| d.1),
                 Some(Table::Other) => match batch.others.last() {
-                    Some(Other::Snapshot(_, kept) | Other::Frame(_, kept)) => Some(*kept),
+                    Some(Other::Snapshot(_, _, kept) | Other::Frame(_, kept)) => Some(*kept),
                     _ => None,
                 },
                 _ => None,
