@@ -428,9 +428,7 @@ impl SegmentWindow {
         }
         Ok(())
     }
-}
 
-impl SegmentWindow {
     /// Makes `buf` at least `size` bytes: from a spare buffer if it has none yet, else
     /// in place. The first growth reserves a whole step, so the ramp's reads extend the
     /// buffer without moving it (each move copies what it holds into fresh pages).
