@@ -129,7 +129,7 @@ fn measure(dir: &Path, runs: usize) {
         let t = Instant::now();
         let report = tape_journal::verify(dir).expect("verify");
         let v = t.elapsed().as_secs_f64();
-        let fv = minor_faults() - f;
+        let fv = minor_faults().saturating_sub(f);
         assert!(report.is_clean(), "{}: {report}", dir.display());
         let f = minor_faults();
         let t = Instant::now();
@@ -139,13 +139,13 @@ fn measure(dir: &Path, runs: usize) {
         };
         let (summary, engine) = tape_tools::replay::replay_with(dir, &one).expect("replay");
         let r = t.elapsed().as_secs_f64();
-        let fr = minor_faults() - f;
+        let fr = minor_faults().saturating_sub(f);
         drop(engine);
         let f = minor_faults();
         let t = Instant::now();
         let (piped, engine) = tape_tools::replay::replay(dir).expect("replay");
         let r2 = t.elapsed().as_secs_f64();
-        let fr2 = minor_faults() - f;
+        let fr2 = minor_faults().saturating_sub(f);
         drop(engine);
         assert_eq!(piped.digest, summary.digest, "both replays give one digest");
         assert_eq!(summary.records, report.records);
