@@ -553,9 +553,16 @@ fn apply(
 /// Polls `done` as [`recv_spinning`] polls a channel; returns when it is set, or after as
 /// many polls (the caller then waits some other way).
 fn wait_spinning(done: &AtomicBool) {
+    spin_until(|| done.load(Ordering::Acquire).then_some(()));
+}
+
+/// Calls `poll` until it gives a value, at most [`SPINS`] times, yielding the CPU every
+/// [`SPINS_PER_YIELD`] calls; `None` if it never did.
+#[inline]
+fn spin_until<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     for i in 1..=SPINS {
-        if done.load(Ordering::Acquire) {
-            return;
+        if let Some(v) = poll() {
+            return Some(v);
         }
         if i % SPINS_PER_YIELD == 0 {
             std::thread::yield_now();
@@ -563,6 +570,7 @@ fn wait_spinning(done: &AtomicBool) {
             std::hint::spin_loop();
         }
     }
+    None
 }
 
 /// Polls before a waiting thread parks: waking a parked thread costs tens of microseconds,
@@ -575,15 +583,12 @@ const SPINS_PER_YIELD: u32 = 1 << 8;
 
 /// `rx.recv()`, polling for a while before the thread parks.
 fn recv_spinning<T>(rx: &Receiver<T>) -> Result<T, RecvError> {
-    for i in 1..=SPINS {
-        match rx.try_recv() {
-            Ok(v) => return Ok(v),
-            Err(TryRecvError::Disconnected) => return Err(RecvError),
-            Err(TryRecvError::Empty) if i % SPINS_PER_YIELD == 0 => std::thread::yield_now(),
-            Err(TryRecvError::Empty) => std::hint::spin_loop(),
-        }
-    }
-    rx.recv()
+    let polled = spin_until(|| match rx.try_recv() {
+        Ok(v) => Some(Ok(v)),
+        Err(TryRecvError::Disconnected) => Some(Err(RecvError)),
+        Err(TryRecvError::Empty) => None,
+    });
+    polled.unwrap_or_else(|| rx.recv())
 }
 
 #[cfg(test)]
