@@ -1,5 +1,6 @@
 //! Replay throughput: the whole bundled session (five real Binance slices) through the engine
-//! core, reading the journal from its memory-mapped segments.
+//! core, as `tape replay` runs it (two threads, the journal read a window at a time, the
+//! allocator tuned as the `tape` binary tunes it).
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tape_tools::import::{Format, ImportOptions};
 
 fn replay(c: &mut Criterion) {
+    tape_tools::alloc::keep_freed_memory();
     let dir = tempfile::tempdir().expect("temp dir");
     let jdir = dir.path().join("session");
     let opts = ImportOptions {

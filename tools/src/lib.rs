@@ -1,8 +1,9 @@
 //! The library behind the `tape` binary: import, synth, replay, dump, verify, the venue
 //! simulator, the client load generator and the shared-memory reader, usable from tests and
 //! benchmarks.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+pub mod alloc;
 pub mod config;
 pub mod dump;
 pub mod import;

@@ -169,6 +169,9 @@ fn parse_market(s: &str) -> Result<Market, String> {
 }
 
 fn main() -> ExitCode {
+    // Before any other thread starts: freed memory stays in the process (every command; a
+    // replay on two threads is ~4 % faster for it).
+    tape_tools::alloc::keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
