@@ -20,11 +20,10 @@
 //!
 //! It also prints the minor page faults each stage took (medians): on the 2-vCPU hosts
 //! measured, a page touched for the first time costs ~2 µs, so a few hundred of them are a
-//! large part of a 3 ms replay. Before all that, each journal's first two-thread replay in the
-//! process is timed on its own (`first replay`): for the first journal it is the closest
-//! in-process figure to a new `tape replay`, and the line splits its time beyond the warm
-//! median into its extra page faults (at the cost a page measured right after it) and the
-//! rest. The allocator is tuned first, as the `tape` binary tunes it.
+//! large part of a 3 ms replay. Before all that, the first journal's first two-thread replay
+//! in the process is timed on its own (`first replay`): the closest in-process figure to a
+//! new `tape replay`. The line splits its time beyond the warm median into its extra page
+//! faults (at the cost of a page measured right after it) and the rest. The allocator is tuned first, as the `tape` binary tunes it.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -149,12 +148,19 @@ fn first_touch_cost() -> (f64, u64) {
     (secs / faults.max(1) as f64, faults)
 }
 
-fn measure(dir: &Path, runs: usize) {
-    // The process's first replay of this journal, before anything else has run here: for
-    // the first journal, the closest in-process figure to a new `tape replay` (the code,
-    // the caches and the heap's pages are all new to it).
-    let (cold, cold_faults, cold_digest) = replay_two_threads(dir);
-    let (touch, touched) = first_touch_cost();
+/// The process's first replay, before anything else has run: the closest in-process
+/// figure to a new `tape replay` (the code, the caches and the heap's pages are all new to
+/// it). Its time, faults and digest, and the cost of a page touched for the first time
+/// measured right after it.
+struct First {
+    secs: f64,
+    faults: u64,
+    digest: String,
+    touch: f64,
+    touched: u64,
+}
+
+fn measure(dir: &Path, runs: usize, first: Option<First>) {
     let (mut verify, mut replay, mut replay2) = (Vec::new(), Vec::new(), Vec::new());
     let (mut reading, mut decoding) = (Vec::new(), Vec::new());
     // Minor page faults of verify, replay and replay on two threads.
@@ -189,10 +195,9 @@ fn measure(dir: &Path, runs: usize) {
         let n = read_and_decode(dir);
         let dc = t.elapsed().as_secs_f64();
         if run == 0 {
-            assert_eq!(
-                cold_digest, summary.digest,
-                "the first replay gives the digest too"
-            );
+            if let Some(first) = &first {
+                assert_eq!(first.digest, summary.digest, "the first replay's digest");
+            }
             records = summary.records;
             digest = summary.digest;
             decoded = n;
@@ -221,23 +226,6 @@ fn measure(dir: &Path, runs: usize) {
         )
     };
     let [fv, fr, fr2] = faults.map(|mut v| median(&mut v));
-    // The first replay's time beyond the warm ones': its faults at this host's cost a page
-    // (measured just after it), and the rest (code and data new to the caches, lazy
-    // binding, the allocator's first requests).
-    let beyond = cold - r2;
-    let in_faults = (cold_faults.saturating_sub(fr2 as u64)) as f64 * touch;
-    println!(
-        "  first replay  {:>9.3} ms  ({:.2} M records/s, 2 threads, {cold_faults} page faults): \
-         {:.3} ms beyond the warm median, ~{:.3} ms of it the {} faults more at {:.2} µs a page \
-         ({touched} pages touched to measure it), ~{:.3} ms the rest",
-        cold * 1e3,
-        records as f64 / cold / 1e6,
-        beyond * 1e3,
-        in_faults * 1e3,
-        cold_faults.saturating_sub(fr2 as u64),
-        touch * 1e6,
-        (beyond - in_faults) * 1e3,
-    );
     println!(
         "{}: {records} records ({decoded} decoded), digest {digest}\n{}\n{}\n{}\n{}\n{}\n  replay / verify = {:.2}x, 2 threads {:.2}x  (medians of {runs})\n  page faults: verify {fv}, replay {fr}, 2 threads {fr2}  (medians)",
         dir.display(),
@@ -249,6 +237,27 @@ fn measure(dir: &Path, runs: usize) {
         r / v,
         r2 / v,
     );
+    // The first replay's time beyond the warm ones': its faults at this host's cost a page
+    // (measured just after it), and the rest (code and data new to the caches, lazy
+    // binding, the allocator's first requests, the other CPU woken).
+    if let Some(f) = &first {
+        let beyond = f.secs - r2;
+        let more = f.faults.saturating_sub(fr2 as u64);
+        let in_faults = more as f64 * f.touch;
+        println!(
+            "  first replay  {:>9.3} ms  ({:.2} M records/s, 2 threads, {} page faults): \
+             {:.3} ms beyond the warm median, ~{:.3} ms of it the {more} faults more at {:.2} \
+             µs a page ({} pages touched to measure it), ~{:.3} ms the rest",
+            f.secs * 1e3,
+            records as f64 / f.secs / 1e6,
+            f.faults,
+            beyond * 1e3,
+            in_faults * 1e3,
+            f.touch * 1e6,
+            f.touched,
+            (beyond - in_faults) * 1e3,
+        );
+    }
 }
 
 fn main() {
@@ -275,7 +284,18 @@ fn main() {
             .expect("synth");
         dirs.push(synth);
     }
+    let mut first = dirs.first().map(|d| {
+        let (secs, faults, digest) = replay_two_threads(d);
+        let (touch, touched) = first_touch_cost();
+        First {
+            secs,
+            faults,
+            digest,
+            touch,
+            touched,
+        }
+    });
     for d in &dirs {
-        measure(d, runs);
+        measure(d, runs, first.take());
     }
 }
