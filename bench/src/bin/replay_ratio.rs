@@ -21,9 +21,11 @@
 //! It also prints the minor page faults each stage took (medians): on the 2-vCPU hosts
 //! measured, a page touched for the first time costs ~2 µs, so a few hundred of them are a
 //! large part of a 3 ms replay. Before all that, the first journal's first two-thread replay
-//! in the process is timed on its own (`first replay`): the closest in-process figure to a
-//! new `tape replay`. The line splits its time beyond the warm median into its extra page
-//! faults (at the cost of a page measured right after it) and the rest. The allocator is tuned first, as the `tape` binary tunes it.
+//! in the process is timed on its own (`first replay`; the whole call, so the journal's
+//! opening and the engine's building too): the closest in-process figure to a new `tape
+//! replay`. The line splits its time beyond the warm median into its extra page faults (at
+//! the cost of a page measured right after it) and the rest. The allocator is tuned first,
+//! as the `tape` binary tunes it.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -238,8 +240,8 @@ fn measure(dir: &Path, runs: usize, first: Option<First>) {
         r2 / v,
     );
     // The first replay's time beyond the warm ones': its faults at this host's cost a page
-    // (measured just after it), and the rest (code and data new to the caches, lazy
-    // binding, the allocator's first requests, the other CPU woken).
+    // (measured just after it), and the rest (code and data new to the caches, the
+    // allocator's first requests, the engine's thread started and its CPU woken).
     if let Some(f) = &first {
         let beyond = f.secs - r2;
         let more = f.faults.saturating_sub(fr2 as u64);
