@@ -3,9 +3,12 @@
 //! By default glibc hands freed memory back to the system: a block of 128 KiB or more is
 //! its own mapping, unmapped when freed, and a heap's free top is trimmed past 128 KiB. On
 //! the hosts measured a page touched for the first time costs ~2 µs, and an unmap or trim in
-//! a process with two running threads also interrupts the other CPU to flush its TLB. A
-//! replay (whose engine runs on a second thread, rebuilt for each replay on demand) then
-//! pays both again and again: the journal reader's window, the batches, the books.
+//! a process whose two threads both run can also make the kernel interrupt the other CPU to
+//! flush its TLB. A replay (whose engine runs on a second thread, new for each replay on
+//! demand) then pays again and again for the same memory: the journal reader's window, the
+//! batches, the books. Kept, it costs a new `tape replay` of the bundled session ~3 % of its
+//! time less, and a replay in a process that has replayed before ~2-4 % less
+//! (BENCHMARKS.md, fifteenth pass).
 //!
 //! [`keep_freed_memory`] sets, once, the values glibc's own dynamic rule reaches after a
 //! large block is freed (a 32 MiB mmap threshold, a 64 MiB trim threshold), and lets each

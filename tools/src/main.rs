@@ -169,8 +169,8 @@ fn parse_market(s: &str) -> Result<Market, String> {
 }
 
 fn main() -> ExitCode {
-    // Before any other thread starts: freed memory stays in the process (every command; a
-    // replay on two threads is ~4 % faster for it).
+    // Before any other thread starts: freed memory stays in the process (every command;
+    // see the module's docs for what it saves).
     tape_tools::alloc::keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
