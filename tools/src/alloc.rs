@@ -33,7 +33,8 @@ pub enum Tuning {
     Applied,
     /// `GLIBC_TUNABLES` tunes the allocator: its settings stand.
     LeftToUser,
-    /// Not glibc (or glibc refused a value): the allocator is as it was.
+    /// Not glibc (the allocator is as it was), or glibc refused one of the values (that
+    /// one is as it was, the others are set).
     Unsupported,
 }
 
