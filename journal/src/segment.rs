@@ -155,9 +155,10 @@ thread_local! {
     /// [`SPARE_BUFFERS`], each at most [`SPARE_BYTES`]).
     ///
     /// A buffer's pages are faulted in when first written (~2 µs a page on the hosts measured,
-    /// ~130 µs for one [`WINDOW`]), and the C library hands a freed quarter megabyte back to the
-    /// system. A thread that opens reader after reader (replay on demand, the benches) reads
-    /// into pages it already has instead. Per thread, so no lock is taken and a reader's buffer
+    /// ~130 µs for one [`WINDOW`]), and by default glibc hands a freed quarter megabyte back
+    /// to the system (the `tape` binary tunes that away, `tape_tools::alloc`; a process that
+    /// embeds this crate may not). A thread that opens reader after reader (replay on demand,
+    /// the benches) reads into pages it already has instead. Per thread, so no lock is taken and a reader's buffer
     /// stays with the thread (and the core's caches) that read into it.
     static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }

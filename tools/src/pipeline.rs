@@ -154,8 +154,8 @@ impl Batch {
         self.bytes.clear();
         self.end = None;
         // One record far larger than a batch's share (a depth message thousands of levels
-        // deep) leaves its vector that large: the memory goes back, so the batches in flight hold
-        // about [`BATCHES`] batches' worth, whatever the journal.
+        // deep) leaves its vector that large: the excess is freed, so the batches in flight
+        // hold about [`BATCHES`] batches' worth, whatever the journal.
         if self.levels.capacity() > 2 * BATCH_LEVELS {
             self.levels.shrink_to(BATCH_LEVELS);
         }
