@@ -4,6 +4,8 @@
 # loopback agree message for message and digest for digest; a late edge and an edge cut off
 # for 2 s recover exactly; nats-server killed and restarted; an origin restarted is a new run
 # the edges follow; an edge needing records the stream dropped says so and serves nothing;
+# an origin whose stream JetStream refuses says why, holds the records (bounded) and publishes
+# them once the server has room;
 # and tools/tests/nats_private.rs:
 # a trader on an edge places a bracket that fills, every node agrees on the account, a
 # second user on another edge sees none of it. Each test starts its own

@@ -413,3 +413,62 @@ fn an_edge_that_needs_records_the_stream_dropped_says_so_and_serves_nothing() {
         "{s}"
     );
 }
+
+#[test]
+#[ignore = "needs nats-server: run by .ci/nats.sh"]
+fn an_origin_whose_stream_jetstream_refuses_says_why_holds_the_records_and_publishes_them_later() {
+    // JetStream may keep 16 MiB on file; the origin asks for a 64 MiB stream.
+    let mut nats = Nats::start_with(Some(16 << 20));
+    let n = session_records();
+    let (_d, journal) = tmp();
+    let o = support::nats::origin_with(&nats.url(), 20, &journal, |c| c.nats.max_mib = 64);
+    let s = wait_status(
+        o.addr,
+        "the origin says JetStream refuses its stream",
+        |s| s["nats"]["state"] == "no_stream",
+    );
+    let reason = s["nats"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("insufficient storage") && reason.contains("nats.max_mib = 64 MiB"),
+        "{s}"
+    );
+    assert_eq!(s["nats"]["acked"], 0, "{s}");
+    assert_eq!(s["nats"]["broken"], false, "{s}");
+    // It serves and journals all the same: the whole session.
+    wait_status(o.addr, "the origin journals the whole session", |s| {
+        s["nats"]["published"] == n
+    });
+    // The operator gives JetStream room: the stream is created and every held record,
+    // from the run's first, is published in order.
+    nats.kill();
+    nats.max_file_store = Some(256 << 20);
+    nats.spawn();
+    origin_done(o.addr, n);
+    let s = status(o.addr);
+    assert_eq!(s["nats"]["state"], "live", "{s}");
+    let e = edge(&nats.url());
+    edge_done(e.addr, n);
+    assert_eq!(digest(e.addr), digest(o.addr));
+}
+
+#[test]
+#[ignore = "needs nats-server: run by .ci/nats.sh"]
+fn records_held_for_a_refused_stream_are_bounded_by_max_backlog() {
+    let nats = Nats::start_with(Some(16 << 20));
+    let (_d, journal) = tmp();
+    let o = support::nats::origin_with(&nats.url(), 20, &journal, |c| {
+        c.nats.max_mib = 64;
+        c.nats.max_backlog = 1000;
+    });
+    let s = wait_status(o.addr, "the origin gives the run's log up", |s| {
+        s["nats"]["state"] == "given_up"
+    });
+    assert_eq!(s["nats"]["broken"], true, "{s}");
+    let reason = s["nats"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("nats.max_backlog = 1000") && reason.contains("could not be created"),
+        "{s}"
+    );
+    // The journal keeps every record all the same.
+    assert_eq!(s["journal"]["state"], "ok", "{s}");
+}

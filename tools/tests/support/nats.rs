@@ -18,6 +18,9 @@ pub struct Nats {
     child: Option<Child>,
     pub port: u16,
     store: tempfile::TempDir,
+    /// JetStream's file storage limit (`max_file_store`); `None`: the server's default,
+    /// three quarters of the disk's free space when it starts.
+    pub max_file_store: Option<u64>,
 }
 
 pub fn free_port() -> u16 {
@@ -30,10 +33,16 @@ pub fn free_port() -> u16 {
 
 impl Nats {
     pub fn start() -> Nats {
+        Nats::start_with(None)
+    }
+
+    /// A nats-server whose JetStream may keep at most `max_file_store` bytes on file.
+    pub fn start_with(max_file_store: Option<u64>) -> Nats {
         let mut n = Nats {
             child: None,
             port: free_port(),
             store: tempfile::tempdir().unwrap(),
+            max_file_store,
         };
         n.spawn();
         n
@@ -41,16 +50,25 @@ impl Nats {
 
     pub fn spawn(&mut self) {
         let bin = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-        let child = Command::new(&bin)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(self.store.path())
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        let data = self.store.path().join("data");
+        match self.max_file_store {
+            // No command-line flag sets the limit: a configuration file does.
+            Some(max) => {
+                let conf = self.store.path().join("nats.conf");
+                let jetstream = format!(
+                    "jetstream {{ store_dir: {:?}, max_file_store: {max} }}\n",
+                    data.display().to_string()
+                );
+                std::fs::write(&conf, jetstream).unwrap();
+                cmd.arg("-c").arg(conf);
+            }
+            None => {
+                cmd.arg("-sd").arg(data);
+            }
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -102,6 +120,10 @@ pub fn origin_with(url: &str, speed: u32, record: &Path, edit: impl FnOnce(&mut 
     let url = url.to_owned();
     let record = record.to_owned();
     start(move |c| {
+        // The default, 8 GiB, is more than JetStream reserves on a host with under ~11 GiB
+        // of free disk (its default limit is three quarters of that): JetStream would refuse
+        // the stream. The session's stream takes ~3 MB.
+        c.nats.max_mib = 64;
         edit(c);
         c.feed.speed = speed;
         c.feed.repeat = false;

@@ -29,7 +29,8 @@ pub struct LogStatus {
     pub role: &'static str,
     /// `live`, or why not. An edge: `connecting`, `catching_up`, `nats_down`,
     /// `origin_silent`, `truncated` (the records it needs are older than the stream keeps),
-    /// `log_error`. An origin: `connecting`, `nats_down` (records held until NATS is back),
+    /// `log_error`. An origin: `connecting`, `no_stream` (JetStream refuses the run's stream:
+    /// records held until it takes it), `nats_down` (records held until NATS is back),
     /// `given_up` (see docs/scale-out.md).
     pub state: &'static str,
     /// What happened, for people.

@@ -14,7 +14,10 @@
 //! publishes are in flight; acknowledgements are taken in order. On any failure it asks the
 //! stream where it stands (`last_sequence`) and publishes again from the next record. Each
 //! run starts a fresh stream (the old run's records describe an engine that no longer
-//! exists), so stream sequence 1 is the run's first record.
+//! exists), so stream sequence 1 is the run's first record. While JetStream refuses to
+//! create it (most often: `max_bytes` over what its file storage may reserve), the state is
+//! `no_stream` with the server's answer, the records are held as while NATS is down (bounded
+//! by `max_backlog`), and the thread asks again every [`RETRY`].
 
 use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
@@ -22,9 +25,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_nats::jetstream::context::PublishError;
+use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind, PublishError};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -74,6 +78,8 @@ struct Shared {
     errors: AtomicU64,
     /// The run's log was given up (see the module docs).
     broken: AtomicBool,
+    /// JetStream refused the run's stream, and it was not created since.
+    no_stream: AtomicBool,
     /// Edge commands taken, and refused as malformed.
     commands: AtomicU64,
     commands_refused: AtomicU64,
@@ -204,29 +210,11 @@ impl Publisher {
     }
 
     /// The publication's state, when it changed since the last call (for the `status`
-    /// channel's `log` entry): `connecting`, `live`, `nats_down` (records held), `given_up`.
+    /// channel's `log` entry): `connecting`, `live`, `no_stream` (JetStream refuses the
+    /// run's stream: records held), `nats_down` (records held), `given_up`.
     pub fn take_log_status(&mut self, now: u64) -> Option<tape_core::server::LogStatus> {
-        let s = &self.shared;
-        let acked = s.acked.load(Ordering::Relaxed);
-        let (state, reason) = if s.broken.load(Ordering::Relaxed) {
-            (
-                "given_up",
-                s.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
-            )
-        } else if s.connected.load(Ordering::Relaxed) {
-            ("live", String::new())
-        } else if s.ever_connected.load(Ordering::Relaxed) {
-            (
-                "nats_down",
-                format!(
-                    "not connected to {}: {} record(s) held until it is back",
-                    self.cfg.url,
-                    self.seq.saturating_sub(acked)
-                ),
-            )
-        } else {
-            ("connecting", format!("connecting to {}", self.cfg.url))
-        };
+        let (state, reason) = self.state();
+        let acked = self.shared.acked.load(Ordering::Relaxed);
         if state == self.reported.0 {
             return None;
         }
@@ -239,6 +227,30 @@ impl Publisher {
             origin: self.seq,
             since_ns: now,
         })
+    }
+
+    /// Where the publication stands, and why when it is not `live`.
+    fn state(&self) -> (&'static str, String) {
+        let s = &self.shared;
+        let last_error = || s.last_error.lock().map(|e| e.clone()).unwrap_or_default();
+        if s.broken.load(Ordering::Relaxed) {
+            ("given_up", last_error())
+        } else if s.connected.load(Ordering::Relaxed) && s.no_stream.load(Ordering::Relaxed) {
+            ("no_stream", last_error())
+        } else if s.connected.load(Ordering::Relaxed) {
+            ("live", String::new())
+        } else if s.ever_connected.load(Ordering::Relaxed) {
+            let held = self.seq.saturating_sub(s.acked.load(Ordering::Relaxed));
+            (
+                "nats_down",
+                format!(
+                    "not connected to {}: {held} record(s) held until it is back",
+                    self.cfg.url
+                ),
+            )
+        } else {
+            ("connecting", format!("connecting to {}", self.cfg.url))
+        }
     }
 
     /// The next command an edge forwarded, if any.
@@ -317,8 +329,11 @@ impl Publisher {
     /// The figures of `/status`.
     pub fn status_json(&self) -> serde_json::Value {
         let s = &self.shared;
+        let (state, reason) = self.state();
         serde_json::json!({
             "role": "origin",
+            "state": state,
+            "reason": reason,
             "url": self.cfg.url,
             "subject": self.cfg.subject,
             "stream": self.cfg.stream,
@@ -460,10 +475,39 @@ async fn publish_loop(
             })
             .await;
         match created {
-            Ok(_) => break,
+            Ok(_) => {
+                if sh.no_stream.swap(false, Ordering::Relaxed) {
+                    eprintln!(
+                        "tape: nats: stream {} created; publishing run {run}",
+                        cfg.stream
+                    );
+                }
+                break;
+            }
             Err(e) => {
-                sh.note(format!("create stream {}: {e}", cfg.stream));
+                let why = create_refused(&cfg, &e);
+                if !sh.no_stream.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "tape: nats: {why}; records are held (at most nats.max_backlog = {}) \
+                         and the stream is asked for again every {} ms",
+                        cfg.max_backlog,
+                        RETRY.as_millis()
+                    );
+                }
+                sh.note(why);
                 absorb(&mut rx, &mut pending, RETRY).await;
+                sh.backlog.store(pending.len() as u64, Ordering::Relaxed);
+                if pending.len() > cfg.max_backlog {
+                    let msg = format!(
+                        "more than nats.max_backlog = {} records held while the stream {} \
+                         could not be created: the log of run {run} is given up",
+                        cfg.max_backlog, cfg.stream
+                    );
+                    eprintln!("tape: nats: {msg}");
+                    sh.note(msg);
+                    sh.broken.store(true, Ordering::Relaxed);
+                    return;
+                }
             }
         }
     }
@@ -585,6 +629,32 @@ async fn publish_loop(
             () = tokio::time::sleep(RETRY), if !open && pending.is_empty() => return,
         }
     }
+}
+
+/// Why JetStream did not create the run's stream, with what the operator can do when the
+/// server says what is wrong.
+fn create_refused(cfg: &NatsConfig, e: &CreateStreamError) -> String {
+    let hint = match e.kind() {
+        CreateStreamErrorKind::JetStream(j)
+            if [
+                ErrorCode::STORAGE_RESOURCES_EXCEEDED,
+                ErrorCode::INSUFFICIENT_RESOURCES,
+            ]
+            .contains(&j.error_code()) =>
+        {
+            format!(
+                " (the server cannot reserve nats.max_mib = {} MiB for it: its JetStream \
+                 storage, max_file_store, is by default three quarters of its disk's free \
+                 space when it starts; lower nats.max_mib or give JetStream more)",
+                cfg.max_bytes >> 20
+            )
+        }
+        CreateStreamErrorKind::JetStreamUnavailable => {
+            " (is JetStream enabled on the server: nats-server -js?)".to_owned()
+        }
+        _ => String::new(),
+    };
+    format!("create stream {}: {e}{hint}", cfg.stream)
 }
 
 /// The stream's last sequence, once its last message is checked to be this run's record of
