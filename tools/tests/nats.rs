@@ -469,6 +469,11 @@ fn records_held_for_a_refused_stream_are_bounded_by_max_backlog() {
         reason.contains("nats.max_backlog = 1000") && reason.contains("could not be created"),
         "{s}"
     );
-    // The journal keeps every record all the same.
+    // The node journals and offers the whole session all the same.
+    let n = session_records();
+    let s = wait_status(o.addr, "the origin journals the whole session", |s| {
+        s["nats"]["published"] == n
+    });
     assert_eq!(s["journal"]["state"], "ok", "{s}");
+    assert_eq!(s["nats"]["state"], "given_up", "{s}");
 }

@@ -201,9 +201,15 @@ impl Publisher {
             self.run,
             self.cfg.stream,
             if shared.broken.load(Ordering::Relaxed) {
-                "the log was given up"
+                "the log was given up".to_owned()
+            } else if shared.no_stream.load(Ordering::Relaxed) {
+                shared
+                    .last_error
+                    .lock()
+                    .map(|e| e.clone())
+                    .unwrap_or_default()
             } else {
-                "NATS did not take them in time"
+                "NATS did not take them in time".to_owned()
             }
         );
         false
