@@ -158,8 +158,8 @@ thread_local! {
     /// ~130 µs for one [`WINDOW`]), and by default glibc hands a freed quarter megabyte back
     /// to the system (the `tape` binary tunes that away, `tape_tools::alloc`; a process that
     /// embeds this crate may not). A thread that opens reader after reader (replay on demand,
-    /// the benches) reads into pages it already has instead. Per thread, so no lock is taken and a reader's buffer
-    /// stays with the thread (and the core's caches) that read into it.
+    /// the benches) reads into pages it already has instead. Per thread, so no lock is taken
+    /// and a reader's buffer stays with the thread (and the core's caches) that read into it.
     static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
