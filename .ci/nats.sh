@@ -5,7 +5,8 @@
 # for 2 s recover exactly; nats-server killed and restarted; an origin restarted is a new run
 # the edges follow; an edge needing records the stream dropped says so and serves nothing;
 # an origin whose stream JetStream refuses says why, holds the records (bounded) and publishes
-# them once the server has room;
+# them once the server has room; records held for a refused stream or while NATS is down are
+# bounded by nats.max_backlog;
 # and tools/tests/nats_private.rs:
 # a trader on an edge places a bracket that fills, every node agrees on the account, a
 # second user on another edge sees none of it. Each test starts its own

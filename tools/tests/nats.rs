@@ -477,3 +477,30 @@ fn records_held_for_a_refused_stream_are_bounded_by_max_backlog() {
     assert_eq!(s["journal"]["state"], "ok", "{s}");
     assert_eq!(s["nats"]["state"], "given_up", "{s}");
 }
+
+#[test]
+#[ignore = "needs nats-server: run by .ci/nats.sh"]
+fn records_held_while_nats_is_down_are_bounded_by_max_backlog() {
+    let mut nats = Nats::start();
+    let n = session_records();
+    let (_d, journal) = tmp();
+    // At the recorded pace (~1,000 records/s) the bound is crossed after the first
+    // acknowledgements time out (5 s), while the publisher waits to find where the stream
+    // stands, not while it publishes.
+    let o = support::nats::origin_with(&nats.url(), 1, &journal, |c| c.nats.max_backlog = 7000);
+    wait_status(o.addr, "the origin publishes", |s| {
+        s["nats"]["acked"].as_u64().unwrap_or(0) > 0
+    });
+    nats.kill();
+    let s = wait_status(o.addr, "the origin gives the run's log up", |s| {
+        s["nats"]["state"] == "given_up"
+    });
+    let reason = s["nats"]["reason"].as_str().unwrap();
+    assert!(reason.contains("nats.max_backlog = 7000"), "{s}");
+    assert!(s["nats"]["backlog"].as_u64().unwrap() > 7000, "{s}");
+    // It journals the whole session all the same.
+    let s = wait_status(o.addr, "the origin journals the whole session", |s| {
+        s["nats"]["published"] == n
+    });
+    assert_eq!(s["journal"]["state"], "ok", "{s}");
+}

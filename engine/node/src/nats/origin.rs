@@ -502,16 +502,13 @@ async fn publish_loop(
                 }
                 sh.note(why);
                 absorb(&mut rx, &mut pending, RETRY).await;
-                sh.backlog.store(pending.len() as u64, Ordering::Relaxed);
-                if pending.len() > cfg.max_backlog {
-                    let msg = format!(
-                        "more than nats.max_backlog = {} records held while the stream {} \
-                         could not be created: the log of run {run} is given up",
-                        cfg.max_backlog, cfg.stream
-                    );
-                    eprintln!("tape: nats: {msg}");
-                    sh.note(msg);
-                    sh.broken.store(true, Ordering::Relaxed);
+                if over_backlog(
+                    &cfg,
+                    run,
+                    &sh,
+                    &pending,
+                    " while the stream could not be created",
+                ) {
                     return;
                 }
             }
@@ -525,7 +522,9 @@ async fn publish_loop(
     let mut resync = false;
     let mut open = true;
     loop {
-        if sh.broken.load(Ordering::Relaxed) {
+        // Every path that holds records (a resync that waits, a failed publish, records
+        // arriving faster than acknowledgements) comes back here.
+        if sh.broken.load(Ordering::Relaxed) || over_backlog(&cfg, run, &sh, &pending, "") {
             return;
         }
         if resync {
@@ -579,16 +578,6 @@ async fn publish_loop(
                 }
             }
         }
-        sh.backlog.store(pending.len() as u64, Ordering::Relaxed);
-        if pending.len() > cfg.max_backlog {
-            sh.note(format!(
-                "more than nats.max_backlog = {} records unacknowledged: the log of run {run} \
-                 is given up",
-                cfg.max_backlog
-            ));
-            sh.broken.store(true, Ordering::Relaxed);
-            return;
-        }
         if resync {
             absorb(&mut rx, &mut pending, RETRY).await;
             continue;
@@ -635,6 +624,30 @@ async fn publish_loop(
             () = tokio::time::sleep(RETRY), if !open && pending.is_empty() => return,
         }
     }
+}
+
+/// Publishes the count of held records; past `max_backlog` gives the run's log up (said in
+/// `/status` and on stderr) and returns true.
+fn over_backlog(
+    cfg: &NatsConfig,
+    run: u64,
+    sh: &Shared,
+    pending: &VecDeque<Out>,
+    while_: &str,
+) -> bool {
+    sh.backlog.store(pending.len() as u64, Ordering::Relaxed);
+    if pending.len() <= cfg.max_backlog {
+        return false;
+    }
+    let msg = format!(
+        "more than nats.max_backlog = {} records unacknowledged{while_}: the log of run {run} \
+         is given up",
+        cfg.max_backlog
+    );
+    eprintln!("tape: nats: {msg}");
+    sh.note(msg);
+    sh.broken.store(true, Ordering::Relaxed);
+    true
 }
 
 /// Why JetStream did not create the run's stream, with what the operator can do when the
